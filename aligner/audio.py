@@ -1,0 +1,155 @@
+"""Audio codecs of the call (s16le, mulaw), resampling and file decoding with PyAV.
+
+Samples inside the project are mono ``numpy.int16`` arrays; bytes on the wire are in the call's
+``audio_encoding``. Resampling and file decoding go through PyAV (FFmpeg's libswresample).
+
+>>> import numpy as np
+>>> pcm = np.array([0, 1000, -1000, 32767, -32768], dtype=np.int16)
+>>> decode(encode(pcm, "s16le"), "s16le").tolist()
+[0, 1000, -1000, 32767, -32768]
+>>> len(encode(pcm, "mulaw"))
+5
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError
+
+__all__ = [
+    "ENCODINGS",
+    "MIN_RATE",
+    "MAX_RATE",
+    "bytes_per_sample",
+    "check_rate",
+    "decode",
+    "duration",
+    "encode",
+    "load",
+    "resample",
+]
+
+ENCODINGS = ("s16le", "mulaw")
+MIN_RATE = 8000
+MAX_RATE = 48000
+
+_MULAW_BIAS = 0x84
+
+
+def _mulaw_decode_table() -> np.ndarray:
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    sign = u & 0x80
+    exponent = (u >> 4) & 0x07
+    mantissa = u & 0x0F
+    magnitude = (((mantissa << 3) + _MULAW_BIAS) << exponent) - _MULAW_BIAS
+    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
+
+
+def _mulaw_encode_table() -> np.ndarray:
+    # Index: the int16 sample's uint16 bit pattern (65536 entries); value: the mulaw byte.
+    # Same arithmetic as the Sun G.711 reference (and CPython's audioop): 14-bit magnitude.
+    s = np.arange(65536, dtype=np.int32)
+    pcm = np.where(s >= 32768, s - 65536, s) >> 2
+    mask = np.where(pcm < 0, 0x7F, 0xFF)
+    pcm = np.minimum(np.abs(pcm), 8159) + 0x21
+    seg = np.searchsorted(np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]), pcm)
+    uval = np.where(seg >= 8, 0x7F, (seg << 4) | ((pcm >> (seg + 1)) & 0x0F))
+    return (uval ^ mask).astype(np.uint8)
+
+
+_MULAW_TO_PCM = _mulaw_decode_table()
+_PCM_TO_MULAW = _mulaw_encode_table()
+
+
+def check_encoding(encoding: str) -> str:
+    """Return ``encoding`` if it is one the protocol knows, else raise :class:`AudioError`."""
+    if encoding not in ENCODINGS:
+        raise AudioError(f"unknown audio encoding {encoding!r}; expected one of {ENCODINGS}")
+    return encoding
+
+
+def check_rate(sample_rate: int) -> int:
+    """Return ``sample_rate`` if it is within 8000–48000 Hz, else raise :class:`AudioError`."""
+    if not isinstance(sample_rate, int) or not MIN_RATE <= sample_rate <= MAX_RATE:
+        raise AudioError(f"sample rate {sample_rate!r} is outside {MIN_RATE}-{MAX_RATE} Hz")
+    return sample_rate
+
+
+def bytes_per_sample(encoding: str) -> int:
+    """2 for s16le, 1 for mulaw."""
+    return 2 if check_encoding(encoding) == "s16le" else 1
+
+
+def decode(data: bytes, encoding: str) -> np.ndarray:
+    """Decode wire bytes into int16 samples.
+
+    Raises:
+        AudioError: unknown encoding, or an odd number of bytes for s16le.
+    """
+    if check_encoding(encoding) == "s16le":
+        if len(data) % 2:
+            raise AudioError(f"s16le audio needs an even byte count, got {len(data)} bytes")
+        return np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
+    return _MULAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)]
+
+
+def encode(samples: np.ndarray, encoding: str) -> bytes:
+    """Encode int16 samples into wire bytes."""
+    samples = np.asarray(samples, dtype=np.int16)
+    if check_encoding(encoding) == "s16le":
+        return samples.astype("<i2", copy=False).tobytes()
+    return _PCM_TO_MULAW[samples.view(np.uint16)].tobytes()
+
+
+def duration(nbytes: int, encoding: str, sample_rate: int) -> float:
+    """Seconds of audio in ``nbytes`` bytes of the given encoding and rate."""
+    return nbytes / bytes_per_sample(encoding) / sample_rate
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample mono int16 samples with libswresample (PyAV). Output length is exact:
+    ``round(len(samples) * to_rate / from_rate)``."""
+    samples = np.asarray(samples, dtype=np.int16)
+    if from_rate == to_rate or len(samples) == 0:
+        return samples.copy() if from_rate == to_rate else np.zeros(0, np.int16)
+    import av
+
+    want = round(len(samples) * to_rate / from_rate)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = from_rate
+    rs = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
+    parts = [f.to_ndarray().reshape(-1) for f in rs.resample(frame)]
+    parts += [f.to_ndarray().reshape(-1) for f in rs.resample(None)]
+    out = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    if len(out) < want:
+        out = np.concatenate([out, np.zeros(want - len(out), np.int16)])
+    return out[:want].astype(np.int16, copy=False)
+
+
+def load(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode any audio file PyAV can read (wav, mp3, ogg, m4a, ...) to mono int16 at ``sample_rate``.
+
+    Raises:
+        AudioError: the file is missing or holds no decodable audio stream.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioError(f"no audio stream in {path}")
+            rs = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+            parts = []
+            for frame in container.decode(audio=0):
+                frame.pts = None
+                parts += [f.to_ndarray().reshape(-1) for f in rs.resample(frame)]
+            parts += [f.to_ndarray().reshape(-1) for f in rs.resample(None)]
+    except av.FFmpegError as exc:
+        raise AudioError(f"cannot decode {path}: {exc}") from exc
+    return np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)

@@ -1,0 +1,74 @@
+"""The ``aligner`` command line: one entry point, one module per sub-command.
+
+Each sub-command module in this package defines ``HELP`` (one line), ``EXAMPLES`` (text shown
+at the end of ``--help``), ``add_arguments(parser)`` and ``run(args) -> int``. Modules import
+heavy dependencies inside ``run`` so ``aligner --help`` stays fast. Library errors
+(:class:`aligner.errors.AlignerError`) become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import AlignerError
+
+__all__ = ["main"]
+
+# sub-command -> module in this package (constant table)
+COMMANDS = {
+    "run": "run",
+    "emulate": "emulate",
+    "record": "record",
+    "replay": "replay",
+    "align": "align",
+    "timeline": "timeline",
+    "render": "render",
+    "renderers": "renderers",
+    "visemes": "visemes",
+    "serve": "serve",
+}
+
+
+def _parser(modules: dict) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aligner",
+        description="Word, character, phone and viseme timelines for voice-agent audio websockets.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in modules.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                           epilog=getattr(module, "EXAMPLES", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    modules = {}
+    for name, mod in COMMANDS.items():
+        try:
+            modules[name] = importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{mod}":
+                raise
+    parser = _parser(modules)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except AlignerError as exc:
+        print(f"aligner {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"aligner {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,80 @@
+"""Exceptions raised by the aligner package.
+
+Hierarchy (every exception derives from :class:`AlignerError`)::
+
+    AlignerError
+    ├── AudioError              bad audio: unknown encoding, odd byte count, undecodable file
+    ├── ProtocolError           a frame that cannot be understood (the peer's fault)
+    ├── CaptureError            a capture directory that cannot be read or written
+    ├── AlignmentError          the aligner was given something it cannot align
+    ├── MissingBackendError     an optional backend is not installed (names the extra)
+    └── RendererError           unknown renderer or a renderer that failed
+
+Each exception carries the offending values as attributes and builds its message from them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlignerError",
+    "AlignmentError",
+    "AudioError",
+    "CaptureError",
+    "MissingBackendError",
+    "ProtocolError",
+    "RendererError",
+]
+
+
+class AlignerError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class AudioError(AlignerError):
+    """Audio that cannot be decoded, encoded or resampled."""
+
+
+class ProtocolError(AlignerError):
+    """A frame the protocol codec cannot turn into an event.
+
+    Attributes:
+        frame: the offending frame (truncated to 200 characters/bytes).
+        reason: why it was rejected.
+    """
+
+    def __init__(self, reason: str, frame: str | bytes | None = None) -> None:
+        self.reason = reason
+        self.frame = frame[:200] if frame is not None else None
+        super().__init__(reason if frame is None else f"{reason}: {self.frame!r}")
+
+    def __reduce__(self):  # keep picklable with two arguments
+        return (type(self), (self.reason, self.frame))
+
+
+class CaptureError(AlignerError):
+    """A capture directory that cannot be read or written."""
+
+
+class AlignmentError(AlignerError):
+    """Input the aligner cannot work with."""
+
+
+class MissingBackendError(AlignerError):
+    """An optional backend is not installed.
+
+    Attributes:
+        backend: what is missing (e.g. ``"espeak-ng"``).
+        extra: the pip extra that installs it (e.g. ``"speech"``).
+    """
+
+    def __init__(self, backend: str, extra: str) -> None:
+        self.backend = backend
+        self.extra = extra
+        super().__init__(f"{backend} is not installed: pip install 'aligner[{extra}]'")
+
+    def __reduce__(self):
+        return (type(self), (self.backend, self.extra))
+
+
+class RendererError(AlignerError):
+    """An unknown renderer name, or a renderer that failed."""

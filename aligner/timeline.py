@@ -1,0 +1,273 @@
+"""The ``Timeline``: the contract between the core and the renderers.
+
+A timeline is immutable data on the *session clock* (seconds, 0 = websocket open). It holds the
+utterances of both speakers with their word, character and phone timings, the session events
+(``clear``, metadata, turn changes) and the audio tracks as heard. It serialises to
+``timeline.json`` (see ``docs/timeline.md`` for the schema) and back without loss.
+
+>>> w = Word("Hello", 0.10, 0.42, 0, 5)
+>>> u = Utterance("agent", 0.10, 0.42, "Hello", words=(w,))
+>>> tl = Timeline(utterances=(u,), duration=1.0)
+>>> Timeline.from_json(tl.to_json()) == tl
+True
+>>> [x.word for x in tl.utterances[0].heard_words]
+['Hello']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AudioTrack",
+    "Char",
+    "Phone",
+    "Timeline",
+    "TimelineEvent",
+    "Utterance",
+    "Word",
+    "write_atomic",
+]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A word (a whitespace token without its surrounding punctuation) of ``Utterance.text``.
+
+    ``text[char_start:char_end]`` is the word. ``played`` is False for words the listener never
+    heard (cut by a ``clear`` before they started); those have ``start == end`` at the clear.
+    """
+
+    word: str
+    start: float
+    end: float
+    char_start: int
+    char_end: int
+    played: bool = True
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"word {self.word!r} ends ({self.end}) before it starts ({self.start})")
+
+
+@dataclass(frozen=True, slots=True)
+class Char:
+    """One character of ``Utterance.text`` (whitespace and punctuation included) with its time."""
+
+    char: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """An ARPAbet phone (stress digits stripped, ``"sil"`` for pauses), with the word it is in."""
+
+    phone: str
+    start: float
+    end: float
+    word_index: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One stretch of speech by one speaker.
+
+    ``interrupted`` is True when a ``clear`` cut it; ``end`` is then the clear's time.
+    """
+
+    speaker: str  # "agent" | "user"
+    start: float
+    end: float
+    text: str
+    interrupted: bool = False
+    words: tuple[Word, ...] = ()
+    chars: tuple[Char, ...] = ()
+    phones: tuple[Phone, ...] = ()
+
+    @property
+    def heard_words(self) -> tuple[Word, ...]:
+        """The words the listener heard (``played``), in order."""
+        return tuple(w for w in self.words if w.played)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """A session event at time ``t``: ``kind`` is ``"clear"``, ``"metadata"``, ``"turn"``,
+    ``"error"``, ...; ``data`` its JSON payload (metadata value, ``{"turn": "user_turn"}``...)."""
+
+    t: float
+    kind: str
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioTrack:
+    """A mono track on the session clock (sample 0 = time 0), silence where nobody speaks.
+
+    ``path`` (relative to the timeline file, or absolute) names a WAV file holding it; in memory,
+    ``samples`` may hold it instead. ``speaker`` is ``"agent"`` (as played: cleared audio removed)
+    or ``"user"`` (as sent).
+    """
+
+    speaker: str
+    sample_rate: int
+    path: str | None = None
+    samples: np.ndarray | None = field(default=None, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, AudioTrack) and (self.speaker, self.sample_rate, self.path)
+                == (other.speaker, other.sample_rate, other.path))
+
+    def __hash__(self) -> int:
+        return hash((self.speaker, self.sample_rate, self.path))
+
+    def load(self, base: str | Path | None = None) -> np.ndarray:
+        """The samples (int16), from memory or decoded from ``path`` (relative to ``base``)."""
+        if self.samples is not None:
+            return self.samples
+        if self.path is None:
+            return np.zeros(0, np.int16)
+        from .audio import load
+
+        p = Path(self.path)
+        if base is not None and not p.is_absolute():
+            p = Path(base) / p
+        return load(p, self.sample_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Everything a renderer needs: utterances, events and audio, on the session clock."""
+
+    utterances: tuple[Utterance, ...] = ()
+    events: tuple[TimelineEvent, ...] = ()
+    audio: tuple[AudioTrack, ...] = ()
+    duration: float = 0.0
+    metadata: tuple[tuple[str, Any], ...] = ()  # call facts: call_id, encoding, sample_rate...
+    version: int = SCHEMA_VERSION
+
+    # --- views ---------------------------------------------------------------------------------
+    def speaker(self, name: str) -> tuple[Utterance, ...]:
+        """The utterances of one speaker, in time order."""
+        return tuple(u for u in self.utterances if u.speaker == name)
+
+    def track(self, speaker: str) -> AudioTrack | None:
+        """The audio track of ``speaker``, or None."""
+        return next((a for a in self.audio if a.speaker == speaker), None)
+
+    def with_audio(self, *tracks: AudioTrack) -> Timeline:
+        """A copy with these audio tracks instead."""
+        return replace(self, audio=tuple(tracks))
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the ``timeline.json`` schema)."""
+        return {
+            "version": self.version,
+            "duration": round(self.duration, 6),
+            "metadata": dict(self.metadata),
+            "utterances": [
+                {
+                    "speaker": u.speaker,
+                    "start": _r(u.start),
+                    "end": _r(u.end),
+                    "text": u.text,
+                    "interrupted": u.interrupted,
+                    "words": [
+                        {"word": w.word, "start": _r(w.start), "end": _r(w.end),
+                         "char_start": w.char_start, "char_end": w.char_end, "played": w.played}
+                        for w in u.words
+                    ],
+                    "chars": [{"char": c.char, "start": _r(c.start), "end": _r(c.end)}
+                              for c in u.chars],
+                    "phones": [{"phone": p.phone, "start": _r(p.start), "end": _r(p.end),
+                                "word_index": p.word_index} for p in u.phones],
+                }
+                for u in self.utterances
+            ],
+            "events": [{"t": _r(e.t), "kind": e.kind, "data": e.data} for e in self.events],
+            "audio": [{"speaker": a.speaker, "sample_rate": a.sample_rate, "path": a.path}
+                      for a in self.audio],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Timeline:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: a newer schema version, or a malformed document.
+        """
+        version = d.get("version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(f"unsupported timeline version {version!r} (this reads <= {SCHEMA_VERSION})")
+        try:
+            return cls(
+                version=version,
+                duration=float(d.get("duration", 0.0)),
+                metadata=tuple(sorted(d.get("metadata", {}).items())),
+                utterances=tuple(
+                    Utterance(
+                        speaker=u["speaker"], start=u["start"], end=u["end"], text=u["text"],
+                        interrupted=u.get("interrupted", False),
+                        words=tuple(Word(w["word"], w["start"], w["end"], w["char_start"],
+                                         w["char_end"], w.get("played", True)) for w in u.get("words", ())),
+                        chars=tuple(Char(c["char"], c["start"], c["end"]) for c in u.get("chars", ())),
+                        phones=tuple(Phone(p["phone"], p["start"], p["end"], p.get("word_index", -1))
+                                     for p in u.get("phones", ())),
+                    )
+                    for u in d.get("utterances", ())
+                ),
+                events=tuple(TimelineEvent(e["t"], e["kind"], e.get("data")) for e in d.get("events", ())),
+                audio=tuple(AudioTrack(a["speaker"], a["sample_rate"], a.get("path"))
+                            for a in d.get("audio", ())),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed timeline document: {exc!r}") from exc
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> Timeline:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``timeline.json`` atomically (temp file + rename)."""
+        return write_atomic(path, self.to_json(indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Timeline:
+        """Read a ``timeline.json``."""
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,128 @@
+"""Renderers: turn a :class:`aligner.Timeline` into files (batch) or a stream of items (live).
+
+Adding a renderer, in four steps:
+
+1. Subclass :class:`Renderer`; set ``name``, ``extensions`` and a one-line ``description``.
+2. Implement :meth:`Renderer.render_to` (write one output file to an open binary file object) or,
+   for multi-file outputs, override :meth:`Renderer.render` (write into a folder).
+3. Optionally implement :meth:`Renderer.live` returning a :class:`LiveRenderer`.
+4. Register it: built-ins are listed in ``BUILTIN`` below; third parties declare an entry point
+   in the ``aligner.renderers`` group (``myname = "mypkg.module:MyRenderer"``), read lazily.
+
+>>> sorted(available())[:2]                             # doctest: +SKIP
+['ass', 'json']
+>>> get("nope")
+Traceback (most recent call last):
+...
+aligner.errors.RendererError: unknown renderer 'nope'; known: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+from aligner.errors import RendererError
+from aligner.timeline import Timeline, write_atomic
+
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "LiveRenderer", "Renderer", "available", "get"]
+
+ENTRY_POINT_GROUP = "aligner.renderers"
+
+# name -> "module:Class"; constant table, imported only when asked for.
+BUILTIN: dict[str, str] = {}
+
+
+class LiveRenderer:
+    """Incremental form of a renderer: fed the growing timeline, emits items once they are final.
+
+    ``feed(timeline, final_until)`` is called whenever the timeline grows; everything before
+    ``final_until`` (seconds, session clock) will not change any more. It returns the new output
+    items (strings, dicts...) that became final. ``finish(timeline)`` returns the rest.
+    """
+
+    def feed(self, timeline: Timeline, final_until: float) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def finish(self, timeline: Timeline) -> Sequence[Any]:
+        return self.feed(timeline, float("inf"))
+
+
+class Renderer:
+    """Base class of every renderer. Options are keyword arguments of the constructor."""
+
+    name: ClassVar[str] = ""
+    extensions: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    # --- layers: file object -> path -> string --------------------------------------------------
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        """Write the output for ``timeline`` to the binary file object ``fp``.
+
+        ``base`` is the folder that relative audio paths in the timeline are relative to.
+        """
+        raise NotImplementedError(f"renderer {self.name!r} writes folders; use render()")
+
+    def render(self, timeline: Timeline, out_dir: str | Path, *, stem: str = "call",
+               base: Path | None = None) -> list[Path]:
+        """Write the output(s) into ``out_dir`` atomically and return their paths."""
+        buf = io.BytesIO()
+        self.render_to(timeline, buf, base=base)
+        return [write_atomic(Path(out_dir) / f"{stem}{self.extensions[0]}", buf.getvalue())]
+
+    def render_string(self, timeline: Timeline) -> str:
+        """The output as text (text formats only)."""
+        buf = io.BytesIO()
+        self.render_to(timeline, buf)
+        return buf.getvalue().decode("utf-8")
+
+    def live(self) -> LiveRenderer | None:
+        """A fresh :class:`LiveRenderer`, or None if this renderer only works in batch."""
+        return None
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> dict[str, str]:
+    """Every installed renderer: name -> one-line description (loads each class)."""
+    out = {}
+    for name in sorted(set(BUILTIN) | set(_entry_points())):
+        try:
+            out[name] = get(name).description
+        except RendererError as exc:
+            out[name] = f"(broken: {exc})"
+    return out
+
+
+def get(name: str) -> type[Renderer]:
+    """The renderer class registered as ``name`` (built-in first, then entry points).
+
+    Raises:
+        RendererError: unknown name (the message lists the known ones), or a broken plugin.
+    """
+    try:
+        if name in BUILTIN:
+            module, _, attr = BUILTIN[name].partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+        else:
+            eps = _entry_points()
+            if name not in eps:
+                known = ", ".join(sorted(set(BUILTIN) | set(eps))) or "none"
+                raise RendererError(f"unknown renderer {name!r}; known: {known}")
+            cls = eps[name].load()
+    except RendererError:
+        raise
+    except Exception as exc:  # a plugin that fails to import must not take the CLI down
+        raise RendererError(f"renderer {name!r} failed to load: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Renderer)):
+        raise RendererError(f"renderer {name!r} is not a Renderer subclass: {cls!r}")
+    return cls
