@@ -8,7 +8,8 @@ Hierarchy (every exception derives from :class:`AlignerError`)::
     ├── CaptureError            a capture directory that cannot be read or written
     ├── AlignmentError          the aligner was given something it cannot align
     ├── MissingBackendError     an optional backend is not installed (names the extra)
-    └── RendererError           unknown renderer or a renderer that failed
+    ├── RendererError           unknown renderer or a renderer that failed
+    └── SessionError            a session fed after it finished
 
 Each exception carries the offending values as attributes and builds its message from them.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "MissingBackendError",
     "ProtocolError",
     "RendererError",
+    "SessionError",
 ]
 
 
@@ -78,3 +80,7 @@ class MissingBackendError(AlignerError):
 
 class RendererError(AlignerError):
     """An unknown renderer name, or a renderer that failed."""
+
+
+class SessionError(AlignerError):
+    """A :class:`aligner.session.Session` used against its rules (fed after it finished)."""

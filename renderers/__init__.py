@@ -34,7 +34,22 @@ __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "LiveRenderer", "Renderer", "availabl
 ENTRY_POINT_GROUP = "aligner.renderers"
 
 # name -> "module:Class"; constant table, imported only when asked for.
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "srt": "renderers.subtitles:SRT",
+    "vtt": "renderers.subtitles:VTT",
+    "vtt-karaoke": "renderers.subtitles:VTTKaraoke",
+    "ass": "renderers.subtitles:ASS",
+    "ttml": "renderers.subtitles:TTML",
+    "textgrid": "renderers.wordtimes:TextGrid",
+    "json": "renderers.wordtimes:WordsJSON",
+    "visemes": "renderers.visemes:VisemeJsonl",
+    "polly": "renderers.visemes:PollyMarks",
+    "rhubarb": "renderers.visemes:RhubarbJson",
+    "rhubarb-tsv": "renderers.visemes:RhubarbTsv",
+    "moho": "renderers.visemes:MohoDat",
+    "blendshapes": "renderers.visemes:BlendshapesCsv",
+    "blendshapes-json": "renderers.visemes:BlendshapesJson",
+}
 
 
 class LiveRenderer:

@@ -1,0 +1,93 @@
+"""pocketsphinx forced alignment (its US English acoustic model and the CMU dictionary).
+
+The text is normalised (:mod:`aligner.text`), words pocketsphinx does not know are added to its
+dictionary with our phones (:mod:`aligner.pronounce`), and the decoder aligns the word sequence
+as a grammar at 100 frames per second. Filler (silence) words are disabled in the grammar: with
+them, pocketsphinx tends to absorb clean TTS speech into one long silence. When the search cannot
+reach the end of the grammar, the tokens it did not reach are returned as ``None``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+
+import numpy as np
+
+from .audio import resample
+from .text import Token, spoken
+
+__all__ = ["acoustic_spans"]
+
+log = logging.getLogger(__name__)
+
+_RATE = 16000
+_PAD = 0.1  # seconds of silence around the clip: the model wants a start and an end
+
+
+@functools.cache
+def _config() -> dict:
+    return {"lm": None, "loglevel": "FATAL", "beam": 1e-100, "wbeam": 1e-80, "pbeam": 1e-100,
+            "fsgusefiller": False}
+
+
+def _decoder():
+    from pocketsphinx import Decoder
+
+    return Decoder(**_config())
+
+
+def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
+                   prons: list[tuple[tuple[str, ...], ...]], decoder=None,
+                   ) -> list[tuple[float, float] | None]:
+    """(start, end) seconds per token from pocketsphinx, ``None`` for tokens it did not reach.
+
+    Args:
+        pcm: int16 mono samples; sample_rate: their rate.
+        tokens, prons: from :func:`aligner.text.tokenize` / :func:`aligner.pronounce.token_phones`.
+        decoder: a pocketsphinx ``Decoder`` to reuse (made with this module's settings if None).
+    """
+    d = decoder or _decoder()
+    words: list[tuple[int, str]] = []  # (token index, dictionary word)
+    for k, (tok, pr) in enumerate(zip(tokens, prons, strict=True)):
+        for i, (w, ph) in enumerate(zip(spoken(tok.word), pr, strict=False)):
+            name = re.sub(r"[^a-z']", "", w.lower()) or f"w{k}x{i}"
+            if d.lookup_word(name) is None:
+                name = f"{name}_{k}_{i}"
+                d.add_word(name, " ".join(ph), True)
+            words.append((k, name))
+    if not words:
+        return [None] * len(tokens)
+    x = resample(pcm, sample_rate, _RATE) if sample_rate != _RATE else pcm
+    pad = np.zeros(int(_PAD * _RATE), np.int16)
+    raw = np.concatenate([pad, x.astype(np.int16), pad]).tobytes()
+    d.set_align_text(" ".join(n for _, n in words))
+    d.start_utt()
+    d.process_raw(raw, full_utt=True)
+    d.end_utt()
+    try:  # the second (sub-word) pass; when the first did not finish, use its word segments
+        d.set_alignment()
+        d.start_utt()
+        d.process_raw(raw, full_utt=True)
+        d.end_utt()
+        segments = [(seg.name, seg.start, seg.start + seg.duration) for seg in d.get_alignment()]
+    except RuntimeError:
+        segments = [(seg.word, seg.start_frame, seg.end_frame + 1) for seg in (d.seg() or ())]
+    spans: list[tuple[float, float] | None] = [None] * len(tokens)
+    wi = 0
+    for seg_name, f0, f1 in segments:
+        name = re.sub(r"\(\d+\)$", "", seg_name)
+        if wi >= len(words) or name != words[wi][1]:
+            continue
+        k = words[wi][0]
+        s, e = f0 / 100 - _PAD, f1 / 100 - _PAD
+        old = spans[k]
+        spans[k] = (s, e) if old is None else (old[0], e)
+        wi += 1
+    if wi < len(words):
+        log.debug("pocketsphinx aligned %d of %d words", wi, len(words))
+    # A token is only aligned if all of its spoken words were.
+    reached = {k for k, _ in words[:wi]}
+    last_complete = words[wi][0] if wi < len(words) else len(tokens)
+    return [s if k in reached and k < last_complete else None for k, s in enumerate(spans)]

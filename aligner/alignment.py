@@ -1,0 +1,214 @@
+"""``align(pcm, sample_rate, text)``: word, character and phone times of one clip.
+
+The pipeline: tokenise and normalise the text (:mod:`aligner.text`), pronounce every token
+(:mod:`aligner.pronounce`), time the tokens with a backend, refine the boundaries on the signal
+(:mod:`aligner.refine`), then derive character and phone times. Backends:
+
+- ``"reference"``: dynamic time warping against espeak-ng speech of the same text (the best on
+  TTS audio; needs the ``speech`` extra), see :mod:`aligner.reference`;
+- ``"pocketsphinx"``: pocketsphinx forced alignment, see :mod:`aligner.acoustic`;
+- ``"fallback"``: silence detection plus a phone-duration model (always works), see
+  :mod:`aligner.fallback`.
+
+``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed, else ``"fallback"``; any
+backend failure falls back, so every token is always timed and times are always monotonic.
+
+>>> import numpy as np
+>>> a = align(np.zeros(16000, np.int16), 16000, "Hello, world!", backend="fallback")
+>>> [w.word for w in a.words], a.duration
+(['Hello', 'world'], 1.0)
+>>> a.words[0].end <= a.words[1].start
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import AlignmentError, MissingBackendError
+from .fallback import HOP, PHONE_SECONDS, expected_seconds, frame_db, place, speech_mask
+from .pronounce import token_phones
+from .text import Token, tokenize
+from .timeline import Char, Phone, Word
+
+__all__ = ["BACKENDS", "Alignment", "align", "assemble", "time_tokens"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "reference", "pocketsphinx", "fallback")
+_SIL = 0.03  # gaps between words at least this long become "sil" phones
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    """Timings of one clip: seconds from its first sample.
+
+    ``words``: one per token of ``text`` holding a letter or digit, in order; ``chars``: every
+    character of ``text``; ``phones``: ARPAbet (no stress) with ``word_index``, ``"sil"`` (index
+    -1) for pauses. ``backend`` names what timed it.
+    """
+
+    duration: float
+    words: tuple[Word, ...] = ()
+    chars: tuple[Char, ...] = ()
+    phones: tuple[Phone, ...] = ()
+    text: str = ""
+    backend: str = "fallback"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``aligner align``: duration, words, chars, phones."""
+        r = _r
+        return {
+            "duration": r(self.duration),
+            "words": [{"word": w.word, "start": r(w.start), "end": r(w.end),
+                       "char_start": w.char_start, "char_end": w.char_end} for w in self.words],
+            "chars": [{"char": c.char, "start": r(c.start), "end": r(c.end)} for c in self.chars],
+            "phones": [{"phone": p.phone, "start": r(p.start), "end": r(p.end),
+                        "word_index": p.word_index} for p in self.phones],
+        }
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+def _mono16(pcm: np.ndarray) -> np.ndarray:
+    pcm = np.asarray(pcm)
+    if pcm.ndim > 1:
+        pcm = pcm.mean(axis=1 if pcm.shape[1] < pcm.shape[0] else 0)
+    if pcm.dtype.kind == "f":
+        pcm = np.clip(pcm * 32767.0, -32768, 32767)
+    return pcm.astype(np.int16, copy=False)
+
+
+def align(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto") -> Alignment:
+    """Align ``text`` to the speech in ``pcm``.
+
+    Args:
+        pcm: mono samples, int16 (or float in -1..1).
+        sample_rate: samples per second (any, e.g. 8000-48000).
+        text: what the audio says (any punctuation, numbers, symbols).
+        backend: one of :data:`BACKENDS`.
+
+    Returns:
+        An :class:`Alignment`: one word per token, every character, phones; monotonic times
+        inside ``[0, duration]``.
+
+    Raises:
+        AlignmentError: a bad sample rate or backend name.
+        MissingBackendError: ``backend="reference"`` without the ``speech`` extra.
+    """
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
+    if backend not in BACKENDS:
+        raise AlignmentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    pcm = _mono16(pcm)
+    tokens = tokenize(text)
+    prons = [token_phones(t.word) for t in tokens]
+    spans, used = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend)
+    return assemble(text, tokens, prons, spans, len(pcm) / sample_rate, used)
+
+
+def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
+                prons: list[tuple[tuple[str, ...], ...]], *, backend: str = "auto",
+                ) -> tuple[list[tuple[float, float]], str]:
+    """(start, end) per token and the backend that produced them (see :func:`align`)."""
+    if not tokens:
+        return [], "fallback"
+    duration = len(pcm) / sample_rate
+    db = frame_db(pcm, sample_rate)
+    mask = speech_mask(db)
+    if backend in ("auto", "reference") and duration >= 0.25 and mask.any():
+        try:
+            from .reference import reference_spans
+            from .refine import refine
+
+            expected = sum(expected_seconds(p) for pr in prons for p in pr)
+            spans = reference_spans(pcm, sample_rate, text, tokens,
+                                    speech_seconds=float(mask.sum()) * HOP,
+                                    expected_seconds=expected)
+            return _clamp(refine(spans, pcm, sample_rate, db, mask), duration), "reference"
+        except MissingBackendError:
+            if backend == "reference":
+                raise
+        except Exception as exc:  # the fallback below always works: never lose a token
+            log.warning("reference alignment failed (%s); using the fallback", exc)
+    if backend == "pocketsphinx" and duration >= 0.25 and mask.any():
+        try:
+            from .acoustic import acoustic_spans
+
+            found = acoustic_spans(pcm, sample_rate, tokens, prons)
+            if all(s is not None for s in found):
+                return _clamp(found, duration), "pocketsphinx"  # type: ignore[arg-type]
+            log.info("pocketsphinx left tokens unaligned; using the fallback")
+        except Exception as exc:
+            log.warning("pocketsphinx alignment failed (%s); using the fallback", exc)
+    weights = [sum(expected_seconds(p) for p in pr) or 0.05 for pr in prons]
+    pause_after = [_pause_after(text, t) for t in tokens]
+    return _clamp(place(weights, mask, pause_after=pause_after), duration), "fallback"
+
+
+def _pause_after(text: str, tok: Token) -> bool:
+    tail = text[tok.char_end:tok.token_end]
+    return any(c in ",.;:!?)—–-…" for c in tail)
+
+
+def _clamp(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    out, t = [], 0.0
+    for s, e in spans:
+        s = min(max(float(s), t), duration)
+        e = min(max(float(e), s), duration)
+        out.append((s, e))
+        t = e
+    return out
+
+
+def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, ...], ...]],
+             spans: list[tuple[float, float]], duration: float,
+             backend: str = "fallback") -> Alignment:
+    """Build the :class:`Alignment` (words, chars, phones) from token spans.
+
+    Args:
+        text: the clip's text; tokens/prons: from :func:`tokenize`/:func:`token_phones`.
+        spans: monotonic (start, end) per token.
+        duration: clip length in seconds.
+        backend: name recorded in the result.
+
+    Returns:
+        The alignment; characters inside a word share its span in proportion, characters
+        between words span the gap, phones split each word by expected phone durations.
+    """
+    words = tuple(Word(t.word, s, e, t.char_start, t.char_end) for t, (s, e) in zip(tokens, spans, strict=True))
+    chars: list[Char] = []
+    wi = 0
+    for i, c in enumerate(text):
+        while wi < len(words) and words[wi].char_end <= i:
+            wi += 1
+        w = words[wi] if wi < len(words) else None
+        if w is not None and w.char_start <= i < w.char_end:
+            n = w.char_end - w.char_start
+            k = i - w.char_start
+            d = (w.end - w.start) / n
+            chars.append(Char(c, w.start + k * d, w.start + (k + 1) * d))
+        else:
+            prev_end = words[wi - 1].end if wi > 0 else (w.start if w else 0.0)
+            nxt = w.start if w else prev_end
+            a, b = (prev_end, nxt) if c.isspace() else ((prev_end, prev_end) if wi > 0 else (nxt, nxt))
+            chars.append(Char(c, a, max(a, b)))
+    phones: list[Phone] = []
+    t = 0.0
+    for k, (w, pr) in enumerate(zip(words, prons, strict=True)):
+        if w.start - t >= _SIL:
+            phones.append(Phone("sil", t, w.start, -1))
+        seq = [p for word in pr for p in word] or ["AH"]
+        weights = np.array([PHONE_SECONDS.get(p, 0.05) for p in seq])
+        edges = w.start + np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (w.end - w.start)
+        phones += [Phone(p, float(edges[j]), float(edges[j + 1]), k) for j, p in enumerate(seq)]
+        t = w.end
+    if duration - t >= _SIL:
+        phones.append(Phone("sil", t, duration, -1))
+    return Alignment(duration, words, tuple(chars), tuple(phones), text, backend)

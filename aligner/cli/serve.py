@@ -1,0 +1,118 @@
+"""``aligner serve``: the service for avatar front ends (lip-sync proxy, observers, recordings)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "run the service for avatar front ends: lip-sync audio-websocket proxy, live observers, recordings, demo page"
+
+EXAMPLES = """examples:
+  aligner serve                                  # embedded emulator upstream; open http://127.0.0.1:8090/
+  aligner serve --port 0                         # any free port (printed on stderr)
+  aligner serve --upstream https://api.retellai.com --api-key $RETELL_API_KEY
+  aligner serve --render vtt,visemes --recordings ./recordings --render-workers 2
+
+front ends connect to ws://HOST:PORT/audio-websocket/{call_id}?enable_words=true&enable_visemes=true
+observers to ws://HOST:PORT/live/{call_id}?token=<observer_token from /register-call>
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8090, help="port (default 8090; 0: any free port)")
+    parser.add_argument("--upstream", metavar="URL",
+                        help="base URL of the voice-agent service (default: an embedded emulator)")
+    parser.add_argument("--api-key", default=None,
+                        help="upstream API key used when a request brings none (default: "
+                             "$RETELL_API_KEY, or the embedded emulator's key)")
+    parser.add_argument("--recordings", default="recordings", metavar="DIR",
+                        help="folder of the call recordings (default ./recordings)")
+    parser.add_argument("--render", default="", metavar="NAMES",
+                        help="renderers run on every finished call, comma-separated (e.g. vtt,visemes,mp4)")
+    parser.add_argument("--render-workers", type=int, default=1, metavar="N",
+                        help="render jobs at once, each in a worker process (default 1)")
+    parser.add_argument("--align-threads", type=int, default=2, metavar="N",
+                        help="threads aligning agent chunks for word/viseme events (default 2)")
+    parser.add_argument("--viseme-set", default="oculus",
+                        help="viseme set of the viseme events: oculus, azure, polly, rhubarb")
+    parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024, metavar="N",
+                        help="largest front-end frame; larger closes with 1009 (default 65536)")
+    parser.add_argument("--idle-timeout", type=float, default=120.0, metavar="S",
+                        help="close a call after S seconds without frames (default 120)")
+    parser.add_argument("--mic-rate", type=float, default=2.0, metavar="X",
+                        help="mic audio allowed per call, in multiples of real time (default 2)")
+    parser.add_argument("--secret", default=None,
+                        help="secret of the observer tokens (default: random per process)")
+    parser.add_argument("--shutdown-timeout", type=float, default=120.0, metavar="S",
+                        help="seconds shutdown waits for render jobs (default 120)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from pathlib import Path
+
+    import renderers
+
+    from ..errors import AlignerError
+    from ..service.app import ServiceConfig
+    from ..service.proxy import Limits
+    from ..viseme_sets import get_set
+
+    names = tuple(n.strip() for n in args.render.split(",") if n.strip())
+    for name in names:
+        renderers.get(name)  # unknown names fail now, listing the known ones
+    try:
+        get_set(args.viseme_set)
+    except ValueError as exc:
+        raise AlignerError(str(exc)) from exc
+    if not 0 <= args.port <= 65535:
+        raise AlignerError(f"port {args.port} is outside 0-65535")
+    if args.max_frame_bytes < 1024 or args.idle_timeout <= 0 or args.mic_rate <= 0:
+        raise AlignerError("--max-frame-bytes must be >= 1024, --idle-timeout and --mic-rate > 0")
+    upstream = args.upstream.rstrip("/") if args.upstream else None
+    if upstream and not upstream.startswith(("http://", "https://")):
+        raise AlignerError(f"--upstream must be an http(s):// base URL, got {upstream!r}")
+    api_key = args.api_key or os.environ.get("RETELL_API_KEY") or "dev-key"
+    config = ServiceConfig(
+        upstream=upstream, api_key=api_key, recordings=Path(args.recordings), renderers=names,
+        render_workers=args.render_workers, align_threads=args.align_threads,
+        viseme_set=args.viseme_set,
+        limits=Limits(max_frame_bytes=args.max_frame_bytes, idle_timeout=args.idle_timeout,
+                      mic_realtime_factor=args.mic_rate),
+        secret=args.secret.encode() if args.secret else None,
+        shutdown_timeout=args.shutdown_timeout)
+    try:
+        asyncio.run(_serve(config, args.host, args.port))
+    except OSError as exc:
+        raise AlignerError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    return 0
+
+
+async def _serve(config, host: str, port: int) -> None:
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from ..service.app import create_app
+
+    runner = web.AppRunner(create_app(config), shutdown_timeout=15.0, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1] if site._server else port
+        print(f"aligner serve: listening on http://{host}:{bound}/ (upstream: "
+              f"{config.upstream or 'embedded emulator'}; recordings in {config.recordings})",
+              file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("aligner serve: shutting down, finishing recordings...", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()
+    print("aligner serve: stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,188 @@
+"""The demo call behind ``aligner run``: emulator, a scripted user with a barge-in, every output.
+
+It starts the embedded emulator, plays the user's side from ``samples/`` (three short lines; the
+second one barges into the agent's long offer), records the call into ``OUT/capture/``, then
+builds what exists: ``OUT/timeline.json`` (with ``agent.wav``/``user.wav``), one file per
+renderer in ``OUT/``, and ``OUT/transcript.txt``. A failing step is reported and skipped; the
+others still run.
+
+Example::
+
+    result = run_demo("out")
+    print(result.outputs, result.failures)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RENDERERS", "SAMPLES", "USER_TURNS", "DemoResult", "run_demo", "transcript_lines"]
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+#: Renderers the demo runs, by name; None runs every one ``renderers.available()`` lists.
+RENDERERS: tuple[str, ...] | None = None
+
+#: The user's side: (clip in samples/, barge-in delay in seconds or None for a normal turn).
+USER_TURNS: tuple[tuple[str, float | None], ...] = (
+    ("user1.wav", None),
+    ("user2_bargein.wav", 1.5),  # ~1.5 s into the agent's long offer
+    ("user3.wav", None),
+)
+
+
+@dataclass
+class DemoResult:
+    """Where everything went: ``outputs`` maps each step to its files, ``failures`` to why."""
+
+    out_dir: Path
+    capture: Path | None = None
+    timeline: Path | None = None
+    transcript: Path | None = None
+    outputs: dict[str, list[Path]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    call_seconds: float = 0.0
+
+
+def _say(message: str) -> None:
+    print(f"[aligner run] {message}", file=sys.stderr, flush=True)
+
+
+def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None = RENDERERS,
+             samples: str | Path = SAMPLES, progress: Callable[[str], None] = _say,
+             on_event: Callable[[Any], None] | None = None,
+             emulator_options: dict[str, Any] | None = None, sample_rate: int = 16000,
+             ) -> DemoResult:
+    """Run the demo call and build every output.
+
+    Args:
+        out_dir: where everything goes (``capture/`` inside is replaced if it holds a capture).
+        renderers: renderer names to run (None: every available one).
+        samples: folder holding the user clips of :data:`USER_TURNS`.
+        progress: called with one line of progress at a time.
+        on_event: called with every :class:`~aligner.events.Stamped` event of the call.
+        emulator_options: :class:`aligner.emulator.EmulatorConfig` fields.
+        sample_rate: the call's sample rate (s16le).
+
+    Returns:
+        A :class:`DemoResult`.
+
+    Raises:
+        AudioError: a user clip is missing.
+        ServerClosed: the emulator ended the call with an error.
+    """
+    from .client import record_embedded
+    from .source import FileSource, Turn, TurnSource
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(out)
+    cap_dir = out / "capture"
+    if (cap_dir / "capture.json").exists():
+        shutil.rmtree(cap_dir)
+    turns = [Turn(FileSource(Path(samples) / name), barge_in=delay) for name, delay in USER_TURNS]
+    progress("starting the embedded emulator; the call takes about 30 s")
+    started = time.monotonic()
+    call = asyncio.run(record_embedded(TurnSource(turns), cap_dir, on_event=on_event,
+                                       emulator_options=emulator_options,
+                                       sample_rate=sample_rate))
+    result.call_seconds = time.monotonic() - started
+    result.capture = call.capture
+    result.outputs["capture"] = [cap_dir]
+    progress(f"call recorded in {result.call_seconds:.1f} s ({call.frames_in} frames in, "
+             f"{call.frames_out} out): {cap_dir}")
+    timeline = _build_timeline(cap_dir, out, result, progress)
+    if timeline is not None:
+        _render(timeline, out, renderers, result, progress)
+    _transcript(timeline, cap_dir, out, result, progress)
+    return result
+
+
+def _build_timeline(cap_dir: Path, out: Path, result: DemoResult,
+                    progress: Callable[[str], None]):
+    try:
+        from .session import build_timeline
+    except ImportError as exc:
+        result.failures["timeline"] = f"aligner.session is not available: {exc}"
+        progress(f"timeline: skipped ({result.failures['timeline']})")
+        return None
+    progress("aligning the call (timeline.json)")
+    try:
+        timeline = build_timeline(cap_dir, audio_dir=out)
+        result.timeline = timeline.save(out / "timeline.json")
+    except Exception as exc:  # one failing step must not take the demo down
+        result.failures["timeline"] = f"{type(exc).__name__}: {exc}"
+        progress(f"timeline: FAILED ({result.failures['timeline']})")
+        return None
+    result.outputs["timeline"] = [result.timeline]
+    return timeline
+
+
+def _render(timeline, out: Path, names, result: DemoResult,
+            progress: Callable[[str], None]) -> None:
+    import renderers
+
+    names = list(renderers.available()) if names is None else list(names)
+    for name in names:
+        t0 = time.monotonic()
+        try:
+            paths = renderers.get(name)().render(timeline, out, stem="call", base=out)
+        except Exception as exc:  # report which renderer failed and why, keep going
+            result.failures[name] = f"{type(exc).__name__}: {exc}"
+            progress(f"render {name}: FAILED ({result.failures[name]})")
+            continue
+        result.outputs[name] = list(paths)
+        progress(f"render {name}: {', '.join(str(p) for p in paths)} "
+                 f"({time.monotonic() - t0:.1f} s)")
+
+
+def transcript_lines(timeline=None, capture=None) -> list[str]:
+    """The call as text, one line per utterance: ``[start - end] speaker: words heard``.
+
+    From the timeline when there is one (only the words the listener heard; an interrupted
+    utterance ends with ``—`` and ``[interrupted]``), else from the last transcript update the
+    server sent in the capture.
+    """
+    lines = []
+    if timeline is not None:
+        for u in timeline.utterances:
+            heard = u.heard_words
+            text = u.text[:heard[-1].char_end] if (u.interrupted and heard) else u.text
+            if u.interrupted:
+                text = (text + " — [interrupted]") if heard else "[interrupted before a word]"
+            lines.append(f"[{u.start:7.2f} - {u.end:7.2f}] {u.speaker}: {text.strip()}")
+        return lines
+    if capture is not None:
+        from .events import Update
+
+        last = None
+        for st in capture.events():
+            if isinstance(st.event, Update):
+                last = st.event
+        for turn in last.transcript if last else ():
+            lines.append(f"{turn.role}: {turn.content}")
+    return lines
+
+
+def _transcript(timeline, cap_dir: Path, out: Path, result: DemoResult,
+                progress: Callable[[str], None]) -> None:
+    from .capture import read
+    from .timeline import write_atomic
+
+    try:
+        lines = transcript_lines(timeline, None if timeline is not None else read(cap_dir))
+        path = write_atomic(out / "transcript.txt", "\n".join(lines) + "\n")
+    except Exception as exc:
+        result.failures["transcript"] = f"{type(exc).__name__}: {exc}"
+        progress(f"transcript: FAILED ({result.failures['transcript']})")
+        return
+    result.transcript = path
+    result.outputs["transcript"] = [path]
+    progress(f"transcript: {path}")

@@ -1,0 +1,349 @@
+"""The agent loop of one call: turn-taking, speaking, barge-in, recognition, hang-up.
+
+A :class:`Conversation` sits between a transport (the web or Twilio websocket, see
+:class:`Transport`) and a brain (:mod:`.brain`). User audio goes in through
+:meth:`Conversation.receive_audio`; a voice-activity detector decides when the user starts and
+stops talking. The agent's lines are synthesised (:mod:`.speaker`) and sent faster than real time,
+while a model of the client's playback clock says what the user has actually heard: agent audio
+plays back-to-back from when it arrives. User speech while agent audio is still playing is a
+barge-in: ``clear``, ``turntaking: user_turn``, and the agent's turn is cut to the words that had
+started playing. Call times are seconds since the socket opened (scaled by ``time_scale``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..recognize import SpeechEnded, SpeechStarted, VoiceActivityDetector
+from .brain import Brain, BrainError, Hangup, Say, SendMetadata
+from .calls import Call, Turn
+from .config import EmulatorConfig
+from .speaker import Chunk, SpeechCache, SpokenLine
+
+__all__ = ["Conversation", "Transport"]
+
+log = logging.getLogger(__name__)
+
+_SENTENCE_END = re.compile(r"[.!?;:](\s+|$)")
+
+
+class Transport(Protocol):
+    """What a conversation needs from its websocket (web or Twilio form)."""
+
+    async def send_chunk(self, chunk: Chunk, response_id: int, last: bool) -> None: ...
+
+    async def send_clear(self) -> None: ...
+
+    async def send_update(self, transcript: list[dict], turntaking: str | None) -> None: ...
+
+    async def send_metadata(self, metadata: Any) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class _AgentTurn:
+    """The agent turn being spoken: its transcript entry and word records in turn text."""
+
+    def __init__(self, turn: Turn, response_id: int) -> None:
+        self.turn = turn
+        self.response_id = response_id
+        self.spans: list[tuple[int, int]] = []  # (char_start, char_end) of each word in content
+        self.complete = False  # every chunk of the response was sent
+
+
+class Conversation:
+    """One call's agent loop. Create, :meth:`run` as a task, feed :meth:`receive_audio`.
+
+    Args:
+        call: the call record (its transcript is filled in here).
+        config: emulator options.
+        transport: where frames go.
+        brain: what to say.
+        speech: the server's shared synthesis cache.
+        recognize: ``async (samples, rate) -> [RecognizedWord]`` or None (no recognition).
+    """
+
+    def __init__(self, call: Call, config: EmulatorConfig, transport: Transport, brain: Brain,
+                 speech: SpeechCache, recognize=None) -> None:
+        self.call = call
+        self.config = config
+        self.transport = transport
+        self.brain = brain
+        self.speech = speech
+        self.recognize = recognize
+        self.loop = asyncio.get_running_loop()
+        self._t0 = self.loop.time()
+        self.vad = VoiceActivityDetector(call.sample_rate, min_speech=config.min_speech_ms / 1000,
+                                         hangover=config.end_of_turn_ms / 1000)
+        self.play_end = 0.0  # call time when the client's queued agent audio has played
+        self.response_id = 0  # the response the agent may speak now
+        self._agent: _AgentTurn | None = None
+        self._pieces: asyncio.Queue = asyncio.Queue()  # (response_id, text, complete, end_call)
+        self._pending_text = ""
+        self._user_turn: Turn | None = None
+        self._audio: list[np.ndarray] = []  # user samples since _audio_start
+        self._audio_start = 0  # sample index of _audio[0]
+        self._samples_in = 0
+        self._last_activity = 0.0
+        self._tasks: set[asyncio.Task] = set()
+        self._done = asyncio.Event()
+        self.ended_reason: str | None = None
+        self.first_chunk_times: list[float] = []  # call time of each response's first chunk
+        self._next_send = 0.0
+
+    # --- clock ----------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Seconds of call time since the socket opened."""
+        return (self.loop.time() - self._t0) * self.config.time_scale
+
+    async def _sleep_call(self, seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds / self.config.time_scale)
+
+    @property
+    def agent_playing(self) -> bool:
+        return self.now() < self.play_end
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("call %s: %s", self.call.call_id, exc, exc_info=exc)
+            if isinstance(exc, BrainError):
+                self.hangup(exc.reason, 1011, error=True)
+            else:
+                self.hangup("error_retell", 1011, error=True)
+
+    async def run(self) -> None:
+        """Drive the call until it ends (hang-up, error, or :meth:`stop`)."""
+        self._spawn(self._speak_loop())
+        self._spawn(self._watch_silence())
+        self._spawn(self._brain_loop())
+        try:
+            await self.brain.start(self.call.to_json())
+        except BrainError as exc:
+            self.hangup(exc.reason, 1011, error=True)
+        await self._done.wait()
+
+    def stop(self, reason: str) -> None:
+        """The client went away: end without closing (the socket is already closed)."""
+        self.call.end(reason)
+        self._finish()
+
+    def hangup(self, reason: str, code: int = 1000, error: bool = False) -> None:
+        """End the call from the server side: close the socket with ``code`` and ``reason``."""
+        if self._done.is_set():
+            return
+        self.call.end(reason, error=error)
+        self.ended_reason = reason
+        asyncio.ensure_future(self.transport.close(code, reason))
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._done.is_set():
+            return
+        self._done.set()
+        for task in list(self._tasks):
+            task.cancel()
+        asyncio.ensure_future(self.brain.close())
+
+    async def _watch_silence(self) -> None:
+        limit = self.call.fields["end_call_after_silence_ms"] / 1000
+        while True:
+            await self._sleep_call(0.5)
+            if self.vad.in_speech or self.agent_playing:
+                self._last_activity = self.now()
+            elif self.now() - self._last_activity > limit:
+                self.hangup("inactivity")
+                return
+
+    # --- transcript -----------------------------------------------------------------------------
+    def transcript_json(self) -> list[dict]:
+        return [t.to_json(with_words=False) for t in self.call.transcript if t.content]
+
+    async def _update(self, turntaking: str | None = None) -> None:
+        transcript = self.transcript_json()
+        await self.transport.send_update(transcript, turntaking)
+        await self.brain.transcript_changed(transcript, turntaking)
+
+    # --- user side ------------------------------------------------------------------------------
+    def receive_audio(self, samples: np.ndarray) -> None:
+        """User audio arrived (int16 at the call's rate): run turn-taking on it."""
+        self._audio.append(samples)
+        self._samples_in += len(samples)
+        for event in self.vad.feed(samples):
+            if isinstance(event, SpeechStarted):
+                self._user_started(event)
+            else:
+                self._user_ended(event)
+        if not self.vad.in_speech:  # keep 0.5 s of context before the next utterance
+            keep = self.call.sample_rate // 2
+            if self._samples_in - self._audio_start > 4 * keep:
+                data = np.concatenate(self._audio)[-keep:]
+                self._audio, self._audio_start = [data], self._samples_in - len(data)
+
+    def _user_started(self, event: SpeechStarted) -> None:
+        self._last_activity = self.now()
+        interrupting = (self._agent is not None and not self._agent.complete) or self.agent_playing
+        self.response_id += 1  # whatever the agent was about to say is stale now
+        self._pending_text = ""
+        self._user_turn = Turn("user")
+        self.call.transcript.append(self._user_turn)
+        if interrupting:
+            self._spawn(self._barge_in())
+        else:
+            self._agent = None
+
+    async def _barge_in(self) -> None:
+        t = self.now()
+        playing = t < self.play_end
+        agent, self._agent = self._agent, None
+        if playing:
+            await self.transport.send_clear()
+            self.play_end = t
+        if agent is not None:
+            self._cut(agent, t)
+        log.info("call %s: barge-in at %.2f s", self.call.call_id, t)
+        await self._update("user_turn")
+
+    def _cut(self, agent: _AgentTurn, t: float) -> None:
+        """Cut an agent turn to the words that had started playing at ``t``."""
+        turn = agent.turn
+        kept = [(w, s) for w, s in zip(turn.words, agent.spans, strict=False) if w[1] < t]
+        turn.words = [(w, s, min(e, t)) for (w, s, e), _ in kept]
+        turn.content = turn.content[: kept[-1][1][1]] if kept else ""
+        agent.spans = [s for _, s in kept]
+
+    def _user_ended(self, event: SpeechEnded) -> None:
+        rate = self.call.sample_rate
+        audio = np.concatenate(self._audio) if self._audio else np.zeros(0, np.int16)
+        a = max(0, round((event.start - 0.2) * rate) - self._audio_start)
+        b = max(a, round((event.end + 0.2) * rate) - self._audio_start)
+        segment = audio[a:b]
+        offset = (self._audio_start + a) / rate
+        self._spawn(self._end_of_turn(self._user_turn, segment, offset, self.response_id))
+
+    async def _end_of_turn(self, turn: Turn | None, segment: np.ndarray, offset: float,
+                           response_id: int) -> None:
+        if not self.config.llm_url:  # the script needs no transcript: answer at once
+            await self.brain.respond(response_id, self.transcript_json())
+        if self.recognize is not None and turn is not None and len(segment):
+            words = await self.recognize(segment, self.call.sample_rate)
+            turn.words = [(w.word, w.start + offset, w.end + offset) for w in words]
+            turn.content = " ".join(w.word for w in words)
+            await self._update()
+        if self.config.llm_url and response_id == self.response_id:
+            await self.brain.respond(response_id, self.transcript_json())
+
+    # --- agent side -----------------------------------------------------------------------------
+    async def _brain_loop(self) -> None:
+        while True:
+            action = await self.brain.actions.get()
+            if isinstance(action, BrainError):
+                raise action
+            if isinstance(action, Hangup):
+                await self._pieces.put(None)
+            elif isinstance(action, SendMetadata):
+                await self.transport.send_metadata(action.metadata)
+            elif isinstance(action, Say):
+                if action.response_id < self.response_id:
+                    continue  # stale: the user spoke since it was asked for
+                self.response_id = action.response_id
+                self._pending_text += action.text
+                # speak whole sentences as soon as they are complete
+                cut = 0
+                for m in _SENTENCE_END.finditer(self._pending_text):
+                    cut = m.end()
+                if action.complete:
+                    cut = len(self._pending_text)
+                if cut:
+                    piece, self._pending_text = self._pending_text[:cut], self._pending_text[cut:]
+                    await self._pieces.put((action.response_id, piece, action.complete,
+                                            action.end_call))
+
+    async def _speak_loop(self) -> None:
+        cfg = self.config
+        options = {"voice": cfg.voice, "words_per_minute": cfg.words_per_minute,
+                   "chunk_min_ms": cfg.chunk_min_ms, "chunk_max_ms": cfg.chunk_max_ms,
+                   "split_words": cfg.split_words}
+        while True:
+            item = await self._pieces.get()
+            if item is None:  # hang up once everything queued has played
+                await self._sleep_call(self.play_end - self.now())
+                self.hangup("agent_hangup")
+                return
+            response_id, text, complete, end_call = item
+            if response_id != self.response_id or not text.strip():
+                continue
+            line = await self.speech.speak(text, self.call.encoding, self.call.sample_rate,
+                                           **options)
+            if response_id != self.response_id:
+                continue
+            if not await self._send_line(line, response_id, complete):
+                continue
+            if end_call and complete and response_id == self.response_id:
+                await self._sleep_call(self.play_end - self.now())
+                if response_id == self.response_id:
+                    self.hangup("agent_hangup")
+                    return
+
+    async def _send_line(self, line: SpokenLine, response_id: int, complete: bool) -> bool:
+        """Send a line's chunks, paced at ``send_speed``; False if a barge-in stopped it."""
+        cfg = self.config
+        if self._agent is None or self._agent.response_id != response_id:
+            turn = Turn("agent")
+            self.call.transcript.append(turn)
+            self._agent = _AgentTurn(turn, response_id)
+            self.first_chunk_times.append(self.now())
+            first = True
+        else:
+            first = False
+        agent = self._agent
+        next_send = self._next_send
+        base = len(agent.turn.content)
+        # char span of each word in the line text
+        spans, pos = [], 0
+        for word, _, _ in line.words:
+            pos = line.text.find(word, pos)
+            spans.append((base + pos, base + pos + len(word)))
+            pos += len(word)
+        wi = 0
+        for i, chunk in enumerate(line.chunks):
+            delay = max(0.0, next_send - self.now())
+            if cfg.jitter_ms:
+                delay += random.uniform(0, cfg.jitter_ms / 1000)
+            await self._sleep_call(delay)
+            if response_id != self.response_id or self._agent is not agent:
+                return False
+            now = self.now()
+            start = max(now, self.play_end)
+            self.play_end = start + chunk.duration
+            next_send = max(now, next_send) + chunk.duration / cfg.send_speed
+            agent.turn.content += chunk.text
+            while wi < len(line.words) and line.words[wi][1] < chunk.start + chunk.duration:
+                word, ws, we = line.words[wi]
+                agent.turn.words.append((word, start + ws - chunk.start,
+                                         start + we - chunk.start))
+                agent.spans.append(spans[wi])
+                wi += 1
+            last = complete and i == len(line.chunks) - 1
+            await self.transport.send_chunk(chunk, response_id, last)
+            if first:
+                first = False
+                self._spawn(self._update("agent_turn"))
+        self._next_send = next_send
+        agent.complete = complete
+        return True

@@ -1,0 +1,248 @@
+"""The emulator's aiohttp application: HTTP API, audio websocket, and an embedded runner.
+
+Routes: ``POST /register-call``, ``GET /get-call/{call_id}`` (both need
+``Authorization: Bearer <api_key>``) and ``GET /audio-websocket/{call_id}`` (the call id is the
+credential). :class:`EmbeddedEmulator` runs the app on a free loopback port inside the current
+event loop::
+
+    async with EmbeddedEmulator(api_key="k") as emu:
+        emu.base_url  # "http://127.0.0.1:PORT"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import multiprocessing
+
+from aiohttp import web
+
+from ..recognize import recognize_words
+from .agent import Conversation
+from .brain import LlmBrain, ScriptedBrain, load_dialogue
+from .calls import CallRegistry, RegistrationError
+from .config import EmulatorConfig
+from .speaker import SpeechCache
+from .twilio import TwilioTransport, serve_twilio
+from .web import WebTransport, serve_web
+
+__all__ = ["CALLS", "CONVERSATIONS", "EmbeddedEmulator", "create_app"]
+
+log = logging.getLogger(__name__)
+
+CALLS = web.AppKey("calls", CallRegistry)
+CONVERSATIONS = web.AppKey("conversations", dict)
+_CONFIG = web.AppKey("config", EmulatorConfig)
+_SPEECH = web.AppKey("speech", SpeechCache)
+_RECOGNIZER = web.AppKey("recognizer", object)
+_DIALOGUE = web.AppKey("dialogue", dict)
+
+
+class _Recognizer:
+    """Runs :func:`recognize_words` off the event loop, started on first use.
+
+    With phrase hints pocketsphinx searches a small word loop, fed in 20 ms pieces from one
+    worker thread (the GIL is free between pieces). The general language model holds the GIL
+    for seconds at the end of an utterance, so without hints it runs in a worker process.
+    """
+
+    def __init__(self, hints: list[str] | None) -> None:
+        self.hints = hints
+        self._pool: concurrent.futures.Executor | None = None
+
+    async def __call__(self, samples, sample_rate: int):
+        if self._pool is None:
+            if self.hints:
+                self._pool = concurrent.futures.ThreadPoolExecutor(1, "recognize")
+            else:
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, recognize_words, samples, sample_rate,
+                                          self.hints)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _error(status: int, field: str, message: str) -> web.Response:
+    return web.json_response({"error": message, "field": field}, status=status)
+
+
+def _authorized(request: web.Request) -> bool:
+    return request.headers.get("Authorization", "") == f"Bearer {request.app[_CONFIG].api_key}"
+
+
+async def _register_call(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _error(401, "authorization", "missing or wrong Bearer API key")
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "body", "request body is not valid JSON")
+    try:
+        call = request.app[CALLS].register(body)
+    except RegistrationError as exc:
+        return _error(400, exc.field, exc.message)
+    log.info("registered %s (%s %s %d Hz)", call.call_id, call.protocol, call.encoding,
+             call.sample_rate)
+    return web.json_response(call.to_json(), status=201)
+
+
+async def _get_call(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _error(401, "authorization", "missing or wrong Bearer API key")
+    call = request.app[CALLS].get(request.match_info["call_id"])
+    if call is None:
+        return _error(404, "call_id", "no such call")
+    return web.json_response(call.to_json())
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "false").lower() in ("true", "1", "yes")
+
+
+async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
+    app = request.app
+    config = app[_CONFIG]
+    ws = web.WebSocketResponse(max_msg_size=8 * 1024 * 1024)
+    await ws.prepare(request)
+    call = app[CALLS].get(request.match_info["call_id"])
+    if call is None:
+        await ws.close(code=1008, message=b"error_unknown_call_id")
+        return ws
+    if call.call_status != "registered":
+        await ws.close(code=1008, message=b"error_call_already_used")
+        return ws
+    call.call_status = "ongoing"
+    if config.llm_url:
+        brain = LlmBrain(config.llm_url, call.call_id)
+    else:
+        brain = ScriptedBrain(app[_DIALOGUE])
+    twilio = call.protocol == "twilio"
+    transport = TwilioTransport(ws) if twilio else WebTransport(
+        ws, config, _flag(request, "enable_update"), _flag(request, "enable_audio_alignment"))
+    conversation = Conversation(call, config, transport, brain, app[_SPEECH], app[_RECOGNIZER])
+    app[CONVERSATIONS][call.call_id] = conversation
+    runner: list[asyncio.Task] = []
+
+    def start(_message=None) -> None:
+        if not runner:
+            runner.append(asyncio.create_task(conversation.run()))
+
+    try:
+        if twilio:
+            reader = asyncio.ensure_future(serve_twilio(ws, call, conversation, transport, start))
+        else:
+            start()
+            reader = asyncio.ensure_future(serve_web(ws, call, conversation))
+        waits = {reader, *runner}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not reader.done():  # the conversation ended the call: stop reading
+            await ws.close()
+            reader.cancel()
+        conversation.stop("user_hangup")  # no-op when the server hung up
+    finally:
+        for task in runner:
+            task.cancel()
+        conversation.stop("user_hangup")
+    return ws
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    for conversation in list(app[CONVERSATIONS].values()):
+        conversation.stop("user_hangup")
+    recognizer = app[_RECOGNIZER]
+    if recognizer is not None:
+        recognizer.close()
+
+
+def create_app(config: EmulatorConfig | None = None) -> web.Application:
+    """Build the emulator application.
+
+    Args:
+        config: options (defaults: key ``dev-key``, the sample dialogue).
+
+    Returns:
+        An :class:`aiohttp.web.Application`; ``app[CALLS]`` is its call registry.
+
+    Raises:
+        AlignerError: the dialogue file cannot be read.
+    """
+    config = config or EmulatorConfig()
+    app = web.Application()
+    app[_CONFIG] = config
+    app[CALLS] = CallRegistry()
+    app[CONVERSATIONS] = {}
+    app[_SPEECH] = SpeechCache()
+    dialogue = {} if config.llm_url else load_dialogue(config.dialogue)
+    app[_DIALOGUE] = dialogue
+    hints = dialogue.get("user_hints") if config.use_hints else None
+    app[_RECOGNIZER] = (_Recognizer(hints or None)
+                        if config.recognition else None)
+    app.router.add_post("/register-call", _register_call)
+    app.router.add_get("/get-call/{call_id}", _get_call)
+    app.router.add_get("/audio-websocket/{call_id}", _audio_websocket)
+    app.on_cleanup.append(_on_cleanup)
+    return app
+
+
+class EmbeddedEmulator:
+    """Run the emulator on a free loopback port inside the running event loop.
+
+    Keyword arguments are :class:`EmulatorConfig` fields (or pass ``config=``).
+
+    >>> async def demo():                                          # doctest: +SKIP
+    ...     async with EmbeddedEmulator(api_key="secret") as emu:
+    ...         print(emu.base_url, emu.ws_url, emu.api_key)
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1",
+                 port: int = 0, **options) -> None:
+        self.config = dataclasses.replace(config or EmulatorConfig(), **options)
+        self.host = host
+        self.port = port
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def api_key(self) -> str:
+        return self.config.api_key
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` for register-call and get-call."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://HOST:PORT``; the audio websocket is ``{ws_url}/audio-websocket/{call_id}``."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def calls(self) -> CallRegistry:
+        assert self.app is not None
+        return self.app[CALLS]
+
+    async def start(self) -> EmbeddedEmulator:
+        self.app = create_app(self.config)
+        self._runner = web.AppRunner(self.app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # the port the OS chose
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> EmbeddedEmulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()

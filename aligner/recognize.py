@@ -1,0 +1,253 @@
+"""Voice-activity detection and speech recognition of user audio (pocketsphinx, en-us).
+
+Two pieces, both pure functions of samples (no clock, no I/O):
+
+- :class:`VoiceActivityDetector`: energy-based VAD with hangover, fed int16 samples in any
+  frame size; it reports when an utterance starts and when it ends (after ``hangover`` seconds
+  of silence). Times are seconds of the audio fed so far.
+- :func:`recognize` / :func:`recognize_words`: pocketsphinx (the en-us model it ships) on a whole
+  utterance at any sample rate. With ``vocabulary`` (phrase hints) the decoder searches a free
+  word loop over those words only: much faster and far more accurate on synthetic speech than the
+  general language model, which stays the default for open speech.
+
+pocketsphinx holds the GIL while it decodes, so :func:`recognize_words` feeds it 20 ms at a time:
+run in a worker thread (``asyncio.to_thread``), it lets an event loop in the same process run
+between pieces. One decoder per vocabulary is kept per process, used under a lock.
+
+>>> import numpy as np
+>>> vad = VoiceActivityDetector(16000)
+>>> tone = (np.sin(np.arange(16000) / 5) * 8000).astype(np.int16)
+>>> [type(e).__name__ for e in vad.feed(tone)] + [type(e).__name__ for e in vad.feed(np.zeros(16000, np.int16))]
+['SpeechStarted', 'SpeechEnded']
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "RECOGNITION_RATE",
+    "RecognizedWord",
+    "SpeechEnded",
+    "SpeechStarted",
+    "VoiceActivityDetector",
+    "recognize",
+    "recognize_words",
+    "word_overlap",
+]
+
+log = logging.getLogger(__name__)
+
+RECOGNITION_RATE = 16000  # the en-us acoustic model's rate
+_FILLERS = {"<s>", "</s>", "<sil>", "(NULL)", "[NOISE]", "[SPEECH]", "++NOISE++", "++BREATH++"}
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """Speech has begun at ``start`` s (reported once ``min_speech`` s of it were heard)."""
+
+    start: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """An utterance from ``start`` to ``end`` s is over (``hangover`` s of silence followed)."""
+
+    start: float
+    end: float
+
+
+class VoiceActivityDetector:
+    """Energy VAD with hangover over 20 ms frames (sans-I/O: feed samples, get events).
+
+    A frame is speech when its RMS level is above ``threshold_db`` dBFS and ``margin_db`` above
+    the tracked noise floor. An utterance starts after ``min_speech`` s of speech frames (short
+    clicks are ignored) and ends after ``hangover`` s of non-speech.
+
+    Args:
+        sample_rate: rate of the samples fed.
+        threshold_db: absolute speech level, dBFS.
+        margin_db: how far above the noise floor speech must be.
+        min_speech: seconds of speech before :class:`SpeechStarted` is reported.
+        hangover: seconds of silence that end an utterance.
+    """
+
+    def __init__(self, sample_rate: int, threshold_db: float = -45.0, margin_db: float = 12.0,
+                 min_speech: float = 0.1, hangover: float = 0.6) -> None:
+        self.sample_rate = sample_rate
+        self.threshold_db = threshold_db
+        self.margin_db = margin_db
+        self.frame = max(1, sample_rate // 50)
+        self._min_frames = max(1, round(min_speech * 50))
+        self._hang_frames = max(1, round(hangover * 50))
+        self._pending = np.zeros(0, np.int16)
+        self._frames = 0  # frames consumed
+        self._noise_db = -70.0
+        self._run = 0  # consecutive speech frames (before start) / silence frames (after)
+        self._start: int | None = None  # first frame of the current utterance
+        self._last_speech = 0  # last speech frame of the current utterance
+        self.in_speech = False
+
+    @property
+    def time(self) -> float:
+        """Seconds of audio consumed so far (whole frames)."""
+        return self._frames * self.frame / self.sample_rate
+
+    def feed(self, samples: np.ndarray) -> list[SpeechStarted | SpeechEnded]:
+        """Consume int16 samples; return the utterance events they complete, in order."""
+        data = np.concatenate([self._pending, np.asarray(samples, np.int16)])
+        n = len(data) // self.frame
+        self._pending = data[n * self.frame:]
+        if n == 0:
+            return []
+        frames = data[: n * self.frame].astype(np.float32).reshape(n, self.frame)
+        levels = 10 * np.log10(np.mean(frames * frames, axis=1) / (32768.0 ** 2) + 1e-12)
+        events: list[SpeechStarted | SpeechEnded] = []
+        for level in levels:
+            events += self._step(float(level))
+        return events
+
+    def _step(self, level: float) -> list[SpeechStarted | SpeechEnded]:
+        index = self._frames
+        self._frames += 1
+        speech = level > self.threshold_db and level > self._noise_db + self.margin_db
+        if not speech:  # the noise floor follows quiet frames quickly and loud ones slowly
+            rate = 0.1 if level < self._noise_db else 0.01
+            self._noise_db += rate * (level - self._noise_db)
+        seconds = self.frame / self.sample_rate
+        if not self.in_speech:
+            if not speech:
+                self._run = 0
+                return []
+            self._run += 1
+            if self._run == 1:
+                self._start = index
+            if self._run < self._min_frames:
+                return []
+            self.in_speech, self._run, self._last_speech = True, 0, index
+            return [SpeechStarted(self._start * seconds)]
+        if speech:
+            self._run, self._last_speech = 0, index
+            return []
+        self._run += 1
+        if self._run < self._hang_frames:
+            return []
+        self.in_speech, self._run = False, 0
+        return [SpeechEnded(self._start * seconds, (self._last_speech + 1) * seconds)]
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedWord:
+    """A recognised word and its time in seconds from the start of the audio given."""
+
+    word: str
+    start: float
+    end: float
+
+
+_decoders: dict = {}  # per process: vocabulary key -> pocketsphinx.Decoder (filled lazily)
+_lock = threading.Lock()
+_PIECE = RECOGNITION_RATE // 50  # samples fed per decoder call (GIL released in between)
+
+
+def _decoder(vocabulary: tuple[str, ...] | None):
+    from pocketsphinx import Decoder
+
+    key = vocabulary or ()
+    if key in _decoders:
+        return _decoders[key]
+    if not vocabulary:
+        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL")
+    else:
+        # A free loop over the hinted words; the default two-pass search only slows a grammar.
+        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", fwdflat=False,
+                          bestpath=False)
+        known = [w for w in vocabulary if decoder.lookup_word(w) is not None]
+        if not known:
+            raise ValueError("none of the vocabulary words is in the pronouncing dictionary")
+        grammar = ("#JSGF V1.0;\ngrammar hints;\npublic <utterance> = <word>*;\n<word> = "
+                   + " | ".join(known) + ";\n")
+        decoder.add_jsgf_string("hints", grammar)
+        decoder.activate_search("hints")
+    _decoders[key] = decoder
+    return decoder
+
+
+def _vocabulary(words: Iterable[str] | None) -> tuple[str, ...] | None:
+    if words is None:
+        return None
+    found = {w for text in words for w in re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())}
+    return tuple(sorted(found)) or None
+
+
+def recognize_words(samples: np.ndarray, sample_rate: int,
+                    vocabulary: Iterable[str] | None = None) -> list[RecognizedWord]:
+    """Recognise an utterance with pocketsphinx and return its words with times.
+
+    Args:
+        samples: mono int16 speech at ``sample_rate`` (resampled to 16 kHz here).
+        sample_rate: any rate 8000-48000 (8 kHz telephone audio is upsampled; accuracy drops).
+        vocabulary: optional phrase hints (words or whole sentences); when given, only these
+            words can be recognised.
+
+    Returns:
+        Words (lower case, fillers and silences removed) with start/end seconds.
+
+    Raises:
+        ValueError: no hinted word is in the dictionary.
+    """
+    from .audio import resample
+
+    pcm = resample(np.asarray(samples, np.int16), sample_rate, RECOGNITION_RATE)
+    frate = 100.0
+    with _lock:
+        decoder = _decoder(_vocabulary(vocabulary))
+        decoder.start_utt()
+        for i in range(0, len(pcm), _PIECE):
+            decoder.process_raw(pcm[i:i + _PIECE].tobytes(), False, False)
+        decoder.end_utt()
+        segments = [(s.word, s.start_frame, s.end_frame) for s in decoder.seg()]
+    words = []
+    for name, start, end in segments:
+        word = re.sub(r"\(\d+\)$", "", name)  # alternative pronunciations: "the(2)"
+        if word in _FILLERS or word.startswith("["):
+            continue
+        words.append(RecognizedWord(word, start / frate, (end + 1) / frate))
+    return words
+
+
+def recognize(samples: np.ndarray, sample_rate: int,
+              vocabulary: Iterable[str] | None = None) -> str:
+    """Recognise an utterance and return its text (lower case words separated by spaces).
+
+    Same arguments as :func:`recognize_words`.
+
+    >>> recognize(np.zeros(8000, np.int16), 16000)  # doctest: +SKIP
+    ''
+    """
+    return " ".join(w.word for w in recognize_words(samples, sample_rate, vocabulary))
+
+
+def word_overlap(expected: str, heard: str) -> float:
+    """Share of ``expected``'s words found, in order, in ``heard`` (longest common subsequence).
+
+    >>> word_overlap("Hello there, how are you?", "hello how are you")
+    0.8
+    """
+    a = re.findall(r"[a-z]+(?:'[a-z]+)?", expected.lower())
+    b = re.findall(r"[a-z]+(?:'[a-z]+)?", heard.lower())
+    if not a:
+        return 1.0 if not b else 0.0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1] / len(a)

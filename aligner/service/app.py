@@ -1,0 +1,401 @@
+"""The aiohttp application of ``aligner serve``: routes, upstream, limits, health, shutdown.
+
+Routes::
+
+    POST /register-call              passed to the upstream; the answer gains "observer_token"
+    GET  /get-call/{call_id}         passed to the upstream
+    GET  /audio-websocket/{call_id}  the drop-in audio websocket (aligner.service.proxy)
+    GET  /live/{call_id}?token=T     observers: websocket, or SSE with Accept: text/event-stream
+    GET  /calls, /calls/{id}, /calls/{id}/files/{name}   recordings (aligner.service.recordings)
+    GET  /healthz, /stats            liveness; counters and added-latency percentiles
+    GET  /                           the demo page (static/), /samples/{name}.wav its clips
+
+The upstream is a base URL (the real service, or an emulator) or, when none is given, an
+embedded :class:`aligner.emulator.EmbeddedEmulator` started with the app. Shutdown is graceful:
+live calls are closed with 1001 ``service_shutting_down``, their captures are closed and queued,
+and queued render jobs finish before the process exits.
+
+>>> cfg = ServiceConfig(upstream="http://127.0.0.1:9")
+>>> cfg.limits.max_frame_bytes
+65536
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..capture import CaptureWriter
+from ..errors import AlignerError
+from .lipsync import LipSync
+from .observers import ObserverHub, TokenIssuer
+from .proxy import CallOptions, Limits, ProxyCall, ProxyStats
+from .recordings import RecordingStore, valid_call_id
+
+__all__ = ["ServiceConfig", "create_app"]
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+# typed application keys
+CONFIG = web.AppKey("config", object)
+SERVICE = web.AppKey("service", object)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Everything ``aligner serve`` can be told.
+
+    Attributes:
+        upstream: base URL of the upstream (``http(s)://host:port``); None: embedded emulator.
+        api_key: Bearer key for the upstream (used when a request brings none).
+        recordings: folder of the recordings.
+        renderers: renderer names run on every finished call.
+        render_workers: render jobs at once (worker processes).
+        align_threads: threads aligning agent chunks for word/viseme events.
+        viseme_set: viseme set of the viseme events (``oculus``, ``azure``, ``polly``, ``rhubarb``).
+        limits: per-call limits.
+        secret: secret of the observer tokens (random per process when None).
+        emulator: options of the embedded emulator (``EmulatorConfig`` fields).
+        shutdown_timeout: seconds shutdown waits for render jobs.
+    """
+
+    upstream: str | None = None
+    api_key: str = "dev-key"
+    recordings: Path = Path("recordings")
+    renderers: tuple[str, ...] = ()
+    render_workers: int = 1
+    align_threads: int = 2
+    viseme_set: str = "oculus"
+    limits: Limits = field(default_factory=Limits)
+    secret: bytes | None = None
+    emulator: dict[str, Any] = field(default_factory=dict)
+    shutdown_timeout: float = 120.0
+
+
+class _Service:
+    """State of one running app (created in the app's cleanup context, not at import)."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.hub = ObserverHub()
+        self.tokens = TokenIssuer(config.secret)
+        self.stats = ProxyStats()
+        self.store = RecordingStore(config.recordings, config.renderers, config.render_workers)
+        self.calls: dict[str, ProxyCall] = {}
+        self.call_objects: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.base_url = (config.upstream or "").rstrip("/")
+        self.api_key = config.api_key
+        self.session: aiohttp.ClientSession | None = None
+        self.align_pool: ThreadPoolExecutor | None = None
+        self.started = time.time()
+        self.stopping = False
+
+    # --- upstream HTTP -----------------------------------------------------------------------------
+    def _auth(self, request: web.Request) -> dict[str, str]:
+        auth = request.headers.get("Authorization")
+        return {"Authorization": auth or f"Bearer {self.api_key}"}
+
+    def _remember(self, call: dict[str, Any]) -> None:
+        call_id = call.get("call_id")
+        if isinstance(call_id, str):
+            self.call_objects[call_id] = call
+            self.call_objects.move_to_end(call_id)
+            while len(self.call_objects) > 10_000:
+                self.call_objects.popitem(last=False)
+
+    async def register_call(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if len(body) > 1024 * 1024:
+            raise web.HTTPRequestEntityTooLarge(max_size=1024 * 1024, actual_size=len(body))
+        try:
+            async with self.session.post(f"{self.base_url}/register-call", data=body,
+                                         headers={**self._auth(request),
+                                                  "Content-Type": "application/json"}) as resp:
+                status, data = resp.status, await resp.read()
+        except aiohttp.ClientError as exc:
+            raise web.HTTPBadGateway(text=f"upstream unavailable: {exc}") from exc
+        headers = {}
+        if status == 200:
+            try:
+                call = json.loads(data)
+            except ValueError:
+                call = None
+            if isinstance(call, dict) and valid_call_id(str(call.get("call_id", ""))):
+                self._remember(call)
+                token = self.tokens.issue(call["call_id"])
+                call = {**call, "observer_token": token}
+                data = json.dumps(call).encode()
+                headers["X-Observer-Token"] = token
+        return web.Response(status=status, body=data, content_type="application/json",
+                            headers=headers)
+
+    async def get_call(self, request: web.Request) -> web.Response:
+        call_id = request.match_info["call_id"]
+        if not valid_call_id(call_id):
+            raise web.HTTPBadRequest(text="invalid call id")
+        try:
+            async with self.session.get(f"{self.base_url}/get-call/{call_id}",
+                                        headers=self._auth(request)) as resp:
+                status, data = resp.status, await resp.read()
+        except aiohttp.ClientError as exc:
+            raise web.HTTPBadGateway(text=f"upstream unavailable: {exc}") from exc
+        return web.Response(status=status, body=data, content_type="application/json")
+
+    async def _call_object(self, call_id: str) -> dict[str, Any] | None:
+        call = self.call_objects.get(call_id)
+        if call is not None:
+            return call
+        try:
+            async with self.session.get(f"{self.base_url}/get-call/{call_id}",
+                                        headers={"Authorization": f"Bearer {self.api_key}"}) as r:
+                if r.status != 200:
+                    return None
+                call = await r.json(content_type=None)
+        except (aiohttp.ClientError, ValueError) as exc:
+            log.warning("get-call failed call_id=%s: %r", call_id, exc)
+            return None
+        if isinstance(call, dict):
+            self._remember(call)
+            return call
+        return None
+
+    # --- the audio websocket -----------------------------------------------------------------------
+    async def audio_websocket(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        if not valid_call_id(call_id):
+            raise web.HTTPBadRequest(text="invalid call id")
+        limits = self.config.limits
+        # aiohttp's own cap is a memory bound; the proxy closes politely (1009) above the limit.
+        down = web.WebSocketResponse(max_msg_size=4 * limits.max_frame_bytes, heartbeat=None,
+                                     autoping=True, compress=False)
+        if self.stopping:
+            raise web.HTTPServiceUnavailable(text="service shutting down")
+        if call_id in self.calls:
+            raise web.HTTPConflict(text="call already connected")
+        await down.prepare(request)
+        call = await self._call_object(call_id)
+        if call is None:
+            await down.close(code=1008, message=b"error_call_not_found")
+            return down
+        options = CallOptions.from_query(request.query)
+        query = "enable_update=true&enable_audio_alignment=true"
+        url = f"{self.base_url.replace('http', 'ws', 1)}/audio-websocket/{call_id}?{query}"
+        capture = None
+        try:
+            folder = self.store.begin(call_id, {"options": _options_dict(options),
+                                                "audio_encoding": call.get("audio_encoding"),
+                                                "sample_rate": call.get("sample_rate")})
+            capture = CaptureWriter(folder / "capture", {
+                "call_id": call_id, "protocol": "web",
+                "audio_encoding": call.get("audio_encoding", "s16le"),
+                "sample_rate": call.get("sample_rate"), "url": url, "recorder": "aligner serve"},
+                fsync_interval=5.0)
+        except (AlignerError, OSError) as exc:  # e.g. a second call with a recorded id
+            log.error("recording unavailable call_id=%s: %s", call_id, exc)
+        proxy = ProxyCall(call_id, call, options, url, self.session, limits, self.stats,
+                          self.hub, capture, self._lipsync_factory(call))
+        self.calls[call_id] = proxy
+        self.stats.calls_active += 1
+        self.stats.calls_total += 1
+        log.info("call_started call_id=%s options=%s", call_id, _options_dict(options))
+        try:
+            await proxy.run(down)
+        finally:
+            self.stats.calls_active -= 1
+            del self.calls[call_id]
+            if capture is not None:
+                capture.close()
+                self.store.finish(call_id, {"close_code": proxy.close_code,
+                                            "close_reason": proxy.close_reason,
+                                            "closed_by": proxy.closed_by, "counts": proxy.counts})
+            log.info("call_ended call_id=%s code=%s reason=%r by=%s counts=%s", call_id,
+                     proxy.close_code, proxy.close_reason, proxy.closed_by, proxy.counts)
+        return down
+
+    def _lipsync_factory(self, call: dict[str, Any]):
+        rate = int(call.get("sample_rate") or 24000)
+        encoding = call.get("audio_encoding", "s16le")
+
+        def make() -> LipSync:
+            return LipSync(rate, encoding, self.align_pool, viseme_set=self.config.viseme_set)
+
+        return make
+
+    # --- observers -----------------------------------------------------------------------------------
+    async def live(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        token = request.query.get("token") or _bearer(request)
+        if not valid_call_id(call_id) or not self.tokens.check(call_id, token):
+            raise web.HTTPForbidden(text="a valid observer token for this call is required")
+        sub = self.hub.subscribe(call_id)
+        try:
+            if request.headers.get("Accept", "").startswith("text/event-stream"):
+                return await self._live_sse(request, sub)
+            return await self._live_ws(request, sub)
+        finally:
+            self.hub.unsubscribe(sub)
+
+    async def _live_ws(self, request: web.Request, sub) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        await ws.prepare(request)
+
+        async def drain_incoming() -> None:  # observers only watch; reading notices a close
+            async for _ in ws:
+                pass
+
+        reader = asyncio.create_task(drain_incoming())
+        try:
+            while not ws.closed:
+                getter = asyncio.create_task(sub.queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                event = getter.result()
+                if event is None:
+                    break
+                await ws.send_str(json.dumps(event, separators=(",", ":")))
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            reader.cancel()
+            await ws.close(code=1000, message=b"call_ended")
+        return ws
+
+    async def _live_sse(self, request: web.Request, sub) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), 15.0)
+                except TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                if event is None:
+                    break
+                data = json.dumps(event, separators=(",", ":"))
+                await resp.write(f"event: {event.get('event_type', 'message')}\n"
+                                 f"data: {data}\n\n".encode())
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    # --- health --------------------------------------------------------------------------------------
+    async def healthz(self, request: web.Request) -> web.Response:
+        status = "stopping" if self.stopping else "ok"
+        return web.json_response({"status": status, "calls_active": self.stats.calls_active,
+                                  "uptime": round(time.time() - self.started, 1)},
+                                 status=503 if self.stopping else 200)
+
+    async def stats_route(self, request: web.Request) -> web.Response:
+        return web.json_response({**self.stats.as_dict(),
+                                  "observers_published": self.hub.published,
+                                  "observers_dropped": self.hub.dropped,
+                                  "recordings_rendered": self.store.rendered,
+                                  "recordings_refused": self.store.refused})
+
+    async def sample(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        clips = {p.name for p in SAMPLES.glob("*.wav")} if SAMPLES.is_dir() else set()
+        if name not in clips:  # only a listed clip: no path reaches outside samples/
+            raise web.HTTPNotFound(text="no such sample")
+        return web.FileResponse(SAMPLES / name, headers={"Content-Type": "audio/wav"})
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html",
+                                headers={"Content-Type": "text/html; charset=utf-8"})
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Close every live call (1001) and wait for their handlers to finish recording."""
+        self.stopping = True
+        calls = list(self.calls.values())
+        if calls:
+            log.info("shutdown: closing %d live calls", len(calls))
+        await asyncio.gather(*(c.shutdown() for c in calls), return_exceptions=True)
+        for _ in range(100):  # handlers close captures and queue renders after run() returns
+            if not self.calls:
+                break
+            await asyncio.sleep(0.05)
+
+
+def _options_dict(options: CallOptions) -> dict[str, bool]:
+    return {name: getattr(options, name) for name in options.__dataclass_fields__}
+
+
+def _bearer(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:] if auth.startswith("Bearer ") else None
+
+
+def create_app(config: ServiceConfig) -> web.Application:
+    """The service as an aiohttp application (run it with ``web.run_app`` or an AppRunner).
+
+    Args:
+        config: the service's options.
+
+    Returns:
+        The application; the upstream (or embedded emulator), the client session, the render
+        pool and the alignment threads start when the app starts and stop when it stops.
+    """
+    app = web.Application(client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    service = _Service(config)
+    app[SERVICE] = service
+
+    async def lifecycle(app: web.Application):
+        emulator = None
+        if config.upstream is None:
+            from ..emulator import EmbeddedEmulator
+
+            emulator = EmbeddedEmulator(**config.emulator)
+            emu = await emulator.__aenter__()
+            service.base_url, service.api_key = emu.base_url.rstrip("/"), emu.api_key
+            log.info("embedded emulator at %s", service.base_url)
+        service.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=config.limits.upstream_timeout),
+            connector=aiohttp.TCPConnector(limit=0))
+        service.align_pool = ThreadPoolExecutor(config.align_threads,
+                                                thread_name_prefix="align")
+        service.store.start()
+        try:
+            yield
+        finally:
+            await service.store.close(config.shutdown_timeout)
+            service.align_pool.shutdown(wait=True, cancel_futures=True)
+            await service.session.close()
+            if emulator is not None:
+                await emulator.__aexit__(None, None, None)
+
+    async def on_shutdown(app: web.Application) -> None:
+        await service.shutdown()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(on_shutdown)
+    r = app.router
+    r.add_post("/register-call", service.register_call)
+    r.add_get("/get-call/{call_id}", service.get_call)
+    r.add_get("/audio-websocket/{call_id}", service.audio_websocket)
+    r.add_get("/live/{call_id}", service.live)
+    r.add_get("/healthz", service.healthz)
+    r.add_get("/stats", service.stats_route)
+    r.add_get("/samples/{name}", service.sample)
+    r.add_get("/", service.index)
+    r.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
+    service.store.add_routes(app)
+    return app

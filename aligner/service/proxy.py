@@ -1,0 +1,509 @@
+"""The drop-in audio websocket: ``/audio-websocket/{call_id}`` relayed to the upstream service.
+
+One :class:`ProxyCall` per front-end connection. It opens the upstream socket with alignment and
+updates enabled, relays mic audio up, and sends the front end what it asked for:
+
+- agent audio as binary frames, or as the upstream's alignment JSON when the front end asked for
+  ``enable_audio_alignment=true`` (the upstream frame is passed on unchanged);
+- ``clear``, ``ping``/``pong``, metadata and unknown frames unchanged; updates only with
+  ``enable_update=true``;
+- with ``enable_words=true`` / ``enable_visemes=true`` (the service's own query options), word and
+  viseme events **before** the audio they belong to (see :mod:`aligner.service.lipsync`).
+
+Every frame between the proxy and the upstream is captured (:mod:`aligner.capture`) on the
+session clock (0 = the front end's socket opened), observers of the call get a JSON stream
+(:mod:`aligner.service.observers`), and when the call ends its recording is handed to the
+:class:`~aligner.service.recordings.RecordingStore`.
+
+Hot path: a plain call (no word/viseme events) sends every upstream frame straight on; decoding
+is one ``json.loads`` and one base64 decode per chunk. A lip-sync call keeps its outgoing frames
+in order in a small queue, because a chunk's audio waits for the chunk's alignment, which runs in
+a thread pool, never on the event loop. ``clear`` overtakes that queue: it drops queued agent
+audio and is sent at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..audio import bytes_per_sample
+from ..capture import CaptureWriter
+from ..events import AgentAudio, AlignedAudio, Clear, Metadata, Unknown, Update
+from ..protocol import decode_client_text, decode_server_text
+from .lipsync import LipSync
+from .observers import ObserverHub
+
+__all__ = ["CallOptions", "Limits", "ProxyCall", "ProxyStats"]
+
+log = logging.getLogger(__name__)
+
+_TRUE = ("1", "true", "yes", "on")
+
+# Close codes and reasons the proxy uses (reasons in the protocol's snake_case style).
+CLOSE_UPSTREAM_LOST = (1011, "error_upstream_connection_lost")
+CLOSE_UPSTREAM_UNAVAILABLE = (1011, "error_upstream_unavailable")
+CLOSE_SHUTDOWN = (1001, "service_shutting_down")
+CLOSE_IDLE = (1008, "inactivity")
+CLOSE_TOO_BIG = 1009
+_TAIL_WAIT = 0.05  # s a lip-sync call waits for a next chunk before flushing held-back cues
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """What the front end asked for in its query string."""
+
+    enable_update: bool = False
+    enable_audio_alignment: bool = False
+    enable_words: bool = False
+    enable_visemes: bool = False
+
+    @classmethod
+    def from_query(cls, query: Any) -> CallOptions:
+        """Parse the ``enable_*`` flags of a request's query (``true``/``1``/``yes``/``on``)."""
+        return cls(*(str(query.get(name, "")).lower() in _TRUE for name in
+                     ("enable_update", "enable_audio_alignment", "enable_words",
+                      "enable_visemes")))
+
+    @property
+    def lipsync(self) -> bool:
+        """True if the front end wants word or viseme events."""
+        return self.enable_words or self.enable_visemes
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-call limits.
+
+    Attributes:
+        max_frame_bytes: largest frame a front end may send; larger closes with 1009.
+        idle_timeout: seconds without a frame in either direction before closing (1008).
+        mic_realtime_factor: mic audio allowed, as a multiple of real time (excess is dropped).
+        mic_burst_seconds: seconds of audio a front end may send at once above that rate.
+        max_frames_per_second: front-end frames per second (excess is dropped).
+        upstream_timeout: seconds to connect to the upstream.
+    """
+
+    max_frame_bytes: int = 64 * 1024
+    idle_timeout: float = 120.0
+    mic_realtime_factor: float = 2.0
+    mic_burst_seconds: float = 4.0
+    max_frames_per_second: int = 1000
+    upstream_timeout: float = 10.0
+
+
+class _Bucket:
+    """A token bucket; ``take(n, now)`` is False when ``n`` exceeds what is left."""
+
+    __slots__ = ("rate", "burst", "tokens", "at")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, None
+
+    def take(self, n: float, now: float) -> bool:
+        if self.at is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if n > self.tokens:
+            return False
+        self.tokens -= n
+        return True
+
+
+@dataclass(slots=True)
+class ProxyStats:
+    """Service-wide counters, shown by ``/stats``; ``latency`` keeps the last 200,000 samples of
+    added latency (seconds from an upstream frame received to the front-end frame sent)."""
+
+    calls_active: int = 0
+    calls_total: int = 0
+    frames_up: int = 0
+    frames_down: int = 0
+    frames_cleared: int = 0
+    frames_rate_limited: int = 0
+    frames_malformed: int = 0
+    frames_too_big: int = 0
+    send_failures: int = 0
+    latency: deque = field(default_factory=lambda: deque(maxlen=200_000))
+
+    def percentiles(self) -> dict[str, float | None]:
+        """p50/p90/p99/max of the added latency, in milliseconds."""
+        data = sorted(self.latency)
+        if not data:
+            return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
+
+        def at(q: float) -> float:
+            return round(1000 * data[min(len(data) - 1, int(q * len(data)))], 3)
+
+        return {"p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99),
+                "max_ms": round(1000 * data[-1], 3)}
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "latency"}
+        d["latency_samples"] = len(self.latency)
+        return {**d, **self.percentiles()}
+
+
+class ProxyCall:
+    """One proxied call: the front end's socket, the upstream socket and what sits between.
+
+    Args:
+        call_id: the call (already validated).
+        call: the call object (``audio_encoding``, ``sample_rate``...).
+        options: what the front end asked for.
+        upstream_url: the upstream websocket URL (with its query).
+        session: the aiohttp client session for the upstream.
+        limits: per-call limits.
+        stats: service-wide counters to update.
+        hub: observer fan-out.
+        capture: where frames are recorded (or None).
+        lipsync_factory: builds the call's :class:`LipSync` (None: no word/viseme events).
+    """
+
+    def __init__(self, call_id: str, call: dict[str, Any], options: CallOptions,
+                 upstream_url: str, session: aiohttp.ClientSession, limits: Limits,
+                 stats: ProxyStats, hub: ObserverHub, capture: CaptureWriter | None,
+                 lipsync_factory: Callable[[], LipSync] | None) -> None:
+        self.call_id = call_id
+        self.call = call
+        self.options = options
+        self.upstream_url = upstream_url
+        self.session = session
+        self.limits = limits
+        self.stats = stats
+        self.hub = hub
+        self.capture = capture
+        self.encoding = call.get("audio_encoding", "s16le")
+        self.sample_rate = int(call.get("sample_rate", 24000))
+        self.bytes_per_sample = bytes_per_sample(self.encoding)
+        realtime = self.sample_rate * self.bytes_per_sample
+        self._mic_bucket = _Bucket(realtime * limits.mic_realtime_factor,
+                                   realtime * limits.mic_burst_seconds)
+        self._frame_bucket = _Bucket(limits.max_frames_per_second, limits.max_frames_per_second)
+        self._lipsync_factory = lipsync_factory
+        self.lipsync: LipSync | None = None
+        self.down: web.WebSocketResponse | None = None
+        self.up: aiohttp.ClientWebSocketResponse | None = None
+        self.t0 = time.monotonic()
+        self.last_activity = self.t0
+        self.delivered_samples = 0  # agent samples sent to the front end: the event clock
+        self.generation = 0  # bumped by every clear; stale queued audio is dropped
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed_by = ""
+        self.counts = {"mic_frames": 0, "agent_frames": 0, "agent_samples": 0, "cleared": 0,
+                       "rate_limited": 0, "malformed": 0, "events": 0}
+        self._outq: asyncio.Queue | None = None
+        self._closing = False
+
+    # --- time ------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Session clock: seconds since the front end's socket opened."""
+        return time.monotonic() - self.t0
+
+    def _record(self, direction: str, payload: str | bytes) -> None:
+        if self.capture is not None:
+            try:
+                self.capture.write(self.now(), direction, payload)
+            except OSError as exc:  # a full disk must not end the call
+                log.error("capture write failed call_id=%s: %s; recording stops", self.call_id,
+                          exc)
+                self.capture = None
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        self.hub.publish(self.call_id, event)
+
+    # --- running ---------------------------------------------------------------------------------
+    async def run(self, down: web.WebSocketResponse) -> None:
+        """Relay until either side closes; afterwards ``close_code``/``close_reason`` say why."""
+        self.down = down
+        try:
+            self.up = await self.session.ws_connect(
+                self.upstream_url, autoping=True, heartbeat=None, max_msg_size=64 * 1024 * 1024,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                compress=0)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("upstream unavailable call_id=%s error=%r", self.call_id, exc)
+            code, reason = CLOSE_UPSTREAM_UNAVAILABLE
+            await self._close_down(code, reason, by="proxy")
+            return
+        self._publish({"event_type": "call_started", "call_id": self.call_id,
+                       "sample_rate": self.sample_rate, "audio_encoding": self.encoding})
+        if self._lipsync_factory is not None and self.options.lipsync:
+            self.lipsync = self._lipsync_factory()
+            self._outq = asyncio.Queue()
+        tasks = [asyncio.create_task(self._pump_down(), name=f"down-{self.call_id}"),
+                 asyncio.create_task(self._pump_up(), name=f"up-{self.call_id}"),
+                 asyncio.create_task(self._watch_idle(), name=f"idle-{self.call_id}")]
+        if self._outq is not None:
+            tasks.append(asyncio.create_task(self._send_ordered(), name=f"out-{self.call_id}"))
+        try:
+            await asyncio.wait(tasks[:3], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await self._finish(tasks)
+
+    async def shutdown(self) -> None:
+        """Close both sides because the service is stopping."""
+        code, reason = CLOSE_SHUTDOWN
+        await self._close_down(code, reason, by="proxy")
+
+    async def _finish(self, tasks: list[asyncio.Task]) -> None:
+        # Let the ordered sender deliver what it already has (it stops when the socket is gone).
+        if self._outq is not None and not self.down.closed and self.closed_by in ("", "upstream"):
+            self._outq.put_nowait(None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tasks[3], 10.0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.up is not None and not self.up.closed:
+            await self.up.close(code=1000, message=b"frontend_closed")
+        if not self.down.closed:
+            await self.down.close(code=self.close_code or 1000,
+                                  message=self.close_reason.encode("utf-8")[:120])
+        if self.capture is not None:
+            self.capture.write_close(self.now(), self.close_code, self.close_reason,
+                                     by="client" if self.closed_by == "frontend" else "server")
+        self._publish({"event_type": "call_ended", "call_id": self.call_id,
+                       "close_code": self.close_code, "close_reason": self.close_reason})
+        self.hub.end(self.call_id)
+
+    async def _close_down(self, code: int, reason: str, by: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason, self.closed_by = code, reason, by
+        if self.down is not None and not self.down.closed:
+            await self.down.close(code=code, message=reason.encode("utf-8")[:120])
+        if self.up is not None and not self.up.closed:
+            await self.up.close(code=1000, message=b"frontend_closed")
+
+    async def _watch_idle(self) -> None:
+        timeout = self.limits.idle_timeout
+        while True:
+            await asyncio.sleep(min(timeout, 1.0))
+            if time.monotonic() - self.last_activity > timeout:
+                log.info("idle timeout call_id=%s after=%.1fs", self.call_id, timeout)
+                code, reason = CLOSE_IDLE
+                await self._close_down(code, reason, by="proxy")
+                return
+
+    # --- front end -> upstream -----------------------------------------------------------------
+    async def _pump_down(self) -> None:
+        down, up, stats, limit = self.down, self.up, self.stats, self.limits.max_frame_bytes
+        async for msg in down:
+            now = time.monotonic()
+            self.last_activity = now
+            if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                size = len(msg.data)
+                if size > limit:
+                    stats.frames_too_big += 1
+                    log.warning("frame too big call_id=%s bytes=%d limit=%d", self.call_id, size,
+                                limit)
+                    await self._close_down(CLOSE_TOO_BIG, f"frame_too_big: {size} > {limit} bytes",
+                                           by="proxy")
+                    return
+                if not self._frame_bucket.take(1, now) or (
+                        msg.type is aiohttp.WSMsgType.BINARY
+                        and not self._mic_bucket.take(size, now)):
+                    self.counts["rate_limited"] += 1
+                    stats.frames_rate_limited += 1
+                    if self.counts["rate_limited"] % 100 == 1:
+                        log.warning("rate limited call_id=%s dropped=%d", self.call_id,
+                                    self.counts["rate_limited"])
+                    continue
+                if msg.type is aiohttp.WSMsgType.TEXT and isinstance(
+                        decode_client_text(msg.data), Unknown):
+                    self.counts["malformed"] += 1
+                    stats.frames_malformed += 1
+                    log.warning("unexpected text frame from front end call_id=%s frame=%.80r",
+                                self.call_id, msg.data)
+                self._record("out", msg.data)
+                self.counts["mic_frames"] += 1
+                stats.frames_up += 1
+                try:
+                    if msg.type is aiohttp.WSMsgType.BINARY:
+                        await up.send_bytes(msg.data)
+                    else:
+                        await up.send_str(msg.data)
+                except (ConnectionError, RuntimeError) as exc:
+                    log.info("upstream gone while sending call_id=%s: %r", self.call_id, exc)
+                    return
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                exc = down.exception()
+                if isinstance(exc, aiohttp.WebSocketError) and exc.code == CLOSE_TOO_BIG:
+                    stats.frames_too_big += 1
+                    await self._close_down(CLOSE_TOO_BIG, "frame_too_big", by="proxy")
+                else:
+                    log.info("front end error call_id=%s: %r", self.call_id, exc)
+                return
+        if self.close_code is None:
+            self.close_code = down.close_code or 1000
+            self.close_reason = "frontend_closed"
+            self.closed_by = "frontend"
+
+    # --- upstream -> front end -----------------------------------------------------------------
+    async def _pump_up(self) -> None:
+        up = self.up
+        code: int | None = None
+        reason = ""
+        while True:
+            msg = await up.receive()
+            t_in = time.perf_counter()
+            self.last_activity = time.monotonic()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                self._record("in", msg.data)
+                await self._from_upstream(decode_server_text(msg.data), msg.data, t_in)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                self._record("in", msg.data)
+                await self._from_upstream(AgentAudio(msg.data), msg.data, t_in)
+            elif msg.type is aiohttp.WSMsgType.CLOSE:
+                code, reason = msg.data, msg.extra or ""
+                break
+            else:  # CLOSING, CLOSED, ERROR: the connection is gone without a close frame
+                if msg.type is aiohttp.WSMsgType.ERROR:
+                    log.warning("upstream error call_id=%s: %r", self.call_id, up.exception())
+                break
+        if self.close_code is not None:  # we closed it ourselves
+            return
+        if code is None or code == 1006:
+            code, reason = CLOSE_UPSTREAM_LOST
+        self.close_code, self.close_reason, self.closed_by = code, reason, "upstream"
+        log.info("upstream closed call_id=%s code=%s reason=%r", self.call_id, code, reason)
+
+    async def _from_upstream(self, event: Any, payload: str | bytes, t_in: float) -> None:
+        opts = self.options
+        if isinstance(event, AlignedAudio | AgentAudio):
+            text = event.text if isinstance(event, AlignedAudio) else ""
+            if opts.enable_audio_alignment and isinstance(payload, str):
+                out: str | bytes = payload
+            else:
+                out = event.audio
+            if text:
+                self._publish({"event_type": "agent_text", "text": text})
+            if self._outq is not None:
+                self._outq.put_nowait(("audio", event.audio, text, out, t_in, self.generation))
+                return
+            await self._send(out, t_in)
+            self._delivered(len(event.audio))
+            return
+        if isinstance(event, Clear):
+            await self._clear(payload, t_in)
+            return
+        if isinstance(event, Update):
+            self._publish({"event_type": "update", "transcript": [
+                {"role": t.role, "content": t.content} for t in event.transcript],
+                "turntaking": event.turntaking})
+            if not opts.enable_update:
+                return
+        elif isinstance(event, Metadata):
+            self._publish({"event_type": "metadata", "metadata": event.metadata})
+        elif isinstance(event, Unknown):
+            self.counts["malformed"] += 1
+        if self._outq is not None:
+            self._outq.put_nowait(("frame", payload, t_in))
+        else:
+            await self._send(payload, t_in)
+
+    def _delivered(self, nbytes: int) -> None:
+        samples = nbytes // self.bytes_per_sample
+        self.delivered_samples += samples
+        self.counts["agent_frames"] += 1
+        self.counts["agent_samples"] += samples
+
+    async def _send(self, payload: str | bytes, t_in: float | None) -> bool:
+        down = self.down
+        if down.closed:
+            return False
+        try:
+            if isinstance(payload, bytes):
+                await down.send_bytes(payload)
+            else:
+                await down.send_str(payload)
+        except (ConnectionError, RuntimeError):
+            self.stats.send_failures += 1
+            return False
+        if t_in is not None:
+            self.stats.latency.append(time.perf_counter() - t_in)
+        self.stats.frames_down += 1
+        return True
+
+    async def _clear(self, payload: str | bytes, t_in: float) -> None:
+        """``clear`` overtakes queued frames: queued agent audio is dropped, the rest goes first."""
+        self.generation += 1
+        if self._outq is not None:
+            keep = []
+            while not self._outq.empty():
+                item = self._outq.get_nowait()
+                if item is None or item[0] != "audio":
+                    keep.append(item)
+                else:
+                    self.counts["cleared"] += 1
+                    self.stats.frames_cleared += 1
+            for item in keep:
+                if item is None:
+                    self._outq.put_nowait(None)
+                else:
+                    await self._send(item[1], item[2])
+            if self.lipsync is not None:
+                self.lipsync.clear()
+        self._publish({"event_type": "clear", "sample": self.delivered_samples})
+        await self._send(payload, t_in)
+
+    async def _send_ordered(self) -> None:
+        """The lip-sync sender: for each chunk, its word/viseme events, then its audio."""
+        lipsync = self.lipsync
+        while True:
+            if lipsync.pending_tail and self._outq.empty():
+                try:  # no chunk follows yet: the held-back cues go out after a short wait
+                    item = await asyncio.wait_for(self._outq.get(), _TAIL_WAIT)
+                except TimeoutError:
+                    if not await self._send_events(lipsync.flush()):
+                        return
+                    continue
+            else:
+                item = await self._outq.get()
+            if item is None:
+                if lipsync.pending_tail:
+                    await self._send_events(lipsync.flush())
+                return
+            if item[0] == "frame":
+                await self._send(item[1], item[2])
+                continue
+            _, audio, text, out, t_in, generation = item
+            try:
+                events = await lipsync.align(audio, text)
+            except Exception:  # alignment must never cost the call its audio
+                log.exception("alignment failed call_id=%s", self.call_id)
+                events = []
+            if generation != self.generation:  # cleared while aligning: never delivered
+                self.counts["cleared"] += 1
+                self.stats.frames_cleared += 1
+                continue
+            if not await self._send_events(events) or not await self._send(out, t_in):
+                return
+            self._delivered(len(audio))
+
+    async def _send_events(self, events: list[dict[str, Any]]) -> bool:
+        """Send word/viseme events (offsets relative to the delivered-sample clock's now)."""
+        offset = self.delivered_samples
+        for ev in events:
+            kind = ev["event_type"]
+            if (kind == "word" and not self.options.enable_words) or (
+                    kind == "viseme" and not self.options.enable_visemes):
+                continue
+            ev = {**ev, "start_sample": ev["start_sample"] + offset,
+                  "end_sample": ev["end_sample"] + offset}
+            self.counts["events"] += 1
+            self._publish(ev)
+            if not await self._send(json.dumps(ev, separators=(",", ":")), None):
+                return False
+        return True

@@ -1,0 +1,267 @@
+"""Recordings of proxied calls: one folder per call, renderers in a bounded worker pool, /calls API.
+
+Layout under the recordings root::
+
+    <root>/<call_id>/call.json        state, close code/reason, counters, outputs, errors
+    <root>/<call_id>/capture/         the capture (aligner.capture), every frame with its time
+    <root>/<call_id>/timeline.json    built when the call ends (aligner.session)
+    <root>/<call_id>/call.vtt ...     one output per configured renderer
+
+When a call ends the store queues a render job; ``workers`` jobs run at a time in worker
+processes (CPU-heavy renderers never hold the event loop's GIL) and at most ``max_pending`` wait.
+Files are served only by exact name from the folder's own listing, and call ids must match
+:data:`CALL_ID_RE`, so no request can reach a path outside the root.
+
+>>> valid_call_id("call_1a2b"), valid_call_id("../etc")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import re
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import AlignerError
+from ..timeline import write_atomic
+
+__all__ = ["CALL_ID_RE", "RecordingStore", "render_call", "valid_call_id"]
+
+log = logging.getLogger(__name__)
+
+CALL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_CONTENT_TYPES = {
+    ".json": "application/json", ".jsonl": "application/x-ndjson", ".vtt": "text/vtt",
+    ".srt": "application/x-subrip", ".mp4": "video/mp4", ".wav": "audio/wav",
+    ".txt": "text/plain", ".ass": "text/x-ssa", ".ttml": "application/ttml+xml",
+}
+
+
+def valid_call_id(call_id: str) -> bool:
+    """True if ``call_id`` is safe to use as a folder name (letters, digits, ``_``, ``-``)."""
+    return bool(CALL_ID_RE.match(call_id))
+
+
+def render_call(call_dir: str, names: list[str]) -> dict[str, Any]:
+    """Build the timeline of a finished call and run the renderers (runs in a worker process).
+
+    Args:
+        call_dir: the call's folder (holding ``capture/``).
+        names: renderer names, e.g. ``["vtt", "visemes"]``.
+
+    Returns:
+        ``{"outputs": [file names], "errors": {renderer: message}}``.
+    """
+    import renderers
+
+    from ..capture import read
+    from ..session import build_timeline
+
+    folder = Path(call_dir)
+    outputs: list[str] = []
+    errors: dict[str, str] = {}
+    try:
+        timeline = build_timeline(read(folder / "capture"), audio_dir=folder)
+        timeline.save(folder / "timeline.json")
+        outputs += [name for name in ("timeline.json", "agent.wav", "user.wav")
+                    if (folder / name).is_file()]
+    except Exception as exc:  # a broken capture must not kill the worker
+        log.exception("timeline of %s failed", call_dir)
+        return {"outputs": outputs, "errors": {"timeline": f"{type(exc).__name__}: {exc}"}}
+    for name in names:
+        try:
+            paths = renderers.get(name)().render(timeline, folder, stem="call", base=folder)
+            outputs += [Path(p).name for p in paths]
+        except Exception as exc:
+            log.exception("renderer %s on %s failed", name, call_dir)
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return {"outputs": outputs, "errors": errors}
+
+
+class RecordingStore:
+    """Owns the recordings root, the render queue and the worker pool.
+
+    Args:
+        root: folder of all recordings (created).
+        renderers: renderer names to run on every finished call (may be empty: capture only).
+        workers: render jobs running at once (worker processes).
+        max_pending: render jobs allowed to wait; more are refused and marked in call.json.
+        executor: an executor to use instead of the process pool (tests, embedding).
+    """
+
+    def __init__(self, root: str | Path, renderers: list[str] | tuple[str, ...] = (),
+                 workers: int = 1, max_pending: int = 64, executor: Executor | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.renderers = list(renderers)
+        self.workers = max(1, workers)
+        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_pending)
+        self._executor = executor
+        self._own_executor = executor is None
+        self._tasks: list[asyncio.Task] = []
+        self.rendered = 0
+        self.refused = 0
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the render workers (call inside the running loop)."""
+        if self.renderers and not self._tasks:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+
+    async def close(self, timeout: float = 60.0) -> None:
+        """Finish every queued render job (up to ``timeout`` s), then stop the workers."""
+        if self._tasks:
+            try:
+                await asyncio.wait_for(self._queue.join(), timeout)
+            except TimeoutError:
+                log.warning("recordings: %d render jobs unfinished at shutdown", self._queue.qsize())
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = []
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    # --- calls ---------------------------------------------------------------------------------
+    def call_dir(self, call_id: str) -> Path:
+        """The folder of ``call_id`` (not created).
+
+        Raises:
+            AlignerError: ``call_id`` is not a safe name.
+        """
+        if not valid_call_id(call_id):
+            raise AlignerError(f"invalid call id {call_id[:80]!r}")
+        return self.root / call_id
+
+    def begin(self, call_id: str, info: dict[str, Any]) -> Path:
+        """Create the call's folder and its ``call.json`` (state ``recording``); returns the folder."""
+        folder = self.call_dir(call_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._write_info(folder, {"call_id": call_id, "state": "recording",
+                                  "started": time.time(), **info})
+        return folder
+
+    def finish(self, call_id: str, info: dict[str, Any]) -> None:
+        """Record how the call ended and queue its render job (never blocks, never raises)."""
+        folder = self.call_dir(call_id)
+        state = "queued" if self.renderers else "done"
+        if self.renderers and self._queue.full():
+            state = "failed"
+            info = {**info, "errors": {"queue": "render queue full; capture kept"}}
+            self.refused += 1
+        self._update(folder, {"state": state, "ended": time.time(),
+                              "renderers": self.renderers, **info})
+        if state == "queued":
+            self._queue.put_nowait(call_id)
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            call_id = await self._queue.get()
+            folder = self.call_dir(call_id)
+            try:
+                self._update(folder, {"state": "rendering"})
+                t0 = time.perf_counter()
+                result = await loop.run_in_executor(self._executor, render_call, str(folder),
+                                                    self.renderers)
+                state = "failed" if "timeline" in result["errors"] else "done"
+                self._update(folder, {"state": state, **result,
+                                      "render_seconds": round(time.perf_counter() - t0, 3)})
+                self.rendered += 1
+                log.info("recording call_id=%s state=%s outputs=%s errors=%s", call_id, state,
+                         result["outputs"], list(result["errors"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a dead worker process, say: mark it, keep serving
+                log.exception("render job for %s failed", call_id)
+                self._update(folder, {"state": "failed",
+                                      "errors": {"worker": f"{type(exc).__name__}: {exc}"}})
+            finally:
+                self._queue.task_done()
+
+    # --- call.json -----------------------------------------------------------------------------
+    def info(self, call_id: str) -> dict[str, Any] | None:
+        """The call's ``call.json`` plus its file list, or None if there is no such recording."""
+        try:
+            folder = self.call_dir(call_id)
+        except AlignerError:
+            return None
+        try:
+            data = json.loads((folder / "call.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        data["files"] = self.files(call_id)
+        return data
+
+    def files(self, call_id: str) -> list[str]:
+        """Names of the plain files in the call's folder (what ``/files/{name}`` can serve)."""
+        try:
+            entries = list(os.scandir(self.call_dir(call_id)))
+        except (OSError, AlignerError):
+            return []
+        return sorted(e.name for e in entries
+                      if _FILE_RE.match(e.name) and e.is_file(follow_symlinks=False))
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Summaries of every recording, newest first."""
+        out = []
+        for entry in os.scandir(self.root):
+            if entry.is_dir(follow_symlinks=False) and valid_call_id(entry.name):
+                data = self.info(entry.name)
+                if data is not None:
+                    out.append({k: data.get(k) for k in
+                                ("call_id", "state", "started", "ended", "close_code",
+                                 "close_reason")})
+        return sorted(out, key=lambda d: d.get("started") or 0, reverse=True)
+
+    def _write_info(self, folder: Path, data: dict[str, Any]) -> None:
+        write_atomic(folder / "call.json", json.dumps(data, indent=1, sort_keys=True))
+
+    def _update(self, folder: Path, changes: dict[str, Any]) -> None:
+        try:
+            data = json.loads((folder / "call.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            data = {"call_id": folder.name}
+        data.update(changes)
+        self._write_info(folder, data)
+
+    # --- HTTP API ------------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        """``GET /calls``, ``GET /calls/{call_id}``, ``GET /calls/{call_id}/files/{name}``."""
+        app.router.add_get("/calls", self._list)
+        app.router.add_get("/calls/{call_id}", self._get)
+        app.router.add_get("/calls/{call_id}/files/{name}", self._file)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        return web.json_response({"calls": self.calls()})
+
+    async def _get(self, request: web.Request) -> web.Response:
+        data = self.info(request.match_info["call_id"])
+        if data is None:
+            raise web.HTTPNotFound(text="no such call")
+        return web.json_response(data)
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        call_id, name = request.match_info["call_id"], request.match_info["name"]
+        # Only an exact name from the folder's own listing is served: "..", "/", "%2F", absolute
+        # paths and symlinks can never name anything outside it.
+        if name not in self.files(call_id):
+            raise web.HTTPNotFound(text="no such file")
+        path = self.call_dir(call_id) / name
+        ctype = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        return web.FileResponse(path, headers={"Content-Type": ctype,
+                                               "X-Content-Type-Options": "nosniff"})

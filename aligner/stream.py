@@ -1,0 +1,174 @@
+"""Streaming alignment: one :class:`StreamAligner` per agent utterance, fed chunk by chunk.
+
+Each alignment chunk brings audio and the text it speaks; chunk text may start or end inside a
+word (``"Hel"`` + ``"lo there"``). Every chunk is aligned as it arrives, on its own audio: chunk
+edges are hard anchors, so each piece of a word lies inside the chunk whose text holds it, and a
+word split over chunks becomes one word spanning both. A new chunk changes only the word left
+unfinished at the end of the previous one; everything before :attr:`StreamResult.final_until`
+is final.
+
+Times are on the *concatenated chunk audio* clock (0 = first sample of the first chunk); char
+offsets index the concatenated text of all chunks.
+
+>>> import numpy as np
+>>> s = StreamAligner(16000, backend="fallback")
+>>> r = s.feed(np.zeros(8000, np.int16), "Hel")
+>>> r.final_until
+0.0
+>>> r = s.feed(np.zeros(8000, np.int16), "lo there")
+>>> [(w.word, w.start < 0.5 < w.end) for w in r.words]
+[('Hello', True), ('there', False)]
+>>> s.finish().final_until
+1.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .alignment import Alignment, _mono16, assemble, time_tokens
+from .errors import AlignmentError
+from .pronounce import token_phones
+from .text import tokenize
+from .timeline import Char, Phone, Word
+
+__all__ = ["StreamAligner", "StreamResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """The alignment of everything fed so far, and the time before which it is final."""
+
+    duration: float
+    words: tuple[Word, ...]
+    chars: tuple[Char, ...]
+    phones: tuple[Phone, ...]
+    text: str
+    final_until: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``aligner align`` JSON plus ``final_until``."""
+        d = Alignment(self.duration, self.words, self.chars, self.phones, self.text).to_dict()
+        d["final_until"] = round(self.final_until, 4)
+        return d
+
+
+@dataclass(slots=True)
+class _Fragment:
+    char_start: int  # in the concatenated text
+    char_end: int
+    start: float  # on the concatenated audio clock
+    end: float
+
+
+class StreamAligner:
+    """Align one utterance chunk by chunk.
+
+    Call :meth:`feed` for each chunk in order, then :meth:`finish` once. Sans-I/O: no clock, no
+    threads; feed it from wherever the chunks come.
+
+    Args:
+        sample_rate: the rate of every chunk's samples.
+        backend: as for :func:`aligner.align`.
+    """
+
+    def __init__(self, sample_rate: int, *, backend: str = "auto") -> None:
+        if not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
+        self.sample_rate = sample_rate
+        self.backend = backend
+        self._text = ""
+        self._samples = 0
+        self._fragments: list[_Fragment] = []
+        self._finished = False
+        self._last: StreamResult | None = None
+
+    @property
+    def text(self) -> str:
+        """The concatenated text of the chunks fed so far."""
+        return self._text
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio fed so far."""
+        return self._samples / self.sample_rate
+
+    def feed(self, pcm: np.ndarray, text: str) -> StreamResult:
+        """Align one more chunk (its audio and the text it speaks; either may be empty).
+
+        Returns:
+            The alignment of everything fed so far.
+
+        Raises:
+            AlignmentError: after :meth:`finish`.
+        """
+        if self._finished:
+            raise AlignmentError("feed() after finish(): start a new StreamAligner")
+        pcm = _mono16(pcm)
+        t0 = self._samples / self.sample_rate
+        c0 = len(self._text)
+        local = tokenize(text)
+        if local:
+            prons = [token_phones(t.word) for t in local]
+            spans, _ = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend)
+            self._fragments += [_Fragment(c0 + t.char_start, c0 + t.char_end, t0 + s, t0 + e)
+                                for t, (s, e) in zip(local, spans, strict=True)]
+        self._text += text
+        self._samples += len(pcm)
+        self._last = self._result(final=False)
+        return self._last
+
+    def finish(self) -> StreamResult:
+        """End of the utterance: everything becomes final. Idempotent."""
+        self._finished = True
+        self._last = self._result(final=True)
+        return self._last
+
+    def _result(self, final: bool) -> StreamResult:
+        text, duration = self._text, self._samples / self.sample_rate
+        tokens = tokenize(text)
+        prons = [token_phones(t.word) for t in tokens]
+        spans: list[tuple[float, float]] = []
+        groups: list[list[_Fragment]] = []
+        fi = 0
+        frags = self._fragments
+        for tok in tokens:
+            mine = []
+            while fi < len(frags) and frags[fi].char_start < tok.token_end:
+                if frags[fi].char_end > tok.token_start:
+                    mine.append(frags[fi])
+                fi += 1
+            groups.append(mine)
+            if mine:
+                spans.append((mine[0].start, mine[-1].end))
+            else:  # cannot happen for well-formed input; keep the token timed anyway
+                t = spans[-1][1] if spans else 0.0
+                spans.append((t, t))
+        al = assemble(text, tokens, prons, _monotonic(spans, duration), duration, self.backend)
+        chars = list(al.chars)
+        for tok, mine in zip(tokens, groups, strict=True):
+            if len(mine) > 1:  # split word: each piece's characters stay in its own chunk
+                for fr in mine:
+                    n = max(1, fr.char_end - fr.char_start)
+                    d = (fr.end - fr.start) / n
+                    for k, i in enumerate(range(fr.char_start, fr.char_end)):
+                        if tok.char_start <= i < tok.char_end:
+                            chars[i] = replace(chars[i], start=fr.start + k * d,
+                                               end=fr.start + (k + 1) * d)
+        final_until = duration
+        if not final and tokens and tokens[-1].token_end == len(text) and text[-1:].isalnum():
+            final_until = al.words[-1].start  # the last word may continue in the next chunk
+        return StreamResult(duration, al.words, tuple(chars), al.phones, text, final_until)
+
+
+def _monotonic(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    out, t = [], 0.0
+    for s, e in spans:
+        s = min(max(s, t), duration)
+        e = min(max(e, s), duration)
+        out.append((s, e))
+        t = e
+    return out

@@ -1,0 +1,540 @@
+"""The ``mp4`` renderer: the call as a video with burned-in karaoke captions and a talking face.
+
+H.264 (libx264 through PyAV, threaded) and AAC, constant frame rate, yuv420p, ``+faststart``.
+The audio is the call as heard: the user's audio as sent plus the agent's as played (cleared
+audio is already absent from the timeline's agent track), mixed and scaled down only if the sum
+would clip, or in stereo with the agent left and the user right (``stereo=True``).
+
+Efficiency is the design: the screen is a few regions (background, face, user indicator, caption
+band) whose look is a function of a small state (caption cue, words started, word sounding,
+mouth shape, who speaks). Each region's patch is drawn once per state and converted to YUV once;
+a frame is re-assembled only when the state changes, and otherwise the previous ``VideoFrame``
+is handed to the encoder again. Frames and audio are streamed and interleaved, so memory stays
+flat however long the call is; WAV tracks are memory-mapped, not loaded.
+
+Options (keyword arguments of :class:`VideoRenderer`): ``size`` (``"720p"``, ``"1080p"``,
+``"vertical"`` or ``"WxH"``), ``fps`` (30), ``background`` (``"#rrggbb"`` or an image path),
+``mouths`` (a Rhubarb-style mouth-shape folder, see :mod:`renderers.avatar`), ``font`` (a font
+path), ``stereo`` (False), ``crf`` (23), ``preset`` (x264 preset, ``"ultrafast"``; ``"veryfast"`` gives files about half the size at a third of the speed), ``progress``
+(True for a bar on stderr, or a callable ``(done_seconds, total_seconds)``), ``captions``
+(a :class:`renderers.segment.CaptionRules`).
+
+>>> from aligner.timeline import Timeline
+>>> VideoRenderer(size="vertical").frame_image(Timeline(duration=1.0), 0.5).size
+(1080, 1920)
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from aligner.errors import RendererError
+from aligner.timeline import Timeline
+
+from . import Renderer
+from .avatar import IDLE, Avatar, load_mouth_set
+from .caption_draw import CaptionPainter, CaptionStyle
+
+__all__ = ["SIZES", "VideoRenderer"]
+
+log = logging.getLogger(__name__)
+
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "vertical": (1080, 1920)}
+
+_GAP_BRIDGE = 0.35  # pauses between words shorter than this keep the speaker indicator on
+
+
+@dataclass(frozen=True, slots=True)
+class _CapWord:
+    start: float
+    end: float
+    line: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Caption:
+    start: float
+    end: float
+    speaker: str
+    lines: tuple[str, ...]
+    words: tuple[_CapWord, ...]
+
+
+class VideoRenderer(Renderer):
+    """Renders a :class:`~aligner.timeline.Timeline` as an MP4 (see the module docstring)."""
+
+    name = "mp4"
+    extensions = (".mp4",)
+    description = "MP4 video (H.264/AAC): karaoke captions, a talking face, the call's audio"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.width, self.height = _parse_size(options.get("size", "720p"))
+        self.fps = int(options.get("fps", 30))
+        if not 1 <= self.fps <= 120:
+            raise RendererError(f"fps must be within 1-120, got {self.fps}")
+        self.crf = int(options.get("crf", 23))
+        self.preset = str(options.get("preset", "ultrafast"))
+        self.stereo = bool(options.get("stereo", False))
+
+    # --- Renderer layers -------------------------------------------------------------------------
+    def render(self, timeline: Timeline, out_dir: str | Path, *, stem: str = "call",
+               base: Path | None = None) -> list[Path]:
+        """Write ``<stem>.mp4`` into ``out_dir`` (a temp file renamed into place when complete)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        final = out_dir / f"{stem}.mp4"
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".mp4", dir=out_dir)
+        os.close(fd)
+        try:
+            self._encode(timeline, tmp, base)
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return [final]
+
+    def render_to(self, timeline: Timeline, fp: Any, *, base: Path | None = None) -> None:
+        """Write the MP4 to the binary file object ``fp`` (encoded to a temp file, then copied)."""
+        with tempfile.TemporaryDirectory(prefix="aligner-mp4-") as d:
+            path = Path(d) / "call.mp4"
+            self._encode(timeline, str(path), base)
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, fp)
+
+    def frame_image(self, timeline: Timeline, t: float) -> Image.Image:
+        """The frame shown at time ``t`` as an RGB image (thumbnails, docs, checks)."""
+        scene = _Scene(self, timeline)
+        return scene.image(scene.state(t))
+
+    # --- encoding ----------------------------------------------------------------------------------
+    def _encode(self, timeline: Timeline, path: str, base: Path | None) -> None:
+        import av
+
+        for codec in ("libx264", "aac"):
+            if codec not in av.codecs_available:
+                raise RendererError(f"this PyAV build lacks the {codec} encoder")
+        started = time.perf_counter()
+        scene = _Scene(self, timeline)
+        mix = _AudioMix(timeline, base, self.stereo)
+        n_frames = max(1, round(timeline.duration * self.fps))
+        total = n_frames / self.fps
+        report = _progress(self.options.get("progress"), total)
+        with av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            vs = out.add_stream("libx264", rate=self.fps)
+            vs.width, vs.height, vs.pix_fmt = self.width, self.height, "yuv420p"
+            vs.codec_context.thread_count = 0  # x264 picks its thread count
+            vs.options = {"preset": self.preset, "crf": str(self.crf)}
+            aus = out.add_stream("aac", rate=mix.rate, layout="stereo" if self.stereo else "mono")
+            aus.bit_rate = 96000 if self.stereo else 64000
+            tb = Fraction(1, self.fps)
+            audio_pos = 0
+            step = self.fps  # interleave one second of audio per second of video
+            frame = None
+            key = None
+            for i in range(n_frames):
+                state = scene.state(i / self.fps)
+                if state != key or frame is None:
+                    frame = av.VideoFrame.from_ndarray(scene.yuv(state), format="yuv420p")
+                    key = state
+                frame.pts = i
+                frame.time_base = tb
+                out.mux(vs.encode(frame))
+                if (i + 1) % step == 0 or i + 1 == n_frames:
+                    upto = round((i + 1) / self.fps * mix.rate) if i + 1 < n_frames else None
+                    audio_pos = self._write_audio(out, aus, mix, audio_pos, upto, total)
+                    report((i + 1) / self.fps)
+            out.mux(vs.encode(None))
+            out.mux(aus.encode(None))
+        log.info("rendered %.1f s of video in %.1f s (%d redraws)", total,
+                 time.perf_counter() - started, scene.redraws)
+
+    def _write_audio(self, out: Any, stream: Any, mix: _AudioMix, pos: int, upto: int | None,
+                     total: float) -> int:
+        import av
+
+        end = round(total * mix.rate) if upto is None else upto
+        while pos < end:
+            stop = min(end, pos + mix.rate)
+            block = mix.read(pos, stop)
+            layout = "stereo" if self.stereo else "mono"
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout=layout)
+            frame.sample_rate = mix.rate
+            frame.pts = pos
+            frame.time_base = Fraction(1, mix.rate)
+            out.mux(stream.encode(frame))
+            pos = stop
+        return pos
+
+
+# --- what is on screen ---------------------------------------------------------------------------
+class _Scene:
+    """Layout, pre-drawn layers and the state → pixels cache of one render."""
+
+    def __init__(self, r: VideoRenderer, timeline: Timeline) -> None:
+        self.w, self.h = r.width, r.height
+        self.timeline = timeline
+        opts = r.options
+        self.style = CaptionStyle(font=opts.get("font"))
+        self.painter = CaptionPainter(self.w, self.h, self.style)
+        self.background = _background(opts.get("background"), (self.w, self.h))
+        mouths = opts.get("mouths")
+        portrait = self.h > self.w
+        face = _even(round((self.w if portrait else self.h) * (0.5 if portrait else 0.56)))
+        self.avatar = Avatar(face, mouths=load_mouth_set(mouths) if mouths else None)
+        fy = self.h * (0.2 if portrait else 0.07)
+        self.face_xy = (_even((self.w - face) / 2), _even(fy))
+        self.chip_size = (_even(self.painter.size * 3.6), _even(self.painter.size * 1.2))
+        self.chip_xy = (_even(self.w * 0.04), _even(self.h * 0.05))
+        self.band_xy = (0, _even(self.painter.band_top, up=False))
+        self.captions = _captions(timeline, opts, self.painter)
+        self.cap_starts = [c.start for c in self.captions]
+        self.max_cap = max((c.end - c.start for c in self.captions), default=0.0)
+        self.mouth_t, self.mouth_v = _mouth_steps(timeline, opts)
+        self.agent_on = _speaking(timeline, "agent")
+        self.user_on = _speaking(timeline, "user")
+        self.redraws = 0
+        self._patches: dict[tuple, tuple[np.ndarray, ...]] = {}
+        self._base_yuv = _to_yuv(np.asarray(self.background))
+        self._last_caption: tuple | None = None
+
+    # state = (caption index, words started, word sounding, mouth shape, agent on, user on)
+    def state(self, t: float) -> tuple:
+        ci = self._caption_at(t)
+        done, active = 0, False
+        if ci >= 0:
+            ws = self.captions[ci].words
+            done = bisect.bisect_right([w.start for w in ws], t)
+            active = done > 0 and t < ws[done - 1].end
+        k = bisect.bisect_right(self.mouth_t, t) - 1
+        shape = self.mouth_v[k] if k >= 0 else IDLE
+        return (ci, done, active, shape, _inside(self.agent_on, t), _inside(self.user_on, t))
+
+    def _caption_at(self, t: float) -> int:
+        """The latest-started caption showing at ``t``, or -1."""
+        j = bisect.bisect_right(self.cap_starts, t) - 1
+        while j >= 0 and self.cap_starts[j] >= t - self.max_cap:
+            if t < self.captions[j].end:
+                return j
+            j -= 1
+        return -1
+
+    def image(self, state: tuple) -> Image.Image:
+        """The whole frame for ``state`` as RGB (slow path; the encoder uses :meth:`yuv`)."""
+        img = self.background.copy()
+        for (x, y), layer in self._layers(state):
+            img.paste(layer, (x, y), layer)
+        return img
+
+    def _layers(self, state: tuple) -> Iterator[tuple[tuple[int, int], Image.Image]]:
+        ci, done, active, shape, agent, user = state
+        yield self.face_xy, self.avatar.patch(shape, agent)
+        yield self.chip_xy, _chip(self.chip_size, user, self.style)
+        if ci >= 0:
+            c = self.captions[ci]
+            words = tuple((w.line, w.offset, w.offset + w.length) for w in c.words)
+            yield self.band_xy, self.painter.paint(c.lines, c.speaker, words, done, active)
+
+    def yuv(self, state: tuple) -> np.ndarray:
+        """The frame for ``state`` as a yuv420p array (``h * 3 // 2`` rows), built from patches."""
+        self.redraws += 1
+        ci, done, active, shape, agent, user = state
+        buf = self._base_yuv.copy()
+        self._put(buf, ("face", shape, agent), self.face_xy,
+                  lambda: self.avatar.patch(shape, agent))
+        self._put(buf, ("chip", user), self.chip_xy, lambda: _chip(self.chip_size, user, self.style))
+        if ci >= 0:
+            if self._last_caption != (ci,):  # caption patches live as long as their cue
+                self._patches = {k: v for k, v in self._patches.items() if k[0] != "band"}
+                self._last_caption = (ci,)
+            c = self.captions[ci]
+            words = tuple((w.line, w.offset, w.offset + w.length) for w in c.words)
+            self._put(buf, ("band", ci, done, active), self.band_xy,
+                      lambda: self.painter.paint(c.lines, c.speaker, words, done, active))
+        return buf
+
+    def _put(self, buf: np.ndarray, key: tuple, xy: tuple[int, int],
+             draw: Callable[[], Image.Image]) -> None:
+        x, y = xy
+        planes = self._patches.get(key)
+        if planes is None:
+            layer = draw()
+            pw = min(_even(layer.width), self.w - x)
+            ph = min(_even(layer.height), self.h - y)
+            region = self.background.crop((x, y, x + pw, y + ph)).convert("RGBA")
+            region.alpha_composite(layer.crop((0, 0, pw, ph)))
+            planes = _planes(np.asarray(region.convert("RGB")))
+            self._patches[key] = planes
+        py, pu, pv = planes
+        ph, pw = py.shape
+        fy, u, v = _split(buf, self.h, self.w)
+        fy[y:y + ph, x:x + pw] = py
+        u[y // 2:(y + ph) // 2, x // 2:(x + pw) // 2] = pu
+        v[y // 2:(y + ph) // 2, x // 2:(x + pw) // 2] = pv
+
+
+def _to_yuv(rgb: np.ndarray) -> np.ndarray:
+    """RGB (h, w, 3), even sides → one yuv420p array of ``h * 3 // 2`` rows (Y, then U, then V)."""
+    import av
+
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format="yuv420p").to_ndarray()
+
+
+def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RGB (h, w, 3), even sides → the yuv420p planes Y (h, w), U and V (h/2, w/2)."""
+    h, w = rgb.shape[:2]
+    return _split(_to_yuv(rgb), h, w)
+
+
+def _split(arr: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U, V planes of a yuv420p array as PyAV lays it out (planes back to back)."""
+    flat = arr.reshape(-1)
+    n, q = h * w, (h // 2) * (w // 2)
+    return (flat[:n].reshape(h, w), flat[n:n + q].reshape(h // 2, w // 2),
+            flat[n + q:n + 2 * q].reshape(h // 2, w // 2))
+
+
+def _even(v: float, up: bool = True) -> int:
+    n = round(v)
+    return n + (n % 2) if up else n - (n % 2)
+
+
+def _inside(intervals: tuple[list[float], list[float]], t: float) -> bool:
+    starts, ends = intervals
+    k = bisect.bisect_right(starts, t) - 1
+    return k >= 0 and t < ends[k]
+
+
+def _speaking(timeline: Timeline, speaker: str) -> tuple[list[float], list[float]]:
+    """Merged intervals where ``speaker`` is heard speaking (short pauses bridged)."""
+    spans = sorted((w.start, w.end) for u in timeline.speaker(speaker) for w in u.heard_words
+                   if w.end > w.start)
+    starts: list[float] = []
+    ends: list[float] = []
+    for s, e in spans:
+        if starts and s - ends[-1] <= _GAP_BRIDGE:
+            ends[-1] = max(ends[-1], e)
+        else:
+            starts.append(s)
+            ends.append(e)
+    return starts, ends
+
+
+def _mouth_steps(timeline: Timeline, opts: dict) -> tuple[list[float], list[str]]:
+    """(times, shapes) step function of the agent's mouth, Rhubarb shapes, X when idle."""
+    given = opts.get("mouth")
+    if given is not None:  # [(time, shape), ...] supplied by the caller
+        pairs = sorted(given)
+    else:
+        from aligner.visemes import timeline_cues
+
+        pairs = [(c.start, str(c.viseme)) for c in timeline_cues(timeline, "rhubarb")]
+    return [t for t, _ in pairs], [s for _, s in pairs]
+
+
+def _captions(timeline: Timeline, opts: dict, painter: CaptionPainter) -> list[_Caption]:
+    """Caption cues from the subtitle segmentation, with per-line character limits that fit."""
+    from .segment import CaptionRules, segment
+
+    rules = opts.get("captions")
+    if rules is None:
+        avail = painter.width - 2 * painter.side
+        per_line = max(12, min(42, int(avail / (painter.size * 0.68))))
+        rules = CaptionRules(max_chars_per_line=per_line, max_lines=painter.style.max_lines)
+    out = [_Caption(c.start, c.end, c.speaker, c.lines,
+                    tuple(_CapWord(w.start, w.end, w.line, w.offset, len(w.text)) for w in c.words))
+           for c in segment(timeline, rules)]
+    out.sort(key=lambda c: c.start)
+    return out
+
+
+def _parse_size(size: Any) -> tuple[int, int]:
+    if isinstance(size, tuple):
+        w, h = size
+    elif size in SIZES:
+        w, h = SIZES[size]
+    else:
+        try:
+            w, h = (int(v) for v in str(size).lower().split("x"))
+        except ValueError:
+            raise RendererError(f"bad video size {size!r}; use {', '.join(SIZES)} or WxH") from None
+    if not (64 <= w <= 7680 and 64 <= h <= 7680) or w % 4 or h % 4:
+        raise RendererError(f"video size {w}x{h} must be 64-7680 pixels a side, multiples of 4")
+    return w, h
+
+
+def _background(spec: Any, size: tuple[int, int]) -> Image.Image:
+    """The static background: a colour, an image (scaled to cover) or the default gradient."""
+    w, h = size
+    if spec is None:
+        top, bottom = np.array([36, 42, 66]), np.array([14, 16, 28])
+        ramp = np.linspace(0, 1, h)[:, None]
+        col = (top * (1 - ramp) + bottom * ramp).astype(np.uint8)
+        return Image.fromarray(np.repeat(col[:, None, :], w, axis=1), "RGB")
+    spec = str(spec)
+    if spec.startswith("#") or not Path(spec).exists():
+        try:
+            from PIL import ImageColor
+
+            return Image.new("RGB", size, ImageColor.getrgb(spec))
+        except ValueError:
+            raise RendererError(f"background {spec!r} is neither a colour nor an image file") from None
+    try:
+        with Image.open(spec) as im:
+            im = im.convert("RGB")
+    except OSError as exc:
+        raise RendererError(f"cannot read background image {spec!r}: {exc}") from exc
+    scale = max(w / im.width, h / im.height)
+    im = im.resize((max(w, round(im.width * scale)), max(h, round(im.height * scale))),
+                   Image.Resampling.LANCZOS)
+    x, y = (im.width - w) // 2, (im.height - h) // 2
+    return im.crop((x, y, x + w, y + h))
+
+
+def _chip(size: tuple[int, int], on: bool, style: CaptionStyle) -> Image.Image:
+    """The user's speaking indicator: a pill with a microphone, lit while the user speaks."""
+    from .caption_draw import load_font
+
+    w, h = size
+    ss = 3
+    im = Image.new("RGBA", (w * ss, h * ss), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    colour = style.speaker_colour("user") if on else (70, 76, 96)
+    d.rounded_rectangle((0, 0, w * ss - 1, h * ss - 1), radius=h * ss // 2, fill=colour + (230,))
+    ink = (16, 18, 24, 255) if on else (150, 156, 176, 255)
+    mx, my, r = h * ss * 0.55, h * ss * 0.5, h * ss * 0.14
+    d.rounded_rectangle((mx - r, my - r * 2.2, mx + r, my + r * 0.6), radius=r, fill=ink)
+    d.arc((mx - r * 1.7, my - r * 1.8, mx + r * 1.7, my + r * 1.4), 0, 180, fill=ink, width=ss * 2)
+    d.line((mx, my + r * 1.4, mx, my + r * 2.4), fill=ink, width=ss * 2)
+    font = load_font(round(h * ss * 0.5), True, None)
+    d.text((h * ss * 1.05, my), style.speaker_name("user"), font=font, fill=ink, anchor="lm")
+    return im.resize(size, Image.Resampling.LANCZOS)
+
+
+def _progress(spec: Any, total: float) -> Callable[[float], None]:
+    """A progress reporter: the given callable, a stderr bar (``True``), or nothing."""
+    if callable(spec):
+        return lambda done: spec(done, total)
+    if not spec:
+        return lambda done: None
+    started = time.perf_counter()
+
+    def bar(done: float) -> None:
+        frac = min(1.0, done / total) if total else 1.0
+        n = int(frac * 30)
+        speed = done / max(time.perf_counter() - started, 1e-6)
+        sys.stderr.write(f"\rmp4 [{'#' * n}{'.' * (30 - n)}] {frac:4.0%} {done:6.1f}/{total:.1f} s"
+                         f" {speed:4.1f}x real time")
+        if frac >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return bar
+
+
+class _AudioMix:
+    """The call as heard, read block by block: mono mix scaled to avoid clipping, or stereo."""
+
+    def __init__(self, timeline: Timeline, base: Path | None, stereo: bool) -> None:
+        from aligner.audio import resample
+
+        tracks = [t for t in timeline.audio if t.speaker in ("agent", "user")]
+        self.rate = max((t.sample_rate for t in tracks), default=24000)
+        self.stereo = stereo
+        self.tracks: dict[str, np.ndarray] = {}
+        for t in tracks:
+            pcm = _open_pcm(t, base)
+            if t.sample_rate != self.rate:
+                pcm = resample(np.asarray(pcm), t.sample_rate, self.rate)
+            self.tracks[t.speaker] = pcm
+        self.gain = 1.0
+        if not stereo and len(self.tracks) > 1:
+            peak = 0
+            n = max(len(a) for a in self.tracks.values())
+            for s in range(0, n, self.rate * 10):
+                peak = max(peak, int(np.abs(self._sum(s, min(n, s + self.rate * 10))).max(initial=0)))
+            if peak > 32767:
+                self.gain = 32767 / peak
+                log.info("mix would clip (peak %d): scaled by %.3f", peak, self.gain)
+
+    def _part(self, speaker: str, start: int, stop: int) -> np.ndarray:
+        out = np.zeros(stop - start, np.int32)
+        a = self.tracks.get(speaker)
+        if a is not None and start < len(a):
+            seg = a[start:min(stop, len(a))]
+            out[:len(seg)] = seg
+        return out
+
+    def _sum(self, start: int, stop: int) -> np.ndarray:
+        return self._part("agent", start, stop) + self._part("user", start, stop)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` as int16: mono, or interleaved stereo (agent left, user right)."""
+        if self.stereo:
+            both = np.stack([self._part("agent", start, stop), self._part("user", start, stop)], 1)
+            return both.astype(np.int16).reshape(-1)
+        mix = self._sum(start, stop)
+        if self.gain < 1.0:
+            mix = np.round(mix * self.gain)
+        return np.clip(mix, -32768, 32767).astype(np.int16)
+
+
+def _open_pcm(track: Any, base: Path | None) -> np.ndarray:
+    """A track's samples: a PCM16 mono WAV memory-mapped (flat memory), else loaded."""
+    if track.samples is None and track.path and track.path.lower().endswith(".wav"):
+        p = Path(track.path)
+        if base is not None and not p.is_absolute():
+            p = Path(base) / p
+        mapped = _map_wav(p, track.sample_rate)
+        if mapped is not None:
+            return mapped
+    return track.load(base)
+
+
+def _map_wav(path: Path, rate: int) -> np.ndarray | None:
+    """Memory-map the data of a 16-bit mono PCM WAV at ``rate``; None if it is anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            fmt_ok = False
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if cid == b"fmt ":
+                    fmt = f.read(size + (size & 1))
+                    tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
+                    srate, bits = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[14:16], "little")
+                    fmt_ok = tag in (1, 0xFFFE) and channels == 1 and srate == rate and bits == 16
+                elif cid == b"data":
+                    if not fmt_ok:
+                        return None
+                    offset = f.tell()
+                    count = min(size, os.path.getsize(path) - offset) // 2
+                    if count <= 0:
+                        return np.zeros(0, np.int16)
+                    return np.memmap(path, dtype="<i2", mode="r", offset=offset, shape=(count,))
+                else:
+                    f.seek(size + (size & 1), 1)
+    except OSError:
+        return None

@@ -1,0 +1,286 @@
+"""Viseme renderers: mouth-shape streams for avatars and exports for animation tools.
+
+- ``visemes`` (``call.visemes.jsonl``): ``{"t": s, "viseme": ..., "weight": ...}`` per shape
+  change; option ``set``: oculus (default), azure, polly, rhubarb. Live.
+- ``polly`` (``call.polly.jsonl``): Amazon Polly speech marks ``{"time": ms, "type":
+  "viseme"|"word", "value": ...}``. Live.
+- ``rhubarb`` (``call.rhubarb.json``): Rhubarb Lip Sync JSON (``metadata``, ``mouthCues``).
+- ``rhubarb-tsv`` (``call.rhubarb.tsv``): Rhubarb Lip Sync TSV (``start<TAB>shape``).
+- ``moho`` (``call.dat``): Moho/Papagayo switch data (``MohoSwitch1``, 1-based frames, 24 fps).
+- ``blendshapes`` (``call.blendshapes.csv``) and ``blendshapes-json``
+  (``call.blendshapes.json``): ARKit blend-shape weights per frame (option ``fps``, 30).
+
+Common options (constructor keywords): ``speaker`` (default ``"agent"``), ``lead`` and
+``min_hold`` (seconds, see :class:`aligner.visemes.Motion`).
+
+>>> from aligner.timeline import Phone, Timeline, Utterance
+>>> u = Utterance("agent", 0.1, 0.4, "ma", phones=(Phone("M", 0.1, 0.2), Phone("AA", 0.2, 0.4)))
+>>> print(RhubarbTsv().render_string(Timeline(utterances=(u,), duration=0.6)), end="")
+... # doctest: +NORMALIZE_WHITESPACE
+0.00	X
+0.04	A
+0.14	D
+0.34	X
+0.60	X
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aligner.timeline import Timeline
+from aligner.visemes import Cue, Motion, VisemeStream, blendshape_frames, timeline_cues
+from aligner.visemes import _clears as _timeline_clears
+
+from . import LiveRenderer, Renderer
+
+__all__ = [
+    "BlendshapesCsv",
+    "BlendshapesJson",
+    "MohoDat",
+    "PollyMarks",
+    "RhubarbJson",
+    "RhubarbTsv",
+    "VisemeJsonl",
+]
+
+_EPS = 1e-9
+# Rhubarb shape letters -> Preston Blair phoneme names as Papagayo/Moho switch layers use them.
+PRESTON_BLAIR = {"A": "MBP", "B": "etc", "C": "E", "D": "AI", "E": "O", "F": "U", "G": "FV",
+                 "H": "L", "X": "rest"}
+
+
+class _VisemeRenderer(Renderer):
+    viseme_set = "oculus"
+
+    def _motion(self) -> Motion:
+        return Motion(lead=float(self.options.get("lead", 0.06)),
+                      min_hold=float(self.options.get("min_hold", 0.04)))
+
+    def _speaker(self) -> str:
+        return str(self.options.get("speaker", "agent"))
+
+    def _cues(self, timeline: Timeline, vset: str | None = None) -> list[Cue]:
+        return timeline_cues(timeline, vset or self.viseme_set, motion=self._motion(),
+                             speaker=self._speaker())
+
+
+class VisemeJsonl(_VisemeRenderer):
+    """JSON lines ``{"t": s, "viseme": ..., "weight": ...}``, one per shape change.
+
+    A line with ``"clear": true`` is the rest shape at a ``clear``: a player drops every event it
+    had scheduled after that time. Option ``set``: oculus (default), azure, polly, rhubarb.
+    """
+
+    name = "visemes"
+    extensions = (".visemes.jsonl",)
+    description = "viseme stream, JSON lines {t, viseme, weight} (oculus/azure/polly/rhubarb)"
+
+    def _set(self) -> str:
+        return str(self.options.get("set", "oculus"))
+
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        for c in self._cues(timeline, self._set()):
+            fp.write((json.dumps(c.event()) + "\n").encode("utf-8"))
+
+    def live(self) -> LiveRenderer:
+        return _LiveVisemes(VisemeStream(self._set(), self._motion()), self._speaker(),
+                            lambda c: c.event())
+
+
+class PollyMarks(_VisemeRenderer):
+    """Amazon Polly speech marks (JSON lines): viseme marks, and word marks with byte offsets.
+
+    ``{"time": 125, "type": "viseme", "value": "p"}``; ``{"time": 100, "type": "word",
+    "start": 0, "end": 5, "value": "Hello"}`` (``start``/``end``: UTF-8 byte offsets into the
+    utterance text, as Polly gives them). Times are integer milliseconds.
+    """
+
+    name = "polly"
+    extensions = (".polly.jsonl",)
+    description = "Amazon Polly speech marks (viseme and word), JSON lines"
+    viseme_set = "polly"
+
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        marks = [_polly_viseme(c) for c in self._cues(timeline)]
+        for u in timeline.speaker(self._speaker()):
+            raw = u.text.encode("utf-8")
+            for w in u.heard_words:
+                a = len(u.text[:w.char_start].encode("utf-8"))
+                b = a + len(u.text[w.char_start:w.char_end].encode("utf-8"))
+                marks.append({"time": round(w.start * 1000), "type": "word", "start": a, "end": b,
+                              "value": raw[a:b].decode("utf-8")})
+        marks.sort(key=lambda m: (m["time"], m["type"] != "word"))
+        for m in marks:
+            fp.write((json.dumps(m, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def live(self) -> LiveRenderer:
+        return _LiveVisemes(VisemeStream("polly", self._motion()), self._speaker(), _polly_viseme)
+
+
+def _polly_viseme(c: Cue) -> dict[str, Any]:
+    return {"time": round(c.start * 1000), "type": "viseme", "value": c.viseme}
+
+
+def _rhubarb_cues(cues: Sequence[Cue]) -> list[tuple[float, float, str]]:
+    """Cues rounded to Rhubarb's 10 ms grid, zero-length ones dropped, neighbours merged."""
+    out: list[tuple[float, float, str]] = []
+    for c in cues:
+        s, e = round(c.start, 2), round(c.end, 2)
+        if out:
+            s = out[-1][1]
+        if e <= s:
+            continue
+        if out and out[-1][2] == c.viseme:
+            out[-1] = (out[-1][0], e, c.viseme)
+        else:
+            out.append((s, e, c.viseme))
+    return out
+
+
+class RhubarbJson(_VisemeRenderer):
+    """Rhubarb Lip Sync JSON export, as its plugins (After Effects, Spine, Godot, Blender) read.
+
+    ``{"metadata": {"soundFile": ..., "duration": ...}, "mouthCues": [{"start", "end",
+    "value"}]}`` with shapes A-H and X. ``soundFile`` is the speaker's audio track path
+    (option ``sound_file`` overrides).
+    """
+
+    name = "rhubarb"
+    extensions = (".rhubarb.json",)
+    description = "Rhubarb Lip Sync JSON (mouthCues A-H, X)"
+    viseme_set = "rhubarb"
+
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        track = timeline.track(self._speaker())
+        sound = self.options.get("sound_file", (track.path if track and track.path else ""))
+        cues = _rhubarb_cues(self._cues(timeline))
+        doc = {
+            "metadata": {"soundFile": str(sound),
+                         "duration": round(cues[-1][1] if cues else timeline.duration, 2)},
+            "mouthCues": [{"start": s, "end": e, "value": v} for s, e, v in cues],
+        }
+        fp.write(json.dumps(doc, indent=2).encode("utf-8"))
+
+
+class RhubarbTsv(_VisemeRenderer):
+    """Rhubarb Lip Sync TSV export: ``start<TAB>shape`` per cue, then the end time with ``X``."""
+
+    name = "rhubarb-tsv"
+    extensions = (".rhubarb.tsv",)
+    description = "Rhubarb Lip Sync TSV (start, shape)"
+    viseme_set = "rhubarb"
+
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        cues = _rhubarb_cues(self._cues(timeline))
+        lines = [f"{s:.2f}\t{v}" for s, _e, v in cues]
+        if cues:
+            lines.append(f"{cues[-1][1]:.2f}\tX")
+        fp.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+class MohoDat(_VisemeRenderer):
+    """Moho / Papagayo switch data: ``MohoSwitch1`` then ``frame shape`` lines, 1-based frames.
+
+    Options: ``fps`` (default 24), ``names``: ``"rhubarb"`` (A-H, X, like Rhubarb's export) or
+    ``"preston-blair"`` (MBP, etc, E, AI, O, U, FV, L, rest, as Papagayo's mouths name them).
+    """
+
+    name = "moho"
+    extensions = (".dat",)
+    description = "Moho/Papagayo switch data (.dat, 24 fps)"
+    viseme_set = "rhubarb"
+
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        fps = float(self.options.get("fps", 24))
+        names = self.options.get("names", "rhubarb")
+        if names not in ("rhubarb", "preston-blair"):
+            raise ValueError(f"unknown names {names!r}; expected rhubarb or preston-blair")
+        lines = ["MohoSwitch1"]
+        frame = 0
+        for c in self._cues(timeline):
+            # 1-based frames; a shape never shares a frame with the one before it
+            frame = max(int(round(c.start * fps)) + 1, frame + 1)
+            value = PRESTON_BLAIR[c.viseme] if names == "preston-blair" else c.viseme
+            lines.append(f"{frame} {value}")
+        fp.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+class _Blendshapes(_VisemeRenderer):
+    def _frames(self, timeline: Timeline):
+        from aligner.viseme_sets import ARKIT_SHAPES
+
+        fps = float(self.options.get("fps", 30))
+        tween = float(self.options.get("tween", 0.08))
+        cues = self._cues(timeline, "oculus")
+        times, weights = blendshape_frames(cues, fps, tween=tween,
+                                           end=max(timeline.duration, cues[-1].end if cues else 0))
+        return fps, ARKIT_SHAPES, times, weights
+
+
+class BlendshapesCsv(_Blendshapes):
+    """ARKit blend-shape weights per frame: ``frame,time,jawOpen,...`` (option ``fps``: 30)."""
+
+    name = "blendshapes"
+    extensions = (".blendshapes.csv",)
+    description = "ARKit blend-shape weights per frame, CSV (fps option, default 30)"
+
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        _fps, names, times, weights = self._frames(timeline)
+        text = io.StringIO()
+        w = csv.writer(text, lineterminator="\n")
+        w.writerow(["frame", "time", *names])
+        for i, (t, row) in enumerate(zip(times, weights, strict=True)):
+            w.writerow([i, f"{t:.4f}", *(f"{x:.3f}" for x in row)])
+        fp.write(text.getvalue().encode("utf-8"))
+
+
+class BlendshapesJson(_Blendshapes):
+    """ARKit blend-shape weights per frame as JSON ``{"fps", "names", "frames": [[...], ...]}``."""
+
+    name = "blendshapes-json"
+    extensions = (".blendshapes.json",)
+    description = "ARKit blend-shape weights per frame, JSON (fps option, default 30)"
+
+    def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
+        fps, names, _times, weights = self._frames(timeline)
+        doc = {"fps": fps, "names": list(names),
+               "frames": [[round(float(x), 3) for x in row] for row in weights]}
+        fp.write(json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+
+
+class _LiveVisemes(LiveRenderer):
+    """Feeds the growing timeline's phones and clears to a :class:`VisemeStream`."""
+
+    def __init__(self, stream: VisemeStream, speaker: str, item) -> None:
+        self._stream = stream
+        self._speaker = speaker
+        self._item = item
+        self._seen = 0.0  # phones ending at or before this were fed
+        self._last_clear = -1.0
+
+    def feed(self, timeline: Timeline, final_until: float) -> list[Any]:
+        new = sorted((p for u in timeline.speaker(self._speaker) for p in u.phones
+                      if p.end > self._seen + _EPS and p.end <= final_until + _EPS
+                      and p.end > p.start), key=lambda p: p.start)
+        out: list[Cue] = []
+        for c in _timeline_clears(timeline):
+            if self._last_clear < c <= final_until:
+                out += self._stream.feed([p for p in new if p.start < c], c)
+                out += self._stream.clear(c)
+                new = [p for p in new if p.start >= c]
+                self._last_clear = c
+                self._seen = max(self._seen, c)
+        out += self._stream.feed(new, final_until)
+        if new:
+            self._seen = max(self._seen, new[-1].end)
+        return [self._item(c) for c in out]
+
+    def finish(self, timeline: Timeline) -> list[Any]:
+        items = self.feed(timeline, float("inf"))
+        return items + [self._item(c) for c in self._stream.finish(timeline.duration)]

@@ -1,0 +1,94 @@
+"""Helpers of the service tests: run ``aligner serve``'s app on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from aligner.service.app import ServiceConfig, create_app
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+GREETING = "Hello thanks for calling the Riverside Bistro How can I help you today"
+
+
+class Service:
+    """A running service: ``base`` URL, its ``config`` and an aiohttp ``http`` session."""
+
+    def __init__(self, runner: web.AppRunner, base: str, config: ServiceConfig,
+                 http: aiohttp.ClientSession) -> None:
+        self.runner, self.base, self.config, self.http = runner, base, config, http
+
+    @property
+    def ws_base(self) -> str:
+        return self.base.replace("http", "ws", 1)
+
+    async def register(self, **body: Any) -> dict[str, Any]:
+        body = {"agent_id": "test", "audio_encoding": "s16le", "sample_rate": 24000, **body}
+        async with self.http.post(f"{self.base}/register-call", json=body) as resp:
+            assert resp.status in (200, 201), await resp.text()
+            return await resp.json()
+
+    async def call_info(self, call_id: str, state_not: tuple[str, ...] = ("recording",),
+                        timeout: float = 30.0) -> dict[str, Any]:
+        """``GET /calls/{id}`` once its state is no longer one of ``state_not``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            async with self.http.get(f"{self.base}/calls/{call_id}") as resp:
+                if resp.status == 200:
+                    data = await resp.json()
+                    if data["state"] not in state_not or time.monotonic() > deadline:
+                        return data
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no recording of {call_id}")
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def running_service(tmp_path: Path, **options: Any):
+    """Start the service (embedded emulator unless ``upstream=``) and yield a :class:`Service`."""
+    options.setdefault("emulator", {"send_speed": 4.0})
+    config = ServiceConfig(recordings=tmp_path / "recordings", **options)
+    runner = web.AppRunner(create_app(config), shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    async with aiohttp.ClientSession() as http:
+        try:
+            yield Service(runner, f"http://127.0.0.1:{port}", config, http)
+        finally:
+            await runner.cleanup()
+
+
+async def collect(ws: aiohttp.ClientWebSocketResponse, seconds: float,
+                  until: Any = None) -> list[tuple[str, Any]]:
+    """Frames for ``seconds`` (or until ``until(kind, data)`` is true, or the socket closes):
+    ``("bin", bytes)``, ``("text", str)``, ``("json", dict)``."""
+    out: list[tuple[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await asyncio.wait_for(ws.receive(), left)
+        except TimeoutError:
+            break
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            item = ("bin", msg.data)
+        elif msg.type is aiohttp.WSMsgType.TEXT:
+            try:
+                data = json.loads(msg.data)
+                item = ("json", data) if isinstance(data, dict) else ("text", msg.data)
+            except ValueError:
+                item = ("text", msg.data)
+        else:
+            break
+        out.append(item)
+        if until is not None and until(*item):
+            break
+    return out

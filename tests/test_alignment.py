@@ -1,0 +1,137 @@
+"""align(): real espeak-ng speech against espeak's own word times; invariants on odd input."""
+
+import json
+import wave
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aligner import align
+from aligner.cli import main
+from aligner.errors import AlignmentError
+from aligner.speech import synthesize
+from aligner.text import tokenize
+
+SENTENCE = "Hello there, how are you doing today? Your table for 4 costs $42.50 at 7:30pm."
+
+
+def _boundary_errors(result, synth):
+    assert len(result.words) == len(synth.words)
+    return np.array([abs(a - b) for w, g in zip(result.words, synth.words, strict=True)
+                     for a, b in ((w.start, g.start), (w.end, g.end))])
+
+
+def _check_invariants(result, text, duration):
+    toks = tokenize(text)
+    assert [w.word for w in result.words] == [t.word for t in toks]
+    assert [(w.char_start, w.char_end) for w in result.words] == [
+        (t.char_start, t.char_end) for t in toks]
+    assert [c.char for c in result.chars] == list(text)
+    t = 0.0
+    for w in result.words:
+        assert t - 1e-9 <= w.start <= w.end <= duration + 1e-9
+        t = w.end
+    for seq in (result.chars, result.phones):
+        for a, b in zip(seq, seq[1:], strict=False):
+            assert a.start <= b.start + 1e-9 and a.end <= b.end + 1e-9
+        for c in seq:
+            assert 0 <= c.start <= c.end <= duration + 1e-9
+    assert all(-1 <= p.word_index < len(result.words) for p in result.phones)
+    assert {p.word_index for p in result.phones if p.phone != "sil"} == set(range(len(toks)))
+
+
+@pytest.mark.parametrize("voice, rate", [("en-us", 175), ("en-us+m3", 140)])
+def test_word_boundaries_match_espeak_within_20ms_mostly(voice, rate):
+    s = synthesize(SENTENCE, voice, rate)
+    result = align(s.samples, s.sample_rate, SENTENCE)
+    _check_invariants(result, SENTENCE, s.duration)
+    err = _boundary_errors(result, s)
+    assert result.backend == "reference"
+    assert np.mean(err <= 0.05) >= 0.9 and np.mean(err) < 0.03
+    uniform = np.linspace(0, s.duration, len(s.words) + 1)
+    assert np.mean(err) < np.mean(np.abs(uniform[:-1] - [g.start for g in s.words]))
+
+
+def test_fallback_is_coarser_but_keeps_every_invariant():
+    s = synthesize(SENTENCE)
+    result = align(s.samples, s.sample_rate, SENTENCE, backend="fallback")
+    _check_invariants(result, SENTENCE, s.duration)
+    assert result.backend == "fallback"
+    # The first word starts with the speech and the pause after "there," is between words.
+    assert abs(result.words[0].start - s.words[0].start) < 0.03
+
+
+def test_any_sample_rate_gives_the_same_times():
+    s = synthesize("Testing one two three.")
+    from aligner.audio import resample
+
+    a = align(s.samples, s.sample_rate, s.text)
+    b = align(resample(s.samples, s.sample_rate, 8000), 8000, s.text)
+    assert np.max(np.abs([x.start - y.start for x, y in zip(a.words, b.words, strict=True)])) < 0.03
+
+
+def test_oov_words_are_timed():
+    text = "Zorblax quibbleworth frobnicated the xyzzyq."
+    s = synthesize(text)
+    result = align(s.samples, s.sample_rate, text)
+    _check_invariants(result, text, s.duration)
+    assert np.mean(_boundary_errors(result, s)) < 0.04
+
+
+def test_silence_only_and_garbage_audio_still_cover_every_token():
+    rng = np.random.default_rng(7)
+    for pcm in (np.zeros(16000, np.int16), (rng.normal(0, 3000, 16000)).astype(np.int16),
+                np.zeros(320, np.int16), np.zeros(0, np.int16)):
+        result = align(pcm, 16000, "Nothing, really, here: 42 things!")
+        _check_invariants(result, "Nothing, really, here: 42 things!", len(pcm) / 16000)
+
+
+def test_empty_text_with_audio():
+    s = synthesize("Some speech nobody wrote down.")
+    result = align(s.samples, s.sample_rate, "")
+    assert result.words == () and result.chars == ()
+    assert result.duration == pytest.approx(s.duration)
+    assert align(s.samples, s.sample_rate, " ... ").words == ()
+
+
+def test_bad_arguments_raise_alignment_errors():
+    with pytest.raises(AlignmentError):
+        align(np.zeros(10, np.int16), 0, "hi")
+    with pytest.raises(AlignmentError):
+        align(np.zeros(10, np.int16), 16000, "hi", backend="magic")
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(alphabet="abcxyz ABC0123456789$%.,!?'-", max_size=60),
+       seconds=st.floats(0, 2.0), noise=st.booleans())
+def test_monotonic_and_covering_for_any_text_and_audio(text, seconds, noise):
+    n = int(seconds * 16000)
+    pcm = (np.random.default_rng(n).normal(0, 2000, n) if noise else np.zeros(n)).astype(np.int16)
+    result = align(pcm, 16000, text, backend="fallback")
+    _check_invariants(result, text, n / 16000)
+
+
+def test_cli_prints_the_issue_json(tmp_path, capsys):
+    s = synthesize("It costs $42.50, OK?")
+    path = tmp_path / "clip.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(s.sample_rate)
+        w.writeframes(s.samples.tobytes())
+    assert main(["align", str(path), "--text", s.text]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"duration", "words", "chars", "phones"}
+    assert [w["word"] for w in doc["words"]] == ["It", "costs", "$42.50", "OK"]
+    assert set(doc["words"][0]) == {"word", "start", "end", "char_start", "char_end"}
+    assert set(doc["phones"][0]) == {"phone", "start", "end", "word_index"}
+    assert len(doc["chars"]) == len(s.text)
+    assert abs(doc["words"][2]["start"] - s.words[2].start) < 0.05
+    out = tmp_path / "a.json"
+    assert main(["align", str(path), "--text-file", str(tmp_path / "missing.txt")]) == 2
+    assert main(["align", str(tmp_path / "nope.wav"), "--text", "x"]) == 2
+    (tmp_path / "t.txt").write_text(s.text, encoding="utf-8")
+    assert main(["align", str(path), "--text-file", str(tmp_path / "t.txt"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["words"][0]["word"] == "It"

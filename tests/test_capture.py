@@ -1,0 +1,132 @@
+"""The capture format: write/read, replay equals live, what a crash or kill -9 leaves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aligner import capture
+from aligner.errors import CaptureError
+from aligner.events import AgentAudio, AlignedAudio, Clear, MicAudio, Ping, Pong, Unknown, Update
+from aligner.protocol import encode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FRAMES = [
+    (0.010, "out", "ping"),
+    (0.020, "in", "pong"),
+    (0.100, "in", encode(AlignedAudio(b"\x01\x00" * 800, "Hello "))),
+    (0.120, "out", b"\x00\x00" * 320),
+    (0.200, "in", b"\x02\x00" * 400),
+    (0.300, "in", '{"event_type": "update", "transcript": [{"role": "agent", "content": "Hi"}]}'),
+    (0.350, "in", "{broken"),
+    (0.400, "out", b"\x03\x00" * 320),
+    (0.500, "in", "clear"),
+]
+
+
+def _write(path: Path, frames=FRAMES, close=True) -> None:
+    with capture.CaptureWriter(path, {"call_id": "c1", "audio_encoding": "s16le",
+                                      "sample_rate": 16000, "protocol": "web"}) as w:
+        for t, d, payload in frames:
+            w.write(t, d, payload)
+        if close:
+            w.write_close(0.6, 1011, "error_no_audio_received", "server")
+
+
+def test_write_read_round_trip(tmp_path):
+    _write(tmp_path / "cap")
+    cap = capture.read(tmp_path / "cap")
+    assert [(f.t, f.direction, f.payload) for f in cap.frames()] == FRAMES
+    assert cap.info["call_id"] == "c1" and cap.info["version"] == capture.VERSION
+    assert cap.info["frames"] == len(FRAMES)
+    assert cap.close == capture.Close(0.6, 1011, "error_no_audio_received", "server")
+    kinds = [(s.direction, type(s.event)) for s in cap.events()]
+    assert kinds == [("out", Ping), ("in", Pong), ("in", AlignedAudio),
+                     ("out", MicAudio), ("in", AgentAudio), ("in", Update), ("in", Unknown),
+                     ("out", MicAudio), ("in", Clear)]
+    assert len(cap) == len(FRAMES) and cap.skipped == 0 and cap.duration == 0.6
+    # binary payloads live in the raw files, not in the lines
+    assert (tmp_path / "cap" / "agent.raw").stat().st_size == 800
+    assert b"\\u" not in (tmp_path / "cap" / "events.jsonl").read_bytes()[:10]
+
+
+def test_every_truncation_of_the_events_file_reads_as_a_prefix(tmp_path):
+    _write(tmp_path / "full", close=False)
+    data = (tmp_path / "full" / "events.jsonl").read_bytes()
+    full = list(capture.read(tmp_path / "full").frames())
+    for cut in range(0, len(data), 7):
+        d = tmp_path / f"cut{cut}"
+        d.mkdir()
+        for name in ("capture.json", "agent.raw", "user.raw"):
+            (d / name).write_bytes((tmp_path / "full" / name).read_bytes())
+        (d / "events.jsonl").write_bytes(data[:cut])
+        cap = capture.read(d)
+        frames = list(cap.frames())
+        assert frames == full[:len(frames)]
+        complete = data[:cut].count(b"\n")
+        # only the partial last line is lost (a last line missing just its newline is whole)
+        assert len(frames) in (complete, complete + 1)
+        assert cap.skipped == (0 if cut == 0 or data[cut - 1:cut] == b"\n"
+                               else complete + 1 - len(frames))
+
+
+def test_raw_file_shorter_than_a_line_says_drops_only_that_frame(tmp_path):
+    _write(tmp_path / "cap", close=False)
+    raw = tmp_path / "cap" / "user.raw"
+    raw.write_bytes(raw.read_bytes()[:-10])  # the last mic frame's bytes did not all reach disk
+    cap = capture.read(tmp_path / "cap")
+    assert len(cap) == len(FRAMES) - 1 and cap.skipped == 1
+    assert cap.close is None
+
+
+def test_bad_captures_raise_capture_error(tmp_path):
+    with pytest.raises(CaptureError, match="not a capture"):
+        capture.read(tmp_path)
+    (tmp_path / "capture.json").write_text(json.dumps({"format": "aligner-capture",
+                                                       "version": 99}))
+    with pytest.raises(CaptureError, match="newer"):
+        capture.read(tmp_path)
+    _write(tmp_path / "cap")
+    with pytest.raises(CaptureError, match="already holds"):
+        capture.CaptureWriter(tmp_path / "cap")
+
+
+def test_kill_9_mid_call_leaves_a_readable_capture(tmp_path):
+    out = tmp_path / "cap"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aligner", "record", "--input", "silence:30",
+         "--out", str(out), "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    events = out / "events.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        # wait until the call is well under way: agent audio in, mic audio out
+        while time.monotonic() < deadline and proc.poll() is None:
+            if events.exists() and events.read_bytes().count(b'"d":"in"') >= 8:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    cap = capture.read(out)
+    assert cap.close is None  # killed: no close recorded
+    assert cap.skipped <= 1
+    events_list = list(cap.events())
+    assert sum(isinstance(s.event, AlignedAudio) for s in events_list) >= 1
+    assert sum(isinstance(s.event, MicAudio) for s in events_list) >= 1
+    assert not any(isinstance(s.event, Unknown) for s in events_list)
+    assert all(a.t <= b.t for a, b in zip(events_list, events_list[1:], strict=False))
+    lines = events.read_bytes().split(b"\n")
+    assert len(events_list) >= len(lines) - 2  # at most the frame being written is lost

@@ -1,0 +1,131 @@
+"""The aiohttp client against small real aiohttp servers on loopback (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import numpy as np
+import pytest
+from aiohttp import WSMsgType, web
+
+from aligner import audio, capture
+from aligner.client import ServerClosed, audio_websocket_url, record, stream
+from aligner.events import AlignedAudio, Clear, MicAudio, Ping, Pong, Unknown, Update
+from aligner.source import SamplesSource, SilenceSource
+
+
+async def _serve(handler) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_get("/audio-websocket/{call_id}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def _chunk(text: str, ms: int = 100) -> str:
+    pcm = (np.sin(np.arange(16 * ms) / 5) * 3000).astype(np.int16)
+    return json.dumps({"event_type": "audio", "audio": base64.b64encode(audio.encode(pcm, "s16le"))
+                       .decode(), "text": text})
+
+
+async def test_hostile_server_malformed_frames_are_counted_and_session_goes_on(tmp_path, caplog):
+    got: dict = {"mic": 0, "ping": 0}
+
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        assert request.query["enable_update"] == "true"
+        for frame in ("{not json", _chunk("Hello "), '{"event_type": "audio", "audio": "!!"}',
+                      "[1, 2]", '{"event_type": "nonsense", "x": 1}'):
+            await ws.send_str(frame)
+        await ws.send_bytes(b"\x00")  # odd-sized agent audio: passed on, not fatal
+        await ws.send_str("clear")
+        await ws.send_str(json.dumps({"event_type": "update",
+                                      "transcript": [{"role": "agent", "content": "Hello"}]}))
+        await ws.send_str("ping")
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                got["mic"] += len(msg.data)
+            elif msg.data == "ping":
+                got["ping"] += 1
+                await ws.send_str("pong")
+            elif msg.data == "pong":
+                got["pong"] = True
+        return ws
+
+    runner, base = await _serve(handler)
+    try:
+        src = SamplesSource(np.zeros(16000 // 2, np.int16), 16000)  # 0.5 s
+        with caplog.at_level("WARNING", logger="aligner.protocol"):
+            result = await record(audio_websocket_url(base, "c1"), src, tmp_path / "cap",
+                                  chunk_ms=50, linger=0.1)
+    finally:
+        await runner.cleanup()
+    assert result.malformed == 4
+    assert sum("unrecognised frame" in r.message for r in caplog.records) == 4
+    assert result.closed_by == "client" and result.close_code == 1000
+    assert got["mic"] >= 16000  # the whole 0.5 s (plus linger silence) arrived, 2 bytes/sample
+    assert got["ping"] == 1 and got.get("pong")  # heartbeat out, server ping answered
+    cap = capture.read(tmp_path / "cap")
+    kinds = [type(s.event) for s in cap.events() if s.direction == "in"]
+    assert kinds.count(Unknown) == 4 and Clear in kinds and Update in kinds and AlignedAudio in kinds
+    assert cap.close is not None and cap.close.by == "client"
+
+
+async def test_server_error_close_raises_with_code_and_reason_and_keeps_capture(tmp_path):
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(_chunk("Hi there"))
+        await ws.receive()  # first mic frame
+        await ws.close(code=1011, message=b"error_frontend_corrupted_payload")
+        return ws
+
+    runner, base = await _serve(handler)
+    try:
+        with pytest.raises(ServerClosed) as info:
+            await record(audio_websocket_url(base, "c2"), SilenceSource(5), tmp_path / "cap")
+    finally:
+        await runner.cleanup()
+    assert info.value.code == 1011
+    assert info.value.reason == "error_frontend_corrupted_payload"
+    cap = capture.read(tmp_path / "cap")
+    assert cap.close.code == 1011 and cap.close.by == "server"
+    assert any(isinstance(s.event, AlignedAudio) for s in cap.events())
+
+
+async def test_stream_yields_live_events_in_both_directions_matching_the_capture(tmp_path):
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        for i in range(3):
+            await ws.send_str(_chunk(f"w{i} "))
+            await asyncio.sleep(0.02)
+        await ws.receive()
+        await ws.close()  # normal end of call from the server: no error
+        return ws
+
+    runner, base = await _serve(handler)
+    live = []
+    try:
+        async for ev in stream(audio_websocket_url(base, "c3"), SilenceSource(None),
+                               capture_dir=tmp_path / "cap", chunk_ms=20):
+            live.append(ev)
+    finally:
+        await runner.cleanup()
+    assert [e.event.text for e in live if isinstance(e.event, AlignedAudio)] == ["w0 ", "w1 ", "w2 "]
+    assert any(isinstance(e.event, MicAudio) for e in live)
+    assert any(isinstance(e.event, Ping) for e in live)
+    assert list(capture.read(tmp_path / "cap").events()) == live
+    assert all(a.t <= b.t for a, b in zip(live, live[1:], strict=False))
+    assert not any(isinstance(e.event, Pong) for e in live)
+
+
+def test_url_building():
+    assert audio_websocket_url("https://h/x", "id", enable_update=False).startswith(
+        "wss://h/x/audio-websocket/id?enable_update=false")

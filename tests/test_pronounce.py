@@ -1,0 +1,38 @@
+"""Pronunciations: CMU dictionary first, letter names, letter-to-sound for unknown words."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aligner.pronounce import PHONES, dictionary_phones, phones, token_phones
+from aligner.text import spoken, tokenize
+
+
+def test_dictionary_words_use_the_cmu_dictionary_without_stress():
+    assert phones("hello") == ("HH", "AH", "L", "OW")
+    assert dictionary_phones("table") == phones("table")
+    assert all(p in PHONES for p in phones("extraordinary"))
+
+
+def test_oov_words_get_phones_from_the_letter_to_sound_model():
+    for word in ("zorblaxian", "retellify", "quibbleworth", "xyzzyq"):
+        assert dictionary_phones(word) is None
+        ph = phones(word)
+        assert len(ph) >= 3 and all(p in PHONES for p in ph)
+    assert phones("zorblax")[0] == "Z"
+
+
+def test_spelled_letters_and_tokens():
+    assert phones("f") == ("EH", "F")
+    assert phones("a.") == ("EY",)
+    assert token_phones("FBI") == (("EH", "F"), ("B", "IY"), ("AY",))
+    assert [p[0] for p in token_phones("$5")] == ["F", "D"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789$%&'.,-: ", max_size=30))
+def test_every_token_gets_phones(text):
+    for t in tokenize(text):
+        ph = token_phones(t.word)
+        assert ph, t.word
+        assert all(p in PHONES for w in ph for p in w)
+        assert len(ph) <= len(spoken(t.word))
