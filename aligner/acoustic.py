@@ -54,8 +54,9 @@ def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
         for i, (w, ph) in enumerate(zip(spoken(tok.word), pr, strict=False)):
             name = re.sub(r"[^a-z']", "", w.lower()) or f"w{k}x{i}"
             if d.lookup_word(name) is None:
-                name = f"{name}_{k}_{i}"
-                d.add_word(name, " ".join(ph), True)
+                name = f"{name}_oov"  # our pronunciation, added once per decoder
+                if d.lookup_word(name) is None:
+                    d.add_word(name, " ".join(ph), True)
             words.append((k, name))
     if not words:
         return [None] * len(tokens)

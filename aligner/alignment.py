@@ -125,13 +125,14 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     if backend in ("auto", "reference") and duration >= 0.25 and mask.any():
         try:
             from .reference import reference_spans
-            from .refine import refine
 
             expected = sum(expected_seconds(p) for pr in prons for p in pr)
             spans = reference_spans(pcm, sample_rate, text, tokens,
                                     speech_seconds=float(mask.sum()) * HOP,
                                     expected_seconds=expected)
-            return _clamp(refine(spans, pcm, sample_rate, db, mask), duration), "reference"
+            # No refinement here: espeak's times carried over are already sub-frame exact, and
+            # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
+            return _clamp(spans, duration), "reference"
         except MissingBackendError:
             if backend == "reference":
                 raise
@@ -143,13 +144,19 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
             found = acoustic_spans(pcm, sample_rate, tokens, prons)
             if all(s is not None for s in found):
-                return _clamp(found, duration), "pocketsphinx"  # type: ignore[arg-type]
+                from .refine import refine
+
+                spans = _clamp(found, duration)  # type: ignore[arg-type]
+                return _clamp(refine(spans, pcm, sample_rate, db), duration), "pocketsphinx"
             log.info("pocketsphinx left tokens unaligned; using the fallback")
         except Exception as exc:
             log.warning("pocketsphinx alignment failed (%s); using the fallback", exc)
     weights = [sum(expected_seconds(p) for p in pr) or 0.05 for pr in prons]
     pause_after = [_pause_after(text, t) for t in tokens]
-    return _clamp(place(weights, mask, pause_after=pause_after), duration), "fallback"
+    from .refine import refine
+
+    spans = place(weights, mask, pause_after=pause_after)
+    return _clamp(refine(_clamp(spans, duration), pcm, sample_rate, db), duration), "fallback"
 
 
 def _pause_after(text: str, tok: Token) -> bool:
@@ -158,12 +165,16 @@ def _pause_after(text: str, tok: Token) -> bool:
 
 
 def _clamp(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
-    out, t = [], 0.0
-    for s, e in spans:
-        s = min(max(float(s), t), duration)
-        e = min(max(float(e), s), duration)
-        out.append((s, e))
-        t = e
+    """Monotonic, non-overlapping spans inside ``[0, duration]``.
+
+    Starts are kept (made non-decreasing); a word that overlaps the next one ends where the next
+    begins: the silent closure of a stop ("total" after "the") belongs to the word it starts.
+    """
+    starts = np.maximum.accumulate(np.clip([s for s, _ in spans], 0.0, duration)).tolist()
+    out = []
+    for i, (_, e) in enumerate(spans):
+        nxt = starts[i + 1] if i + 1 < len(starts) else duration
+        out.append((starts[i], min(max(float(e), starts[i]), nxt)))
     return out
 
 

@@ -273,7 +273,7 @@ def read(path: str | Path) -> Capture:
     except OSError as exc:
         raise CaptureError(f"cannot read capture {path}: {exc}") from exc
     lines, skipped = [], 0
-    for n, chunk in enumerate(data.split(b"\n"), 1):
+    for n, chunk in enumerate(data.decode("utf-8", "replace").split("\n"), 1):
         if not chunk:
             continue
         try:

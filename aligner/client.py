@@ -315,14 +315,26 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
 
     async def run_call(ws) -> None:
         send_task = asyncio.create_task(sender(ws), name="aligner-sender")
+        read_task = asyncio.create_task(reader(ws), name="aligner-reader")
         try:
-            await reader(ws)
+            await asyncio.wait({send_task, read_task}, return_when=asyncio.FIRST_COMPLETED)
+            if send_task.done() and not send_task.cancelled():
+                exc = send_task.exception()
+                if exc is not None and not isinstance(exc, ConnectionError
+                                                      | aiohttp.ClientConnectionError):
+                    raise exc  # e.g. a broken source: end the call (the caller closes)
+                if exc is not None:  # the socket went away under a send: the reader says how
+                    logger.info("send failed (%s); waiting for the close", exc)
+            await read_task
             if closing["by"] == "client":
                 await send_task  # completes the close handshake and records it
         finally:
-            send_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await send_task
+            for task in (send_task, read_task):
+                task.cancel()
+            for task in (send_task, read_task):
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError,
+                                         aiohttp.ClientConnectionError):
+                    await task
 
     timeout = aiohttp.ClientWSTimeout(ws_close=5.0)
     try:

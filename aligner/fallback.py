@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HOP", "PHONE_SECONDS", "expected_seconds", "frame_db", "place", "speech_mask"]
+__all__ = [
+    "HOP", "PHONE_SECONDS", "expected_seconds", "frame_db", "place", "speech_mask",
+    "speech_threshold",
+]
 
 #: Analysis hop (seconds): 100 frames per second.
 HOP = 0.01
@@ -38,13 +41,15 @@ def expected_seconds(phones: tuple[str, ...]) -> float:
     return max(0.05, sum(PHONE_SECONDS.get(p, 0.05) for p in phones))
 
 
-def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP) -> np.ndarray:
-    """Frame energies in dB (full scale), one per ``hop`` seconds (25 ms windows).
+def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP,
+             window: float = 0.025) -> np.ndarray:
+    """Frame energies in dB (full scale), one per ``hop`` seconds, windows centred on the hop.
 
     Args:
         pcm: int16 (or float) mono samples.
         sample_rate: their rate.
         hop: frame step in seconds.
+        window: window length in seconds.
 
     Returns:
         ``ceil(len(pcm) / (hop * rate))`` values, -100 dB for digital silence.
@@ -54,7 +59,7 @@ def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP) -> np.ndarray:
     if n == 0:
         return np.zeros(0)
     x = pcm.astype(np.float32) / 32768.0
-    win = int(0.025 * sample_rate)
+    win = max(1, int(window * sample_rate))
     x = np.pad(x, (win // 2, n * step + win))
     sq = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
     starts = np.arange(n) * step
@@ -62,16 +67,25 @@ def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP) -> np.ndarray:
     return 10 * np.log10(np.maximum(energy, 1e-10))
 
 
-def speech_mask(db: np.ndarray) -> np.ndarray:
-    """True for frames with speech energy (above a threshold between floor and peak)."""
+def speech_threshold(db: np.ndarray) -> float:
+    """The dB level above which a frame holds speech: between the floor and the peak.
+
+    ``-inf`` for flat noise (everything is "speech"), ``+inf`` for silence.
+    """
     if len(db) == 0:
-        return np.zeros(0, bool)
+        return float("inf")
     peak = float(np.percentile(db, 99))
     floor = float(np.percentile(db, 5))
-    if peak < -60 or peak - floor < 10:  # silence, or flat noise: no structure to use
-        return np.ones(len(db), bool) if peak >= -60 else np.zeros(len(db), bool)
-    threshold = max(floor + 0.25 * (peak - floor), peak - 40)
-    return db > threshold
+    if peak < -60:
+        return float("inf")
+    if peak - floor < 10:  # flat noise: no structure to use
+        return float("-inf")
+    return max(floor + 0.25 * (peak - floor), peak - 40)
+
+
+def speech_mask(db: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """True for frames with speech energy (above :func:`speech_threshold`)."""
+    return db > (speech_threshold(db) if threshold is None else threshold)
 
 
 def _pauses(mask: np.ndarray, hop: float) -> list[tuple[int, int]]:

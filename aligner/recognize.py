@@ -37,6 +37,7 @@ __all__ = [
     "SpeechEnded",
     "SpeechStarted",
     "VoiceActivityDetector",
+    "prepare",
     "recognize",
     "recognize_words",
     "word_overlap",
@@ -186,6 +187,13 @@ def _vocabulary(words: Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(sorted(found)) or None
 
 
+def prepare(vocabulary: Iterable[str] | None = None) -> None:
+    """Load the decoder for ``vocabulary`` now (about a second), so the first
+    :func:`recognize_words` call is fast."""
+    with _lock:
+        _decoder(_vocabulary(vocabulary))
+
+
 def recognize_words(samples: np.ndarray, sample_rate: int,
                     vocabulary: Iterable[str] | None = None) -> list[RecognizedWord]:
     """Recognise an utterance with pocketsphinx and return its words with times.
@@ -208,6 +216,11 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     frate = 100.0
     with _lock:
         decoder = _decoder(_vocabulary(vocabulary))
+        # Prime the live cepstral mean on this utterance (cheap: features only, no search), so
+        # the result does not depend on what the decoder heard before.
+        decoder.start_utt()
+        decoder.process_raw(pcm.tobytes(), True, True)
+        decoder.end_utt()
         decoder.start_utt()
         for i in range(0, len(pcm), _PIECE):
             decoder.process_raw(pcm[i:i + _PIECE].tobytes(), False, False)

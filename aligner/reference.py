@@ -157,8 +157,12 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
     duration = len(pcm) / sample_rate
 
     def to_target(t: float, edge: str) -> float:
-        f = min(max(int(round(t * _FPS)), 0), ref_frames - 1)
-        return (first[f] if edge == "start" else last[f] + 1) / _FPS
+        # Interpolate between frames: reference times are exact, the warp is per frame.
+        x = min(max(t * _FPS, 0.0), ref_frames - 1.0)
+        f = int(x)
+        g = min(f + 1, ref_frames - 1)
+        table = first if edge == "start" else last + 1
+        return float(table[f] + (x - f) * (table[g] - table[f])) / _FPS
 
     # Reference words are whitespace tokens of the same text: match them by position.
     spoken = {w.char_start: w for w in ref.words}

@@ -105,6 +105,7 @@ class Session:
 
     Raises:
         AudioError: unknown encoding or a rate out of range.
+        ValueError: a negative ``jitter_buffer`` or ``utterance_gap``.
     """
 
     def __init__(self, sample_rate: int, encoding: str = "s16le", *, jitter_buffer: float = 0.0,
@@ -168,6 +169,10 @@ class Session:
                 self._info.setdefault("stream_sid", ev.stream_sid)
                 self._event(t, "start", {"stream_sid": ev.stream_sid, "call_sid": ev.call_sid,
                                          "tracks": list(ev.tracks)})
+            case TwilioMark(name=name) if direction == "in":
+                # the server's mark follows the audio it queued: it plays once that audio has
+                plays_at = round(max(t, self._agent_end / self.sample_rate), 6)
+                self._event(t, "mark", {"name": name, "direction": direction, "plays_at": plays_at})
             case TwilioMark(name=name):
                 self._event(t, "mark", {"name": name, "direction": direction})
             case TwilioDtmf(digit=digit):
@@ -276,6 +281,8 @@ class Session:
         samples = self._decode(t, data, "in")
         if samples is None:
             samples = np.zeros(0, np.int16)
+        if not len(samples) and not text:
+            return  # nothing to play, nothing said
         start = max(self._agent_end, first_sample(t + self.jitter_buffer, self.sample_rate))
         cur = self._current
         if cur is not None and (start - cur.chunks[-1].end) / self.sample_rate > self.utterance_gap:
@@ -374,7 +381,7 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
     except (AudioError, TypeError, ValueError) as exc:
         raise CaptureError(f"capture {getattr(capture, 'path', '')}: {exc}") from exc
     total = float(getattr(capture, "duration", 0.0) or 0.0)
-    step = max(total / 20, 1.0)
+    step = max(total / 10, 1.0)
     next_report = 0.0
     for stamped in capture.events():
         session.receive(stamped)

@@ -5,8 +5,9 @@ sent; :class:`UserTurns` follows the ``update`` transcripts and turns each user 
 :class:`~aligner.timeline.Utterance`: with the update's own ``words`` when it carries them, else
 aligned (:func:`aligner.align`) on the span of user audio that the turn transcribes.
 
-Finding that span: the user audio is cut into voiced *islands* (20 ms frames above
-``threshold_db`` dBFS, pauses shorter than ``merge_gap`` joined). An island belongs to the first
+Finding that span: the user audio is cut into voiced *islands*: 20 ms frames louder than
+``threshold_db`` dBFS and 12 dB above the noise floor (tracked over past frames: it follows every
+dip at once and rises at most 3 dB/s), pauses shorter than ``merge_gap`` joined. An island belongs to the first
 user turn whose transcript was still changing when the island began (an ASR cannot transcribe
 speech before it is spoken) and that appeared at most ``lookback`` seconds after the island
 ended; islands no update has covered yet are *pending* (the user is talking).
@@ -37,6 +38,8 @@ __all__ = ["UserAudio", "UserTurn", "UserTurns"]
 logger = logging.getLogger(__name__)
 
 _FRAME = 0.02  # seconds per voice-activity frame
+_FLOOR_RISE = 10 ** (3 / 20 * _FRAME)  # the noise floor rises 3 dB per second at most
+_FLOOR_MARGIN = 10 ** (12 / 20)  # voiced: 12 dB above the floor
 
 
 class UserAudio:
@@ -49,7 +52,8 @@ class UserAudio:
     Args:
         sample_rate: the call's rate (Hz).
         join_tolerance: see above (seconds).
-        threshold_db: frame RMS (dBFS) above which a frame is voiced.
+        threshold_db: frame RMS (dBFS) above which a frame may be voiced (if also 12 dB above
+            the noise floor).
         merge_gap: voiced frames closer than this (seconds) form one island.
     """
 
@@ -60,10 +64,12 @@ class UserAudio:
         self.merge_gap = merge_gap
         self._threshold = 32768.0 * 10 ** (threshold_db / 20)
         self._frame = max(1, round(_FRAME * sample_rate))
+        self._merge = max(1, round(merge_gap / _FRAME))  # frames
         self._data = np.zeros(0, np.int16)
         self._len = 0
-        self._voiced = np.zeros(0, bool)  # per complete frame below _len
-        self._islands: tuple[int, list[tuple[float, float]]] | None = None
+        self._frames = 0  # complete frames below _len whose voicing is known
+        self._runs: list[list[int]] = []  # voiced islands as [first frame, last frame + 1]
+        self._floor: float | None = None  # noise floor (RMS), from the first frame on
 
     @property
     def end(self) -> float:
@@ -87,13 +93,23 @@ class UserAudio:
         self._update_voicing()
 
     def _update_voicing(self) -> None:
-        done = len(self._voiced)
-        n = self._len // self._frame
+        done, n = self._frames, self._len // self._frame
         if n <= done:
             return
-        x = self._data[done * self._frame:n * self._frame].astype(np.float64).reshape(-1, self._frame)
+        x = self._data[done * self._frame:n * self._frame].astype(np.float64)
+        x = x.reshape(-1, self._frame)
         rms = np.sqrt((x * x).mean(axis=1))
-        self._voiced = np.concatenate([self._voiced, rms > self._threshold])
+        floor = self._floor
+        for i, r in enumerate(rms.tolist(), done):
+            floor = max(1.0, r if floor is None else min(r, floor * _FLOOR_RISE))
+            if r <= self._threshold or r <= floor * _FLOOR_MARGIN:
+                continue
+            if self._runs and i - self._runs[-1][1] < self._merge:
+                self._runs[-1][1] = i + 1
+            else:
+                self._runs.append([i, i + 1])
+        self._floor = floor
+        self._frames = n
 
     def samples(self) -> np.ndarray:
         """The track so far (int16, a copy)."""
@@ -106,22 +122,10 @@ class UserAudio:
         return self._data[a:max(a, b)].copy()
 
     def islands(self) -> list[tuple[float, float]]:
-        """Voiced stretches ``(start, end)`` in seconds, in order (cached per length)."""
-        if self._islands is not None and self._islands[0] == len(self._voiced):
-            return self._islands[1]
-        v = self._voiced
-        out: list[tuple[float, float]] = []
-        if v.any():
-            edges = np.flatnonzero(np.diff(np.concatenate([[False], v, [False]]).astype(np.int8)))
-            fs = self._frame / self.sample_rate
-            for a, b in zip(edges[::2], edges[1::2], strict=True):
-                s, e = float(a * fs), float(b * fs)
-                if out and s - out[-1][1] < self.merge_gap:
-                    out[-1] = (out[-1][0], e)
-                else:
-                    out.append((s, e))
-        self._islands = (len(v), out)
-        return out
+        """Voiced stretches ``(start, end)`` in seconds, in order (kept up to date as frames
+        arrive, so live use stays linear)."""
+        fs = self._frame / self.sample_rate
+        return [(a * fs, b * fs) for a, b in self._runs]
 
 
 @dataclass(slots=True)
@@ -243,7 +247,8 @@ class UserTurns:
             else:
                 words = tuple(Word(w.word, _r(w.start + start), _r(w.end + start), w.char_start,
                                    w.char_end, w.played) for w in al.words)
-                chars = tuple(Char(c.char, _r(c.start + start), _r(c.end + start)) for c in al.chars)
+                chars = tuple(Char(c.char, _r(c.start + start), _r(c.end + start))
+                              for c in al.chars)
                 phones = tuple(Phone(p.phone, _r(p.start + start), _r(p.end + start), p.word_index)
                                for p in al.phones)
         return Utterance("user", _r(start), _r(end), text, False, words, chars, phones)

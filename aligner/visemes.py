@@ -28,12 +28,14 @@ from .timeline import Phone, Timeline
 from .viseme_sets import ARKIT_SHAPES, ARKIT_WEIGHTS, BILABIALS, SETS, VisemeSet, get_set
 
 __all__ = [
+    "METHODS",
     "Cue",
     "Motion",
     "VisemeStream",
     "blendshape_frames",
     "cues",
     "estimate_phones",
+    "text_phones",
     "timeline_cues",
     "timeline_phones",
 ]
@@ -143,7 +145,7 @@ def _segments(phones: Sequence[Phone], vs: VisemeSet, motion: Motion, start: flo
     segs: list[list] = []
     t = start
     for p in phones:
-        s, e = max(p.start, t), p.end
+        s, e = (p.start if p.start > t + _EPS else t), p.end
         j = bisect.bisect_right(clears, s + _EPS)
         if j < len(clears) and clears[j] < e:
             e = clears[j]
@@ -195,14 +197,21 @@ def _shift(segs: list[list], lead: float, start: float) -> None:
 
 def _merge(segs: list[list]) -> list[list]:
     out: list[list] = []
+    carry: float | None = None
     for sg in segs:
-        if sg[1] <= sg[0] + _EPS and not sg[4]:
+        if carry is not None:
+            sg = [carry, *sg[1:]]
+            carry = None
+        if sg[1] <= sg[0] + _EPS and not sg[4] and not sg[3]:
+            carry = sg[0]  # squeezed out by the lead (closures survive: _hold widens them)
             continue
         if out and out[-1][2] == sg[2] and not sg[4]:
             out[-1][1] = sg[1]
             out[-1][3] = out[-1][3] or sg[3]
         else:
             out.append(list(sg))
+    if carry is not None and out:
+        out[-1][1] = segs[-1][1]
     return out
 
 
@@ -226,17 +235,26 @@ def _hold(segs: list[list], min_hold: float) -> list[list]:
             out[-1][3] = out[-1][3] or sg[3]
             continue
         out.append(sg)
-    # closures shorter than min_hold borrow time from a long enough neighbour
+    # closures shorter than min_hold borrow time from their neighbours
     for i, sg in enumerate(out):
         need = min_hold - (sg[1] - sg[0])
         if not sg[3] or need <= _EPS:
             continue
-        if i + 1 < len(out) and not out[i + 1][4] and out[i + 1][1] - out[i + 1][0] - need >= min_hold:
-            sg[1] += need
-            out[i + 1][0] = sg[1]
-        elif i > 0 and not sg[4] and out[i - 1][1] - out[i - 1][0] - need >= min_hold:
-            sg[0] -= need
-            out[i - 1][1] = sg[0]
+        nxt = out[i + 1] if i + 1 < len(out) and not out[i + 1][4] else None
+        prv = out[i - 1] if i > 0 and not sg[4] else None
+        for nb, floor in ((nxt, min_hold), (prv, min_hold), (nxt, 0.0), (prv, 0.0)):
+            if nb is None or need <= _EPS:
+                continue
+            room = nb[1] - nb[0] - floor if floor else (nb[1] - nb[0]) / 2
+            take = min(need, max(room, 0.0))
+            if nb is nxt:
+                sg[1] += take
+                nb[0] = sg[1]
+            else:
+                sg[0] -= take
+                nb[1] = sg[0]
+            need -= take
+    out = [sg for sg in out if sg[1] > sg[0] + _EPS or sg[4]]
     if len(out) > 1 and out[-1][1] - out[-1][0] < min_hold - _EPS and not out[-1][3] \
             and not out[-1][4] and not out[-2][3]:
         out[-2][1] = out[-1][1]  # a short tail joins the shape before it
@@ -393,18 +411,52 @@ class VisemeStream:
         return out
 
 
-def estimate_phones(pcm: np.ndarray, sample_rate: int) -> list[Phone]:
-    """Phones from audio alone: pocketsphinx phone-loop decoding (its en-us phone LM).
+def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = True
+                ) -> list[Phone]:
+    """Phones of audio whose text is known: :func:`aligner.align`, then (``refine``) each
+    phone re-timed on the frame scores of the shipped phone model
+    (:meth:`aligner.viseme_model.PhoneModel.force_align`), which sharpens mouth-shape
+    boundaries.
 
-    For audio without text (binary audio with alignment off, a Twilio stream, a WAV file).
+    Raises:
+        AlignmentError: the aligner cannot work with the input.
+    """
+    from .alignment import align
+
+    phones = list(align(pcm, sample_rate, text).phones)
+    if not refine:
+        return phones
+    from .viseme_model import PhoneModel
+
+    return PhoneModel.load().force_align(pcm, sample_rate, phones)
+
+
+METHODS = ("model", "pocketsphinx")
+
+
+def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "model") -> list[Phone]:
+    """Phones from audio alone, for audio without text (binary audio with alignment off, a
+    Twilio stream, a WAV file).
 
     Args:
         pcm: mono int16 samples.
         sample_rate: their rate (resampled to 16 kHz).
+        method: ``"model"``: the small acoustic phone model shipped with the package
+            (:mod:`aligner.viseme_model`; trained on synthetic voices, fastest);
+            ``"pocketsphinx"``: pocketsphinx phone-loop decoding with its en-us phone LM.
 
     Returns:
         ARPAbet phones with times in seconds from the start of ``pcm`` (``"sil"`` pauses).
+
+    Raises:
+        ValueError: unknown method.
     """
+    if method == "model":
+        from .viseme_model import PhoneModel
+
+        return PhoneModel.load().phones(pcm, sample_rate)
+    if method != "pocketsphinx":
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     from .audio import resample
 
     if sample_rate != 16000:

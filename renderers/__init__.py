@@ -49,6 +49,7 @@ BUILTIN: dict[str, str] = {
     "moho": "renderers.visemes:MohoDat",
     "blendshapes": "renderers.visemes:BlendshapesCsv",
     "blendshapes-json": "renderers.visemes:BlendshapesJson",
+    "mp4": "renderers.video:VideoRenderer",
 }
 
 

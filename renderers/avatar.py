@@ -48,7 +48,7 @@ BASIC_SHAPES = ("A", "B", "C", "D", "E", "F")
 IDLE = "X"
 EXTENDED_FALLBACK = {"G": "B", "H": "C", "X": "A"}
 
-_SS = 4  # supersampling factor for the one-off drawing
+_SS = 3  # supersampling factor for the one-off drawing
 _IMAGE_SUFFIXES = (".png", ".webp", ".jpg", ".jpeg")
 
 RGB = tuple[int, int, int]
@@ -163,16 +163,17 @@ class Avatar:
         lw = max(s // 90, 1)
         inner = (head[0] + lw, head[1] + lw, head[2] - lw, head[3] - lw)
         d.ellipse(inner, fill=st.skin + (255,))
-        # soft shade on the lower half of the face
-        d.chord((inner[0] + s // 20, inner[1] + s // 3, inner[2] - s // 20, inner[3]),
-                20, 160, fill=st.skin_shade + (255,))
-        d.ellipse((inner[0] + s // 14, inner[1] + s // 3 - s // 40, inner[2] - s // 14,
-                   inner[3] - s // 30), fill=st.skin + (255,))
-        # hair: a cap over the top
-        d.chord((head[0], head[1] - s // 30, head[2], head[1] + s // 2), 180, 360,
-                fill=st.hair + (255,))
-        d.ellipse((head[0] + s // 6, head[1] + s // 9, head[2] - s // 6, head[1] + s // 3 + s // 12),
-                  fill=st.skin + (255,))
+        # hair: a cap clipped to the head, with a rounded fringe line
+        hair = Image.new("L", (s, s), 0)
+        hd = ImageDraw.Draw(hair)
+        hd.ellipse((head[0] - s // 10, head[1] - s // 5, head[2] + s // 10, head[1] + s * 0.42), fill=255)
+        hd.ellipse((head[0] + s * 0.1, head[1] + s * 0.17, head[2] - s * 0.1, head[1] + s * 0.75), fill=0)
+        hd.ellipse((head[0] + s * 0.3, head[1] + s * 0.12, head[2] - s * 0.05, head[1] + s * 0.5), fill=0)
+        clip = Image.new("L", (s, s), 0)
+        ImageDraw.Draw(clip).ellipse(inner, fill=255)
+        from PIL import ImageChops
+
+        im.paste(st.hair + (255,), (0, 0), ImageChops.multiply(hair, clip))
         # eyes, brows, cheeks
         for cx in (0.36, 0.64):
             x = cx * s

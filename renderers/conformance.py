@@ -87,8 +87,8 @@ def _hemmed(cues: Sequence[Cue], k: int, rules: CaptionRules) -> bool:
 def _blocks(a: Cue, b: Cue, rules: CaptionRules) -> bool:
     if a.speaker == b.speaker or not rules.allow_speaker_overlap or not b.words:
         return True
-    speech_end = max((w.end for w in a.words), default=a.end)
-    return b.words[0].start >= (a.end if a.interrupted else speech_end) - _EPS
+    speech_end = a.words[-1].end if a.words else a.end
+    return b.words[0].start >= (a.end if a.interrupted else speech_end) - rules.min_gap
 
 
 def _next_blocking(cues: Sequence[Cue], k: int, rules: CaptionRules) -> Cue | None:

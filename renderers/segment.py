@@ -254,21 +254,26 @@ def _break_cost(units: list[_Unit], k: int, rules: CaptionRules) -> float:
     return cost
 
 
-def _dangling(brk: list[float], a: int, b: int) -> float:
-    """Penalty for units a..b-1 ending mid-phrase one or two words after a sentence end."""
-    if brk[b - 1] == 0.0:
+def _dangling(brk: list[float], last_end: list[int], a: int, b: int) -> float:
+    """Penalty for units a..b-1 ending mid-phrase one or two words after a sentence end.
+
+    ``last_end[k]`` is the last index <= k where a sentence ends (-1 if none).
+    """
+    if brk[b - 1] == 0.0 or b < 2:
         return 0.0
-    return 3.0 if any(brk[k] == 0.0 for k in range(max(a, b - 3), b - 1)) else 0.0
+    return 3.0 if last_end[b - 2] >= max(a, b - 3) else 0.0
 
 
-def _layout(units: list[_Unit], brk: list[float], i: int, j: int,
-            rules: CaptionRules) -> tuple[float, list[list[_Unit]]] | None:
-    """Best split of units[i:j] into at most ``max_lines`` lines, or None if they cannot fit."""
+def _layout(units: list[_Unit], brk: list[float], last_end: list[int], prefix: list[int],
+            i: int, j: int, rules: CaptionRules) -> tuple[float, list[list[_Unit]]] | None:
+    """Best split of units[i:j] into at most ``max_lines`` lines, or None if they cannot fit.
+
+    ``prefix[k]`` is the length of units[:k] plus one space after each.
+    """
     width = rules.max_chars_per_line
-    lens = [len(x.text) for x in units[i:j]]
 
     def span(a: int, b: int) -> int:  # characters of units a..b-1 (relative) joined by spaces
-        return sum(lens[a:b]) + (b - a - 1)
+        return prefix[i + b] - prefix[i + a] - 1
 
     n = j - i
     if span(0, n) <= width:
@@ -285,7 +290,8 @@ def _layout(units: list[_Unit], brk: list[float], i: int, j: int,
                 for b in range(a + 1, n + 1):
                     if span(a, b) > width:
                         break
-                    c = (cost + (brk[i + a - 1] if a else 0.0) + _dangling(brk, i + a, i + b)
+                    c = (cost + (brk[i + a - 1] if a else 0.0)
+                         + _dangling(brk, last_end, i + a, i + b)
                          + 3.0 * abs(span(a, b) - ideal) / width)
                     if b - a == 1 and n > 2:
                         c += 5.0  # one-word orphan line
@@ -305,6 +311,10 @@ def _cut_utterance(index: int, speaker: str, units: list[_Unit], cut: bool, clea
                    horizon: float, rules: CaptionRules) -> list[_Draft]:
     n = len(units)
     brk = [_break_cost(units, k, rules) for k in range(n)]
+    last_end, prefix = [], [0]
+    for k in range(n):
+        last_end.append(k if brk[k] == 0.0 else (last_end[-1] if k else -1))
+        prefix.append(prefix[-1] + len(units[k].text) + 1)
     best: list[tuple[float, int, list[list[_Unit]]] | None] = [None] * (n + 1)
     best[0] = (0.0, 0, [])
     for j in range(1, n + 1):
@@ -313,12 +323,12 @@ def _cut_utterance(index: int, speaker: str, units: list[_Unit], cut: bool, clea
                 continue
             if j - i > 1 and units[j - 1].end - units[i].start > rules.max_duration:
                 break
-            laid = _layout(units, brk, i, j, rules)
+            laid = _layout(units, brk, last_end, prefix, i, j, rules)
             if laid is None:
                 if j - i > 1:
                     break
                 laid = (0.0, [units[i:j]])  # cannot happen after _split_long; kept for safety
-            cost = best[i][0] + laid[0] + 1.5 * brk[j - 1] + 1.0 + _dangling(brk, i, j)
+            cost = best[i][0] + laid[0] + 1.5 * brk[j - 1] + 1.0 + _dangling(brk, last_end, i, j)
             if j - i <= 2 and brk[j - 1] == 0.0 and i > 0 and brk[i - 1] > 1.0:
                 cost += 3.0  # a sentence's last word or two alone after a mid-phrase cut            # the time this cue could be shown: up to the next cue, within max_duration
             if j < n:
@@ -359,10 +369,10 @@ def _time(drafts: list[_Draft], rules: CaptionRules) -> None:
     for k, d in enumerate(drafts):
         nxt = _next_blocking(drafts, k, rules)
         limit = nxt.start - gap if nxt is not None else math.inf
+        chars = sum(len(x.text) for x in d.units) + len(d.units) - len(d.lines)
         if d.fixed_end:
             d.end = d.natural_end
         else:
-            chars = sum(len(x.text) for x in d.units) + len(d.units) - len(d.lines)
             want = max(d.natural_end, d.start + rules.min_duration, d.start + chars / rules.max_cps)
             want = min(want, max(d.start + rules.max_duration, d.natural_end))
             floor = d.units[-1].start + min(0.1, (d.units[-1].end - d.units[-1].start) / 2)
@@ -372,10 +382,14 @@ def _time(drafts: list[_Draft], rules: CaptionRules) -> None:
                 if nxt is not None:
                     nxt.start = d.end + gap
         d.end = max(d.end, d.start + 1e-3)
-        if d.end - d.start < rules.min_duration:
+        if nxt is not None and nxt.start < d.end + gap:  # e.g. speech starting at a clear
+            nxt.start = d.end + gap
+        need = max(rules.min_duration, chars / rules.max_cps)
+        if d.end - d.start < need:  # too short or too fast to read: appear a little early
             prev = _prev_blocking(drafts, k, rules)
-            earliest = max(d.start - rules.max_lead_in, prev.end + gap if prev else 0.0, 0.0)
-            d.start = max(min(d.start, d.end - rules.min_duration), earliest)
+            earliest = max(d.start - rules.max_lead_in, prev.end + gap if prev else 0.0, 0.0,
+                           d.end - rules.max_duration)
+            d.start = max(min(d.start, d.end - need), earliest)
     drafts.sort(key=lambda d: (d.start, d.utterance))
 
 
@@ -383,7 +397,8 @@ def _blocks(a: _Draft, b: _Draft, rules: CaptionRules) -> bool:
     """Whether ``b`` (starting after ``a``) must keep its distance from ``a``."""
     if a.speaker == b.speaker or not rules.allow_speaker_overlap:
         return True
-    return b.units[0].start >= a.natural_end  # other speaker, speech does not overlap
+    # other speaker: apart unless their speech really overlaps (by more than the gap)
+    return b.units[0].start >= a.natural_end - rules.min_gap
 
 
 def _next_blocking(drafts: list[_Draft], k: int, rules: CaptionRules) -> _Draft | None:

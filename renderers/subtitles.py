@@ -10,19 +10,19 @@ IMSC1 profile. Our cues are never zero-length and every file is UTF-8 without a 
 >>> from aligner.timeline import Timeline, Utterance, Word
 >>> u = Utterance("agent", 0.0, 1.0, "Hi there.", words=(Word("Hi", 0.0, 0.3, 0, 2),
 ...                                                     Word("there", 0.3, 0.9, 3, 8)))
->>> print(VTTKaraoke().render_string(Timeline(utterances=(u,))))
+>>> print(VTTKaraoke().render_string(Timeline(utterances=(u,))).rstrip())
 WEBVTT
 <BLANKLINE>
 1
 00:00:00.000 --> 00:00:00.900
 <v Agent>Hi <00:00:00.300>there.
-<BLANKLINE>
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +40,8 @@ __all__ = ["ASS", "SRT", "TTML", "VTT", "CaptionRenderer", "VTTKaraoke", "load_s
 
 # characters ASS/SRT would read as override tags or escapes, swapped for look-alikes
 _TAG_SAFE = str.maketrans({"{": "｛", "}": "｝", "\\": "⧵"})
+_SRT_SAFE = str.maketrans({"{": "｛", "}": "｝", "\\": "⧵", "<": "‹", ">": "›"})  # + HTML tags
+_INLINE_TS = re.compile(r"<\d+:\d\d:\d\d\.\d{3}>")
 _XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # ASS speaker colours (primary = sung/filled, secondary = not yet sung)
 _ASS_COLOURS = [(255, 255, 255), (255, 230, 90), (120, 220, 255), (170, 255, 150), (255, 160, 200)]
@@ -54,11 +56,16 @@ def speaker_label(speaker: str) -> str:
 def load_subtitles(path: str | Path) -> pysubs2.SSAFile:
     """Read a subtitle file with pysubs2, stripping a UTF-8 byte-order mark first.
 
-    pysubs2 misreads a WebVTT file that starts with a BOM, so this decodes with ``utf-8-sig``.
+    pysubs2 misreads a WebVTT file that starts with a BOM, so this decodes with ``utf-8-sig``;
+    it also takes any text line holding exactly two timestamps for a timing line, so inline
+    karaoke timestamps (``<00:00:01.250>``) are removed from cue text first.
     """
     text = Path(path).read_text(encoding="utf-8-sig")
     fmt = {".vtt": "vtt", ".srt": "srt", ".ass": "ass", ".ssa": "ass", ".ttml": "ttml"}.get(
         Path(path).suffix.lower())
+    if fmt == "vtt":
+        text = "\n".join(line if "-->" in line else _INLINE_TS.sub("", line)
+                         for line in text.split("\n"))
     return pysubs2.SSAFile.from_string(text, format_=fmt)
 
 
@@ -105,10 +112,11 @@ class _LiveCues(LiveRenderer):
     def __init__(self, renderer: CaptionRenderer) -> None:
         self.renderer = renderer
         self.sent = 0
+        self.started = False
 
     def feed(self, timeline: Timeline, final_until: float) -> Sequence[str]:
         rules = self.renderer.rules
-        out = [self.renderer.header()] if self.sent == 0 and self.renderer.header() else []
+        out = []
         for cue in self.renderer.cues(timeline)[self.sent:]:
             u = timeline.utterances[cue.utterance]
             # a cue may still grow until max_duration or the next cue; its speech must be over
@@ -116,12 +124,15 @@ class _LiveCues(LiveRenderer):
                 break
             self.sent += 1
             out.append(self.renderer.block(cue, self.sent))
-        return out if len(out) > 1 or self.sent else []
+        if not self.started and (out or final_until == float("inf")):
+            self.started = True
+            out.insert(0, self.renderer.header())
+        return [x for x in out if x]
 
 
 # --- SRT -------------------------------------------------------------------------------------
 class SRT(CaptionRenderer):
-    """SubRip through pysubs2; braces (which it would drop as tags) become look-alikes."""
+    """SubRip through pysubs2; braces and angle brackets (read as tags) become look-alikes."""
 
     name = "srt"
     extensions = (".srt",)
@@ -131,13 +142,13 @@ class SRT(CaptionRenderer):
         subs = pysubs2.SSAFile()
         for cue in cues:
             start, end = _ms(cue.start), _ms(cue.end)
-            text = r"\N".join(line.translate(_TAG_SAFE) for line in cue.lines)
+            text = r"\N".join(line.translate(_SRT_SAFE) for line in cue.lines)
             subs.append(pysubs2.SSAEvent(start=start, end=max(end, start + 1), text=text))
         return subs.to_string("srt") if cues else ""
 
     def block(self, cue: Cue, number: int) -> str:
         return f"{number}\n{_clock(cue.start, ',')} --> {_clock(max(cue.end, cue.start + 1e-3), ',')}\n" \
-               + "\n".join(line.translate(_TAG_SAFE) for line in cue.lines) + "\n\n"
+               + "\n".join(line.translate(_SRT_SAFE) for line in cue.lines) + "\n\n"
 
 
 # --- WebVTT ----------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ Options (keyword arguments of :class:`VideoRenderer`): ``size`` (``"720p"``, ``"
 ``"vertical"`` or ``"WxH"``), ``fps`` (30), ``background`` (``"#rrggbb"`` or an image path),
 ``mouths`` (a Rhubarb-style mouth-shape folder, see :mod:`renderers.avatar`), ``font`` (a font
 path), ``stereo`` (False), ``crf`` (23), ``preset`` (x264 preset, ``"ultrafast"``; ``"veryfast"`` gives files about half the size at a third of the speed), ``progress``
-(True for a bar on stderr, or a callable ``(done_seconds, total_seconds)``), ``captions``
+(a bar on stderr: ``"auto"`` when stderr is a terminal, the default; True/False; or a callable
+``(done_seconds, total_seconds)``), ``captions``
 (a :class:`renderers.segment.CaptionRules`).
 
 >>> from aligner.timeline import Timeline
@@ -91,7 +92,8 @@ class VideoRenderer(Renderer):
             raise RendererError(f"fps must be within 1-120, got {self.fps}")
         self.crf = int(options.get("crf", 23))
         self.preset = str(options.get("preset", "ultrafast"))
-        self.stereo = bool(options.get("stereo", False))
+        self.stereo = _flag(options.get("stereo", False))
+        self.rules = _rule_options(options)
 
     # --- Renderer layers -------------------------------------------------------------------------
     def render(self, timeline: Timeline, out_dir: str | Path, *, stem: str = "call",
@@ -148,11 +150,14 @@ class VideoRenderer(Renderer):
             step = self.fps  # interleave one second of audio per second of video
             frame = None
             key = None
+            until = -1.0
             for i in range(n_frames):
-                state = scene.state(i / self.fps)
-                if state != key or frame is None:
-                    frame = av.VideoFrame.from_ndarray(scene.yuv(state), format="yuv420p")
-                    key = state
+                t = i / self.fps
+                if t >= until:  # something may change now: look, and redraw only if it did
+                    state, until = scene.state_until(t)
+                    if state != key:
+                        frame = av.VideoFrame.from_ndarray(scene.yuv(state), format="yuv420p")
+                        key = state
                 frame.pts = i
                 frame.time_base = tb
                 out.mux(vs.encode(frame))
@@ -191,7 +196,7 @@ class _Scene:
         self.w, self.h = r.width, r.height
         self.timeline = timeline
         opts = r.options
-        self.style = CaptionStyle(font=opts.get("font"))
+        self.style = CaptionStyle(font=opts.get("font"), max_lines=int(r.rules.get("max_lines", 2)))
         self.painter = CaptionPainter(self.w, self.h, self.style)
         self.background = _background(opts.get("background"), (self.w, self.h))
         mouths = opts.get("mouths")
@@ -209,13 +214,25 @@ class _Scene:
         self.mouth_t, self.mouth_v = _mouth_steps(timeline, opts)
         self.agent_on = _speaking(timeline, "agent")
         self.user_on = _speaking(timeline, "user")
+        times = {0.0, *self.mouth_t, *self.agent_on[0], *self.agent_on[1], *self.user_on[0],
+                 *self.user_on[1]}
+        for c in self.captions:
+            times.update((c.start, c.end), *((w.start, w.end) for w in c.words))
+        self.changes = sorted(times)
         self.redraws = 0
         self._patches: dict[tuple, tuple[np.ndarray, ...]] = {}
         self._base_yuv = _to_yuv(np.asarray(self.background))
         self._last_caption: tuple | None = None
 
     # state = (caption index, words started, word sounding, mouth shape, agent on, user on)
+    def state_until(self, t: float) -> tuple[tuple, float]:
+        """The state at ``t`` and the time until which it holds (the next possible change)."""
+        k = bisect.bisect_right(self.changes, t)
+        return self.state(t), (self.changes[k] if k < len(self.changes) else float("inf"))
+
     def state(self, t: float) -> tuple:
+        """What is on screen at ``t``: (caption, words started, word sounding, mouth shape,
+        agent speaking, user speaking)."""
         ci = self._caption_at(t)
         done, active = 0, False
         if ci >= 0:
@@ -356,12 +373,43 @@ def _captions(timeline: Timeline, opts: dict, painter: CaptionPainter) -> list[_
     rules = opts.get("captions")
     if rules is None:
         avail = painter.width - 2 * painter.side
-        per_line = max(12, min(42, int(avail / (painter.size * 0.68))))
-        rules = CaptionRules(max_chars_per_line=per_line, max_lines=painter.style.max_lines)
+        fields = {"max_chars_per_line": max(12, min(42, int(avail / (painter.size * 0.68)))),
+                  "max_lines": painter.style.max_lines}
+        fields.update(_rule_options(opts))
+        try:
+            rules = CaptionRules(**fields)
+        except ValueError as exc:
+            raise RendererError(f"caption options: {exc}") from exc
     out = [_Caption(c.start, c.end, c.speaker, c.lines,
                     tuple(_CapWord(w.start, w.end, w.line, w.offset, len(w.text)) for w in c.words))
            for c in segment(timeline, rules)]
     out.sort(key=lambda c: c.start)
+    return out
+
+
+def _flag(value: Any) -> bool:
+    """An option as a bool: command-line strings ``1/true/yes/on`` are true."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _rule_options(options: dict) -> dict[str, Any]:
+    """The :class:`renderers.segment.CaptionRules` fields among ``options``, typed."""
+    import dataclasses
+
+    from .segment import CaptionRules
+
+    defaults = CaptionRules()
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(CaptionRules):
+        if f.name in options:
+            kind = type(getattr(defaults, f.name))
+            value = options[f.name]
+            try:
+                out[f.name] = _flag(value) if kind is bool else kind(value)
+            except (TypeError, ValueError):
+                raise RendererError(f"option {f.name}={value!r} is not a {kind.__name__}") from None
     return out
 
 
@@ -432,7 +480,9 @@ def _progress(spec: Any, total: float) -> Callable[[float], None]:
     """A progress reporter: the given callable, a stderr bar (``True``), or nothing."""
     if callable(spec):
         return lambda done: spec(done, total)
-    if not spec:
+    if spec is None or spec == "auto":
+        spec = sys.stderr.isatty()
+    if not _flag(spec):
         return lambda done: None
     started = time.perf_counter()
 

@@ -130,3 +130,28 @@ def test_kill_9_mid_call_leaves_a_readable_capture(tmp_path):
     assert all(a.t <= b.t for a, b in zip(events_list, events_list[1:], strict=False))
     lines = events.read_bytes().split(b"\n")
     assert len(events_list) >= len(lines) - 2  # at most the frame being written is lost
+
+
+def test_ctrl_c_ends_the_recording_cleanly_with_the_capture_closed(tmp_path):
+    out = tmp_path / "cap"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aligner", "record", "--input", "silence:30", "--out", str(out),
+         "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "events.jsonl").exists() and \
+                    (out / "events.jsonl").read_bytes().count(b'"d":"in"') >= 3:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "capture closed" in err and "Traceback" not in err
+    cap = capture.read(out)
+    assert cap.close is not None and cap.close.by == "client" and cap.skipped == 0
+    assert cap.info["frames"] == len(cap)  # the header was finalised
+    assert any(isinstance(s.event, AlignedAudio) for s in cap.events())

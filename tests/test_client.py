@@ -129,3 +129,29 @@ async def test_stream_yields_live_events_in_both_directions_matching_the_capture
 def test_url_building():
     assert audio_websocket_url("https://h/x", "id", enable_update=False).startswith(
         "wss://h/x/audio-websocket/id?enable_update=false")
+
+
+async def test_cli_prints_the_servers_close_reason_and_exits_non_zero(tmp_path):
+    import sys
+
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(_chunk("Hello"))
+        await ws.receive()
+        await ws.close(code=1008, message=b"error_no_audio_received")
+        return ws
+
+    runner, base = await _serve(handler)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aligner", "record", "--url", base, "--call-id", "c9",
+            "--input", "silence:5", "--out", str(tmp_path / "cap"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await runner.cleanup()
+    assert proc.returncode == 2
+    last = err.decode().strip().splitlines()[-1]
+    assert "1008" in last and "error_no_audio_received" in last and "Traceback" not in err.decode()
+    assert capture.read(tmp_path / "cap").close.reason == "error_no_audio_received"

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aligner.pronounce import PHONES, dictionary_phones, phones, token_phones
+from aligner.pronounce import PHONES, dictionary_phones, guess_phones, phones, token_phones
 from aligner.text import spoken, tokenize
 
 
@@ -19,6 +19,15 @@ def test_oov_words_get_phones_from_the_letter_to_sound_model():
         ph = phones(word)
         assert len(ph) >= 3 and all(p in PHONES for p in ph)
     assert phones("zorblax")[0] == "Z"
+
+
+def test_both_letter_to_sound_backends_are_plausible():
+    # espeak-ng (optional, better) and gruut's CRF model (always there) agree on easy guesses.
+    for word, expected in (("blick", ("B", "L", "IH", "K")), ("snarf", ("S", "N", "AA", "R", "F"))):
+        assert guess_phones(word) == expected
+        crf = guess_phones(word, use_espeak=False)
+        assert crf[0] == expected[0] and crf[-1] == expected[-1]
+    assert guess_phones("nguyen")[:1] == ("N",)
 
 
 def test_spelled_letters_and_tokens():

@@ -60,7 +60,8 @@ async def test_binary_front_end_gets_the_upstream_audio_bytes_and_pong(tmp_path)
 
 
 async def test_word_and_viseme_events_come_before_their_audio(tmp_path):
-    async with running_service(tmp_path) as svc:
+    # a generous budget: the audio always waits for its alignment (the strict guarantee)
+    async with running_service(tmp_path, limits=Limits(align_budget=30.0)) as svc:
         call = await svc.register()
         url = (f"{svc.ws_base}/audio-websocket/{call['call_id']}"
                "?enable_words=true&enable_visemes=true")
@@ -94,7 +95,8 @@ async def test_word_and_viseme_events_come_before_their_audio(tmp_path):
 
 async def test_clear_overtakes_queued_audio_and_offsets_continue(tmp_path):
     """A real barge-in: the user talks over the greeting, the emulator sends clear."""
-    async with running_service(tmp_path, emulator={"send_speed": 1.5}) as svc:
+    async with running_service(tmp_path, emulator={"send_speed": 1.5},
+                               limits=Limits(align_budget=30.0)) as svc:
         call = await svc.register()
         url = (f"{svc.ws_base}/audio-websocket/{call['call_id']}"
                "?enable_words=true&enable_visemes=true")
@@ -223,3 +225,19 @@ async def test_graceful_shutdown_closes_calls_and_finishes_recordings(tmp_path):
         cap = capture.read(tmp_path / "recordings" / call["call_id"] / "capture")
         assert cap.close is not None and len(cap) > 0
 
+
+
+async def test_slow_alignment_never_holds_the_audio_back(tmp_path):
+    """With no time budget for alignment, audio goes at once and the events follow, late."""
+    async with running_service(tmp_path, limits=Limits(align_budget=0.0)) as svc:
+        call = await svc.register()
+        url = f"{svc.ws_base}/audio-websocket/{call['call_id']}?enable_words=true"
+        async with svc.http.ws_connect(url) as ws:
+            frames = await collect(ws, 10.0, until=lambda k, d: k == "json" and d.get("index") == 12
+                                   and d.get("final"))
+        stats = await (await svc.http.get(f"{svc.base}/stats")).json()
+    words = {d["index"]: d for k, d in frames if k == "json" and d["event_type"] == "word"}
+    assert [words[i]["word"] for i in sorted(words)] == GREETING.split()
+    assert any(d.get("late") for d in words.values())
+    assert not [d for k, d in frames if k == "json" and d["event_type"] == "viseme"]  # not asked
+    assert stats["p99_ms"] < 250  # the audio did not wait for the aligner

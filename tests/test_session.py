@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aligner.audio import decode, encode, load, resample
@@ -38,11 +38,11 @@ from aligner.events import (
     Update,
 )
 from aligner.protocol import encode as encode_web
-from aligner.protocol import encode_twilio
 from aligner.session import Session, build_timeline, save_timeline
 from aligner.speech import synthesize
 from aligner.text import tokenize
 from aligner.timeline import Timeline
+from aligner.usertrack import UserAudio
 
 SR = 16000
 AGENT_TEXT = ("Sure, I can book a table for four people at seven tonight. "
@@ -95,10 +95,14 @@ def all_words(tl: Timeline, speaker: str = "agent"):
     return [w for u in tl.speaker(speaker) for w in u.words]
 
 
-# --- scheduling ------------------------------------------------------------------------------------
+# --- scheduling -----------------------------------------------------------------------------------
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(st.tuples(st.floats(0.0, 1.5), st.integers(1, 8000)), min_size=1, max_size=12),
+FIXTURES = [HealthCheck.function_scoped_fixture]  # module fixtures: the same speech every example
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURES)
+@given(steps=st.lists(st.tuples(st.floats(0.0, 1.5), st.integers(1, 8000)),
+                      min_size=1, max_size=12),
        jitter=st.sampled_from([0.0, 0.05, 0.2]))
 def test_chunks_play_back_to_back_never_before_arrival(agent, steps, jitter):
     session = Session(SR, jitter_buffer=jitter, align=False)
@@ -123,7 +127,8 @@ def test_chunks_play_back_to_back_never_before_arrival(agent, steps, jitter):
         assert np.array_equal(track[a:a + len(pcm)], pcm)  # played exactly as received
         prev_end = c.end
     # a new utterance exactly where the queue ran dry for longer than the gap
-    breaks = sum(1 for p, c in zip(sched, sched[1:]) if c.start - p.end > session.utterance_gap)
+    breaks = sum(1 for p, c in zip(sched, sched[1:], strict=False)
+                 if c.start - p.end > session.utterance_gap)
     assert len(tl.speaker("agent")) == breaks + 1
     assert [c.utterance for c in sched] == sorted(c.utterance for c in sched)
 
@@ -150,14 +155,15 @@ def test_live_session_ends_utterance_when_time_passes(agent):
     assert [c.utterance for c in session.schedule()] == [0, 1]
 
 
-# --- clear truncation --------------------------------------------------------------------------------
+# --- clear truncation -----------------------------------------------------------------------------
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES)
 @given(cuts=st.lists(st.integers(1, 16), unique=True, max_size=5).map(sorted),
        midword=st.booleans(),
        delays=st.lists(st.floats(0.0, 0.4), min_size=6, max_size=6),
        jitter=st.sampled_from([0.0, 0.08]),
        clear_at=st.floats(0.0, 1.0))
+@example(cuts=[], midword=False, delays=[0.0] * 6, jitter=0.08, clear_at=0.0)  # before playback
 def test_clear_truncates_what_was_heard(agent, cuts, midword, delays, jitter, clear_at):
     chunks = agent.chunks(cuts, midword)
     arrivals, t = [], 0.2
@@ -198,7 +204,8 @@ def test_clear_truncates_what_was_heard(agent, cuts, midword, delays, jitter, cl
     assert all(p.end <= t_clear for p in u.phones)
     assert all(c.end <= t_clear for c in u.chars)
     assert [(w.start, w.end) for w in u.words] == sorted((w.start, w.end) for w in u.words)
-    assert all(a.end <= b.start for a, b in zip(u.words, u.words[1:]))
+    for seq in (u.words, u.chars, u.phones):  # in order, never overlapping
+        assert all(a.end <= b.start + 1e-6 for a, b in zip(seq, seq[1:], strict=False))
 
 
 def test_clear_before_playback_leaves_all_words_unplayed(agent):
@@ -214,7 +221,7 @@ def test_clear_before_playback_leaves_all_words_unplayed(agent):
     assert len(second.heard_words) == len(tokenize(AGENT_TEXT))
 
 
-# --- alignment through the schedule --------------------------------------------------------------
+# --- alignment through the schedule ---------------------------------------------------------------
 
 def test_words_land_in_their_chunks_across_gaps(agent):
     """Chunk edges stay hard anchors on the session clock: a gap between chunks shifts the
@@ -230,6 +237,8 @@ def test_words_land_in_their_chunks_across_gaps(agent):
     tl = session.finish()
     (u,) = tl.speaker("agent")
     assert u.end == pytest.approx(sched[-1].end)
+    for seq in (u.words, u.chars, u.phones):  # in order, never overlapping, across the gaps
+        assert all(a.end <= b.start + 1e-6 for a, b in zip(seq, seq[1:], strict=False))
     bounds, pos = [], 0
     for c in sched:
         bounds.append((pos, pos + len(c.text), c.start, c.end))
@@ -250,7 +259,7 @@ def test_words_land_in_their_chunks_across_gaps(agent):
     assert split and all(w.end - w.start > 0.3 for w in split)  # spans the 0.3 s gap
 
 
-# --- user side -----------------------------------------------------------------------------------
+# --- user side ------------------------------------------------------------------------------------
 
 def send_mic(session: Session, pcm: np.ndarray, t0: float, until: float) -> float:
     """Mic frames of 20 ms in real time from t0 (silence around the speech) until ``until``."""
@@ -291,12 +300,27 @@ def test_user_utterance_aligned_from_voice_activity(agent, user):
     assert [e.data for e in tl.events if e.kind == "turn"] == [{"turn": "agent_turn"}]
 
 
+@pytest.mark.parametrize("noise_db", [None, -50.0, -38.0])
+def test_user_speech_found_over_mic_noise(user, noise_db):
+    """Voice activity follows the noise floor: steady mic hiss is not speech."""
+    pcm = np.concatenate([np.zeros(SR, np.int16), user.pcm, np.zeros(SR, np.int16)])
+    if noise_db is not None:
+        hiss = np.random.default_rng(1).normal(0, 32768 * 10 ** (noise_db / 20), len(pcm))
+        pcm = np.clip(pcm + hiss, -32768, 32767).astype(np.int16)
+    audio = UserAudio(SR)
+    for i in range(0, len(pcm), 320):
+        audio.add(i / SR, pcm[i:i + 320])
+    (start, end), = audio.islands()
+    assert start == pytest.approx(1.0 + user.words[0].start, abs=0.05)
+    assert end == pytest.approx(1.0 + user.words[-1].end, abs=0.25)
+
+
 def test_user_utterance_uses_update_words():
     session = Session(SR)
     words = (TranscriptWord("Five", 2.0, 2.3), TranscriptWord("people,", 2.35, 2.8),
              TranscriptWord("please", 2.9, 3.3))
-    session.receive(Stamped(3.5, "in", Update((TranscriptTurn("user", "Five people, please.", words),),
-                                               "agent_turn")))
+    turn = TranscriptTurn("user", "Five people, please.", words)
+    session.receive(Stamped(3.5, "in", Update((turn,), "agent_turn")))
     tl = session.finish()
     (u,) = tl.speaker("user")
     assert [(w.word, w.start, w.end) for w in u.words] == [
@@ -304,10 +328,19 @@ def test_user_utterance_uses_update_words():
     assert [u.text[w.char_start:w.char_end] for w in u.words] == ["Five", "people", "please"]
     assert (u.start, u.end) == (2.0, 3.3)
     assert len(u.chars) == len(u.text)
-    assert all(a.start <= b.start for a, b in zip(u.chars, u.chars[1:]))
+    assert all(a.start <= b.start for a, b in zip(u.chars, u.chars[1:], strict=False))
 
 
-# --- events, errors, live contract ---------------------------------------------------------------
+def test_user_turn_without_audio_or_words_still_gets_times():
+    session = Session(SR, backend="fallback")
+    session.receive(Stamped(4.0, "in", Update((TranscriptTurn("user", "Yes, two people."),))))
+    (u,) = session.finish().speaker("user")
+    assert u.end == 4.0 and 0 < u.start < u.end  # assumed to end when it first appeared
+    assert [w.word for w in u.words] == ["Yes", "two", "people"]
+    assert all(u.start <= w.start <= w.end <= u.end for w in u.words)
+
+
+# --- events, errors, live contract ----------------------------------------------------------------
 
 def test_events_are_kept_and_malformed_frames_counted(agent):
     session = Session(SR, align=False)
@@ -356,7 +389,8 @@ def test_final_until_only_covers_what_no_longer_changes(agent, user):
         assert f <= session.now
         finals.append(f)
         live = session.timeline(audio=False)
-        snapshots.append((f, [(u.speaker, w) for u in live.utterances for w in u.words if w.end < f]))
+        snapshots.append((f, [(u.speaker, w) for u in live.utterances for w in u.words
+                              if w.end < f]))
     session.receive(Stamped(t_end + 0.5, "in", Update((TranscriptTurn("user", USER_TEXT),
                                                        TranscriptTurn("agent", "Okay.")))))
     assert session.final_until > t_user + len(user.pcm) / SR
@@ -368,7 +402,7 @@ def test_final_until_only_covers_what_no_longer_changes(agent, user):
         assert all(x in everything for x in words)
 
 
-# --- Twilio form -------------------------------------------------------------------------------------
+# --- Twilio form ----------------------------------------------------------------------------------
 
 def twilio_events(agent: Speech, user: Speech) -> list[Stamped]:
     rate = 8000
@@ -399,11 +433,13 @@ def test_twilio_form(agent, user):
     assert np.array_equal(track[4000:], agent8[:12000])
     assert len(tl.track("user").samples) >= len(user.pcm) // 2
     assert [e.kind for e in tl.events] == ["start", "mark", "clear", "stop"]
-    assert tl.events[1].data == {"name": "said-all", "direction": "in"}
+    agent_end = 0.5 + len(agent8) / 8000  # the mark plays when the audio before it has
+    assert tl.events[1].data == {"name": "said-all", "direction": "in",
+                                 "plays_at": pytest.approx(agent_end, abs=1e-3)}
     assert dict(tl.metadata)["stream_sid"] == "MZ1"
 
 
-# --- captures, files, CLI ----------------------------------------------------------------------
+# --- captures, files, CLI -------------------------------------------------------------------------
 
 def write_capture(path: Path, agent: Speech, user: Speech) -> list[Stamped]:
     """A web-protocol capture of a short call with a barge-in; returns its events."""
@@ -467,7 +503,8 @@ def test_cli_timeline(tmp_path, agent, user, capsys):
     assert "utterances" in err and "/ 4.0 s" in err  # progress on stderr
     tl = Timeline.load(tmp_path / "o" / "timeline.json")
     assert tl.events[-1].kind == "close" and tl.events[-1].data["reason"] == "call ended"
-    assert len(load(tmp_path / "o" / "agent.wav", SR)) == len(tl.track("agent").load(tmp_path / "o"))
+    wav = load(tmp_path / "o" / "agent.wav", SR)
+    assert np.array_equal(wav, tl.track("agent").load(tmp_path / "o"))
     # default output: next to the capture
     assert main(["timeline", str(tmp_path / "cap"), "--no-align"]) == 0
     assert (tmp_path / "cap" / "timeline.json").is_file()

@@ -137,3 +137,40 @@ async def test_user_audio_is_paced_in_real_time(tmp_path):
     assert sizes[:10] == [3200] * 10  # 100 ms of s16le at 16 kHz per frame
     span = arrivals[9][0] - arrivals[0][0]
     assert 0.8 <= span / 0.9 <= 1.5  # ten frames spread over ~0.9 s: real time, not a burst
+
+
+async def test_a_failing_source_ends_the_call_with_its_error_and_a_closed_capture(tmp_path):
+    from aligner import capture
+    from aligner.source import Source
+
+    class Broken(Source):
+        def __init__(self):
+            self.reads = 0
+
+        def read(self, call, nsamples):
+            self.reads += 1
+            if self.reads > 3:
+                raise AudioError("device unplugged")
+            return bytes(2 * nsamples)
+
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/audio-websocket/{call_id}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        with pytest.raises(AudioError, match="unplugged"):
+            await record(audio_websocket_url(base, "b"), Broken(), tmp_path / "cap")
+    finally:
+        await runner.cleanup()
+    cap = capture.read(tmp_path / "cap")
+    assert cap.close is not None and cap.close.by == "client"
+    assert sum(1 for f in cap.frames() if isinstance(f.payload, bytes)) == 3

@@ -39,13 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after the input ends, close once the agent was quiet this long")
     parser.add_argument("--max-duration", type=float, default=None, help="end the call after S s")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument("--json", action="store_true",
+                        help="print every event live on stdout as JSON lines "
+                             "(the same lines 'aligner replay --json' prints)")
 
 
-def progress_printer(quiet: bool = False):
-    """A callback printing the call's notable events on stderr as they happen."""
+def progress_printer(quiet: bool = False, as_json: bool = False):
+    """A callback printing the call's notable events on stderr as they happen (and, with
+    ``as_json``, every event as a JSON line on stdout)."""
     from ..events import AlignedAudio, Clear, Metadata, Unknown, Update
+    from .replay import json_line
 
     def show(stamped) -> None:
+        if as_json:
+            print(json_line(stamped), flush=True)
         ev = stamped.event
         line = None
         if isinstance(ev, AlignedAudio) and ev.text.strip():
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.input) if args.input else None
     options = dict(encoding=args.encoding, sample_rate=args.sample_rate, protocol=args.protocol,
                    chunk_ms=args.chunk_ms, heartbeat=args.heartbeat, linger=args.linger,
-                   max_duration=args.max_duration, on_event=progress_printer(args.quiet))
+                   max_duration=args.max_duration, on_event=progress_printer(args.quiet, args.json))
     if args.url:
         url = audio_websocket_url(args.url, args.call_id, enable_update=not args.no_update,
                                   enable_audio_alignment=not args.no_alignment)

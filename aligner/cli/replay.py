@@ -41,9 +41,16 @@ def describe(event) -> dict:
     return out
 
 
+def json_line(stamped) -> str:
+    """One event as the JSON line ``aligner replay --json`` prints."""
+    import json
+
+    return json.dumps({"t": stamped.t, "direction": stamped.direction,
+                       **describe(stamped.event)}, default=str, ensure_ascii=False)
+
+
 def run(args: argparse.Namespace) -> int:
     import collections
-    import json
     import time
 
     from .. import capture
@@ -58,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         if args.realtime:
             time.sleep(max(0.0, st.t - (time.monotonic() - start)))
-        d = describe(st.event)
         if args.json:
-            print(json.dumps({"t": st.t, "direction": st.direction, **d}, default=str))
+            print(json_line(st))
         else:
+            d = describe(st.event)
             kind = d.pop("type")
             fields = " ".join(f"{k}={v!r:.80}" for k, v in d.items())
             print(f"{st.t:9.3f} {st.direction:3} {kind} {fields}")

@@ -7,7 +7,8 @@ import argparse
 HELP = "viseme stream of an audio file (JSON lines {t, viseme, weight}), with or without text"
 EXAMPLES = """examples:
   aligner visemes hello.wav --text "Hello, world!"
-  aligner visemes call.mp3                       # audio only: pocketsphinx phone recognition
+  aligner visemes call.mp3                       # audio only: phones recognised from sound
+  aligner visemes call.mp3 --audio-only pocketsphinx
   aligner visemes clip.wav --text-file clip.txt --set rhubarb --lead 0.05
   aligner visemes clip.wav --set azure --out clip.visemes.jsonl
 
@@ -28,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="coarticulation lead in seconds: shapes start this early (0.06)")
     parser.add_argument("--min-hold", type=float, default=0.04,
                         help="shortest shape in seconds; shorter ones merge (0.04)")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="with text: keep the aligner's phone times (default: re-time them "
+                             "on the shipped phone model)")
+    parser.add_argument("--audio-only", default="model", choices=("model", "pocketsphinx"),
+                        help="without text: the shipped phone model (default) or the "
+                             "pocketsphinx phone loop")
     parser.add_argument("--out", help="write the JSON lines to this file (atomically)")
 
 
@@ -40,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..audio import load
     from ..errors import AlignmentError
     from ..timeline import write_atomic
-    from ..visemes import Motion, cues, estimate_phones
+    from ..visemes import Motion, cues, estimate_phones, text_phones
 
     try:
         motion = Motion(lead=args.lead, min_hold=args.min_hold)
@@ -58,14 +65,12 @@ def run(args: argparse.Namespace) -> int:
     duration = len(pcm) / rate
     t0 = time.perf_counter()
     if text is not None and text.strip():
-        from ..alignment import align
-
         print(f"aligner visemes: aligning {duration:.2f} s of audio with its text", file=sys.stderr)
-        phones = align(pcm, rate, text).phones
+        phones = text_phones(pcm, rate, text, refine=not args.no_refine)
     else:
         print(f"aligner visemes: recognising phones in {duration:.2f} s of audio (no text)",
               file=sys.stderr)
-        phones = estimate_phones(pcm, rate)
+        phones = estimate_phones(pcm, rate, method=args.audio_only)
     result = cues(phones, args.set, motion=motion, end=duration)
     lines = "".join(json.dumps(c.event()) + "\n" for c in result)
     print(f"aligner visemes: {len(result)} visemes in {time.perf_counter() - t0:.2f} s",

@@ -275,10 +275,7 @@ class Conversation:
                                             action.end_call))
 
     async def _speak_loop(self) -> None:
-        cfg = self.config
-        options = {"voice": cfg.voice, "words_per_minute": cfg.words_per_minute,
-                   "chunk_min_ms": cfg.chunk_min_ms, "chunk_max_ms": cfg.chunk_max_ms,
-                   "split_words": cfg.split_words}
+        options = self.config.speech_options()
         while True:
             item = await self._pieces.get()
             if item is None:  # hang up once everything queued has played

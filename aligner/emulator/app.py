@@ -19,7 +19,7 @@ import multiprocessing
 
 from aiohttp import web
 
-from ..recognize import recognize_words
+from ..recognize import prepare, recognize_words
 from .agent import Conversation
 from .brain import LlmBrain, ScriptedBrain, load_dialogue
 from .calls import CallRegistry, RegistrationError
@@ -52,16 +52,23 @@ class _Recognizer:
         self.hints = hints
         self._pool: concurrent.futures.Executor | None = None
 
-    async def __call__(self, samples, sample_rate: int):
+    def _executor(self) -> concurrent.futures.Executor:
         if self._pool is None:
             if self.hints:
                 self._pool = concurrent.futures.ThreadPoolExecutor(1, "recognize")
             else:
                 self._pool = concurrent.futures.ProcessPoolExecutor(
                     1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    async def warm(self) -> None:
+        """Load the decoder before the first call needs it."""
+        await asyncio.get_running_loop().run_in_executor(self._executor(), prepare, self.hints)
+
+    async def __call__(self, samples, sample_rate: int):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, recognize_words, samples, sample_rate,
-                                          self.hints)
+        return await loop.run_in_executor(self._executor(), recognize_words, samples,
+                                          sample_rate, self.hints)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -89,6 +96,9 @@ async def _register_call(request: web.Request) -> web.Response:
         return _error(400, exc.field, exc.message)
     log.info("registered %s (%s %s %d Hz)", call.call_id, call.protocol, call.encoding,
              call.sample_rate)
+    config, speech = request.app[_CONFIG], request.app[_SPEECH]
+    for line in request.app[_DIALOGUE].get("lines", ()):  # synthesise the script ahead
+        speech.prefetch(line["text"], call.encoding, call.sample_rate, **config.speech_options())
     return web.json_response(call.to_json(), status=201)
 
 
@@ -152,6 +162,11 @@ async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def _on_startup(app: web.Application) -> None:
+    if app[_RECOGNIZER] is not None:
+        await app[_RECOGNIZER].warm()
+
+
 async def _on_cleanup(app: web.Application) -> None:
     for conversation in list(app[CONVERSATIONS].values()):
         conversation.stop("user_hangup")
@@ -186,6 +201,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post("/register-call", _register_call)
     app.router.add_get("/get-call/{call_id}", _get_call)
     app.router.add_get("/audio-websocket/{call_id}", _audio_websocket)
+    app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app
 

@@ -53,6 +53,12 @@ class EmulatorConfig:
     recognition: bool = True
     use_hints: bool = True
 
+    def speech_options(self) -> dict:
+        """Keyword arguments of :func:`aligner.emulator.speaker.speak` for this config."""
+        return {"voice": self.voice, "words_per_minute": self.words_per_minute,
+                "chunk_min_ms": self.chunk_min_ms, "chunk_max_ms": self.chunk_max_ms,
+                "split_words": self.split_words}
+
     def __post_init__(self) -> None:
         if not 20 <= self.chunk_min_ms <= self.chunk_max_ms:
             raise ValueError(f"need 20 <= chunk_min_ms <= chunk_max_ms, got "

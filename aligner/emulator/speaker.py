@@ -136,14 +136,21 @@ class SpeechCache:
     def __init__(self) -> None:
         self._lines: dict[tuple, asyncio.Future[SpokenLine]] = {}
 
-    async def speak(self, text: str, encoding: str, sample_rate: int, **options) -> SpokenLine:
-        """:func:`speak` in a worker thread, cached on all its arguments."""
+    def prefetch(self, text: str, encoding: str, sample_rate: int, **options) -> asyncio.Future:
+        """Start synthesising a line (if not cached) without waiting for it."""
         key = (text, encoding, sample_rate, tuple(sorted(options.items())))
         future = self._lines.get(key)
         if future is None:
             future = asyncio.ensure_future(
                 asyncio.to_thread(speak, text, encoding, sample_rate, **options))
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
             self._lines[key] = future
+        return future
+
+    async def speak(self, text: str, encoding: str, sample_rate: int, **options) -> SpokenLine:
+        """:func:`speak` in a worker thread, cached on all its arguments."""
+        key = (text, encoding, sample_rate, tuple(sorted(options.items())))
+        future = self.prefetch(text, encoding, sample_rate, **options)
         try:
             return await asyncio.shield(future)
         except Exception:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 from typing import Any
@@ -34,7 +35,8 @@ class TwilioTransport:
 
     async def _send(self, message: dict) -> None:
         if not self.ws.closed:
-            await self.ws.send_str(json.dumps(message))
+            with contextlib.suppress(ConnectionResetError):  # the reader sees the close
+                await self.ws.send_str(json.dumps(message))
 
     async def send_chunk(self, chunk: Chunk, response_id: int, last: bool) -> None:
         await self._send({"event": "media", "streamSid": self.stream_sid,

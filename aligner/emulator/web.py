@@ -9,6 +9,7 @@ alignment JSON (``enable_audio_alignment``), ``clear``, ``update`` events (``ena
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from typing import Any
@@ -39,7 +40,8 @@ class WebTransport:
 
     async def _send_str(self, text: str) -> None:
         if not self.ws.closed:
-            await self.ws.send_str(text)
+            with contextlib.suppress(ConnectionResetError):  # the reader sees the close
+                await self.ws.send_str(text)
 
     async def send_chunk(self, chunk: Chunk, response_id: int, last: bool) -> None:
         if self.ws.closed:
@@ -50,7 +52,8 @@ class WebTransport:
                 "audio": base64.b64encode(chunk.audio).decode("ascii"),
                 self.config.alignment_text_key: chunk.text}))
         else:
-            await self.ws.send_bytes(chunk.audio)
+            with contextlib.suppress(ConnectionResetError):
+                await self.ws.send_bytes(chunk.audio)
 
     async def send_clear(self) -> None:
         await self._send_str("clear")

@@ -23,6 +23,7 @@ and queued render jobs finish before the process exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -128,7 +129,7 @@ class _Service:
         except aiohttp.ClientError as exc:
             raise web.HTTPBadGateway(text=f"upstream unavailable: {exc}") from exc
         headers = {}
-        if status == 200:
+        if 200 <= status < 300:
             try:
                 call = json.loads(data)
             except ValueError:
@@ -334,6 +335,11 @@ class _Service:
             await asyncio.sleep(0.05)
 
 
+def _warm_up(viseme_set: str) -> None:
+    """Align a tiny chunk once so the first call does not pay for loading the aligner."""
+    LipSync(16000, "s16le", None, viseme_set=viseme_set).align_now(b"\x00\x00" * 8000, "Hi there")
+
+
 def _options_dict(options: CallOptions) -> dict[str, bool]:
     return {name: getattr(options, name) for name in options.__dataclass_fields__}
 
@@ -373,9 +379,13 @@ def create_app(config: ServiceConfig) -> web.Application:
         service.align_pool = ThreadPoolExecutor(config.align_threads,
                                                 thread_name_prefix="align")
         service.store.start()
+        warm = asyncio.get_running_loop().run_in_executor(service.align_pool, _warm_up,
+                                                          config.viseme_set)
         try:
             yield
         finally:
+            with contextlib.suppress(Exception):
+                await warm
             await service.store.close(config.shutdown_timeout)
             service.align_pool.shutdown(wait=True, cancel_futures=True)
             await service.session.close()

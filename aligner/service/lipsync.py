@@ -66,12 +66,23 @@ class LipSync:
         self._index = 0  # word index across aligners
         self._phones_until = 0.0  # end of the last phone fed to the viseme stream (s)
         self._cleared = False
+        self._lock: asyncio.Lock | None = None
         self.pending_tail = False  # cues held back waiting for the next chunk
 
     async def align(self, audio: bytes, text: str) -> list[dict[str, Any]]:
-        """The events for one chunk, computed in the executor (see the module docstring)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.align_now, audio, text)
+        """The events for one chunk, computed in the executor (see the module docstring).
+
+        Calls run one at a time in call order (an asyncio lock, first come first served)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, self.align_now, audio, text)
+
+    @property
+    def busy(self) -> bool:
+        """True while a chunk is being aligned or waits to be (then :meth:`flush` must wait)."""
+        return self._lock is not None and self._lock.locked()
 
     def clear(self) -> None:
         """A ``clear``: the next chunk starts a new utterance (safe while a chunk is aligning)."""

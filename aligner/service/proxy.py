@@ -92,6 +92,8 @@ class Limits:
         mic_burst_seconds: seconds of audio a front end may send at once above that rate.
         max_frames_per_second: front-end frames per second (excess is dropped).
         upstream_timeout: seconds to connect to the upstream.
+        align_budget: seconds a lip-sync chunk's audio may wait for its alignment (after that
+            the audio goes first and the chunk's events follow, marked late).
     """
 
     max_frame_bytes: int = 64 * 1024
@@ -100,6 +102,7 @@ class Limits:
     mic_burst_seconds: float = 4.0
     max_frames_per_second: int = 1000
     upstream_timeout: float = 10.0
+    align_budget: float = 0.25
 
 
 class _Bucket:
@@ -202,7 +205,8 @@ class ProxyCall:
         self.close_reason = ""
         self.closed_by = ""
         self.counts = {"mic_frames": 0, "agent_frames": 0, "agent_samples": 0, "cleared": 0,
-                       "rate_limited": 0, "malformed": 0, "events": 0}
+                       "rate_limited": 0, "malformed": 0, "events": 0,
+                       "late_chunks": 0}
         self._outq: asyncio.Queue | None = None
         self._closing = False
 
@@ -459,42 +463,81 @@ class ProxyCall:
         await self._send(payload, t_in)
 
     async def _send_ordered(self) -> None:
-        """The lip-sync sender: for each chunk, its word/viseme events, then its audio."""
+        """The lip-sync sender: for each chunk, its word/viseme events, then its audio.
+
+        A chunk's audio waits for its alignment at most ``limits.align_budget`` seconds after it
+        arrived; a slower alignment (a cold start, an overloaded machine) lets the audio go first
+        and its events follow as soon as they are ready, marked ``"late": true``.
+        """
         lipsync = self.lipsync
+        late: deque = deque()  # (alignment task, sample offset, generation), in chunk order
         while True:
-            if lipsync.pending_tail and self._outq.empty():
+            if not await self._send_late(late):
+                return
+            if lipsync.pending_tail and not late and not lipsync.busy and self._outq.empty():
                 try:  # no chunk follows yet: the held-back cues go out after a short wait
                     item = await asyncio.wait_for(self._outq.get(), _TAIL_WAIT)
                 except TimeoutError:
-                    if not await self._send_events(lipsync.flush()):
+                    if not await self._send_events(lipsync.flush(), self.delivered_samples):
                         return
+                    continue
+            elif late:
+                try:
+                    item = await asyncio.wait_for(self._outq.get(), _TAIL_WAIT)
+                except TimeoutError:
                     continue
             else:
                 item = await self._outq.get()
             if item is None:
-                if lipsync.pending_tail:
-                    await self._send_events(lipsync.flush())
+                for task, _, _ in late:
+                    with contextlib.suppress(Exception):
+                        await task
+                await self._send_late(late)
+                if lipsync.pending_tail and not lipsync.busy:
+                    await self._send_events(lipsync.flush(), self.delivered_samples)
                 return
             if item[0] == "frame":
                 await self._send(item[1], item[2])
                 continue
             _, audio, text, out, t_in, generation = item
-            try:
-                events = await lipsync.align(audio, text)
-            except Exception:  # alignment must never cost the call its audio
-                log.exception("alignment failed call_id=%s", self.call_id)
-                events = []
+            offset = self.delivered_samples
+            task = asyncio.ensure_future(lipsync.align(audio, text))
+            budget = self.limits.align_budget - (time.perf_counter() - t_in)
+            events: list[dict[str, Any]] = []
+            if late:  # earlier events are still late: keep order, do not wait for this one
+                late.append((task, offset, generation))
+            else:
+                try:
+                    events = await asyncio.wait_for(asyncio.shield(task), max(budget, 0.001))
+                except TimeoutError:
+                    late.append((task, offset, generation))
+                    self.counts["late_chunks"] += 1
+                except Exception:  # alignment must never cost the call its audio
+                    log.exception("alignment failed call_id=%s", self.call_id)
             if generation != self.generation:  # cleared while aligning: never delivered
                 self.counts["cleared"] += 1
                 self.stats.frames_cleared += 1
                 continue
-            if not await self._send_events(events) or not await self._send(out, t_in):
+            if not await self._send_events(events, offset) or not await self._send(out, t_in):
                 return
             self._delivered(len(audio))
 
-    async def _send_events(self, events: list[dict[str, Any]]) -> bool:
-        """Send word/viseme events (offsets relative to the delivered-sample clock's now)."""
-        offset = self.delivered_samples
+    async def _send_late(self, late: deque) -> bool:
+        """Send the events of late alignments that have finished, in chunk order."""
+        while late and late[0][0].done():
+            task, offset, generation = late.popleft()
+            if task.cancelled() or task.exception() is not None:
+                log.warning("alignment failed call_id=%s: %r", self.call_id,
+                            None if task.cancelled() else task.exception())
+                continue
+            if generation == self.generation:
+                events = [{**ev, "late": True} for ev in task.result()]
+                if not await self._send_events(events, offset):
+                    return False
+        return True
+
+    async def _send_events(self, events: list[dict[str, Any]], offset: int) -> bool:
+        """Send word/viseme events, their offsets relative to ``offset`` (delivered samples)."""
         for ev in events:
             kind = ev["event_type"]
             if (kind == "word" and not self.options.enable_words) or (

@@ -23,6 +23,7 @@ const $ = (id) => document.getElementById(id);
 const demo = window.demo = {
   state: "idle", callId: null, framesReceived: 0, samplesReceived: 0, wordsReceived: 0,
   visemesReceived: 0, clears: 0, visemeChanges: [], shownWords: [], error: null,
+  firstAudioAt: null, firstWordAt: null,
 };
 
 let ctx = null, ws = null, micNode = null, micSource = null, sampleTimer = null;
@@ -89,6 +90,7 @@ function onAudio(buf) {
   src.connect(ctx.destination);
   nextTime = Math.max(nextTime, ctx.currentTime + 0.05);
   src.start(nextTime);
+  if (demo.firstAudioAt === null) demo.firstAudioAt = nextTime;
   segments.push({ s0: demo.samplesReceived, s1: demo.samplesReceived + pcm.length, t0: nextTime });
   sources.push(src);
   src.onended = () => { sources = sources.filter((s) => s !== src); };
@@ -144,10 +146,10 @@ function tick() {
   requestAnimationFrame(tick);
   if (!ctx) return;
   const s = streamSampleNow();
-  if (s === null) { showViseme("sil"); return; }
+  if (s === null) { showViseme("sil", false); return; }
   while (visemes.length > 1 && visemes[0].end_sample <= s) visemes.shift();
   const v = visemes[0];
-  showViseme(v && v.start_sample <= s && s < v.end_sample ? v.viseme : "sil");
+  showViseme(v && v.start_sample <= s && s < v.end_sample ? v.viseme : "sil", true);
   let current = -1;
   for (let i = words.length - 1; i >= 0; i--) {
     const w = words[i];
@@ -156,7 +158,7 @@ function tick() {
   if (current >= 0) showWord(current);
 }
 
-function showViseme(name) {
+function showViseme(name, playing) {
   if (name === shownViseme) return;
   shownViseme = name;
   const [rx, ry, teeth] = VISEMES[name] || VISEMES.sil;
@@ -165,7 +167,7 @@ function showViseme(name) {
   $("teeth").style.opacity = teeth;
   $("mouth").dataset.viseme = name;
   $("viseme-label").textContent = name;
-  demo.visemeChanges.push({ t: ctx ? ctx.currentTime : 0, viseme: name });
+  demo.visemeChanges.push({ t: ctx ? ctx.currentTime : 0, viseme: name, playing: !!playing });
 }
 
 function showWord(index) {
@@ -185,6 +187,7 @@ function showWord(index) {
     cap.appendChild(el);
   }
   demo.shownWords.push(words[index].word);
+  if (demo.firstWordAt === null) demo.firstWordAt = ctx.currentTime;
 }
 
 function showTranscript(turns) {

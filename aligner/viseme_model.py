@@ -1,0 +1,309 @@
+"""A small acoustic phone model for audio-only visemes (no text, no recogniser vocabulary).
+
+MFCC frames (10 ms, 25 ms window, per-clip mean/variance normalised, +-60 ms context) go through
+a fixed random ReLU layer and a ridge-regression read-out to ARPAbet phone scores (an
+"extreme learning machine": trained in closed form, runs as two matrix products); a Viterbi
+pass with a switching penalty turns the scores into phone segments. It runs hundreds of times
+faster than real time on one core and needs nothing but numpy.
+
+The shipped weights (``aligner/data/viseme_model.npz``) were trained with :func:`main` on
+espeak-ng speech of random dictionary words in voices that the benchmark does not use
+(``python -m aligner.viseme_model``). It knows synthetic voices best; on other voices the
+pocketsphinx phone loop (``estimate_phones(..., method="pocketsphinx")``) is the alternative.
+
+>>> m = PhoneModel.load()                                # doctest: +SKIP
+>>> [p.phone for p in m.phones(pcm, 16000)][:3]         # doctest: +SKIP
+['sil', 'HH', 'AH']
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .timeline import Phone
+from .viseme_sets import ARPABET
+
+__all__ = ["CLASSES", "MODEL_PATH", "PhoneModel", "features", "train"]
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("sil", *ARPABET)
+MODEL_PATH = Path(__file__).parent / "data" / "viseme_model.npz"
+RATE = 16000
+_HOP, _WIN, _NFFT, _MELS, _CEPS = 160, 400, 512, 40, 13
+_CONTEXT = (-6, -4, -2, -1, 0, 1, 2, 4, 6)
+
+
+@functools.cache
+def _filters() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hamming window, mel filter bank (40 x 257) and DCT-II matrix (13 x 40)."""
+    def mel(f):
+        return 2595 * np.log10(1 + f / 700)
+
+    pts = 700 * (10 ** (np.linspace(mel(100), mel(7600), _MELS + 2) / 2595) - 1)
+    bins = np.floor((_NFFT + 1) * pts / RATE).astype(int)
+    fb = np.zeros((_MELS, _NFFT // 2 + 1))
+    for i in range(_MELS):
+        a, b, c = bins[i], bins[i + 1], bins[i + 2]
+        fb[i, a:b] = (np.arange(a, b) - a) / max(b - a, 1)
+        fb[i, b:c] = (c - np.arange(b, c)) / max(c - b, 1)
+    k = np.arange(_MELS)
+    dct = np.cos(np.pi / _MELS * (k[None, :] + 0.5) * np.arange(_CEPS)[:, None])
+    return np.hamming(_WIN), fb, dct
+
+
+def features(pcm: np.ndarray) -> np.ndarray:
+    """Per-frame features of 16 kHz int16 ``pcm``: (frames, 14 x 9) = MFCC + log energy, in
+    context, normalised over the clip. One frame per 10 ms; frame i starts at sample 160 i.
+    """
+    x = np.asarray(pcm, np.float32) / 32768.0
+    if len(x) < _WIN:
+        x = np.pad(x, (0, _WIN - len(x)))
+    x = np.append(x[0], x[1:] - 0.97 * x[:-1])
+    n = 1 + (len(x) - _WIN) // _HOP
+    window, fb, dct = _filters()
+    frames = np.lib.stride_tricks.sliding_window_view(x, _WIN)[::_HOP][:n] * window
+    power = np.abs(np.fft.rfft(frames, _NFFT)) ** 2
+    cep = np.log(power @ fb.T + 1e-10) @ dct.T
+    m = np.hstack([cep, np.log(power.sum(1) + 1e-10)[:, None]])
+    m = (m - m.mean(0)) / (m.std(0) + 1e-6)
+    idx = np.clip(np.arange(n)[:, None] + np.array(_CONTEXT)[None, :], 0, n - 1)
+    return m[idx].reshape(n, -1).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PhoneModel:
+    """Random ReLU layer ``w1, b1`` and linear read-out ``w2`` to :data:`CLASSES` scores."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    switch: float = 1.0  # Viterbi cost of changing phone, in score units
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> PhoneModel:
+        """The model at ``path`` (default the shipped one); cached per path."""
+        return _load(str(path or MODEL_PATH))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the weights (float16, compressed) atomically."""
+        from .timeline import write_atomic
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
+                            w2=self.w2.astype(np.float16), switch=np.float32(self.switch),
+                            classes=np.array(CLASSES))
+        out = write_atomic(path, buf.getvalue())
+        out.chmod(0o644)  # package data: readable by all
+        return out
+
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        """Phone scores (frames, len(CLASSES)) for :func:`features` output."""
+        return np.maximum(feats @ self.w1 + self.b1, 0) @ self.w2
+
+    def phones(self, pcm: np.ndarray, sample_rate: int) -> list[Phone]:
+        """ARPAbet phones (``"sil"`` pauses) with times in seconds from the start of ``pcm``."""
+        if sample_rate != RATE:
+            from .audio import resample
+
+            pcm = resample(np.asarray(pcm, np.int16), sample_rate, RATE)
+        if len(pcm) == 0:
+            return []
+        path = _viterbi(self.scores(features(pcm)), self.switch)
+        cuts = np.flatnonzero(np.diff(path)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(path)]])
+        dur = len(pcm) / RATE
+        return [Phone(CLASSES[path[a]], a / 100, min(b / 100, dur))
+                for a, b in zip(starts, ends, strict=True) if a / 100 < dur]
+
+
+    def force_align(self, pcm: np.ndarray, sample_rate: int,
+                    phones: list[Phone] | tuple[Phone, ...]) -> list[Phone]:
+        """Re-time a known phone sequence (from a text aligner) on this model's frame scores.
+
+        A left-to-right Viterbi pass: every phone keeps its place in the sequence and gets at
+        least one frame; ``"sil"`` phones (and pauses at both ends) may vanish.
+
+        Args:
+            pcm: mono int16 samples.
+            sample_rate: their rate.
+            phones: the sequence, e.g. ``align(...).phones``; word indexes are kept.
+
+        Returns:
+            The same phones (pauses possibly dropped or added) with new times.
+        """
+        if sample_rate != RATE:
+            from .audio import resample
+
+            pcm = resample(np.asarray(pcm, np.int16), sample_rate, RATE)
+        index = {c: i for i, c in enumerate(CLASSES)}
+        seq = [Phone("sil", 0, 0)] + [p for p in phones if p.end > p.start] + [Phone("sil", 0, 0)]
+        cls = np.array([index.get(p.phone.rstrip("012").upper(), 0) for p in seq])
+        if len(pcm) == 0 or len(seq) < 3:
+            return list(phones)
+        emit = self.scores(features(pcm))[:, cls]
+        n, m = emit.shape
+        if m > n:
+            return list(phones)
+        path = _forced(emit, cls == 0)
+        dur = len(pcm) / RATE
+        out = []
+        cuts = np.flatnonzero(np.diff(path)) + 1
+        for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]]), strict=True):
+            p = seq[path[a]]
+            out.append(Phone(p.phone, a / 100, min(b / 100, dur), p.word_index))
+        return out
+
+
+def _forced(emit: np.ndarray, optional: np.ndarray) -> np.ndarray:
+    """Best left-to-right state path through ``emit`` (frames x states); optional states may be
+    skipped. Returns the state of each frame."""
+    n, m = emit.shape
+    neg = -1e18
+    back = np.zeros((n, m), np.int8)  # how many states the path advanced into this frame
+    dp = np.full(m, neg)
+    dp[0] = emit[0, 0]
+    if optional[0]:
+        dp[1] = emit[0, 1]
+    can_skip = np.concatenate([[False, False], optional[1:-1]])  # into s from s-2 over s-1
+    for t in range(1, n):
+        stay = dp
+        step = np.concatenate([[neg], dp[:-1]])
+        skip = np.where(can_skip, np.concatenate([[neg, neg], dp[:-2]]), neg)
+        best = np.maximum(stay, np.maximum(step, skip))
+        back[t] = np.where(best == stay, 0, np.where(best == step, 1, 2))
+        dp = best + emit[t]
+    s = m - 1 if not optional[-1] or dp[m - 1] >= dp[m - 2] else m - 2
+    path = np.empty(n, np.int64)
+    for t in range(n - 1, -1, -1):
+        path[t] = s
+        s -= int(back[t, s])
+    return path
+
+
+@functools.cache
+def _load(path: str) -> PhoneModel:
+    with np.load(path) as z:
+        if tuple(str(c) for c in z["classes"]) != CLASSES:
+            raise ValueError(f"{path}: the model's phone classes differ from this version's")
+        return PhoneModel(z["w1"].astype(np.float32), z["b1"].astype(np.float32),
+                          z["w2"].astype(np.float32), float(z["switch"]))
+
+
+def _viterbi(scores: np.ndarray, switch: float) -> np.ndarray:
+    """Best class path: sum of scores minus ``switch`` per change of class."""
+    n, k = scores.shape
+    back = np.empty((n, k), np.int32)
+    best = scores[0].astype(np.float64)
+    ar = np.arange(k)
+    for t in range(1, n):
+        j = int(best.argmax())
+        jump = best[j] - switch
+        stay = best >= jump
+        back[t] = np.where(stay, ar, j)
+        best = np.where(stay, best, jump) + scores[t]
+    path = np.empty(n, np.int32)
+    path[-1] = int(best.argmax())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def train(clips, hidden: int = 1200, ridge: float = 1.0, seed: int = 0,
+          switch: float = 1.0) -> PhoneModel:
+    """Fit a model on ``clips``: iterable of (16 kHz int16 pcm, ARPAbet phones with times).
+
+    Args:
+        clips: speech with its true phone times (``"sil"`` or gaps for pauses).
+        hidden: width of the random layer.
+        ridge: L2 regularisation of the read-out.
+        seed: seed of the random layer.
+        switch: Viterbi switching penalty stored with the model.
+
+    Returns:
+        The trained :class:`PhoneModel`.
+    """
+    index = {c: i for i, c in enumerate(CLASSES)}
+    rng = np.random.default_rng(seed)
+    w1 = b1 = None
+    hth = hty = None
+    for pcm, phones in clips:
+        f = features(pcm)
+        y = np.zeros(len(f), np.int64)
+        for p in phones:
+            y[int(round(p.start * 100)):int(round(p.end * 100))] = index.get(p.phone, 0)
+        if w1 is None:
+            w1 = rng.normal(0, 1 / np.sqrt(f.shape[1]), (f.shape[1], hidden)).astype(np.float32)
+            b1 = rng.normal(0, 1, hidden).astype(np.float32)
+            hth = np.zeros((hidden, hidden))
+            hty = np.zeros((hidden, len(CLASSES)))
+        h = np.maximum(f @ w1 + b1, 0).astype(np.float64)
+        hth += h.T @ h  # normal equations, accumulated clip by clip (memory stays small)
+        np.add.at(hty.T, y, h)
+    if w1 is None:
+        raise ValueError("no training clips")
+    w2 = np.linalg.solve(hth + ridge * np.eye(hidden), hty).astype(np.float32)
+    return PhoneModel(w1, b1, w2, switch)
+
+
+# voices the model learns from; the benchmark speaks with others (en-us, +f2 +f3 +f4 +m1 +m3)
+_TRAIN_VOICES = ("en-us+f1", "en-us+m2", "en-us+f5", "en-us+m4", "en", "en-us+m7", "en-us+m5",
+                 "en-us+klatt")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train the shipped model from espeak-ng speech (needs the ``speech`` extra)."""
+    import argparse
+    import random
+    import sys
+
+    from pocketsphinx import get_model_path
+
+    from .audio import resample
+    from .speech import synthesize
+    from .viseme_sets import espeak_to_arpabet
+
+    ap = argparse.ArgumentParser(prog="python -m aligner.viseme_model", description=main.__doc__)
+    ap.add_argument("--out", default=str(MODEL_PATH), help="where to write the weights")
+    ap.add_argument("--utterances", type=int, default=240, help="training utterances (240)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--hidden", type=int, default=1200, help="random-layer width (1200)")
+    args = ap.parse_args(argv)
+    dict_path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    words = [line.split(" ", 1)[0] for line in dict_path.read_text().splitlines()
+             if line and line.split(" ", 1)[0].isalpha()]
+    rng = random.Random(args.seed)
+    clips = []
+    for i in range(args.utterances):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(5, 12)))
+        text += rng.choice((".", ",", "?", "!"))
+        syn = synthesize(text, voice=_TRAIN_VOICES[i % len(_TRAIN_VOICES)],
+                         rate=rng.randint(140, 210))
+        phones: list[Phone] = []
+        for p in syn.phones:
+            arpa = espeak_to_arpabet(p.phone)
+            if not arpa:
+                if phones:
+                    phones[-1] = Phone(phones[-1].phone, phones[-1].start, p.end)
+                continue
+            step = (p.end - p.start) / len(arpa)
+            phones += [Phone(a, p.start + j * step, p.start + (j + 1) * step)
+                       for j, a in enumerate(arpa)]
+        clips.append((resample(syn.samples, syn.sample_rate, RATE), phones))
+        if i % 40 == 0:
+            print(f"synthesised {i}/{args.utterances}", file=sys.stderr)
+    print("fitting ...", file=sys.stderr)
+    model = train(clips, hidden=args.hidden, seed=args.seed)
+    print(f"wrote {model.save(args.out)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

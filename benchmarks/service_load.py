@@ -1,0 +1,204 @@
+"""Load on ``aligner serve``: N concurrent proxied calls on loopback against the emulator.
+
+Starts ``aligner emulate`` and ``aligner serve --upstream`` as separate processes, then runs N
+front ends at once (20 ms mic frames of silence in real time, agent audio as binary frames) for
+the agent's greeting. Prints completed calls, dropped frames (agent frames the proxy received
+from the upstream, per its captures, that the front end did not get), the proxy's added latency
+(upstream frame received -> front-end frame sent, measured inside the proxy), the proxy's peak
+RSS, and the same calls connected straight to the emulator as the baseline (time to first agent
+audio, frames). A second, smaller phase runs calls with word/viseme events for reference.
+
+Targets (plain relay): N/N completed, 0 dropped, p99 added latency <= 20 ms, RSS < 1 GB.
+
+    python benchmarks/service_load.py                 # 100 calls + 20 lip-sync calls
+    python benchmarks/service_load.py --calls 10 --lipsync-calls 0 --seconds 4   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from aligner import capture
+from aligner.events import AgentAudio, AlignedAudio
+
+FRAME = b"\x00\x00" * 480  # 20 ms of silence at 24 kHz
+
+
+async def _start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = await loop.run_in_executor(None, proc.stdout.readline)
+        if not line:
+            break
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if m:
+            # keep draining the pipe so the child never blocks on a full one
+            loop.run_in_executor(None, lambda: [None for _ in proc.stdout])
+            return proc, f"http://127.0.0.1:{m.group(1)}"
+    proc.kill()
+    raise RuntimeError(f"{cmd[:4]} did not start")
+
+
+def _rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _one_call(http: aiohttp.ClientSession, base: str, api_key: str, seconds: float,
+                    query: str) -> dict:
+    async with http.post(f"{base}/register-call", headers={"Authorization": f"Bearer {api_key}"},
+                         json={"agent_id": "bench", "audio_encoding": "s16le",
+                               "sample_rate": 24000}) as resp:
+        call = await resp.json()
+    ws_url = f"{base.replace('http', 'ws', 1)}/audio-websocket/{call['call_id']}?{query}"
+    out = {"call_id": call["call_id"], "frames": 0, "bytes": 0, "events": 0, "first": None,
+           "ok": False, "code": None}
+    t0 = time.monotonic()
+    async with http.ws_connect(ws_url, max_msg_size=0) as ws:
+        async def mic() -> None:
+            n = 0
+            while not ws.closed:
+                await ws.send_bytes(FRAME)
+                n += 1
+                await asyncio.sleep(max(0.0, t0 + n * 0.02 - time.monotonic()))
+
+        sender = asyncio.create_task(mic())
+        try:
+            while (left := t0 + seconds - time.monotonic()) > 0:
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), left)
+                except TimeoutError:
+                    break
+                if msg.type is aiohttp.WSMsgType.BINARY:
+                    out["frames"] += 1
+                    out["bytes"] += len(msg.data)
+                    if out["first"] is None:
+                        out["first"] = time.monotonic() - t0
+                elif msg.type is aiohttp.WSMsgType.TEXT:
+                    out["events"] += msg.data.startswith('{"event_type":"')
+                else:
+                    break
+            out["ok"] = not ws.closed
+        finally:
+            sender.cancel()
+        await ws.close()
+        out["code"] = ws.close_code
+    return out
+
+
+async def _phase(base: str, api_key: str, calls: int, seconds: float, query: str) -> list[dict]:
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as http:
+        return await asyncio.gather(*(_one_call(http, base, api_key, seconds, query)
+                                      for _ in range(calls)))
+
+
+def _upstream_frames(recordings: Path, call_id: str) -> tuple[int, int]:
+    cap = capture.read(recordings / call_id / "capture")
+    frames = [s.event for s in cap.events() if s.direction == "in"
+              and isinstance(s.event, AlignedAudio | AgentAudio)]
+    return len(frames), sum(len(e.audio) for e in frames)
+
+
+def _summary(results: list[dict]) -> str:
+    firsts = [r["first"] for r in results if r["first"] is not None]
+    med = statistics.median(firsts) * 1000 if firsts else float("nan")
+    return (f"completed {sum(r['ok'] for r in results)}/{len(results)}, agent frames "
+            f"{sum(r['frames'] for r in results)}, median time to first agent audio {med:.0f} ms")
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--lipsync-calls", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=6.0, help="length of each call")
+    args = ap.parse_args()
+    py = sys.executable
+    work = Path(tempfile.mkdtemp(prefix="service_load_"))
+    emu, emu_url = await _start([py, "-m", "aligner", "emulate", "--port", "0", "--no-recognition"])
+    svc = None
+    try:
+        svc, svc_url = await _start([py, "-m", "aligner", "serve", "--port", "0", "--upstream",
+                                     emu_url, "--api-key", "dev-key", "--recordings",
+                                     str(work / "rec"), "--idle-timeout", "60"])
+        print(f"service_load: {args.calls} calls x {args.seconds:.0f} s, emulator {emu_url}, "
+              f"service {svc_url}", file=sys.stderr)
+        # warm both processes (espeak, aligner) so the first calls do not pay for loading
+        await _phase(svc_url, "dev-key", 2, 3.0, "enable_words=true&enable_visemes=true")
+        await asyncio.sleep(1.0)
+        async with aiohttp.ClientSession() as http:
+            base_stats = await (await http.get(f"{svc_url}/stats")).json()
+
+        baseline = await _phase(emu_url, "dev-key", args.calls, args.seconds, "")
+        t0 = time.monotonic()
+        proxied = await _phase(svc_url, "dev-key", args.calls, args.seconds, "")
+        wall = time.monotonic() - t0
+        await asyncio.sleep(2.0)  # let the service close captures
+        async with aiohttp.ClientSession() as http:
+            stats = await (await http.get(f"{svc_url}/stats")).json()
+        dropped = 0
+        for r in proxied:
+            n, nbytes = _upstream_frames(work / "rec", r["call_id"])
+            dropped += max(0, n - r["frames"])
+        rss = _rss_peak_mb(svc.pid)
+        fresh = stats["latency_samples"] - base_stats["latency_samples"]
+        print(f"\n== plain relay: {args.calls} concurrent proxied calls ({wall:.1f} s) ==")
+        print(f"proxied : {_summary(proxied)}")
+        print(f"baseline: {_summary(baseline)}  (same calls straight to the emulator)")
+        print(f"dropped frames         : {dropped}   (rate-limited mic frames: "
+              f"{stats['frames_rate_limited']})")
+        print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
+              f"(max {stats['max_ms']:.2f} ms, {fresh} frames; includes the warm-up calls)")
+        print(f"peak RSS of the service: {rss:.0f} MB")
+        ok = (sum(r["ok"] for r in proxied) == args.calls and dropped == 0
+              and stats["p99_ms"] <= 20.0 and rss < 1024)
+        print(f"targets (N/N, 0 dropped, p99 <= 20 ms, RSS < 1 GB): {'MET' if ok else 'MISSED'}")
+
+        if args.lipsync_calls:
+            svc.terminate()
+            svc.wait(30)
+            svc, svc_url = await _start([py, "-m", "aligner", "serve", "--port", "0",
+                                         "--upstream", emu_url, "--recordings",
+                                         str(work / "rec2"), "--align-threads", "2"])
+            await _phase(svc_url, "dev-key", 1, 3.0, "enable_words=true&enable_visemes=true")
+            await asyncio.sleep(1.0)
+            lip = await _phase(svc_url, "dev-key", args.lipsync_calls, args.seconds,
+                               "enable_words=true&enable_visemes=true")
+            async with aiohttp.ClientSession() as http:
+                stats = await (await http.get(f"{svc_url}/stats")).json()
+            print(f"\n== lip-sync: {args.lipsync_calls} concurrent calls with word+viseme "
+                  "events ==")
+            print(f"proxied : {_summary(lip)}, events {sum(r['events'] for r in lip)}")
+            print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
+                  "(audio waits for its chunk's alignment; 2 align threads on a shared machine)")
+            print(f"peak RSS of the service: {_rss_peak_mb(svc.pid):.0f} MB")
+        print(json.dumps({"calls": args.calls, "completed": sum(r["ok"] for r in proxied),
+                          "dropped": dropped, "rss_mb": round(rss)}), file=sys.stderr)
+        return 0
+    finally:
+        for proc in (svc, emu):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

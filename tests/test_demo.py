@@ -1,0 +1,155 @@
+"""End to end: `aligner record` against `aligner emulate` (separate processes), and the demo."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aligner import audio, capture
+from aligner.demo import USER_TURNS, run_demo, transcript_lines
+from aligner.events import AlignedAudio, Clear, MicAudio
+from aligner.recognize import recognize, word_overlap
+
+ROOT = Path(__file__).resolve().parents[1]
+DIALOGUE = json.loads((ROOT / "samples" / "dialogue.json").read_text())
+GREETING = DIALOGUE["lines"][0]["text"]
+
+
+@pytest.fixture
+def emulator():
+    """`aligner emulate --port 0` as its own process; yields its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "aligner", "emulate", "--port", "0",
+                             "--words-per-minute", "220"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, base = time.monotonic() + 60, None
+        while base is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                raise RuntimeError("aligner emulate exited")
+            m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+            base = m.group(1) if m else None
+        assert base, "aligner emulate printed no URL"
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.stderr.close()
+
+
+def _register(base: str) -> str:
+    req = urllib.request.Request(
+        f"{base}/register-call", method="POST",
+        data=json.dumps({"agent_id": "riverside-bistro", "audio_encoding": "s16le",
+                         "sample_rate": 16000}).encode(),
+        headers={"Authorization": "Bearer dev-key", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["call_id"]
+
+
+def test_record_against_emulate_replays_to_the_live_events_and_sounds_like_the_script(
+        emulator, tmp_path):
+    call_id = _register(emulator)
+    out = tmp_path / "cap"
+    rec = subprocess.run(
+        [sys.executable, "-m", "aligner", "record", "--url", emulator, "--call-id", call_id,
+         "--input", "silence:3", "--out", str(out), "--json", "--quiet"],
+        capture_output=True, text=True, timeout=90)
+    assert rec.returncode == 0, rec.stderr
+    replay = subprocess.run([sys.executable, "-m", "aligner", "replay", str(out), "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    live = rec.stdout.splitlines()
+    assert len(live) > 30
+    assert replay.stdout.splitlines() == live  # replay goes through the live codec path
+
+    cap = capture.read(out)
+    assert cap.info["call_id"] == call_id and cap.close.by == "client"
+    events = list(cap.events())
+    chunks = [s.event for s in events if isinstance(s.event, AlignedAudio)]
+    assert "".join(c.text for c in chunks).strip() == GREETING
+    pcm = audio.decode(b"".join(c.audio for c in chunks), "s16le")
+    vocabulary = [line["text"] for line in DIALOGUE["lines"]]  # the script's words only
+    heard = recognize(pcm, 16000, vocabulary)
+    # pocketsphinx on espeak speech gets about half the words (as on espeak's own output); the
+    # greeting must be what it hears, and clearly the best match among the scripted lines
+    scores = [word_overlap(text, heard) for text in vocabulary]
+    assert scores[0] >= 0.45 and scores[0] == max(scores), (heard, scores)
+    # control: other speech, same vocabulary, does not pass for the greeting
+    other = recognize(audio.load(ROOT / "samples" / "user1.wav", 16000), 16000, vocabulary)
+    assert word_overlap(GREETING, other) < 0.3, other
+    mic = b"".join(s.event.audio for s in events if isinstance(s.event, MicAudio))
+    assert len(mic) >= 3 * 16000 * 2  # the whole 3 s of user audio went out (then silence
+    # until the agent's greeting had finished: the recorder lingers for the agent)
+    assert cap.close.t >= sum(len(c.audio) for c in chunks) / 32000
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    lines: list[str] = []
+    started = time.monotonic()
+    # a brisker agent than the default keeps the test short; the call is otherwise the demo
+    # (every renderer but mp4, which renders video for seconds and is tested by its own tests)
+    import renderers
+
+    names = tuple(n for n in renderers.available() if n != "mp4")
+    result = run_demo(out, progress=lines.append, renderers=names,
+                      emulator_options={"words_per_minute": 240})
+    return result, lines, time.monotonic() - started
+
+
+def test_demo_records_a_call_with_one_barge_in(demo):
+    result, lines, _ = demo
+    cap = capture.read(result.capture)
+    events = list(cap.events())
+    clears = [s.t for s in events if isinstance(s.event, Clear)]
+    assert len(clears) == 1  # exactly one barge-in
+    agent_text = "".join(s.event.text for s in events if isinstance(s.event, AlignedAudio))
+    for line in DIALOGUE["lines"]:  # every scripted line started; the long one was cut
+        assert line["text"][:20] in agent_text
+    assert DIALOGUE["lines"][1]["text"] not in agent_text
+    assert cap.close is not None and cap.close.by == "server"  # the agent hung up (end_call)
+    assert len(USER_TURNS) == 3 and any(d is not None for _, d in USER_TURNS)
+    assert any("call recorded" in line for line in lines)
+
+
+def test_demo_builds_every_output_and_a_transcript(demo):
+    import renderers
+
+    result, lines, _ = demo
+    assert result.timeline and result.timeline.exists()
+    for name in set(renderers.available()) - {"mp4"}:  # each produced files or said why not
+        assert name in result.outputs or name in result.failures
+        for path in result.outputs.get(name, ()):
+            assert path.exists() and path.stat().st_size > 0
+    text = result.transcript.read_text()
+    assert text.count("agent:") == 4 and text.count("user:") == 3
+    assert "[interrupted]" in text
+    assert GREETING in text
+
+
+def test_transcript_falls_back_to_the_servers_transcript(demo):
+    result, _, _ = demo
+    lines = transcript_lines(None, capture.read(result.capture))
+    assert lines[0] == f"agent: {GREETING}"
+    assert [ln.split(":")[0] for ln in lines] == ["agent", "user"] * 3 + ["agent"]
+
+
+def test_demo_cli_lists_outputs(tmp_path):
+    # the command itself: --help works and names the barge-in clip
+    out = subprocess.run([sys.executable, "-m", "aligner", "run", "--help"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "user2_bargein.wav" in out.stdout
+    assert np.int16  # numpy import used by the module under test

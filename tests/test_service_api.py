@@ -1,0 +1,159 @@
+"""Observers (/live), recordings (/calls) and the service's small parts, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import aiohttp
+import pytest
+import yarl
+from service_helpers import collect, running_service
+
+from aligner.service.observers import ObserverHub, TokenIssuer
+from aligner.service.proxy import CallOptions, _Bucket
+from aligner.service.recordings import RecordingStore, valid_call_id
+
+
+async def test_observer_needs_its_calls_token_and_sees_only_its_call(tmp_path):
+    async with running_service(tmp_path) as svc:
+        a, b = await svc.register(), await svc.register()
+        assert a["observer_token"] != b["observer_token"]
+        live = f"{svc.base}/live/{a['call_id']}"
+        for bad in ("", "?token=nope", f"?token={b['observer_token']}"):  # b's token opens not a
+            async with svc.http.get(live + bad) as resp:
+                assert resp.status == 403
+        async with svc.http.get(f"{svc.base}/live/..%2F{a['call_id']}",
+                                params={"token": a["observer_token"]}) as resp:
+            assert resp.status in (403, 404)
+        watcher = await svc.http.ws_connect(f"{svc.ws_base}/live/{a['call_id']}",
+                                            params={"token": a["observer_token"]})
+        sse = await svc.http.get(f"{svc.base}/live/{a['call_id']}",
+                                 params={"token": a["observer_token"]},
+                                 headers={"Accept": "text/event-stream"})
+        assert sse.status == 200 and sse.content_type == "text/event-stream"
+        url = "/audio-websocket/{}?enable_words=true&enable_visemes=true"
+        fe_a = await svc.http.ws_connect(svc.ws_base + url.format(a["call_id"]))
+        fe_b = await svc.http.ws_connect(svc.ws_base + url.format(b["call_id"]))
+        await asyncio.gather(
+            collect(fe_a, 10.0, until=lambda k, d: k == "json" and d.get("index") == 3),
+            collect(fe_b, 2.0))
+        await fe_a.close()
+        await fe_b.close()
+        seen = [d for k, d in await collect(watcher, 5.0) if k == "json"]
+        kinds = [d["event_type"] for d in seen]
+        assert kinds[0] == "call_started" and kinds[-1] == "call_ended"
+        assert {"word", "viseme", "agent_text"} <= set(kinds)
+        assert all(d.get("call_id", a["call_id"]) == a["call_id"] for d in seen)
+        assert watcher.closed or (await watcher.receive()).type in (
+            aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        body = (await asyncio.wait_for(sse.content.read(), 10)).decode()
+        assert "event: call_started" in body and "event: word" in body and a["call_id"] in body
+        assert b["call_id"] not in body
+        sse.release()
+
+
+async def test_recordings_are_rendered_and_served_without_traversal(tmp_path):
+    (tmp_path / "secret.txt").write_text("top secret")
+    async with running_service(tmp_path, renderers=("vtt", "visemes")) as svc:
+        call = await svc.register()
+        cid = call["call_id"]
+        async with svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{cid}") as ws:
+            await collect(ws, 2.5)
+        info = await svc.call_info(cid, state_not=("recording", "queued", "rendering"), timeout=90)
+        assert info["state"] == "done", info
+        assert {"timeline.json", "call.vtt"} <= set(info["files"]), info
+        assert any(f.endswith(".jsonl") for f in info["files"]), info
+        listing = await (await svc.http.get(f"{svc.base}/calls")).json()
+        assert [c["call_id"] for c in listing["calls"]] == [cid]
+        async with svc.http.get(f"{svc.base}/calls/{cid}/files/call.vtt") as resp:
+            assert resp.status == 200 and (await resp.text()).startswith("WEBVTT")
+            assert "Riverside" in await resp.text()
+        os.symlink(tmp_path / "secret.txt", svc.config.recordings / cid / "link.txt")
+        attempts = [f"/calls/{cid}/files/..%2F..%2Fsecret.txt", f"/calls/{cid}/files/%2e%2e",
+                    f"/calls/{cid}/files/link.txt", "/calls/..%2F/files/secret.txt",
+                    f"/calls/{cid}/files/capture", f"/calls/{cid}/files/.",
+                    f"/calls/{cid}/files/%2Fetc%2Fpasswd", "/calls/%2E%2E/files/x",
+                    f"/calls/{cid}/files/call.vtt%00.txt"]
+        raw = [f"/calls/{cid}/files/../../../secret.txt", "/calls/../../secret.txt",
+               f"/calls/{cid}/files/..\\..\\secret.txt"]
+        for path in attempts + raw:  # raw: sent as is, not normalised by the client
+            url = yarl.URL(svc.base + path, encoded=path in raw)
+            async with svc.http.get(url) as resp:
+                body = await resp.read()
+                assert resp.status in (400, 404), (path, resp.status)
+                assert b"top secret" not in body
+
+
+async def test_demo_page_and_samples_are_served(tmp_path):
+    async with running_service(tmp_path) as svc:
+        async with svc.http.get(svc.base + "/") as resp:
+            assert resp.status == 200 and "demo.js" in await resp.text()
+        async with svc.http.get(svc.base + "/static/demo.js") as resp:
+            assert resp.status == 200 and "enable_visemes=true" in await resp.text()
+        async with svc.http.get(svc.base + "/samples/user1.wav") as resp:
+            assert resp.status == 200 and (await resp.read())[:4] == b"RIFF"
+        for path in ("/samples/dialogue.json", "/samples/..%2Fpyproject.toml", "/static/../app.py"):
+            async with svc.http.get(svc.base + path) as resp:
+                assert resp.status in (403, 404), path
+
+
+# --- parts without sockets ---------------------------------------------------------------------
+
+def test_tokens_bind_the_call_and_the_secret():
+    t1, t2 = TokenIssuer(b"one"), TokenIssuer(b"two")
+    tok = t1.issue("call_a")
+    assert t1.check("call_a", tok) and not t1.check("call_b", tok)
+    assert not t2.check("call_a", tok) and not t1.check("call_a", "") and not t1.check("call_a", None)
+
+
+async def test_hub_never_blocks_and_replays_sticky_events():
+    hub = ObserverHub()
+    hub.publish("c", {"event_type": "call_started"})
+    sub = hub.subscribe("c")
+    other = hub.subscribe("d")
+    assert sub.queue.get_nowait()["event_type"] == "call_started"
+    for i in range(sub.queue.maxsize + 10):
+        hub.publish("c", {"event_type": "word", "i": i})
+    assert sub.dropped == 10 and hub.dropped == 10 and other.queue.empty()
+    hub.end("c")
+    items = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+    assert items[-1] is None
+    hub.unsubscribe(sub)
+    hub.unsubscribe(sub)
+    assert not hub.has_observers("c") and hub.has_observers("d")
+
+
+def test_token_bucket_allows_burst_then_rate():
+    b = _Bucket(rate=100.0, burst=50.0)
+    assert b.take(50, 0.0) and not b.take(1, 0.0)
+    assert b.take(10, 0.1) and not b.take(1, 0.1)
+
+
+def test_call_options_from_query():
+    opts = CallOptions.from_query({"enable_words": "true", "enable_update": "1",
+                                   "enable_visemes": "no"})
+    assert opts.enable_words and opts.enable_update and not opts.enable_visemes and opts.lipsync
+    assert not CallOptions.from_query({}).lipsync
+
+
+@pytest.mark.parametrize("call_id", ["../x", "a/b", "", ".", "..", "a" * 129, "x\x00", "é"])
+def test_unsafe_call_ids_are_refused(tmp_path, call_id):
+    assert not valid_call_id(call_id)
+    store = RecordingStore(tmp_path)
+    assert store.info(call_id) is None and store.files(call_id) == []
+
+
+def test_store_lists_only_plain_files_by_exact_name(tmp_path):
+    store = RecordingStore(tmp_path / "rec")
+    folder = store.begin("call_1", {"sample_rate": 24000})
+    (folder / "call.vtt").write_text("WEBVTT\n")
+    (folder / ".hidden").write_text("x")
+    (folder / "sub").mkdir()
+    os.symlink(tmp_path, folder / "escape")
+    assert store.files("call_1") == ["call.json", "call.vtt"]
+    store.finish("call_1", {"close_code": 1000})
+    info = store.info("call_1")
+    assert info["state"] == "done" and info["close_code"] == 1000
+    assert json.loads((folder / "call.json").read_text())["sample_rate"] == 24000

@@ -1,0 +1,86 @@
+"""The demo page in real headless Chromium (Debian's chromium, driven by Playwright).
+
+Chromium's fake audio capture plays a samples/ clip as the microphone; the page registers a call
+through the service, streams the mic, plays the agent, moves the avatar's mouth with the viseme
+events and highlights the caption word being spoken. A screenshot is saved under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+from playwright.async_api import async_playwright
+from service_helpers import GREETING, SAMPLES, running_service
+
+from aligner import audio
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def _mic_wav(path: Path) -> Path:
+    """The fake microphone: silence while the agent greets, then the user's line, then silence
+    (Chromium loops the file)."""
+    pcm = audio.load(SAMPLES / "user1.wav", 16000)
+    quiet = np.zeros(16000 * 6, np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.concatenate([quiet, pcm, quiet]).tobytes())
+    return path
+
+
+def _args(wav: Path) -> list[str]:
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}",
+            "--autoplay-policy=no-user-gesture-required"]
+
+
+async def test_demo_page_lip_syncs_in_chromium(tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with running_service(tmp_path, emulator={"send_speed": 2.0}) as svc, \
+            async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=_args(_mic_wav(tmp_path / "mic.wav")))
+        try:
+            page = await browser.new_page(viewport={"width": 1000, "height": 620})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(svc.base + "/")
+            await page.click("#start")
+            await page.wait_for_function("window.demo.state === 'live'", timeout=10_000)
+            await page.wait_for_function("window.demo.framesReceived > 0", timeout=10_000)
+            # mid-greeting: the mouth has moved and the caption shows words being spoken
+            await page.wait_for_function("window.demo.shownWords.includes('Riverside')",
+                                         timeout=20_000)
+            await page.screenshot(path=str(ARTIFACTS / "service_demo.png"))
+            await page.wait_for_function("window.demo.shownWords.includes('today')",
+                                         timeout=20_000)
+            demo = await page.evaluate("window.demo")
+            caption = await page.inner_text("#caption")
+            await page.click("#hangup")
+            await page.wait_for_function("window.demo.state === 'closed'", timeout=10_000)
+        finally:
+            await browser.close()
+    assert not errors, errors
+    assert demo["error"] is None
+    assert demo["samplesReceived"] > 4 * 24000  # the greeting's audio
+    # the caption followed the words in spoken order
+    shown = [w for i, w in enumerate(demo["shownWords"]) if i == 0 or demo["shownWords"][i - 1] != w]
+    greeting = GREETING.split()
+    assert [w for w in shown if w in greeting][:len(greeting)] == greeting
+    assert "today" in caption
+    # the mouth changed shape many times, through many shapes, and only while audio played
+    changes = demo["visemeChanges"]
+    shapes = {c["viseme"] for c in changes}
+    assert len(changes) >= 20 and len(shapes) >= 6, changes
+    assert "PP" in shapes  # the closed lips of "Bistro", "bistro", "help"...
+    assert all(c["playing"] for c in changes if c["viseme"] != "sil")
+    # in time: the first word appeared when the first audio started playing
+    assert abs(demo["firstWordAt"] - demo["firstAudioAt"]) < 0.35, demo

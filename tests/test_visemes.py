@@ -1,0 +1,424 @@
+"""Viseme sets, motion, live stream, renderers and the ``aligner visemes`` command.
+
+Speech is real: espeak-ng synthesises it and reports its phone times (the ground truth).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import wave
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import renderers
+from aligner.cli import main
+from aligner.speech import synthesize
+from aligner.timeline import Phone, Timeline, TimelineEvent, Utterance, Word
+from aligner.viseme_sets import (
+    ARKIT_SHAPES,
+    ARKIT_WEIGHTS,
+    ARPABET,
+    SETS,
+    espeak_to_arpabet,
+    get_set,
+)
+from aligner.visemes import (
+    Motion,
+    VisemeStream,
+    blendshape_frames,
+    cues,
+    estimate_phones,
+    timeline_cues,
+)
+
+TEXT = "Maybe people believe him, but we moved the meeting to Monday."
+TEXT2 = "Please bring your photo card, and a pen."
+
+
+@cache
+def _spoken(text: str, voice: str = "en-us"):
+    """(samples, rate, ARPAbet truth phones) of ``text`` spoken by espeak-ng."""
+    syn = synthesize(text, voice=voice)
+    phones: list[Phone] = []
+    for p in syn.phones:
+        arpa = espeak_to_arpabet(p.phone)
+        if not arpa:
+            if phones:
+                phones[-1] = Phone(phones[-1].phone, phones[-1].start, p.end)
+            continue
+        step = (p.end - p.start) / len(arpa)
+        for i, a in enumerate(arpa):
+            phones.append(Phone(a, p.start + i * step, p.start + (i + 1) * step, p.word_index))
+    return syn.samples, syn.sample_rate, tuple(phones)
+
+
+def _timeline(text: str = TEXT, offset: float = 0.5, clear: float | None = None) -> Timeline:
+    """One agent utterance of real espeak speech starting at ``offset``, cut by ``clear``."""
+    samples, rate, phones = _spoken(text)
+    ph = [Phone(p.phone, p.start + offset, p.end + offset, p.word_index) for p in phones]
+    end = offset + len(samples) / rate
+    events = ()
+    if clear is not None:
+        ph = [Phone(p.phone, p.start, min(p.end, clear), p.word_index) for p in ph
+              if p.start < clear]
+        end = clear
+        events = (TimelineEvent(clear, "clear"),)
+    words = tuple(Word(m.group(), offset, end, m.start(), m.end())
+                  for m in re.finditer(r"\w+", text))
+    u = Utterance("agent", offset, end, text, interrupted=clear is not None, words=words,
+                  phones=tuple(ph))
+    return Timeline(utterances=(u,), events=events, duration=end + 0.5)
+
+
+def _at(cue_list, t):
+    return next(c for c in cue_list if c.start <= t < c.end)
+
+
+# --- sets ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_every_set_covers_every_arpabet_phone(name):
+    vs = get_set(name)
+    assert len(ARPABET) == 39
+    for phone in (*ARPABET, "sil"):
+        shapes = vs.shapes(phone)
+        assert shapes and all(s in vs.visemes for s in shapes), (name, phone)
+        assert vs.shapes(phone + "1") == shapes  # stress digits are ignored
+    assert vs.shapes("sil") == (vs.rest,)
+    assert {vs.shapes(p)[0] for p in ["P", "B", "M"]} == {vs.closed}
+    assert set(vs.visemes) <= {s for p in (*ARPABET, "sil") for s in vs.shapes(p)} | {vs.rest}
+
+
+def test_documented_set_inventories():
+    assert SETS["oculus"].visemes == tuple(["sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou"])
+    assert SETS["azure"].visemes == tuple(range(22))
+    assert SETS["rhubarb"].visemes == tuple("ABCDEFGHX")
+    assert SETS["azure"].shapes("AY") == (11,) and SETS["azure"].shapes("S") == (15,)
+    assert SETS["polly"].shapes("F") == ("f",) and SETS["oculus"].shapes("TH") == ("TH",)
+    assert set(ARKIT_WEIGHTS) == set(SETS["oculus"].visemes)
+    with pytest.raises(ValueError, match="known: oculus"):
+        get_set("klingon")
+
+
+def test_espeak_mnemonics_map_to_arpabet():
+    _samples, _rate, phones = _spoken(TEXT)
+    assert {p.phone for p in phones} <= {*ARPABET, "sil"}
+    assert espeak_to_arpabet("_:") == ("sil",) and espeak_to_arpabet("'eI") == ("EY",)
+
+
+# --- motion ----------------------------------------------------------------------------------
+
+@st.composite
+def _phone_runs(draw):
+    names = draw(st.lists(st.sampled_from((*ARPABET, "sil")), min_size=1, max_size=30))
+    durs = draw(st.lists(st.floats(0.005, 0.3), min_size=len(names), max_size=len(names)))
+    t, out = draw(st.floats(0, 1)), []
+    for n, d in zip(names, durs, strict=True):
+        out.append(Phone(n, t, t + d))
+        t += d + draw(st.sampled_from((0.0, 0.0, 0.05)))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_phone_runs(), st.sampled_from(sorted(SETS)), st.floats(0.04, 0.08), st.floats(0, 1))
+def test_cues_are_contiguous_and_bilabials_always_close(phones, name, lead, where):
+    motion = Motion(lead=lead, min_hold=0.04)
+    end = phones[-1].end + 0.2
+    out = cues(phones, name, motion=motion, end=end)
+    vs = get_set(name)
+    # a clear anywhere: the mouth is at rest from it until the next phone that starts after it
+    c = phones[0].start + where * (end - phones[0].start - 0.05)
+    cut = cues(phones, name, motion=motion, end=end, clears=[c])
+    nxt = min([p.start for p in phones if p.start >= c - 1e-9] + [end])
+    assert any(x.clear and x.start == pytest.approx(c) for x in cut) or nxt - c < 0.05
+    assert all(x.viseme == vs.rest for x in cut if x.start >= c - 1e-9 and x.end <= nxt - lead
+               and x.start < nxt - lead - 0.05)
+    assert out[0].start == 0.0 and out[-1].end == pytest.approx(end)
+    for a, b in zip(out, out[1:], strict=False):
+        assert a.end == pytest.approx(b.start) and a.viseme != b.viseme
+    assert all(c.end > c.start for c in out)
+    for p in phones:
+        if p.phone in ("P", "B", "M"):
+            # the lips close around the phone (anticipated by up to the lead), long enough to see
+            closed = [c for c in out if c.viseme == vs.closed
+                      and c.start < p.end + 1e-9 and c.end > p.start - lead - 1e-9]
+            assert closed, (p, out)
+            assert max(c.end - c.start for c in closed) >= motion.min_hold - 1e-9
+
+
+def test_motion_anticipates_merges_and_relaxes_in_pauses():
+    ph = [Phone("sil", 0.0, 0.3), Phone("AA", 0.3, 0.5), Phone("T", 0.5, 0.52),
+          Phone("IY", 0.52, 0.7), Phone("sil", 0.7, 1.2), Phone("UW", 1.2, 1.4)]
+    out = cues(ph, "oculus", motion=Motion(lead=0.06, min_hold=0.04), end=1.6)
+    assert _at(out, 0.25).viseme == "aa"  # anticipation: the shape starts 60 ms early
+    assert "DD" not in [c.viseme for c in out]  # 20 ms T merged into its neighbour
+    assert _at(out, 0.9).viseme == "sil"  # relaxed in the pause
+    assert _at(out, 1.5).viseme == "sil"  # and after the speech
+    assert [c.viseme for c in cues(ph, "rhubarb", end=1.6)].count("X") == 3
+    # AY glides from open to spread
+    glide = cues([Phone("AY", 0.0, 0.3)], "rhubarb", motion=Motion(lead=0.0))
+    assert [c.viseme for c in glide] == ["D", "B"]
+
+
+def test_clear_relaxes_the_mouth_at_once():
+    full = timeline_cues(_timeline(TEXT))
+    tl = _timeline(TEXT, clear=1.3)
+    out = timeline_cues(tl)
+    assert any(c.viseme != "sil" and c.start < 1.3 < c.end for c in full)  # mid-speech
+    rest = _at(out, 1.3)
+    assert rest.viseme == "sil" and rest.clear and rest.start == pytest.approx(1.3)
+    assert all(c.viseme == "sil" for c in out if c.end > 1.3 + 1e-9)
+    assert out[-2].end == pytest.approx(1.3)  # no anticipation across the clear
+    # a second utterance after the clear still animates
+    u2 = Utterance("agent", 2.0, 2.5, "ma", phones=(Phone("M", 2.0, 2.1), Phone("AA", 2.1, 2.5)))
+    tl2 = Timeline(utterances=(*tl.utterances, u2), events=tl.events, duration=3.0)
+    out2 = timeline_cues(tl2)
+    assert _at(out2, 1.5).viseme == "sil" and _at(out2, 2.2).viseme == "aa"
+    assert _at(out2, 1.99).viseme == "PP"
+
+
+def test_blendshapes_tween_and_close_for_bilabials():
+    out = cues([Phone("AA", 0.0, 0.2), Phone("M", 0.2, 0.23), Phone("AA", 0.23, 0.5)], "oculus",
+               motion=Motion(lead=0.0, min_hold=0.03), end=0.6)
+    times, w = blendshape_frames(out, fps=30, tween=0.1)
+    assert w.shape == (19, len(ARKIT_SHAPES)) and times[1] == pytest.approx(1 / 30)
+    jaw, close = ARKIT_SHAPES.index("jawOpen"), ARKIT_SHAPES.index("mouthClose")
+    assert w[:, close].max() == pytest.approx(ARKIT_WEIGHTS["PP"][close])  # the M closes
+    assert w[times >= 0.5, jaw].max() < w[3, jaw]  # relaxing at the end
+    steps = np.abs(np.diff(w[:, jaw]))
+    assert steps[(times[1:] < 0.19) & (times[1:] > 0.5)].size > 0 or steps.max() < 0.7  # tweened
+    hard = blendshape_frames(out, fps=30, tween=0.0)[1]
+    assert np.abs(np.diff(hard[:, jaw])).max() > steps.max() - 1e-9
+    with pytest.raises(ValueError, match="oculus"):
+        blendshape_frames(cues([Phone("AA", 0, 0.2)], "rhubarb"), fps=30)
+
+
+# --- live --------------------------------------------------------------------------------------
+
+def _chunks(phones, n=4):
+    """Split phones into ``n`` chunks at word boundaries (pauses)."""
+    size = len(phones) // n + 1
+    return [list(phones[i:i + size]) for i in range(0, len(phones), size)]
+
+
+def test_live_stream_emits_ahead_of_the_audio_and_matches_batch():
+    tl = _timeline(TEXT, offset=0.5)  # audio plays from 0.5 s (100 ms jitter buffer)
+    phones = list(tl.utterances[0].phones)
+    batch = timeline_cues(tl)
+    live = renderers.get("visemes")().live()
+    # the agent streams 3x faster than real time: a chunk whose audio starts s seconds into the
+    # utterance arrives at 0.4 + s / 3, and plays at 0.5 + s
+    events, acc = [], []
+    for chunk in _chunks(phones):
+        acc += chunk
+        arrival = 0.4 + (chunk[0].start - 0.5) / 3
+        partial = Timeline(utterances=(Utterance("agent", 0.5, acc[-1].end, TEXT,
+                                                  phones=tuple(acc)),), duration=acc[-1].end)
+        got = live.feed(partial, acc[-1].end)
+        assert got  # every chunk animates something at once
+        # each shape reaches the avatar before the audio it animates plays (the first event is
+        # the initial rest at 0)
+        assert all(e["t"] >= arrival for e in got if e["t"] > 0), (arrival, got)
+        events += got
+    events += live.finish(tl)
+    ts = [e["t"] for e in events]
+    assert ts == sorted(ts) and len(events) > 10
+    # the live stream is the batch stream, frame for frame (100 fps), up to rounding
+    grid = np.arange(0, tl.duration, 0.01)
+    lv = [next(e["viseme"] for e in reversed(events) if e["t"] <= t + 1e-6) for t in grid]
+    bv = [_at(batch, t).viseme if t < batch[-1].end else "sil" for t in grid]
+    assert np.mean([a == b for a, b in zip(lv, bv, strict=True)]) > 0.95
+
+
+def test_live_stream_clear_relaxes_and_flags():
+    s = VisemeStream("rhubarb")
+    _samples, _rate, phones = _spoken(TEXT)
+    first = s.feed(phones[:12], phones[11].end)
+    assert first and first[0].start == 0.0
+    t = phones[9].end
+    cleared = s.clear(t)
+    assert cleared[-1].viseme == "X" and cleared[-1].clear and cleared[-1].start == pytest.approx(
+        max(t, first[-1].end))
+    after = s.feed([Phone("M", 3.0, 3.1), Phone("AA", 3.1, 3.3)], 3.3) + s.finish(3.6)
+    assert [c.viseme for c in after][-3:] == ["A", "D", "X"]
+
+
+def test_polly_live_and_batch():
+    tl = _timeline(TEXT2)
+    lines = [json.loads(x) for x in renderers.get("polly")().render_string(tl).splitlines()]
+    assert {m["type"] for m in lines} == {"viseme", "word"}
+    for m in lines:
+        assert isinstance(m["time"], int) and isinstance(m["value"], str)
+        if m["type"] == "word":
+            assert TEXT2.encode()[m["start"]:m["end"]].decode() == m["value"]
+        else:
+            assert m["value"] in SETS["polly"].visemes
+    live = renderers.get("polly")().live()
+    got = live.feed(tl, tl.duration) + live.finish(tl)
+    assert [m["value"] for m in got] == [m["value"] for m in lines if m["type"] == "viseme"]
+
+
+# --- renderers -------------------------------------------------------------------------------
+
+def test_renderers_are_registered():
+    names = renderers.available()
+    for name in ("visemes", "polly", "rhubarb", "rhubarb-tsv", "moho", "blendshapes",
+                 "blendshapes-json"):
+        assert name in names and not names[name].startswith("(broken")
+    assert renderers.get("visemes")().live() is not None
+
+
+@pytest.mark.parametrize("vset", sorted(SETS))
+def test_jsonl_stream_parses(vset):
+    tl = _timeline()
+    text = renderers.get("visemes")(set=vset).render_string(tl)
+    events = [json.loads(x) for x in text.splitlines()]
+    assert [set(e) for e in events] == [{"t", "viseme", "weight"}] * len(events)
+    assert all(e["viseme"] in SETS[vset].visemes and 0 <= e["weight"] <= 1 for e in events)
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    if vset == "azure":
+        assert all(isinstance(e["viseme"], int) for e in events)
+
+
+def test_rhubarb_json_schema(tmp_path):
+    tl = _timeline().with_audio()
+    paths = renderers.get("rhubarb")(sound_file="call.wav").render(tl, tmp_path)
+    assert paths == [tmp_path / "call.rhubarb.json"]
+    doc = json.loads(paths[0].read_text())
+    assert set(doc) == {"metadata", "mouthCues"}
+    assert doc["metadata"] == {"soundFile": "call.wav", "duration": round(tl.duration, 2)}
+    cues_ = doc["mouthCues"]
+    assert cues_[0]["start"] == 0 and cues_[-1]["end"] == doc["metadata"]["duration"]
+    for a, b in zip(cues_, cues_[1:], strict=False):
+        assert set(a) == {"start", "end", "value"} and a["end"] == b["start"]
+        assert a["value"] != b["value"] and a["start"] < a["end"]
+    assert {c["value"] for c in cues_} <= set("ABCDEFGHX") and "A" in {c["value"] for c in cues_}
+    assert all(round(c["start"], 2) == c["start"] for c in cues_)
+
+
+def test_rhubarb_tsv_format():
+    tl = _timeline()
+    lines = renderers.get("rhubarb-tsv")().render_string(tl).splitlines()
+    rows = [line.split("\t") for line in lines]
+    assert all(len(r) == 2 and re.fullmatch(r"\d+\.\d\d", r[0]) and r[1] in "ABCDEFGHX"
+               for r in rows)
+    times = [float(r[0]) for r in rows]
+    assert times == sorted(times) and times[0] == 0 and rows[-1][1] == "X"
+    js = json.loads(renderers.get("rhubarb")().render_string(tl))["mouthCues"]
+    assert [(c["start"], c["value"]) for c in js] == [(float(t), v) for t, v in rows[:-1]]
+
+
+@pytest.mark.parametrize("names", ["rhubarb", "preston-blair"])
+def test_moho_dat_header_and_24fps_frames(names):
+    tl = _timeline()
+    text = renderers.get("moho")(names=names).render_string(tl)
+    lines = text.splitlines()
+    assert lines[0] == "MohoSwitch1"
+    rows = [line.split(" ") for line in lines[1:]]
+    frames = [int(f) for f, _ in rows]
+    assert frames[0] == 1 and frames == sorted(set(frames))
+    cue_list = timeline_cues(tl, "rhubarb")
+    assert len(rows) == len(cue_list)
+    for (f, v), c in zip(rows, cue_list, strict=True):
+        assert abs(int(f) - (round(c.start * 24) + 1)) <= 1  # 1-based frame at 24 fps
+        expect = c.viseme if names == "rhubarb" else {"A": "MBP", "X": "rest"}.get(c.viseme, v)
+        assert v == expect
+
+
+def test_blendshape_csv_and_json():
+    tl = _timeline()
+    rows = list(csv.reader(io.StringIO(renderers.get("blendshapes")(fps=60).render_string(tl))))
+    assert rows[0] == ["frame", "time", *ARKIT_SHAPES]
+    assert len(rows) - 1 == int(tl.duration * 60) + 1
+    assert float(rows[61][1]) == pytest.approx(1.0)
+    vals = np.array([[float(x) for x in r[2:]] for r in rows[1:]])
+    assert vals.min() >= 0 and vals.max() <= 1 and vals[:, 0].max() > 0.3  # the jaw opens
+    doc = json.loads(renderers.get("blendshapes-json")().render_string(tl))
+    assert doc["fps"] == 30 and doc["names"] == list(ARKIT_SHAPES)
+    assert len(doc["frames"]) == int(tl.duration * 30) + 1
+
+
+# --- audio only and the command --------------------------------------------------------------
+
+def _wav(path, samples, rate):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.asarray(samples, np.int16).tobytes())
+    return path
+
+
+def test_estimate_phones_from_audio_alone():
+    samples, rate, truth = _spoken(TEXT2)
+    est = estimate_phones(samples, rate)
+    assert est and all(p.phone in {*ARPABET, "sil"} for p in est)
+    speech = [p for p in est if p.phone != "sil"]
+    t_speech = [p for p in truth if p.phone != "sil"]
+    assert speech[0].start == pytest.approx(t_speech[0].start, abs=0.15)
+    assert speech[-1].end == pytest.approx(t_speech[-1].end, abs=0.15)
+    assert all(b.start >= a.start for a, b in zip(est, est[1:], strict=False))
+    assert estimate_phones(np.zeros(16000, np.int16), 16000)[0].phone == "sil"
+
+
+def _agreement(truth, phones, vset="rhubarb", lead=0.06):
+    """Share of 10 ms frames where our motion shows the truth's shape (now or within lead)."""
+    vs = get_set(vset)
+    end = truth[-1].end
+    ours = cues(phones, vset, end=end)
+    grid = np.arange(0, end - 0.01, 0.01)
+
+    def shape(ph, t):
+        p = next((p for p in ph if p.start <= t < p.end), None)
+        return vs.rest if p is None else vs.shapes(p.phone)[0]
+
+    ok = [any(_at(ours, t).viseme == shape(truth, t + d) for d in np.arange(0, lead + 1e-9, 0.01))
+          for t in grid]
+    return float(np.mean(ok))
+
+
+def test_phone_model_decodes_and_retimes_real_speech():
+    from aligner.alignment import align
+    from aligner.viseme_model import PhoneModel
+
+    samples, rate, truth = _spoken(TEXT2, voice="en-us+f2")
+    heard = estimate_phones(samples, rate)  # the shipped model
+    assert _agreement(truth, heard) > 0.7
+    aligned = list(align(samples, rate, TEXT2).phones)
+    retimed = PhoneModel.load().force_align(samples, rate, aligned)
+    speech = [p.phone for p in aligned if p.phone != "sil"]
+    assert [p.phone for p in retimed if p.phone != "sil"] == speech  # same sequence, new times
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(retimed, retimed[1:], strict=False))
+    assert _agreement(truth, retimed) >= _agreement(truth, aligned) - 0.02
+    assert _agreement(truth, retimed) > 0.8
+
+
+def test_cli_visemes_with_text_and_audio_only(tmp_path, capsys):
+    samples, rate, truth = _spoken(TEXT2)
+    wav = _wav(tmp_path / "clip.wav", samples, rate)
+    dur = len(samples) / rate
+    assert main(["visemes", str(wav), "--text", TEXT2, "--set", "rhubarb"]) == 0
+    events = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert events[0]["t"] == 0 and all(e["viseme"] in "ABCDEFGHX" for e in events)
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events) and events[-1]["t"] < dur
+    assert "A" in {e["viseme"] for e in events}  # "Please bring ... photo ... pen": P B M close
+    out = tmp_path / "v.jsonl"
+    assert main(["visemes", str(wav), "--set", "azure", "--out", str(out)]) == 0
+    events = [json.loads(x) for x in out.read_text().splitlines()]
+    assert all(isinstance(e["viseme"], int) and 0 <= e["viseme"] <= 21 for e in events)
+    assert len({e["viseme"] for e in events}) >= 5  # the mouth moves without the text
+
+
+def test_cli_visemes_bad_input(tmp_path, capsys):
+    assert main(["visemes", str(tmp_path / "missing.wav")]) == 2
+    assert "not found" in capsys.readouterr().err
+    wav = _wav(tmp_path / "s.wav", np.zeros(8000, np.int16), 16000)
+    assert main(["visemes", str(wav), "--lead", "0.5"]) == 2
+    assert "lead" in capsys.readouterr().err
