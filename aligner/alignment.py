@@ -7,8 +7,9 @@ The pipeline: tokenise and normalise the text (:mod:`aligner.text`), pronounce e
 - ``"reference"``: dynamic time warping against espeak-ng speech of the same text (the best on
   TTS audio; needs the ``speech`` extra), see :mod:`aligner.reference`;
 - ``"pocketsphinx"``: pocketsphinx forced alignment, see :mod:`aligner.acoustic`;
-- ``"fallback"``: silence detection plus a phone-duration model (always works), see
-  :mod:`aligner.fallback`.
+- ``"fallback"``: the permissive core (always works): a phone-class HMM over energy and spectral
+  balance with the phone-duration model (:mod:`aligner.hmm`), or for clips under 0.3 s silence
+  detection plus the duration model alone (:mod:`aligner.fallback`); then boundary refinement.
 
 ``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed, else ``"fallback"``; any
 backend failure falls back, so every token is always timed and times are always monotonic.
@@ -35,7 +36,7 @@ from .pronounce import token_phones
 from .text import Token, tokenize
 from .timeline import Char, Phone, Word
 
-__all__ = ["BACKENDS", "Alignment", "align", "assemble", "time_tokens"]
+__all__ = ["BACKENDS", "Alignment", "Timing", "align", "assemble", "time_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +110,27 @@ def align(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto"
     pcm = _mono16(pcm)
     tokens = tokenize(text)
     prons = [token_phones(t.word) for t in tokens]
-    spans, used = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend)
-    return assemble(text, tokens, prons, spans, len(pcm) / sample_rate, used)
+    timing = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend)
+    return assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate, timing.backend,
+                    timing.phones)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """What a backend found: ``spans`` (start, end) per token, the ``backend`` name, and where
+    the backend times phones itself, ``phones``: per token ``(ARPAbet, start, end)`` (an empty
+    list for a token whose phones are to be spread by the duration model)."""
+
+    spans: list[tuple[float, float]]
+    backend: str
+    phones: list[list[tuple[str, float, float]]] | None = None
 
 
 def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
-                prons: list[tuple[tuple[str, ...], ...]], *, backend: str = "auto",
-                ) -> tuple[list[tuple[float, float]], str]:
-    """(start, end) per token and the backend that produced them (see :func:`align`)."""
+                prons: list[tuple[tuple[str, ...], ...]], *, backend: str = "auto") -> Timing:
+    """Time each token with a backend (see :func:`align`); never fails, never skips a token."""
     if not tokens:
-        return [], "fallback"
+        return Timing([], "fallback")
     duration = len(pcm) / sample_rate
     db = frame_db(pcm, sample_rate)
     mask = speech_mask(db)
@@ -127,12 +139,12 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
             from .reference import reference_spans
 
             expected = sum(expected_seconds(p) for pr in prons for p in pr)
-            spans = reference_spans(pcm, sample_rate, text, tokens,
-                                    speech_seconds=float(mask.sum()) * HOP,
-                                    expected_seconds=expected)
+            spans, phones = reference_spans(pcm, sample_rate, text, tokens,
+                                            speech_seconds=float(mask.sum()) * HOP,
+                                            expected_seconds=expected)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
-            return _clamp(spans, duration), "reference"
+            return Timing(_clamp(spans, duration), "reference", phones)
         except MissingBackendError:
             if backend == "reference":
                 raise
@@ -147,16 +159,25 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
                 from .refine import refine
 
                 spans = _clamp(found, duration)  # type: ignore[arg-type]
-                return _clamp(refine(spans, pcm, sample_rate, db), duration), "pocketsphinx"
+                return Timing(_clamp(refine(spans, pcm, sample_rate, db), duration), "pocketsphinx")
             log.info("pocketsphinx left tokens unaligned; using the fallback")
         except Exception as exc:
             log.warning("pocketsphinx alignment failed (%s); using the fallback", exc)
-    weights = [sum(expected_seconds(p) for p in pr) or 0.05 for pr in prons]
-    pause_after = [_pause_after(text, t) for t in tokens]
     from .refine import refine
 
+    weights = [sum(expected_seconds(p) for p in pr) or 0.05 for pr in prons]
+    pause_after = [_pause_after(text, t) for t in tokens]
     spans = place(weights, mask, pause_after=pause_after)
-    return _clamp(refine(_clamp(spans, duration), pcm, sample_rate, db), duration), "fallback"
+    if duration >= 0.3 and mask.any():
+        try:
+            from .hmm import hmm_spans
+
+            spans = hmm_spans(pcm, sample_rate, prons, speech_seconds=float(mask.sum()) * HOP,
+                              guide=_clamp(spans, duration)) or spans
+        except Exception as exc:
+            log.warning("phone-class alignment failed (%s); using the duration model", exc)
+    return Timing(_clamp(refine(_clamp(spans, duration), pcm, sample_rate, db), duration),
+                  "fallback")
 
 
 def _pause_after(text: str, tok: Token) -> bool:
@@ -179,8 +200,8 @@ def _clamp(spans: list[tuple[float, float]], duration: float) -> list[tuple[floa
 
 
 def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, ...], ...]],
-             spans: list[tuple[float, float]], duration: float,
-             backend: str = "fallback") -> Alignment:
+             spans: list[tuple[float, float]], duration: float, backend: str = "fallback",
+             phone_times: list[list[tuple[str, float, float]]] | None = None) -> Alignment:
     """Build the :class:`Alignment` (words, chars, phones) from token spans.
 
     Args:
@@ -188,10 +209,12 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
         spans: monotonic (start, end) per token.
         duration: clip length in seconds.
         backend: name recorded in the result.
+        phone_times: per token, phones the backend timed itself (kept inside the word's span);
+            tokens without them get their pronunciation spread by expected phone durations.
 
     Returns:
         The alignment; characters inside a word share its span in proportion, characters
-        between words span the gap, phones split each word by expected phone durations.
+        between words span the gap.
     """
     words = tuple(Word(t.word, s, e, t.char_start, t.char_end) for t, (s, e) in zip(tokens, spans, strict=True))
     chars: list[Char] = []
@@ -215,10 +238,20 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
     for k, (w, pr) in enumerate(zip(words, prons, strict=True)):
         if w.start - t >= _SIL:
             phones.append(Phone("sil", t, w.start, -1))
-        seq = [p for word in pr for p in word] or ["AH"]
-        weights = np.array([PHONE_SECONDS.get(p, 0.05) for p in seq])
-        edges = w.start + np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (w.end - w.start)
-        phones += [Phone(p, float(edges[j]), float(edges[j + 1]), k) for j, p in enumerate(seq)]
+        timed = phone_times[k] if phone_times is not None and k < len(phone_times) else None
+        if timed:
+            a = w.start
+            for j, (p, _, e) in enumerate(timed):
+                e = w.end if j == len(timed) - 1 else min(max(e, a), w.end)
+                phones.append(Phone(p, a, e, k))
+                a = e
+        else:
+            seq = [p for word in pr for p in word] or ["AH"]
+            weights = np.array([PHONE_SECONDS.get(p, 0.05) for p in seq])
+            edges = w.start + (np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
+                               * (w.end - w.start))
+            phones += [Phone(p, float(edges[j]), float(edges[j + 1]), k)
+                       for j, p in enumerate(seq)]
         t = w.end
     if duration - t >= _SIL:
         phones.append(Phone("sil", t, duration, -1))

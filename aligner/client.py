@@ -32,8 +32,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import audio
-from .capture import CaptureWriter, update_info
-from .errors import AlignerError
+from .capture import HEADER, CaptureWriter, update_info
+from .errors import AlignerError, CaptureError
 from .events import (
     AgentAudio,
     AlignedAudio,
@@ -59,7 +59,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NORMAL_CLOSE_CODES = (1000, 1001)
+NORMAL_CLOSE_CODES = (1000, 1001, 1005)  # 1005: closed without a status code
 
 
 class ServerClosed(AlignerError):
@@ -195,12 +195,9 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
     source = source if source is not None else SilenceSource(None)
     twilio = protocol == "twilio"
     proto = WebClientProtocol(twilio=twilio, stream_sid="MZ" + format(time.time_ns(), "x"))
-    writer = None
-    if capture_dir is not None:
-        writer = CaptureWriter(capture_dir, {
-            "protocol": protocol, "audio_encoding": encoding, "sample_rate": sample_rate,
-            "url": url, "chunk_ms": chunk_ms, **(info or {})})
-        result.capture = writer.path
+    if capture_dir is not None and (Path(capture_dir) / HEADER).exists():
+        raise CaptureError(f"{capture_dir} already holds a capture; choose another folder")
+    writer: CaptureWriter | None = None
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
     closing = {"by": ""}
@@ -346,6 +343,11 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
                 raise AlignerError(f"cannot connect to {url}: {exc}") from exc
             t0 = loop.time()
             logger.info("connected to %s", url)
+            if capture_dir is not None:  # created once connected: a failed dial leaves nothing
+                writer = CaptureWriter(capture_dir, {
+                    "protocol": protocol, "audio_encoding": encoding, "sample_rate": sample_rate,
+                    "url": url, "chunk_ms": chunk_ms, **(info or {})})
+                result.capture = writer.path
             task = asyncio.create_task(run_call(ws), name="aligner-call")
             task.add_done_callback(lambda _: queue.put_nowait(_END))
             try:

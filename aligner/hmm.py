@@ -10,9 +10,10 @@ before every word and at the end. Viterbi finds the best path; word times are wh
 and leaves each word's phones.
 
 >>> import numpy as np
->>> spans = hmm_spans(np.zeros(8000, np.int16), 16000, [(("HH", "AY"),)])
->>> spans is None or spans[0][0] <= spans[0][1]
-True
+>>> sr = 16000; tone = 8000 * np.sin(2 * np.pi * 220 * np.arange(sr // 2) / sr)
+>>> pcm = np.concatenate([np.zeros(sr // 4), tone, np.zeros(sr // 4)]).astype(np.int16)
+>>> [(round(float(a), 2), round(float(b), 2)) for a, b in hmm_spans(pcm, sr, [(("AY",),)])]
+[(0.25, 0.76)]
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from .fallback import PHONE_SECONDS
 
 __all__ = ["CLASS_OF", "class_features", "hmm_spans"]
 
-#: ARPAbet phone -> acoustic class.
-CLASS_OF = {
-    **dict.fromkeys("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW W Y R L".split(), 1),
-    **dict.fromkeys("M N NG".split(), 2),
-    **dict.fromkeys("S Z SH ZH CH JH".split(), 3),
-    **dict.fromkeys("F TH V DH HH".split(), 4),
-    **dict.fromkeys("B D G P T K".split(), 5),
-}
+_GROUPS = ("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW W Y R L",  # 1 vowel-like
+           "M N NG",  # 2 nasal
+           "S Z SH ZH CH JH",  # 3 strident fricative / affricate
+           "F TH V DH HH",  # 4 weak fricative
+           "B D G P T K")  # 5 stop
+#: ARPAbet phone -> acoustic class (0 is the pause).
+CLASS_OF = {p: i + 1 for i, group in enumerate(_GROUPS) for p in group.split()}
 _SIL = 0
 
 # (means, standard deviations) of the features per class: pause, vowel-like, nasal, strident,
@@ -51,7 +51,7 @@ _STDS = np.array([
     [4.806, 0.846, 0.639, 4.131],
     [9.791, 1.306, 0.877, 15.11],
 ])
-_EMIT_WEIGHT = 0.5  # trust in the acoustic classes relative to the duration model
+_EMIT_WEIGHT = 0.3  # trust in the acoustic classes relative to the duration model
 _ENTER_PAUSE = np.log(0.3)
 _SKIP_PAUSE = np.log(0.7)
 
@@ -82,7 +82,9 @@ def _loglik(feats: np.ndarray) -> np.ndarray:
 
 
 def hmm_spans(pcm: np.ndarray, sample_rate: int, prons: list[tuple[tuple[str, ...], ...]],
-              speech_seconds: float | None = None) -> list[tuple[float, float]] | None:
+              speech_seconds: float | None = None,
+              guide: list[tuple[float, float]] | None = None,
+              reach: float = 0.3) -> list[tuple[float, float]] | None:
     """(start, end) seconds per token by Viterbi over the phone-class chain, or None when the
     clip is too short for the phones (the caller then uses the duration model alone).
 
@@ -90,6 +92,9 @@ def hmm_spans(pcm: np.ndarray, sample_rate: int, prons: list[tuple[tuple[str, ..
         pcm, sample_rate: the clip.
         prons: per token, the phones of each spoken word (:func:`aligner.pronounce.token_phones`).
         speech_seconds: seconds of speech in the clip, to scale the phone durations.
+        guide: a rough (start, end) per token (the duration model's); each word's states are
+            then only allowed within ``reach`` seconds of it, which keeps the path from drifting.
+        reach: see ``guide``.
     """
     phones = [[p for w in pr for p in w] or ["AH"] for pr in prons]
     if not phones:
@@ -128,6 +133,12 @@ def hmm_spans(pcm: np.ndarray, sample_rate: int, prons: list[tuple[tuple[str, ..
     enter = move_a + np.where(np.roll(opt, -1), _ENTER_PAUSE, 0.0)
     skip_ok = np.roll(opt, -1)  # state s may jump to s + 2 over the pause at s + 1
     emit = _loglik(feats)[:, cls_a]
+    if guide is not None:
+        own = np.array(owner)
+        frame_t = np.arange(frames)[:, None] / 100.0
+        lo = np.array([guide[k][0] - reach if k >= 0 else -np.inf for k in own])
+        hi = np.array([guide[k][1] + reach if k >= 0 else np.inf for k in own])
+        emit = np.where((frame_t >= lo[None]) & (frame_t <= hi[None]), emit, -1e9)
     neg = -np.inf
     score = np.full(n_states, neg)
     score[0] = emit[0, 0]

@@ -205,7 +205,7 @@ class AgentUtterance:
         """Session time before which this utterance's timings will not change (inf when done)."""
         if self.finished or self._aligner is None:
             return math.inf
-        if self._result is None:
+        if self._result is None or self._failed:  # (a failed aligner: realigned at finish)
             return self.start_time
         x = min(float(self._result.final_until), self._length / self.sample_rate)
         return float(self._map(np.array([x]), "end")[0])

@@ -35,6 +35,7 @@ __all__ = [
     "PHONES",
     "VOWELS",
     "dictionary_phones",
+    "espeak_to_arpabet",
     "guess_phones",
     "in_dictionary",
     "letter_phones",
@@ -89,6 +90,16 @@ def _espeak_available() -> bool:
     return True
 
 
+def espeak_to_arpabet(mnemonic: str) -> tuple[str, ...]:
+    """ARPAbet phones for one espeak-ng English phoneme mnemonic (``"'oU"`` -> ``("OW",)``);
+    empty for pauses and unknown mnemonics.
+
+    >>> espeak_to_arpabet(",aI3")
+    ('AY', 'ER')
+    """
+    return tuple(_ESPEAK.get(mnemonic.lstrip("',"), "").split())
+
+
 @functools.cache
 def _espeak(word: str) -> tuple[str, ...] | None:
     """espeak-ng's pronunciation of one word in ARPAbet, or None without the ``speech`` extra."""
@@ -105,7 +116,7 @@ def _espeak(word: str) -> tuple[str, ...] | None:
     for p in spoken_phones:
         if p.word_index < 0:
             continue
-        out += _ESPEAK.get(p.phone.lstrip("',"), "").split()
+        out += espeak_to_arpabet(p.phone)
     return tuple(out) or None
 
 
@@ -115,12 +126,14 @@ def _cmudict() -> dict[str, tuple[str, ...]]:
 
     path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
     out: dict[str, tuple[str, ...]] = {}
+    no_stress = str.maketrans("", "", "012")
+    canon = {p: p for p in PHONES}  # share one string per phone (saves tens of MB)
     with open(path, encoding="utf-8") as f:
         for line in f:
             word, _, pron = line.partition(" ")
             if "(" in word:  # alternative pronunciations "read(2)": keep the first
                 continue
-            out[word] = tuple(re.sub(r"\d", "", p) for p in pron.split())
+            out[word] = tuple(canon.get(p, p) for p in pron.translate(no_stress).split())
     log.debug("loaded %d CMU dictionary entries from %s", len(out), path)
     return out
 

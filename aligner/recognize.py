@@ -16,9 +16,9 @@ between pieces. One decoder per vocabulary is kept per process, used under a loc
 
 >>> import numpy as np
 >>> vad = VoiceActivityDetector(16000)
->>> tone = (np.sin(np.arange(16000) / 5) * 8000).astype(np.int16)
->>> [type(e).__name__ for e in vad.feed(tone)] + [type(e).__name__ for e in vad.feed(np.zeros(16000, np.int16))]
-['SpeechStarted', 'SpeechEnded']
+>>> quiet, tone = np.zeros(8000, np.int16), (np.sin(np.arange(16000) / 5) * 8000).astype(np.int16)
+>>> vad.feed(np.concatenate([quiet, tone, quiet, quiet]))
+[SpeechStarted(start=0.5), SpeechEnded(start=0.5, end=1.5)]
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ class VoiceActivityDetector:
     """Energy VAD with hangover over 20 ms frames (sans-I/O: feed samples, get events).
 
     A frame is speech when its RMS level is above ``threshold_db`` dBFS and ``margin_db`` above
-    the tracked noise floor. An utterance starts after ``min_speech`` s of speech frames (short
-    clicks are ignored) and ends after ``hangover`` s of non-speech.
+    the tracked noise floor. The floor starts as the quietest of the first 200 ms (never speech)
+    and then follows quiet frames. An utterance starts after ``min_speech`` s of speech frames
+    (short clicks are ignored) and ends after ``hangover`` s of non-speech.
 
     Args:
         sample_rate: rate of the samples fed.
@@ -89,7 +90,8 @@ class VoiceActivityDetector:
         self._hang_frames = max(1, round(hangover * 50))
         self._pending = np.zeros(0, np.int16)
         self._frames = 0  # frames consumed
-        self._noise_db = -70.0
+        self._noise_db = 0.0
+        self._calibration = 10  # frames measuring the noise floor before anything is speech
         self._run = 0  # consecutive speech frames (before start) / silence frames (after)
         self._start: int | None = None  # first frame of the current utterance
         self._last_speech = 0  # last speech frame of the current utterance
@@ -117,6 +119,9 @@ class VoiceActivityDetector:
     def _step(self, level: float) -> list[SpeechStarted | SpeechEnded]:
         index = self._frames
         self._frames += 1
+        if index < self._calibration:
+            self._noise_db = min(self._noise_db, max(level, -90.0))
+            return []
         speech = level > self.threshold_db and level > self._noise_db + self.margin_db
         if not speech:  # the noise floor follows quiet frames quickly and loud ones slowly
             rate = 0.1 if level < self._noise_db else 0.01

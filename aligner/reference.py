@@ -14,6 +14,7 @@ import functools
 import numpy as np
 
 from .errors import MissingBackendError
+from .pronounce import espeak_to_arpabet
 from .text import Token
 
 __all__ = ["dtw_path", "mfcc", "reference_spans"]
@@ -57,11 +58,14 @@ def mfcc(pcm: np.ndarray, sample_rate: int, top: float = 7600.0) -> np.ndarray:
     n = max(1, -(-len(x) // hop))
     x = np.pad(x, (win // 2, n * hop + win))
     x = np.append(x[0], x[1:] - 0.97 * x[:-1])
-    idx = np.arange(n)[:, None] * hop + np.arange(win)[None, :]
-    frames = x[idx] * np.hamming(win).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames, nfft)) ** 2
     fb, dct = _mel_dct(sample_rate, nfft, min(top, 0.475 * sample_rate))
-    logmel = np.log(power @ fb + 1e-8)
+    window = np.hamming(win).astype(np.float32)
+    logmel = np.empty((n, fb.shape[1]), np.float32)
+    for b0 in range(0, n, 1000):  # in blocks: bounded memory for long clips
+        b1 = min(n, b0 + 1000)
+        idx = np.arange(b0, b1)[:, None] * hop + np.arange(win)[None, :]
+        power = np.abs(np.fft.rfft(x[idx] * window, nfft)) ** 2
+        logmel[b0:b1] = np.log(power @ fb + 1e-8)
     ceps = (logmel @ dct)[:, 1:]
     ceps -= ceps.mean(axis=0)
     ceps /= ceps.std(axis=0) + 1e-6
@@ -69,25 +73,65 @@ def mfcc(pcm: np.ndarray, sample_rate: int, top: float = 7600.0) -> np.ndarray:
     return np.hstack([ceps, delta]).astype(np.float32)
 
 
-def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The minimal-cost monotonic path through ``cost`` (n, m) from (0, 0) to (n-1, m-1).
+def dtw_path(a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None,
+             band: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The minimal-cost monotonic path between feature sequences ``a`` (n, d) and ``b`` (m, d).
 
-    Steps (1, 0), (0, 1), (1, 1); each row is solved in vectorised form (the in-row recursion
-    ``row[j] = min(a[j], row[j-1] + d[j])`` is a cumulative minimum).
+    Euclidean frame distances; steps (1, 0), (0, 1), (1, 1). Only cells within ``band`` frames of
+    ``centre[i]`` (the expected ``j`` for row ``i``; default the diagonal) are searched, so long
+    clips need memory n x band, not n x m. Each row is solved in vectorised form: the in-row
+    recursion ``row[j] = min(a[j], row[j-1] + d[j])`` is a cumulative minimum.
 
     Returns:
-        ``(i, j)`` index arrays of the path, in order.
+        ``(i, j)`` index arrays of the path from (0, 0) to (n-1, m-1), in order.
+
+    >>> x = np.array([[0.0], [1.0], [2.0]]); y = np.array([[0.0], [0.0], [1.0], [2.0]])
+    >>> [p.tolist() for p in dtw_path(x, y)]
+    [[0, 0, 1, 2], [0, 1, 2, 3]]
     """
-    n, m = cost.shape
-    acc = np.empty((n, m), dtype=np.float64)
-    acc[0] = np.cumsum(cost[0])
+    n, m = len(a), len(b)
+    if centre is None:
+        centre = np.arange(n) * ((m - 1) / max(1, n - 1))
+    if band is None:
+        band = max(100, int(0.1 * max(n, m)))
+    lo = np.clip(np.floor(centre).astype(int) - band, 0, m - 1)
+    hi = np.clip(np.ceil(centre).astype(int) + band + 1, 1, m)
+    lo = np.minimum.accumulate(lo[::-1])[::-1]  # non-decreasing, lo[0] = 0, hi[-1] = m
+    hi = np.maximum.accumulate(hi)
+    lo[0], hi[-1] = 0, m
+    width = int((hi - lo).max())
+    acc = np.full((n, width), np.inf)
+    bb = (b * b).sum(1)
+    aa = (a * a).sum(1)
+
+    full = None
+    if n * m <= 2_000_000:  # small: one matrix product beats a product per row
+        full = np.sqrt(np.maximum(aa[:, None] + bb[None, :] - 2 * a @ b.T, 0.0))
+
+    def dist(i: int) -> np.ndarray:
+        seg = slice(lo[i], hi[i])
+        if full is not None:
+            return full[i, seg]
+        return np.sqrt(np.maximum(aa[i] + bb[seg] - 2 * b[seg] @ a[i], 0.0))
+
+    d = dist(0)
+    acc[0, : len(d)] = np.cumsum(d)
     for i in range(1, n):
-        prev = acc[i - 1]
-        d = cost[i]
-        a = d + np.minimum(prev, np.concatenate([[np.inf], prev[:-1]]))
+        d = dist(i)
+        k = len(d)
+        # prev[j] for j = lo[i]-1 .. hi[i]-1 (inf outside the previous row's band)
+        p = np.full(k + 1, np.inf)
+        j0, j1 = lo[i] - 1, hi[i]
+        q0, q1 = max(j0, lo[i - 1]), min(j1, hi[i - 1])
+        if q1 > q0:
+            p[q0 - j0: q1 - j0] = acc[i - 1, q0 - lo[i - 1]: q1 - lo[i - 1]]
+        step = d + np.minimum(p[1:], p[:-1])
         cd = np.cumsum(d)
-        acc[i] = cd + np.minimum.accumulate(a - cd)
-    # Backtrack.
+        acc[i, :k] = cd + np.minimum.accumulate(step - cd)
+
+    def at(i: int, j: int) -> float:
+        return acc[i, j - lo[i]] if lo[i] <= j < hi[i] else np.inf
+
     i, j = n - 1, m - 1
     pi, pj = [i], [j]
     while i > 0 or j > 0:
@@ -96,7 +140,7 @@ def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         elif j == 0:
             i -= 1
         else:
-            diag, up, left = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+            diag, up, left = at(i - 1, j - 1), at(i - 1, j), at(i, j - 1)
             if diag <= up and diag <= left:
                 i, j = i - 1, j - 1
             elif up <= left:
@@ -108,10 +152,25 @@ def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(pi[::-1]), np.array(pj[::-1])
 
 
+_COARSE_ABOVE = 3000  # frames (30 s): longer clips are warped coarse-to-fine
+
+
+def _pool(x: np.ndarray, k: int) -> np.ndarray:
+    n = len(x) // k * k
+    out = x[:n].reshape(-1, k, x.shape[1]).mean(1)
+    return out if n == len(x) else np.vstack([out, x[n:].mean(0, keepdims=True)])
+
+
+def _speech_span(mask: np.ndarray) -> tuple[int, int] | None:
+    idx = np.flatnonzero(mask)
+    return (int(idx[0]), int(idx[-1])) if len(idx) >= 2 and idx[-1] > idx[0] else None
+
+
 def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                     speech_seconds: float | None = None, expected_seconds: float | None = None,
-                    voice: str = "en-us") -> list[tuple[float, float]]:
-    """(start, end) seconds of each token, carried over from espeak-ng speech of ``text``.
+                    voice: str = "en-us",
+                    ) -> tuple[list[tuple[float, float]], list[list[tuple[str, float, float]]]]:
+    """Times of each token and of its phones, carried over from espeak-ng speech of ``text``.
 
     Args:
         pcm, sample_rate: the clip.
@@ -120,6 +179,11 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
         expected_seconds: the duration model's estimate for the text, if known; with
             ``speech_seconds`` it sets the reference's speaking rate without a trial synthesis.
         voice: the espeak-ng voice of the reference.
+
+    Returns:
+        ``(spans, phones)``: (start, end) seconds per token, and per token its phones as
+        ``(ARPAbet phone, start, end)`` from espeak's own phone events (empty when espeak spoke
+        the token under another token's word event).
 
     Raises:
         MissingBackendError: espeak-ng (extra ``speech``) is not installed.
@@ -145,16 +209,31 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
         ref = synthesize(text, voice=voice, rate=rate)
     top = min(7600.0, 0.475 * min(sample_rate, ref.sample_rate))
     a, b = mfcc(pcm, sample_rate, top), mfcc(ref.samples, ref.sample_rate, top)
-    # Euclidean distances between all frame pairs.
-    cost = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    pi, pj = dtw_path(np.sqrt(np.maximum(cost, 0)))
+    # Search near the line mapping the clip's speech onto the reference's speech.
+    t_span = _speech_span(speech_mask(frame_db(pcm, sample_rate)))
+    r_span = _speech_span(speech_mask(frame_db(ref.samples, ref.sample_rate)))
+    n, m = len(a), len(b)
+    centre = None
+    if t_span and r_span:
+        centre = np.interp(np.arange(n), [0, t_span[0], t_span[1], n - 1],
+                           [0, r_span[0], r_span[1], m - 1])
+    if n > _COARSE_ABOVE:  # long clip: find the way at 50 ms first, then refine in a narrow band
+        pool = 5
+        ca, cb = _pool(a, pool), _pool(b, pool)
+        ci, cj = dtw_path(ca, cb, None if centre is None else centre[::pool][: len(ca)] / pool)
+        coarse = np.zeros(len(ca))
+        np.maximum.at(coarse, ci, cj)
+        centre = np.interp(np.arange(n), np.arange(len(ca)) * pool + pool / 2,
+                           coarse * pool + pool / 2)
+        pi, pj = dtw_path(a, b, centre, band=40)
+    else:
+        pi, pj = dtw_path(a, b, centre)
     # For each reference frame, the first and last clip frame warped onto it.
     first = np.full(len(b), len(a))
     last = np.full(len(b), -1)
     np.minimum.at(first, pj, pi)
     np.maximum.at(last, pj, pi)
     ref_frames = len(b)
-    duration = len(pcm) / sample_rate
 
     def to_target(t: float, edge: str) -> float:
         # Interpolate between frames: reference times are exact, the warp is per frame.
@@ -165,26 +244,57 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
         return float(table[f] + (x - f) * (table[g] - table[f])) / _FPS
 
     # Reference words are whitespace tokens of the same text: match them by position.
-    spoken = {w.char_start: w for w in ref.words}
-    out: list[tuple[float, float] | None] = []
-    for tok in tokens:
-        w = spoken.get(tok.token_start)
-        if w is None:
-            w = next((x for x in ref.words if x.char_start <= tok.char_start < x.char_end), None)
-        out.append(None if w is None else (to_target(w.start, "start"),
-                                           to_target(max(w.start, w.end - 1 / _FPS), "end")))
-    return _fill(out, duration)
-
-
-def _fill(spans: list[tuple[float, float] | None], duration: float) -> list[tuple[float, float]]:
-    """Give tokens espeak did not speak a zero-length time between their neighbours."""
-    out: list[tuple[float, float]] = []
-    for k, s in enumerate(spans):
-        if s is None:
-            prev = out[-1][1] if out else 0.0
-            nxt = next((x[0] for x in spans[k + 1:] if x is not None), duration)
-            t = min(max(prev, 0.0), nxt)
-            out.append((t, t))
+    spoken = {w.char_start: k for k, w in enumerate(ref.words)}
+    ref_phones: dict[int, list] = {}
+    for ph in ref.phones:
+        if ph.word_index >= 0:
+            ref_phones.setdefault(ph.word_index, []).append(ph)
+    owner: list[int | None] = [spoken.get(tok.token_start) for tok in tokens]
+    spans: list[tuple[float, float]] = []
+    phones: list[list[tuple[str, float, float]]] = []
+    k = 0
+    while k < len(tokens):
+        wi = owner[k]
+        if wi is None:  # before any word espeak spoke: nothing to carry over
+            t = spans[-1][1] if spans else 0.0
+            spans.append((t, t))
+            phones.append([])
+            k += 1
+            continue
+        # espeak may say several tokens under one word event ("on the"): share it out.
+        group = [k]
+        while k + len(group) < len(tokens) and owner[k + len(group)] is None:
+            group.append(k + len(group))
+        w = ref.words[wi]
+        start = to_target(w.start, "start")
+        end = max(start, to_target(max(w.start, w.end - 1 / _FPS), "end"))
+        weights = np.array([max(1, tokens[g].char_end - tokens[g].char_start) for g in group],
+                           dtype=float)
+        cuts = start + np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (end - start)
+        if len(group) == 1:
+            marks = [(espeak_to_arpabet(ph.phone), to_target(ph.start, "start"))
+                     for ph in ref_phones.get(wi, [])]
+            phones.append(_phone_spans([(p, t) for p, t in marks if p], start, end))
+            spans.append((start, end))
         else:
-            out.append(s)
+            for n_g in range(len(group)):
+                spans.append((float(cuts[n_g]), float(cuts[n_g + 1])))
+                phones.append([])
+        k += len(group)
+    return spans, phones
+
+
+def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: float,
+                 ) -> list[tuple[str, float, float]]:
+    """Phones with times inside [start, end] from (ARPAbet phones, onset) marks in order."""
+    out: list[tuple[str, float, float]] = []
+    t_prev = start
+    for i, (names, t0) in enumerate(marks):
+        t0 = min(max(t0, t_prev), end)
+        t1 = min(max(marks[i + 1][1], t0), end) if i + 1 < len(marks) else end
+        step = (t1 - t0) / len(names)
+        out += [(p, t0 + j * step, t0 + (j + 1) * step) for j, p in enumerate(names)]
+        t_prev = t1
+    if out:  # the word may start before its first phone event (a stop's closure)
+        out[0] = (out[0][0], start, out[0][2])
     return out

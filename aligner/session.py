@@ -223,7 +223,7 @@ class Session:
         f = self.now
         if self._current is not None:
             f = min(f, self._current.final_until())
-        f = min(f, self.turns.final_until(False))
+        f = min(f, self.turns.final_until(self.now))
         self._final = max(self._final, f)
         return self._final
 
@@ -236,7 +236,7 @@ class Session:
 
     def timeline(self, *, audio: bool = True) -> Timeline:
         """The timeline so far (frozen). ``audio=False`` leaves out the tracks (cheaper live)."""
-        utterances = [u.utterance() for u in self._agent] + self.turns.utterances()
+        utterances = [u.utterance() for u in self._agent] + self.turns.utterances(self.finished)
         utterances.sort(key=lambda u: (u.start, u.end))
         tracks: tuple[AudioTrack, ...] = ()
         if audio:
@@ -371,6 +371,7 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
 
         capture = read(capture)
     info = dict(capture.info)
+    info["capture_skipped_lines"] = int(getattr(capture, "skipped", 0) or 0)  # e.g. a torn tail
     twilio = info.get("protocol") == "twilio"
     try:
         session = Session(int(info.get("sample_rate", 8000 if twilio else 0)),

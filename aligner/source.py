@@ -321,13 +321,16 @@ class MicrophoneSource(Source):
 
 
 def open_source(spec: str | Path | None) -> Source:
-    """A source from a command-line value: a file path, ``mic[:DEVICE]``, ``silence[:SECONDS]``.
+    """A source from a command-line value: a file path, ``mic[:DEVICE]``, ``silence[:SECONDS]``
+    (None: silence until the call ends).
 
     Raises:
         AudioError: a missing or undecodable file.
         MissingBackendError: ``mic`` without ``sounddevice``.
     """
-    text = str(spec) if spec is not None else "silence:5"
+    if spec is None:
+        return SilenceSource(None)
+    text = str(spec)
     kind, _, arg = text.partition(":")
     if kind == "mic" and not Path(text).exists():
         return MicrophoneSource(int(arg) if arg.isdigit() else (arg or None))

@@ -62,6 +62,7 @@ class _Fragment:
     char_end: int
     start: float  # on the concatenated audio clock
     end: float
+    phones: list[tuple[str, float, float]]  # timed by the backend, or empty
 
 
 class StreamAligner:
@@ -113,9 +114,12 @@ class StreamAligner:
         local = tokenize(text)
         if local:
             prons = [token_phones(t.word) for t in local]
-            spans, _ = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend)
-            self._fragments += [_Fragment(c0 + t.char_start, c0 + t.char_end, t0 + s, t0 + e)
-                                for t, (s, e) in zip(local, spans, strict=True)]
+            timing = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend)
+            phones = timing.phones or [[] for _ in local]
+            self._fragments += [
+                _Fragment(c0 + t.char_start, c0 + t.char_end, t0 + s, t0 + e,
+                          [(p, t0 + a, t0 + b) for p, a, b in ph])
+                for t, (s, e), ph in zip(local, timing.spans, phones, strict=True)]
         self._text += text
         self._samples += len(pcm)
         self._last = self._result(final=False)
@@ -132,6 +136,7 @@ class StreamAligner:
         tokens = tokenize(text)
         prons = [token_phones(t.word) for t in tokens]
         spans: list[tuple[float, float]] = []
+        phone_times: list[list[tuple[str, float, float]]] = []
         groups: list[list[_Fragment]] = []
         fi = 0
         frags = self._fragments
@@ -142,12 +147,16 @@ class StreamAligner:
                     mine.append(frags[fi])
                 fi += 1
             groups.append(mine)
+            # Backend phones only for a word aligned in one piece (a piece of a split word has
+            # the phones of its letters, not of the word).
+            phone_times.append(mine[0].phones if len(mine) == 1 else [])
             if mine:
                 spans.append((mine[0].start, mine[-1].end))
             else:  # cannot happen for well-formed input; keep the token timed anyway
                 t = spans[-1][1] if spans else 0.0
                 spans.append((t, t))
-        al = assemble(text, tokens, prons, _monotonic(spans, duration), duration, self.backend)
+        al = assemble(text, tokens, prons, _monotonic(spans, duration), duration, self.backend,
+                      phone_times)
         chars = list(al.chars)
         for tok, mine in zip(tokens, groups, strict=True):
             if len(mine) > 1:  # split word: each piece's characters stay in its own chunk

@@ -230,7 +230,7 @@ def spoken(word: str) -> tuple[str, ...]:
     if _RE_NUMBER.match(w):
         neg = w.startswith("-")
         digits = w.lstrip("-")
-        if re.fullmatch(r"(1[1-9]|20)\d\d", digits):  # 1100-2099: read as a year
+        if re.fullmatch(r"(1[89]|20)\d\d", digits):  # 1800-2099: read as a year
             return _year_words(int(digits))
         return (("minus",) if neg else ()) + _cardinal(digits)
     if w.isalpha():

@@ -175,17 +175,17 @@ class UserTurns:
             else:
                 self.turns.append(UserTurn(k, turn.content, turn.words, t, t, followed))
 
-    def spans(self) -> tuple[list[tuple[float, float] | None], float]:
-        """Each turn's audio span (or None), and the start of speech no update covers yet."""
+    def spans(self) -> tuple[list[tuple[float, float] | None], list[tuple[float, float]]]:
+        """Each turn's audio span (or None), and the voiced islands no update covers yet."""
         islands = self.audio.islands()
         spans: list[list[float] | None] = [None] * len(self.turns)
-        pending = math.inf
+        pending = []
         k = 0
         for a, b in islands:
             while k < len(self.turns) and self.turns[k].last_changed + 0.1 < a:
                 k += 1
             if k == len(self.turns):
-                pending = min(pending, a)
+                pending.append((a, b))
                 continue
             if b < self.turns[k].first_seen - self.lookback:
                 continue  # long before the turn appeared: not its speech (a cough, noise)
@@ -195,36 +195,49 @@ class UserTurns:
                 spans[k][1] = b
         return [tuple(s) if s else None for s in spans], pending
 
-    def final_until(self, finished: bool) -> float:
-        """Session time before which the user utterances will not change."""
+    def final_until(self, now: float, finished: bool = False) -> float:
+        """Session time before which the user utterances will not change.
+
+        Held at the start of speech no update covers yet and of the last user turn (its
+        transcript may still change), but for ``lookback`` seconds at most: speech nobody
+        transcribed by then is not going to be, and a turn unchanged that long is taken as final.
+        """
         if finished or not self.seen_update:
             return math.inf
         spans, pending = self.spans()
-        out = pending
+        out = min((a for a, b in pending if b > now - self.lookback), default=math.inf)
         prev_end = 0.0
         for turn, span in zip(self.turns, spans, strict=True):
-            start = span[0] if span else self._fallback(turn, prev_end)[0]
-            prev_end = span[1] if span else prev_end
-            if not turn.followed:
-                out = min(out, start)
+            s, e = span if span else self._fallback(turn, prev_end)
+            if turn.words:
+                s = min(s, min(float(w.start) for w in turn.words))
+            prev_end = max(prev_end, e)
+            if not turn.followed and now - turn.last_changed <= self.lookback:
+                out = min(out, s)
         return out
 
-    def utterances(self) -> list[Utterance]:
-        """One utterance per non-empty user turn, on the session clock."""
+    def utterances(self, finished: bool = False) -> list[Utterance]:
+        """One utterance per non-empty user turn, on the session clock.
+
+        While the last turn may still change (live, not ``finished``), it is aligned again only
+        when its text changes, not on every new frame of its audio.
+        """
         spans, _ = self.spans()
         out = []
         prev_end = 0.0
+        cache, self._cache = self._cache, {}  # keep only what the current turns use
         for turn, span in zip(self.turns, spans, strict=True):
             if not turn.content.strip():
                 continue
             if turn.words:
-                u = self._from_words(turn)
+                key: tuple = (turn.content, turn.words)
+                u = cache.get(key) or self._from_words(turn)
             else:
                 s, e = span if span else self._fallback(turn, prev_end)
-                key = (turn.content, s, e)
-                u = self._cache.get(key)
-                if u is None:
-                    u = self._cache[key] = self._aligned(turn.content, s, e)
+                final = finished or turn.followed
+                key = (turn.content, s, e) if final else (turn.content, turn.index)
+                u = cache.get(key) or self._aligned(turn.content, s, e)
+            self._cache[key] = u
             prev_end = max(prev_end, u.end)
             out.append(u)
         return out

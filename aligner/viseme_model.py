@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +30,13 @@ from .viseme_sets import ARPABET
 
 __all__ = ["CLASSES", "MODEL_PATH", "PhoneModel", "features", "train"]
 
-log = logging.getLogger(__name__)
 
 CLASSES = ("sil", *ARPABET)
 MODEL_PATH = Path(__file__).parent / "data" / "viseme_model.npz"
 RATE = 16000
 _HOP, _WIN, _NFFT, _MELS, _CEPS = 160, 400, 512, 40, 13
 _CONTEXT = (-6, -4, -2, -1, 0, 1, 2, 4, 6)
+_QUIET_DB = -55.0
 
 
 @functools.cache
@@ -77,6 +76,15 @@ def features(pcm: np.ndarray) -> np.ndarray:
     return m[idx].reshape(n, -1).astype(np.float32)
 
 
+def _frame_db(pcm: np.ndarray) -> np.ndarray:
+    """RMS level (dBFS) of each :func:`features` frame."""
+    x = np.asarray(pcm, np.float32) / 32768.0
+    if len(x) < _WIN:
+        x = np.pad(x, (0, _WIN - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(x, _WIN)[::_HOP]
+    return 10 * np.log10(np.mean(frames * frames, axis=1) + 1e-12)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PhoneModel:
     """Random ReLU layer ``w1, b1`` and linear read-out ``w2`` to :data:`CLASSES` scores."""
@@ -107,6 +115,15 @@ class PhoneModel:
         """Phone scores (frames, len(CLASSES)) for :func:`features` output."""
         return np.maximum(feats @ self.w1 + self.b1, 0) @ self.w2
 
+    def _scores(self, pcm: np.ndarray) -> np.ndarray:
+        """Scores of 16 kHz ``pcm``; frames quieter than -55 dBFS are silence, whatever the
+        clip-normalised features say (digital silence has no shape to normalise)."""
+        s = self.scores(features(pcm))
+        quiet = _frame_db(pcm)[: len(s)] < _QUIET_DB
+        s[quiet] = 0.0
+        s[quiet, 0] = 1.0
+        return s
+
     def phones(self, pcm: np.ndarray, sample_rate: int) -> list[Phone]:
         """ARPAbet phones (``"sil"`` pauses) with times in seconds from the start of ``pcm``."""
         if sample_rate != RATE:
@@ -115,12 +132,12 @@ class PhoneModel:
             pcm = resample(np.asarray(pcm, np.int16), sample_rate, RATE)
         if len(pcm) == 0:
             return []
-        path = _viterbi(self.scores(features(pcm)), self.switch)
+        path = _viterbi(self._scores(pcm), self.switch)
         cuts = np.flatnonzero(np.diff(path)) + 1
         starts = np.concatenate([[0], cuts])
         ends = np.concatenate([cuts, [len(path)]])
         dur = len(pcm) / RATE
-        return [Phone(CLASSES[path[a]], a / 100, min(b / 100, dur))
+        return [Phone(CLASSES[path[a]], float(a / 100), float(min(b / 100, dur)))
                 for a, b in zip(starts, ends, strict=True) if a / 100 < dur]
 
 
@@ -148,7 +165,7 @@ class PhoneModel:
         cls = np.array([index.get(p.phone.rstrip("012").upper(), 0) for p in seq])
         if len(pcm) == 0 or len(seq) < 3:
             return list(phones)
-        emit = self.scores(features(pcm))[:, cls]
+        emit = self._scores(pcm)[:, cls]
         n, m = emit.shape
         if m > n:
             return list(phones)
@@ -158,7 +175,7 @@ class PhoneModel:
         cuts = np.flatnonzero(np.diff(path)) + 1
         for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]]), strict=True):
             p = seq[path[a]]
-            out.append(Phone(p.phone, a / 100, min(b / 100, dur), p.word_index))
+            out.append(Phone(p.phone, float(a / 100), float(min(b / 100, dur)), p.word_index))
         return out
 
 
@@ -272,9 +289,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m aligner.viseme_model", description=main.__doc__)
     ap.add_argument("--out", default=str(MODEL_PATH), help="where to write the weights")
-    ap.add_argument("--utterances", type=int, default=240, help="training utterances (240)")
+    ap.add_argument("--utterances", type=int, default=1000, help="training utterances (1000)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--hidden", type=int, default=1200, help="random-layer width (1200)")
+    ap.add_argument("--hidden", type=int, default=2000, help="random-layer width (2000)")
+    ap.add_argument("--switch", type=float, default=2.0, help="Viterbi switching penalty (2)")
     args = ap.parse_args(argv)
     dict_path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
     words = [line.split(" ", 1)[0] for line in dict_path.read_text().splitlines()
@@ -300,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         if i % 40 == 0:
             print(f"synthesised {i}/{args.utterances}", file=sys.stderr)
     print("fitting ...", file=sys.stderr)
-    model = train(clips, hidden=args.hidden, seed=args.seed)
+    model = train(clips, hidden=args.hidden, seed=args.seed, switch=args.switch)
     print(f"wrote {model.save(args.out)}", file=sys.stderr)
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ __all__ = [
     "timeline_phones",
 ]
 
-log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 
@@ -76,8 +74,8 @@ class Motion:
 class Cue:
     """One mouth shape held from ``start`` to ``end`` (seconds).
 
-    ``viseme`` is the set's name for it (an int id for ``azure``); ``closed`` is True for lips
-    closed by ``P B M``; ``clear`` marks the rest shape that starts at a ``clear`` (consumers
+    ``viseme`` is the set's name for it (an int id for ``azure``); ``weight`` how far the
+    mouth gets to it (short shapes undershoot); ``closed`` is True for lips closed by ``P B M``; ``clear`` marks the rest shape that starts at a ``clear`` (consumers
     drop any cue they scheduled after it).
     """
 
@@ -135,7 +133,14 @@ def cues(phones: Sequence[Phone], vset: VisemeSet | str = "oculus", *, motion: M
     _shift(segs, motion.lead, start)
     segs = _merge(segs)
     segs = _hold(segs, motion.min_hold)
-    return [Cue(s, e, v, 1.0, closed, hard and v == vs.rest) for s, e, v, closed, hard in segs]
+    return [Cue(s, e, v, _weight(e - s, closed or v == vs.rest), closed, hard and v == vs.rest)
+            for s, e, v, closed, hard in segs]
+
+
+def _weight(duration: float, full: bool) -> float:
+    """How far the mouth gets to a shape: short shapes undershoot (0.6 at 40 ms, 1.0 from
+    120 ms); closures and the rest shape are always reached."""
+    return 1.0 if full else round(min(1.0, 0.4 + 5.0 * duration), 3)
 
 
 def _segments(phones: Sequence[Phone], vs: VisemeSet, motion: Motion, start: float,
@@ -356,8 +361,9 @@ class VisemeStream:
         self.vset = _vset(vset)
         self.motion = motion
         self._t = 0.0  # everything before this is emitted
-        self._phones: list[Phone] = []  # phones not fully behind _t
-        self._hard = False  # the next cue starts at a clear
+        self._origin = 0.0  # cues are computed from here (the start, or the last clear)
+        self._phones: list[Phone] = []  # recent phones: context for the next cues
+        self._last: Any = None  # the viseme emitted last
 
     def feed(self, phones: Iterable[Phone], final_until: float) -> list[Cue]:
         """Add aligned phones; return the cues that became final.
@@ -377,37 +383,43 @@ class VisemeStream:
     def clear(self, t: float) -> list[Cue]:
         """A ``clear`` at ``t``: speech stops; returns the cues up to ``t`` and the rest shape.
 
-        Consumers drop any cue they had scheduled after ``t`` (the returned rest cue has
-        ``clear=True``).
+        The rest cue starts exactly at ``t`` and has ``clear=True``: consumers drop any cue
+        they had scheduled after ``t`` (cues run ahead of the audio, so some may be).
         """
-        t = max(t, self._t)
         self._phones = [p for p in self._phones if p.start < t]
-        out = self._emit(t, t, final=True)
-        self._hard = True
+        out = self._emit(t, t, final=True) if t > self._t else []
+        rest = Cue(t, t + self.motion.min_hold, self.vset.rest, clear=True)
+        self._t = self._origin = t
         self._phones = []
-        rest = Cue(self._t, self._t + self.motion.min_hold, self.vset.rest, clear=True)
-        self._t = rest.end
+        self._last = self.vset.rest
         return [*out, rest]
 
     def finish(self, end: float | None = None) -> list[Cue]:
         """All remaining cues, ending with the rest shape at ``end`` (default the last phone)."""
         stop = max([self._t] + [p.end for p in self._phones] + ([end] if end is not None else []))
-        out = self._emit(stop, stop, final=True)
+        out = self._emit(stop, stop, final=True) if stop > self._t else []
         self._phones = []
         return out
 
     def _emit(self, limit: float, end: float | None, final: bool = False) -> list[Cue]:
         if not self._phones and not final:
             return []
-        got = cues(self._phones, self.vset, motion=self.motion, start=self._t, end=end)
-        out = got if final else [c for c in got[:-1] if c.end <= limit + _EPS]
-        if out and self._hard:
-            out[0] = Cue(out[0].start, out[0].end, out[0].viseme, out[0].weight, out[0].closed,
-                         out[0].viseme == self.vset.rest)
-        if out:
-            self._hard = False
-            self._t = out[-1].end
-            self._phones = [p for p in self._phones if p.end > self._t + _EPS]
+        start = min([self._t] + [p.start for p in self._phones[:1]])
+        got = cues(self._phones, self.vset, motion=self.motion, start=max(start, self._origin),
+                   end=end)
+        got = [c for c in got if c.end > self._t + _EPS]
+        if not final:
+            got = [c for c in got[:-1] if c.end <= limit + _EPS]
+        out = []
+        for c in got:
+            if c.start < self._t:
+                c = Cue(self._t, c.end, c.viseme, c.weight, c.closed, c.clear)
+            if c.viseme != self._last:
+                out.append(c)
+                self._last = c.viseme
+            self._t = c.end
+        # keep a second of context: merges and holds look at the neighbours
+        self._phones = [p for p in self._phones if p.end > self._t - 1.0]
         return out
 
 
@@ -467,10 +479,15 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "model") ->
         dec.process_raw(np.ascontiguousarray(pcm, dtype="<i2").tobytes(), full_utt=True)
         dec.end_utt()
         segs = [(s.word, s.start_frame, s.end_frame) for s in dec.seg()]
+    from .viseme_model import _QUIET_DB, _frame_db
+
+    level = _frame_db(pcm)
     out: list[Phone] = []
     for word, start_frame, end_frame in segs:
         name = word.upper()
         name = name if name in SETS["oculus"].mapping else "sil"
+        if level[start_frame:end_frame + 1].max(initial=-200.0) < _QUIET_DB:
+            name = "sil"  # the phone loop hears phones in digital silence
         s, e = start_frame / 100, (end_frame + 1) / 100
         if out and out[-1].phone == "sil" == name:
             out[-1] = Phone("sil", out[-1].start, e)

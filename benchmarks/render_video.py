@@ -143,12 +143,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=3.0, help="call length (default 3)")
     ap.add_argument("--sizes", default="720p,1080p", help="comma separated: 720p,1080p")
     ap.add_argument("--frame", metavar="PNG", help="also write one frame of the call as PNG")
+    ap.add_argument("--no-ffmpeg", action="store_true", help="time only our renderer")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
-    ensure_ffmpeg()
+    if not args.no_ffmpeg:
+        ensure_ffmpeg()
     import renderers
     from aligner.timeline import Timeline
 
@@ -172,6 +174,11 @@ def main() -> None:
         for size in args.sizes.split(","):
             ours = run_ours(path, size, folder)
             rows = [("ours: captions+face+audio", ours)]
+            if args.no_ffmpeg:
+                r = ours
+                print(f"{size:6} {rows[0][0]:28} {r['wall']:7.2f} {tl.duration / r['wall']:7.2f} "
+                      f"{r['cpu']:7.2f} {r['peak_mb']:8.1f}")
+                continue
             ffl = run_ffmpeg(ass, SIZES[size], tl.duration, folder / f"ff-{size}.mp4", True)
             ffp = run_ffmpeg(ass, SIZES[size], tl.duration, folder / f"ffp-{size}.mp4", False)
             rows += [(f"ffmpeg -vf ass ({PRESET})", ffl), ("ffmpeg -vf ass (plain)", ffp)]

@@ -32,7 +32,6 @@ import aiohttp
 from aligner import capture
 from aligner.events import AgentAudio, AlignedAudio
 
-FRAME = b"\x00\x00" * 480  # 20 ms of silence at 24 kHz
 
 
 async def _start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
@@ -52,6 +51,16 @@ async def _start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"{cmd[:4]} did not start")
 
 
+async def _ready(base: str) -> None:
+    """Wait until the service has loaded its aligner (its first alignment is slow)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(1200):
+            async with http.get(f"{base}/healthz") as resp:
+                if (await resp.json()).get("aligner_ready"):
+                    return
+            await asyncio.sleep(0.1)
+
+
 def _rss_peak_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -60,22 +69,23 @@ def _rss_peak_mb(pid: int) -> float:
 
 
 async def _one_call(http: aiohttp.ClientSession, base: str, api_key: str, seconds: float,
-                    query: str) -> dict:
+                    query: str, mic_ms: int) -> dict:
     async with http.post(f"{base}/register-call", headers={"Authorization": f"Bearer {api_key}"},
                          json={"agent_id": "bench", "audio_encoding": "s16le",
                                "sample_rate": 24000}) as resp:
         call = await resp.json()
     ws_url = f"{base.replace('http', 'ws', 1)}/audio-websocket/{call['call_id']}?{query}"
     out = {"call_id": call["call_id"], "frames": 0, "bytes": 0, "events": 0, "first": None,
-           "ok": False, "code": None}
+           "ok": False, "code": None, "closing_at": None}
+    frame = b"\x00\x00" * (24 * mic_ms)  # silence at 24 kHz
     t0 = time.monotonic()
     async with http.ws_connect(ws_url, max_msg_size=0) as ws:
         async def mic() -> None:
             n = 0
             while not ws.closed:
-                await ws.send_bytes(FRAME)
+                await ws.send_bytes(frame)
                 n += 1
-                await asyncio.sleep(max(0.0, t0 + n * 0.02 - time.monotonic()))
+                await asyncio.sleep(max(0.0, t0 + n * mic_ms / 1000 - time.monotonic()))
 
         sender = asyncio.create_task(mic())
         try:
@@ -94,25 +104,29 @@ async def _one_call(http: aiohttp.ClientSession, base: str, api_key: str, second
                 else:
                     break
             out["ok"] = not ws.closed
+            out["closing_at"] = time.monotonic() - t0
         finally:
             sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
         await ws.close()
         out["code"] = ws.close_code
     return out
 
 
-async def _phase(base: str, api_key: str, calls: int, seconds: float, query: str) -> list[dict]:
+async def _phase(base: str, api_key: str, calls: int, seconds: float, query: str,
+                 mic_ms: int = 100) -> list[dict]:
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn) as http:
-        return await asyncio.gather(*(_one_call(http, base, api_key, seconds, query)
+        return await asyncio.gather(*(_one_call(http, base, api_key, seconds, query, mic_ms)
                                       for _ in range(calls)))
 
 
-def _upstream_frames(recordings: Path, call_id: str) -> tuple[int, int]:
+def _upstream_frames(recordings: Path, call_id: str, before: float) -> int:
+    """Agent frames the proxy got from the upstream ``before`` s into the call (session clock:
+    0 = the front end's socket opened): all of them must have reached the front end."""
     cap = capture.read(recordings / call_id / "capture")
-    frames = [s.event for s in cap.events() if s.direction == "in"
-              and isinstance(s.event, AlignedAudio | AgentAudio)]
-    return len(frames), sum(len(e.audio) for e in frames)
+    return sum(1 for s in cap.events() if s.direction == "in" and s.t < before
+               and isinstance(s.event, AlignedAudio | AgentAudio))
 
 
 def _summary(results: list[dict]) -> str:
@@ -126,7 +140,9 @@ async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--lipsync-calls", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=6.0, help="length of each call")
+    ap.add_argument("--seconds", type=float, default=15.0, help="length of each call")
+    ap.add_argument("--mic-ms", type=int, default=100,
+                    help="mic audio per front-end frame, 20-250 ms (default 100)")
     args = ap.parse_args()
     py = sys.executable
     work = Path(tempfile.mkdtemp(prefix="service_load_"))
@@ -136,34 +152,33 @@ async def main() -> int:
         svc, svc_url = await _start([py, "-m", "aligner", "serve", "--port", "0", "--upstream",
                                      emu_url, "--api-key", "dev-key", "--recordings",
                                      str(work / "rec"), "--idle-timeout", "60"])
-        print(f"service_load: {args.calls} calls x {args.seconds:.0f} s, emulator {emu_url}, "
-              f"service {svc_url}", file=sys.stderr)
-        # warm both processes (espeak, aligner) so the first calls do not pay for loading
-        await _phase(svc_url, "dev-key", 2, 3.0, "enable_words=true&enable_visemes=true")
-        await asyncio.sleep(1.0)
+        print(f"service_load: {args.calls} calls x {args.seconds:.0f} s, mic frames of "
+              f"{args.mic_ms} ms, emulator {emu_url}, service {svc_url}", file=sys.stderr)
+        await _ready(svc_url)
+        await _phase(svc_url, "dev-key", 2, 3.0, "")  # warm the emulator's speech
         async with aiohttp.ClientSession() as http:
-            base_stats = await (await http.get(f"{svc_url}/stats")).json()
+            await http.post(f"{svc_url}/stats/reset")
 
-        baseline = await _phase(emu_url, "dev-key", args.calls, args.seconds, "")
+        baseline = await _phase(emu_url, "dev-key", args.calls, args.seconds, "", args.mic_ms)
         t0 = time.monotonic()
-        proxied = await _phase(svc_url, "dev-key", args.calls, args.seconds, "")
+        proxied = await _phase(svc_url, "dev-key", args.calls, args.seconds, "", args.mic_ms)
         wall = time.monotonic() - t0
         await asyncio.sleep(2.0)  # let the service close captures
         async with aiohttp.ClientSession() as http:
             stats = await (await http.get(f"{svc_url}/stats")).json()
         dropped = 0
-        for r in proxied:
-            n, nbytes = _upstream_frames(work / "rec", r["call_id"])
-            dropped += max(0, n - r["frames"])
+        for r in proxied:  # frames in flight when the front end hung up are not drops
+            dropped += max(0, _upstream_frames(work / "rec", r["call_id"],
+                                               r["closing_at"] - 0.2) - r["frames"])
         rss = _rss_peak_mb(svc.pid)
-        fresh = stats["latency_samples"] - base_stats["latency_samples"]
+        fresh = stats["latency_samples"]
         print(f"\n== plain relay: {args.calls} concurrent proxied calls ({wall:.1f} s) ==")
         print(f"proxied : {_summary(proxied)}")
         print(f"baseline: {_summary(baseline)}  (same calls straight to the emulator)")
         print(f"dropped frames         : {dropped}   (rate-limited mic frames: "
               f"{stats['frames_rate_limited']})")
         print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
-              f"(max {stats['max_ms']:.2f} ms, {fresh} frames; includes the warm-up calls)")
+              f"(max {stats['max_ms']:.2f} ms, {fresh} frames)")
         print(f"peak RSS of the service: {rss:.0f} MB")
         ok = (sum(r["ok"] for r in proxied) == args.calls and dropped == 0
               and stats["p99_ms"] <= 20.0 and rss < 1024)
@@ -174,18 +189,18 @@ async def main() -> int:
             svc.wait(30)
             svc, svc_url = await _start([py, "-m", "aligner", "serve", "--port", "0",
                                          "--upstream", emu_url, "--recordings",
-                                         str(work / "rec2"), "--align-threads", "2"])
-            await _phase(svc_url, "dev-key", 1, 3.0, "enable_words=true&enable_visemes=true")
-            await asyncio.sleep(1.0)
+                                         str(work / "rec2"), "--align-workers", "2"])
+            await _ready(svc_url)
             lip = await _phase(svc_url, "dev-key", args.lipsync_calls, args.seconds,
-                               "enable_words=true&enable_visemes=true")
+                               "enable_words=true&enable_visemes=true", args.mic_ms)
             async with aiohttp.ClientSession() as http:
                 stats = await (await http.get(f"{svc_url}/stats")).json()
             print(f"\n== lip-sync: {args.lipsync_calls} concurrent calls with word+viseme "
                   "events ==")
-            print(f"proxied : {_summary(lip)}, events {sum(r['events'] for r in lip)}")
+            print(f"proxied : {_summary(lip)}, events {sum(r['events'] for r in lip)}, "
+                  f"late chunks {stats['late_chunks']}")
             print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
-                  "(audio waits for its chunk's alignment; 2 align threads on a shared machine)")
+                  "(audio waits for its chunk's alignment; 2 align worker processes on a shared machine)")
             print(f"peak RSS of the service: {_rss_peak_mb(svc.pid):.0f} MB")
         print(json.dumps({"calls": args.calls, "completed": sum(r["ok"] for r in proxied),
                           "dropped": dropped, "rss_mb": round(rss)}), file=sys.stderr)

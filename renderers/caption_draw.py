@@ -62,6 +62,7 @@ class CaptionStyle:
     speakers: tuple[tuple[str, RGB], ...] = (("agent", (96, 208, 150)), ("user", (110, 170, 255)))
     names: tuple[tuple[str, str], ...] = (("agent", "Agent"), ("user", "User"))
     max_lines: int = 2
+    margin: float = 0.05  # bottom safe area, a fraction of the frame height
 
     def speaker_colour(self, speaker: str) -> RGB:
         return dict(self.speakers).get(speaker, (230, 230, 230))
@@ -91,19 +92,14 @@ def _is_rtl(text: str) -> bool:
 @functools.lru_cache(maxsize=1)
 def find_cjk_font() -> str | None:
     """The path of a CJK-capable font on this machine, or None (searched once, then cached)."""
-    wanted = {n.lower() for n in _CJK_NAMES}
+    rank = {n.lower(): i for i, n in enumerate(_CJK_NAMES)}
     best: tuple[int, str] | None = None
-    order = [n.lower() for n in _CJK_NAMES]
-    for root in _FONT_DIRS:
-        root = os.path.expanduser(root)
-        if not os.path.isdir(root):
-            continue
-        for dirpath, _dirs, files in os.walk(root):
+    for root in map(os.path.expanduser, _FONT_DIRS):
+        for dirpath, _dirs, files in os.walk(root):  # a missing folder yields nothing
             for f in files:
-                if f.lower() in wanted:
-                    rank = order.index(f.lower())
-                    if best is None or rank < best[0]:
-                        best = (rank, os.path.join(dirpath, f))
+                r = rank.get(f.lower())
+                if r is not None and (best is None or r < best[0]):
+                    best = (r, os.path.join(dirpath, f))
     return best[1] if best else None
 
 
@@ -132,7 +128,7 @@ def _has_raqm() -> bool:
 class CaptionPainter:
     """Draws caption bands (RGBA, transparent around the text) for a frame of ``width`` x ``height``.
 
-    The band sits in the bottom safe area (5 % margin); :attr:`band_height` is its height and
+    The band sits above the bottom safe area (``style.margin``, 5 % of the height); :attr:`band_height` is its height and
     :attr:`band_top` its top row in the frame.
     """
 
@@ -145,7 +141,7 @@ class CaptionPainter:
         self.shadow = max(1, round(self.size / 14))
         self.line_height = round(self.size * 1.3)
         self.tag_height = round(self.size * 0.9)
-        self.margin = max(4, round(height * 0.05))
+        self.margin = max(4, round(height * style.margin))
         self.band_height = self.tag_height + style.max_lines * self.line_height + self.outline * 2 + self.shadow
         self.band_top = height - self.margin - self.band_height
         self.side = max(8, round(width * 0.05))

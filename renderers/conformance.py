@@ -121,7 +121,8 @@ def _check_source(c: Cue, tag: str, timeline: Timeline, rules: CaptionRules,
             if w.start > clear + _EPS:
                 out["unheard"].append(f"{tag}: {w.text!r} was never heard")
     if c.interrupted:
-        if abs(c.end - u.end) > _EPS:
+        silence = abs(c.end - c.start - rules.max_duration) <= _EPS and c.end < u.end
+        if abs(c.end - u.end) > _EPS and not silence:  # a clear long after the last word
             out["interruption"].append(f"{tag}: ends {c.end:.3f}s, not at the clear {u.end:.3f}s")
         if not c.lines or not c.lines[-1].endswith(mark):
             out["interruption"].append(f"{tag}: no {mark!r} at the cut")

@@ -38,6 +38,11 @@ _WORDLESS = re.compile(r"^\W+$")
 _TRAILING_PUNCT = re.compile(r"[\s,;:.!?…\-–—、，；：。！？]+$")
 _CONJUNCTIONS = frozenset({"and", "but", "or", "so", "because", "which", "who", "that", "when",
                            "while", "if", "although", "though", "then"})
+# words a line should not end on: they belong with what follows (articles, prepositions...)
+_STICKY = frozenset({"a", "an", "the", "of", "to", "for", "at", "in", "on", "by", "with", "from",
+                     "my", "your", "our", "their", "his", "her", "its", "this", "that", "these",
+                     "those", "mr.", "mrs.", "ms.", "dr.", "i", "i'm", "we", "you", "is", "are",
+                     "was", "be", "not", "no"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +206,8 @@ def _units(u: Utterance, rules: CaptionRules) -> list[_Unit]:
             a, b = tokens[ti]
             partial = any(not w.played and a <= w.char_start < b for w in u.words)
             label = text[a:ws[-1].char_end] if partial else text[a:b]
-            # punctuation-only tokens between two heard tokens ride along with the earlier one
+            # tokens without a timed word between two heard ones (punctuation, a word the
+            # aligner skipped) ride along with the earlier one: no text is lost
             between = [text[x:y] for x, y in tokens[prev_ti + 1:ti]] if prev_ti >= 0 else []
             if between and units:
                 units[-1].text += " " + " ".join(between)
@@ -245,10 +251,13 @@ def _break_cost(units: list[_Unit], k: int, rules: CaptionRules) -> float:
     if _SENTENCE_END.search(text):
         return 0.0
     cost = 4.0
+    following = units[k + 1].text
     if _CLAUSE_END.search(text):
         cost = 1.0
-    elif units[k + 1].text.lower().strip("\"'“‘(") in _CONJUNCTIONS:
+    elif following.lower().strip("\"'“‘(") in _CONJUNCTIONS:
         cost = 2.0
+    elif text.lower() in _STICKY or (text[:1].isupper() and following[:1].isupper()):
+        cost = 5.5  # keeps "the | house" and "Riverside | Bistro" together
     if units[k + 1].start - units[k].end >= rules.pause:
         cost = min(cost, 1.0)
     return cost
@@ -281,15 +290,21 @@ def _layout(units: list[_Unit], brk: list[float], last_end: list[int], prefix: l
     total = span(0, n)
     found: list[tuple[float, list[int]]] = []
     for count in range(2, rules.max_lines + 1):
+        if total > count * (width + 1) - 1:
+            continue  # cannot fit in this many lines
         ideal = total / count  # balanced lines read best
         # layer[b]: (cost, cuts) laying out units 0..b-1 in the lines so far
         layer: dict[int, tuple[float, list[int]]] = {0: (0.0, [])}
-        for _ in range(count):
+        for row in range(count):
             nxt: dict[int, tuple[float, list[int]]] = {}
             for a, (cost, cuts) in layer.items():
-                for b in range(a + 1, n + 1):
+                # the lines left after this one must be able to hold the rest
+                rest = (count - row - 1) * (width + 1)
+                for b in range(a + 1, n + 1) if row < count - 1 else (n,):
                     if span(a, b) > width:
                         break
+                    if total - span(0, b) - 1 > rest:
+                        continue
                     c = (cost + (brk[i + a - 1] if a else 0.0)
                          + _dangling(brk, last_end, i + a, i + b)
                          + 3.0 * abs(span(a, b) - ideal) / width)
@@ -321,7 +336,8 @@ def _cut_utterance(index: int, speaker: str, units: list[_Unit], cut: bool, clea
         for i in range(j - 1, -1, -1):
             if best[i] is None:
                 continue
-            if j - i > 1 and units[j - 1].end - units[i].start > rules.max_duration:
+            if j - i > 1 and _speech_end(units, i, j, n, cut, clear, rules) \
+                    - units[i].start > rules.max_duration:
                 break
             laid = _layout(units, brk, last_end, prefix, i, j, rules)
             if laid is None:
@@ -334,7 +350,8 @@ def _cut_utterance(index: int, speaker: str, units: list[_Unit], cut: bool, clea
             if j < n:
                 room = units[j].start - rules.min_gap
             else:
-                room = clear if cut else min(horizon - rules.min_gap, math.inf)
+                room = _speech_end(units, i, j, n, cut, clear, rules) if cut else \
+                    horizon - rules.min_gap
             shown = min(room, units[i].start + rules.max_duration) - units[i].start
             shown = max(shown, units[j - 1].end - units[i].start, 1e-3)
             chars = sum(len(x.text) for x in units[i:j]) + (j - i) - len(laid[1])
@@ -342,7 +359,7 @@ def _cut_utterance(index: int, speaker: str, units: list[_Unit], cut: bool, clea
             if shown < rules.min_duration:
                 cost += 10.0 + 10.0 * (rules.min_duration - shown) / rules.min_duration
             if chars / shown > rules.max_cps:
-                cost += 10.0 + 20.0 * (chars / shown / rules.max_cps - 1.0)
+                cost += 10.0 + min(20.0, 20.0 * (chars / shown / rules.max_cps - 1.0))
             if j - i == 1 and n > 1:
                 cost += 3.0  # one-word orphan cue
             if best[j] is None or cost < best[j][0]:
@@ -354,12 +371,21 @@ def _cut_utterance(index: int, speaker: str, units: list[_Unit], cut: bool, clea
         assert entry is not None
         _, i, lines = entry
         last = j == n
-        natural = clear if (last and cut) else units[j - 1].end
+        natural = _speech_end(units, i, j, n, cut, clear, rules)
         drafts.append(_Draft(speaker, units[i:j], lines, units[i].start, natural, natural,
                              last and cut, index))
         j = i
     drafts.reverse()
     return drafts
+
+
+def _speech_end(units: list[_Unit], i: int, j: int, n: int, cut: bool, clear: float,
+                rules: CaptionRules) -> float:
+    """When the cue of units[i:j] stops being spoken: the clear for the cut one (unless a long
+    silence came before the clear: then max_duration after it starts), else its last word."""
+    if j == n and cut:
+        return min(clear, max(units[j - 1].end, units[i].start + rules.max_duration))
+    return units[j - 1].end
 
 
 # --- timing: minimum duration, reading speed, gaps ----------------------------------------------
@@ -383,7 +409,8 @@ def _time(drafts: list[_Draft], rules: CaptionRules) -> None:
                     nxt.start = d.end + gap
         d.end = max(d.end, d.start + 1e-3)
         if nxt is not None and nxt.start < d.end + gap:  # e.g. speech starting at a clear
-            nxt.start = d.end + gap
+            # a cue cut by a clear still ends there: the gap gives way if speech is that short
+            nxt.start = min(d.end + gap, nxt.natural_end - 1e-3) if nxt.fixed_end else d.end + gap
         need = max(rules.min_duration, chars / rules.max_cps)
         if d.end - d.start < need:  # too short or too fast to read: appear a little early
             prev = _prev_blocking(drafts, k, rules)

@@ -13,6 +13,11 @@ IMSC1 profile. Our cues are never zero-length and every file is UTF-8 without a 
 >>> print(VTTKaraoke().render_string(Timeline(utterances=(u,))).rstrip())
 WEBVTT
 <BLANKLINE>
+STYLE
+::cue(:future) {
+  color: #a0a0a0;
+}
+<BLANKLINE>
 1
 00:00:00.000 --> 00:00:00.900
 <v Agent>Hi <00:00:00.300>there.
@@ -191,6 +196,10 @@ class VTTKaraoke(VTT):
     extensions = (".karaoke.vtt",)
     description = "WebVTT with inline word timestamps for word-by-word highlighting"
     karaoke = True
+
+    def header(self) -> str:
+        # words not yet spoken are dimmed by players that support the :future pseudo-class
+        return "WEBVTT\n\nSTYLE\n::cue(:future) {\n  color: #a0a0a0;\n}\n\n"
 
 
 # --- ASS -------------------------------------------------------------------------------------

@@ -142,7 +142,11 @@ class VideoRenderer(Renderer):
             vs = out.add_stream("libx264", rate=self.fps)
             vs.width, vs.height, vs.pix_fmt = self.width, self.height, "yuv420p"
             vs.codec_context.thread_count = 0  # x264 picks its thread count
+            cc = vs.codec_context  # BT.709, limited range: what _to_yuv produces
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
             vs.options = {"preset": self.preset, "crf": str(self.crf)}
+            if self.options.get("x264_params"):
+                vs.options = {**vs.options, "x264-params": str(self.options["x264_params"])}
             aus = out.add_stream("aac", rate=mix.rate, layout="stereo" if self.stereo else "mono")
             aus.bit_rate = 96000 if self.stereo else 64000
             tb = Fraction(1, self.fps)
@@ -194,13 +198,14 @@ class _Scene:
 
     def __init__(self, r: VideoRenderer, timeline: Timeline) -> None:
         self.w, self.h = r.width, r.height
-        self.timeline = timeline
         opts = r.options
-        self.style = CaptionStyle(font=opts.get("font"), max_lines=int(r.rules.get("max_lines", 2)))
+        portrait = self.h > self.w
+        # vertical videos keep captions clear of the controls phone apps lay over the bottom
+        self.style = CaptionStyle(font=opts.get("font"), max_lines=int(r.rules.get("max_lines", 2)),
+                                  margin=0.12 if portrait else 0.05)
         self.painter = CaptionPainter(self.w, self.h, self.style)
         self.background = _background(opts.get("background"), (self.w, self.h))
         mouths = opts.get("mouths")
-        portrait = self.h > self.w
         face = _even(round((self.w if portrait else self.h) * (0.5 if portrait else 0.56)))
         self.avatar = Avatar(face, mouths=load_mouth_set(mouths) if mouths else None)
         fy = self.h * (0.2 if portrait else 0.07)
@@ -222,7 +227,7 @@ class _Scene:
         self.redraws = 0
         self._patches: dict[tuple, tuple[np.ndarray, ...]] = {}
         self._base_yuv = _to_yuv(np.asarray(self.background))
-        self._last_caption: tuple | None = None
+        self._band_cue = -1  # the caption whose band patches are cached
 
     # state = (caption index, words started, word sounding, mouth shape, agent on, user on)
     def state_until(self, t: float) -> tuple[tuple, float]:
@@ -277,9 +282,9 @@ class _Scene:
                   lambda: self.avatar.patch(shape, agent))
         self._put(buf, ("chip", user), self.chip_xy, lambda: _chip(self.chip_size, user, self.style))
         if ci >= 0:
-            if self._last_caption != (ci,):  # caption patches live as long as their cue
+            if self._band_cue != ci:  # caption patches live as long as their cue
                 self._patches = {k: v for k, v in self._patches.items() if k[0] != "band"}
-                self._last_caption = (ci,)
+                self._band_cue = ci
             c = self.captions[ci]
             words = tuple((w.line, w.offset, w.offset + w.length) for w in c.words)
             self._put(buf, ("band", ci, done, active), self.band_xy,
@@ -311,7 +316,7 @@ def _to_yuv(rgb: np.ndarray) -> np.ndarray:
     import av
 
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return frame.reformat(format="yuv420p").to_ndarray()
+    return frame.reformat(format="yuv420p", dst_colorspace="ITU709").to_ndarray()
 
 
 def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -380,7 +385,9 @@ def _captions(timeline: Timeline, opts: dict, painter: CaptionPainter) -> list[_
             rules = CaptionRules(**fields)
         except ValueError as exc:
             raise RendererError(f"caption options: {exc}") from exc
-    out = [_Caption(c.start, c.end, c.speaker, c.lines,
+    # A burned-in caption is never late for its first word: the subtitle gap rule may start a cue
+    # a few frames after its speech; here the cue shows from that word's start at the latest.
+    out = [_Caption(min([c.start] + [w.start for w in c.words[:1]]), c.end, c.speaker, c.lines,
                     tuple(_CapWord(w.start, w.end, w.line, w.offset, len(w.text)) for w in c.words))
            for c in segment(timeline, rules)]
     out.sort(key=lambda c: c.start)

@@ -160,12 +160,13 @@ class RhubarbJson(_VisemeRenderer):
         track = timeline.track(self._speaker())
         sound = self.options.get("sound_file", (track.path if track and track.path else ""))
         cues = _rhubarb_cues(self._cues(timeline))
-        doc = {
-            "metadata": {"soundFile": str(sound),
-                         "duration": round(cues[-1][1] if cues else timeline.duration, 2)},
-            "mouthCues": [{"start": s, "end": e, "value": v} for s, e, v in cues],
-        }
-        fp.write(json.dumps(doc, indent=2).encode("utf-8"))
+        duration = cues[-1][1] if cues else timeline.duration
+        # the layout Rhubarb itself writes: one cue per line, two decimals
+        rows = ",\n".join(f'    {{ "start": {s:.2f}, "end": {e:.2f}, "value": {json.dumps(v)} }}'
+                          for s, e, v in cues)
+        text = ('{\n  "metadata": {\n    "soundFile": ' + json.dumps(str(sound)) + ',\n'
+                f'    "duration": {duration:.2f}\n  }},\n  "mouthCues": [\n{rows}\n  ]\n}}\n')
+        fp.write(text.encode("utf-8"))
 
 
 class RhubarbTsv(_VisemeRenderer):

@@ -47,11 +47,15 @@ async def get_call(session: aiohttp.ClientSession, emu, call_id: str) -> dict:
         return await r.json()
 
 
-async def wait_ended(session, emu, call_id: str, timeout: float = 10.0) -> dict:
+async def wait_ended(session, emu, call_id: str, timeout: float = 10.0, turns: int = 0) -> dict:
+    """get-call once the call is over (and its transcript has ``turns`` turns: recognition of
+    the last user turn may finish after the hang-up)."""
     deadline = time.monotonic() + timeout
     while True:
         call = await get_call(session, emu, call_id)
-        if call["call_status"] in ("ended", "error") or time.monotonic() > deadline:
+        done = call["call_status"] in ("ended", "error")
+        if (done and len(call.get("transcript_object", ())) >= turns) \
+                or time.monotonic() > deadline:
             return call
         await asyncio.sleep(0.05)
 

@@ -51,9 +51,11 @@ class Service:
 
 
 @contextlib.asynccontextmanager
-async def running_service(tmp_path: Path, **options: Any):
-    """Start the service (embedded emulator unless ``upstream=``) and yield a :class:`Service`."""
+async def running_service(tmp_path: Path, *, lipsync: bool = False, **options: Any):
+    """Start the service (embedded emulator unless ``upstream=``) and yield a :class:`Service`;
+    with ``lipsync=True`` once its aligner worker is loaded (so no test times a cold start)."""
     options.setdefault("emulator", {"send_speed": 4.0})
+    options.setdefault("align_workers", 1)
     config = ServiceConfig(recordings=tmp_path / "recordings", **options)
     runner = web.AppRunner(create_app(config), shutdown_timeout=5.0)
     await runner.setup()
@@ -61,6 +63,12 @@ async def running_service(tmp_path: Path, **options: Any):
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     async with aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600 if lipsync else 0):  # loading the aligner is not part of a test
+            async with http.get(f"{base}/healthz") as resp:
+                if (await resp.json())["aligner_ready"]:
+                    break
+            await asyncio.sleep(0.1)
         try:
             yield Service(runner, f"http://127.0.0.1:{port}", config, http)
         finally:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from aligner import align
 from aligner.cli import main
 from aligner.errors import AlignmentError
+from aligner.pronounce import espeak_to_arpabet
 from aligner.speech import synthesize
 from aligner.text import tokenize
 
@@ -54,13 +55,45 @@ def test_word_boundaries_match_espeak_within_20ms_mostly(voice, rate):
     assert np.mean(err) < np.mean(np.abs(uniform[:-1] - [g.start for g in s.words]))
 
 
-def test_fallback_is_coarser_but_keeps_every_invariant():
-    s = synthesize(SENTENCE)
+def test_phone_onsets_follow_the_speech():
+    s = synthesize(SENTENCE, "en+m3", 160)
+    onsets = [p.start for p in s.phones if p.word_index >= 0 and espeak_to_arpabet(p.phone)]
+
+    def distances(result):
+        starts = np.array([p.start for p in result.phones if p.phone != "sil"])
+        return np.array([np.min(np.abs(starts - t)) for t in onsets])
+
+    ours = distances(align(s.samples, s.sample_rate, SENTENCE))
+    fallback = distances(align(s.samples, s.sample_rate, SENTENCE, backend="fallback"))
+    assert np.mean(ours <= 0.02) >= 0.85
+    assert np.median(ours) < np.median(fallback) < 0.03
+
+
+def test_fallback_without_espeak_beats_the_uniform_baseline_and_keeps_invariants():
+    s = synthesize(SENTENCE, "en+m3", 160)
     result = align(s.samples, s.sample_rate, SENTENCE, backend="fallback")
     _check_invariants(result, SENTENCE, s.duration)
     assert result.backend == "fallback"
-    # The first word starts with the speech and the pause after "there," is between words.
+    err = _boundary_errors(result, s)
+    n = len(SENTENCE)
+    uniform = np.array([abs(a - b) for t, g in zip(tokenize(SENTENCE), s.words, strict=True)
+                        for a, b in ((t.char_start / n * s.duration, g.start),
+                                     (t.char_end / n * s.duration, g.end))])
+    assert np.median(err) < np.median(uniform) / 2
+    # The first word starts with the speech; the pause after "there," lies between words.
     assert abs(result.words[0].start - s.words[0].start) < 0.03
+    there, how = result.words[1], result.words[2]
+    assert there.end <= s.words[1].end + 0.05 and how.start >= s.words[2].start - 0.05
+
+
+def test_long_clip_is_warped_coarse_to_fine():
+    text = " ".join([SENTENCE, "Thank you for calling, and have a wonderful afternoon."] * 4)
+    s = synthesize(text, "en-us", 150)
+    assert s.duration > 31  # above the coarse-to-fine threshold
+    result = align(s.samples, s.sample_rate, text)
+    _check_invariants(result, text, s.duration)
+    starts = np.array([w.start for w in result.words]) - [g.start for g in s.words]
+    assert np.median(np.abs(starts)) < 0.02 and np.mean(np.abs(starts) <= 0.05) > 0.9
 
 
 def test_any_sample_rate_gives_the_same_times():

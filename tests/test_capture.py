@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aligner import capture
 from aligner.errors import CaptureError
@@ -155,3 +157,20 @@ def test_ctrl_c_ends_the_recording_cleanly_with_the_capture_closed(tmp_path):
     assert cap.close is not None and cap.close.by == "client" and cap.skipped == 0
     assert cap.info["frames"] == len(cap)  # the header was finalised
     assert any(isinstance(s.event, AlignedAudio) for s in cap.events())
+
+
+_frame = st.tuples(st.sampled_from(["in", "out"]), st.text() | st.binary(max_size=64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_frame, max_size=30))
+def test_any_frames_round_trip_through_a_capture(frames):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        timed = [(round(i * 0.013, 6), direction, payload)
+                 for i, (direction, payload) in enumerate(frames)]
+        _write(Path(d) / "cap", timed, close=False)
+        cap = capture.read(Path(d) / "cap")
+        assert [(f.t, f.direction, f.payload) for f in cap.frames()] == timed
+        assert len(list(cap.events())) == len(timed) and cap.skipped == 0

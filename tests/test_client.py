@@ -155,3 +155,38 @@ async def test_cli_prints_the_servers_close_reason_and_exits_non_zero(tmp_path):
     last = err.decode().strip().splitlines()[-1]
     assert "1008" in last and "error_no_audio_received" in last and "Traceback" not in err.decode()
     assert capture.read(tmp_path / "cap").close.reason == "error_no_audio_received"
+
+
+async def test_twilio_form_streams_media_and_records_the_servers_media_and_clear(tmp_path):
+    from aligner.events import TwilioClear, TwilioConnected, TwilioMedia, TwilioStart
+    from aligner.protocol import decode_twilio, encode_twilio
+
+    seen = []
+
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            ev = decode_twilio(msg.data)
+            seen.append(ev)
+            if isinstance(ev, TwilioStart):
+                sid = ev.stream_sid
+                await ws.send_str(encode_twilio(TwilioMedia(b"\xff" * 160, sid, "outbound")))
+                await ws.send_str(encode_twilio(TwilioClear(sid)))
+        return ws
+
+    runner, base = await _serve(handler)
+    try:
+        result = await record(audio_websocket_url(base, "tw"), SilenceSource(0.2), tmp_path / "cap",
+                              protocol="twilio", encoding="mulaw", sample_rate=8000, linger=0.1)
+    finally:
+        await runner.cleanup()
+    assert isinstance(seen[0], TwilioConnected) and isinstance(seen[1], TwilioStart)
+    media = [e for e in seen if isinstance(e, TwilioMedia)]
+    assert len(media) == 10 and all(len(m.payload) == 160 for m in media)  # 0.2 s in 20 ms
+    assert {m.stream_sid for m in media} == {seen[1].stream_sid}
+    assert result.malformed == 0
+    cap = capture.read(tmp_path / "cap")
+    assert cap.protocol == "twilio"
+    got = [type(s.event) for s in cap.events() if s.direction == "in"]
+    assert got == [TwilioMedia, TwilioClear]

@@ -102,6 +102,8 @@ def test_render_all_and_bad_inputs(tmp_path):
     names = {p.name for p in out.iterdir()}
     assert {"call.srt", "call.vtt", "call.karaoke.vtt", "call.ass", "call.ttml", "call.TextGrid",
             "call.words.json"} <= names
+    again = _aligner("render", str(tmp_path), "--to", "vtt", "--out", str(tmp_path / "o2"))
+    assert again.returncode == 0 and (tmp_path / "o2" / "call.vtt").exists()  # folder source
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     for args in (["render", str(bad), "--to", "srt"], ["render", str(tmp_path / "nope"), "--to",

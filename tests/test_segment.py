@@ -6,6 +6,8 @@ import functools
 
 import pytest
 from caption_helpers import conversation, spoken
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aligner.timeline import Timeline, Utterance, Word
 from renderers.conformance import RULES, check
@@ -183,3 +185,51 @@ def test_unicode_text(text):
     cues = segment(tl)
     assert "".join("".join(c.lines) for c in cues).replace(" ", "") == text.replace(" ", "")
     assert all(len(line) <= 42 for c in cues for line in c.lines)
+
+
+def test_speech_starting_at_the_clear_keeps_the_gap():
+    cut = spoken("agent", "Of course. We have a table by the window at seven.", 0.0, cut=1.6)
+    user = spoken("user", "That window table, please.", cut.end)  # starts right at the clear
+    tl = _one(cut, user)
+    a, b = segment(tl)
+    assert a.interrupted and a.end == pytest.approx(cut.end, abs=1e-6)
+    assert b.start - a.end >= 2 / 24 - 1e-6
+    assert check((a, b), timeline=tl)["gap"] == []
+
+
+_token = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Z")),
+                 min_size=1, max_size=60)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tokens=st.lists(st.tuples(_token, st.floats(0.0, 1.5), st.floats(0.0, 1.0)), max_size=40),
+       cut=st.one_of(st.none(), st.integers(0, 40)), speaker=st.sampled_from(["agent", "user"]))
+def test_any_text_and_timing_keeps_the_hard_rules(tokens, cut, speaker):
+    text = " ".join(t for t, _, _ in tokens)
+    words, pos, t = [], 0, 0.0
+    for i, (tok, pause, dur) in enumerate(tokens):
+        t += pause
+        heard = cut is None or i < cut
+        words.append(Word(tok, t if heard else t, t + dur if heard else t, pos, pos + len(tok),
+                          heard))
+        t += dur
+        pos += len(tok) + 1
+    end = words[cut].start if cut is not None and cut < len(words) else t
+    u = Utterance(speaker, 0.0, end, text, interrupted=cut is not None and cut < len(words),
+                  words=tuple(words))
+    tl = _one(u)
+    cues = segment(tl)
+    report = check(cues, timeline=tl)
+    for rule in ("line_length", "lines", "max_duration", "gap", "speaker", "unheard",
+                 "interruption"):
+        assert report[rule] == [], (rule, report[rule])
+    assert all(c.end > c.start for c in cues)
+    shown = "".join("".join(c.lines) for c in cues).replace(" ", "")
+    heard = list(u.heard_words)
+    if u.interrupted and heard:
+        heard = heard[:-1]  # its trailing punctuation gives way to the em dash
+    at = 0
+    for w in heard:  # every heard word is shown, whole and in order
+        found = shown.find(w.word, at)
+        assert found >= 0, (w.word, shown)
+        at = found + len(w.word)

@@ -17,7 +17,7 @@ from aligner.service.recordings import RecordingStore, valid_call_id
 
 
 async def test_observer_needs_its_calls_token_and_sees_only_its_call(tmp_path):
-    async with running_service(tmp_path) as svc:
+    async with running_service(tmp_path, lipsync=True) as svc:
         a, b = await svc.register(), await svc.register()
         assert a["observer_token"] != b["observer_token"]
         live = f"{svc.base}/live/{a['call_id']}"
@@ -145,7 +145,7 @@ def test_unsafe_call_ids_are_refused(tmp_path, call_id):
     assert store.info(call_id) is None and store.files(call_id) == []
 
 
-def test_store_lists_only_plain_files_by_exact_name(tmp_path):
+async def test_store_lists_only_plain_files_by_exact_name(tmp_path):
     store = RecordingStore(tmp_path / "rec")
     folder = store.begin("call_1", {"sample_rate": 24000})
     (folder / "call.vtt").write_text("WEBVTT\n")
@@ -153,7 +153,7 @@ def test_store_lists_only_plain_files_by_exact_name(tmp_path):
     (folder / "sub").mkdir()
     os.symlink(tmp_path, folder / "escape")
     assert store.files("call_1") == ["call.json", "call.vtt"]
-    store.finish("call_1", {"close_code": 1000})
+    await store.finish("call_1", {"close_code": 1000})
     info = store.info("call_1")
     assert info["state"] == "done" and info["close_code"] == 1000
     assert json.loads((folder / "call.json").read_text())["sample_rate"] == 24000

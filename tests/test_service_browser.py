@@ -44,7 +44,7 @@ def _args(wav: Path) -> list[str]:
 
 async def test_demo_page_lip_syncs_in_chromium(tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
-    async with running_service(tmp_path, emulator={"send_speed": 2.0}) as svc, \
+    async with running_service(tmp_path, lipsync=True, emulator={"send_speed": 2.0}) as svc, \
             async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                            args=_args(_mic_wav(tmp_path / "mic.wav")))

@@ -61,7 +61,7 @@ async def test_binary_front_end_gets_the_upstream_audio_bytes_and_pong(tmp_path)
 
 async def test_word_and_viseme_events_come_before_their_audio(tmp_path):
     # a generous budget: the audio always waits for its alignment (the strict guarantee)
-    async with running_service(tmp_path, limits=Limits(align_budget=30.0)) as svc:
+    async with running_service(tmp_path, lipsync=True, limits=Limits(align_budget=30.0)) as svc:
         call = await svc.register()
         url = (f"{svc.ws_base}/audio-websocket/{call['call_id']}"
                "?enable_words=true&enable_visemes=true")
@@ -95,7 +95,7 @@ async def test_word_and_viseme_events_come_before_their_audio(tmp_path):
 
 async def test_clear_overtakes_queued_audio_and_offsets_continue(tmp_path):
     """A real barge-in: the user talks over the greeting, the emulator sends clear."""
-    async with running_service(tmp_path, emulator={"send_speed": 1.5},
+    async with running_service(tmp_path, lipsync=True, emulator={"send_speed": 1.5},
                                limits=Limits(align_budget=30.0)) as svc:
         call = await svc.register()
         url = (f"{svc.ws_base}/audio-websocket/{call['call_id']}"

@@ -315,6 +315,15 @@ def test_user_speech_found_over_mic_noise(user, noise_db):
     assert end == pytest.approx(1.0 + user.words[-1].end, abs=0.25)
 
 
+def test_untranscribed_user_speech_holds_final_until_for_a_while_only(user):
+    session = Session(SR, align=False)
+    session.receive(Stamped(0.0, "in", Update((TranscriptTurn("agent", "Hi."),))))
+    t = send_mic(session, user.pcm, 1.0, 2.0 + len(user.pcm) / SR)
+    assert session.final_until == pytest.approx(1.0 + user.words[0].start, abs=0.05)
+    session.advance(t + 6.0)  # no update ever covered it: a cough, noise, the agent's echo
+    assert session.final_until == t + 6.0
+
+
 def test_user_utterance_uses_update_words():
     session = Session(SR)
     words = (TranscriptWord("Five", 2.0, 2.3), TranscriptWord("people,", 2.35, 2.8),
@@ -478,6 +487,16 @@ def test_build_timeline_from_capture_matches_live_session(tmp_path, agent, user)
     assert [u.speaker for u in tl.utterances] == ["agent", "user"]
     assert tl.utterances[0].interrupted and 0 < len(tl.utterances[0].heard_words) < 17
     assert seen[-1] == (4.0, 4.0)
+
+
+def test_torn_capture_still_gives_a_timeline(tmp_path, agent, user):
+    write_capture(tmp_path / "cap", agent, user)
+    with open(tmp_path / "cap" / "events.jsonl", "ab") as f:
+        f.write(b'{"t": 4.5, "d": "in", "te')  # a recorder killed mid-line
+    tl = build_timeline(tmp_path / "cap", align=False)
+    assert dict(tl.metadata)["capture_skipped_lines"] == 1
+    assert [u.speaker for u in tl.utterances] == ["agent", "user"]
+    assert tl.events[-1].kind == "close"
 
 
 def test_timeline_json_round_trip(tmp_path, agent, user):

@@ -12,6 +12,8 @@ import pysubs2
 import pytest
 import webvtt
 from caption_helpers import conversation, spoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from praatio import textgrid
 
 import renderers
@@ -277,3 +279,30 @@ def test_cut_sentence_in_every_format():
         text = cls().render_string(tl)
         assert "—" in text, name
         assert "now" not in text and "status" not in text, name
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Z")),
+                min_size=1, max_size=20)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tokens=st.lists(_text, min_size=1, max_size=25), at=st.floats(0.0, 20000.0))
+def test_any_text_renders_to_files_that_parse_back(tokens, at):
+    text = " ".join(tokens)
+    words, pos = [], 0
+    for i, tok in enumerate(tokens):
+        words.append(Word(tok, at + 0.3 * i, at + 0.3 * i + 0.25, pos, pos + len(tok)))
+        pos += len(tok) + 1
+    tl = Timeline(utterances=(Utterance("agent", at, at + 0.3 * len(tokens), text,
+                                        words=tuple(words)),))
+    n = len(segment(tl))
+    for name, cls in SUBTITLE_FORMATS.items():
+        body = cls().render_string(tl)
+        fmt = {"vtt-karaoke": "vtt"}.get(name, name)
+        if fmt == "vtt":
+            body = "\n".join(x if "-->" in x else re.sub(r"<\d+:\d\d:\d\d\.\d{3}>", "", x)
+                             for x in body.split("\n"))
+        assert len(pysubs2.SSAFile.from_string(body, format_=fmt)) == n, name
+    doc = json.loads(WordsJSON().render_string(tl))
+    assert [w["start"] for s in doc["segments"] for w in s["words"]] == \
+        [round(w.start, 3) for w in words]

@@ -249,3 +249,24 @@ def test_render_to_file_object_and_progress(tmp_path: Path) -> None:
     with av.open(str(tmp_path / "x.mp4")) as c:
         assert c.streams.video[0].width == 640
     assert seen and seen[-1][0] == pytest.approx(seen[-1][1]) and seen == sorted(seen)
+
+
+def test_progress_bar_on_stderr(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    tl = call([("agent", "Yes.", None)])
+    VideoRenderer(size="320x180", progress=True).render(tl, tmp_path)
+    err = capfd.readouterr().err
+    assert "mp4 [" in err and "100%" in err and err.endswith("\n")
+
+
+def test_font_option_is_used() -> None:
+    text = "Fonts matter"
+    words = (Word("Fonts", 0.1, 0.5, 0, 5), Word("matter", 0.5, 0.9, 6, 12))
+    tl = Timeline(utterances=(Utterance("agent", 0.1, 0.9, text, words=words),), duration=1.0)
+    from renderers.caption_draw import FONT_DIR
+
+    bold = np.asarray(VideoRenderer(size="640x360").frame_image(tl, 0.3)).astype(np.int16)
+    regular = np.asarray(VideoRenderer(size="640x360", font=str(FONT_DIR / "DejaVuSans.ttf"))
+                         .frame_image(tl, 0.3)).astype(np.int16)
+    assert _diff(_band(bold), _band(regular)) > 0.5
+    with pytest.raises(RendererError, match="cannot load font"):
+        VideoRenderer(size="640x360", font="/nonexistent.ttf").frame_image(tl, 0.3)

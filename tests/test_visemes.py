@@ -242,12 +242,14 @@ def test_live_stream_clear_relaxes_and_flags():
     _samples, _rate, phones = _spoken(TEXT)
     first = s.feed(phones[:12], phones[11].end)
     assert first and first[0].start == 0.0
-    t = phones[9].end
+    t = phones[9].end  # the user barges in while cues already sent run ahead of the audio
+    assert first[-1].end > t
     cleared = s.clear(t)
-    assert cleared[-1].viseme == "X" and cleared[-1].clear and cleared[-1].start == pytest.approx(
-        max(t, first[-1].end))
+    assert cleared[-1].viseme == "X" and cleared[-1].clear
+    assert cleared[-1].start == pytest.approx(t)  # exactly at the clear: players drop the rest
     after = s.feed([Phone("M", 3.0, 3.1), Phone("AA", 3.1, 3.3)], 3.3) + s.finish(3.6)
-    assert [c.viseme for c in after][-3:] == ["A", "D", "X"]
+    assert [c.viseme for c in after] == ["A", "D", "X"]
+    assert after[0].start == pytest.approx(3.0 - Motion().lead)
 
 
 def test_polly_live_and_batch():
@@ -365,7 +367,10 @@ def test_estimate_phones_from_audio_alone():
     assert speech[0].start == pytest.approx(t_speech[0].start, abs=0.15)
     assert speech[-1].end == pytest.approx(t_speech[-1].end, abs=0.15)
     assert all(b.start >= a.start for a, b in zip(est, est[1:], strict=False))
-    assert estimate_phones(np.zeros(16000, np.int16), 16000)[0].phone == "sil"
+    for method in ("model", "pocketsphinx"):
+        assert {p.phone for p in estimate_phones(np.zeros(16000, np.int16), 16000, method)} \
+            == {"sil"}
+    assert len({p.phone for p in estimate_phones(samples, rate, "pocketsphinx")}) > 5
 
 
 def _agreement(truth, phones, vset="rhubarb", lead=0.06):

@@ -8,6 +8,7 @@ HELP = "render a capture or timeline.json with one or more renderers (srt, vtt, 
 EXAMPLES = """examples:
   aligner render out/timeline.json --to srt,vtt --out out
   aligner render out/capture --to all --out subs            # a capture: builds its timeline first
+  aligner render out --to vtt-karaoke --out out             # a folder holding timeline.json
   aligner render call.json --to srt --option max_cps=17 --option max_chars_per_line=37
   aligner renderers                                         # what --to accepts
 
@@ -17,7 +18,8 @@ fields: max_chars_per_line, max_lines, min_duration, max_duration, max_cps, min_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="a timeline.json file or a capture directory")
+    parser.add_argument("source", help="a timeline.json file, a folder holding one, or a capture "
+                                       "directory")
     parser.add_argument("--to", required=True, metavar="NAME[,NAME...]",
                         help="renderer names, comma separated, or 'all' (see: aligner renderers)")
     parser.add_argument("--out", default="out", metavar="DIR", help="output folder (default out)")
@@ -48,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         options[key.strip()] = value.strip()
 
     source = Path(args.source)
+    if source.is_dir() and not (source / "capture.json").exists() \
+            and (source / "timeline.json").is_file():
+        source = source / "timeline.json"  # an output folder of aligner run / aligner timeline
     base = source.parent
     if source.is_dir():
         from aligner.session import build_timeline

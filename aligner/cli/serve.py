@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="renderers run on every finished call, comma-separated (e.g. vtt,visemes,mp4)")
     parser.add_argument("--render-workers", type=int, default=1, metavar="N",
                         help="render jobs at once, each in a worker process (default 1)")
-    parser.add_argument("--align-threads", type=int, default=2, metavar="N",
-                        help="threads aligning agent chunks for word/viseme events (default 2)")
+    parser.add_argument("--align-workers", type=int, default=2, metavar="N",
+                        help="processes aligning agent chunks for word/viseme events (default 2)")
     parser.add_argument("--viseme-set", default="oculus",
                         help="viseme set of the viseme events: oculus, azure, polly, rhubarb")
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024, metavar="N",
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get("RETELL_API_KEY") or "dev-key"
     config = ServiceConfig(
         upstream=upstream, api_key=api_key, recordings=Path(args.recordings), renderers=names,
-        render_workers=args.render_workers, align_threads=args.align_threads,
+        render_workers=args.render_workers, align_workers=args.align_workers,
         viseme_set=args.viseme_set,
         limits=Limits(max_frame_bytes=args.max_frame_bytes, idle_timeout=args.idle_timeout,
                       mic_realtime_factor=args.mic_rate),

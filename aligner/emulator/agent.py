@@ -92,10 +92,12 @@ class Conversation:
         self._samples_in = 0
         self._last_activity = 0.0
         self._tasks: set[asyncio.Task] = set()
+        self._recognitions: set[asyncio.Task] = set()  # finish even after the call ended
         self._done = asyncio.Event()
         self.ended_reason: str | None = None
         self.first_chunk_times: list[float] = []  # call time of each response's first chunk
         self._next_send = 0.0
+        self._audio_lag = 0.0
 
     # --- clock ----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -157,7 +159,8 @@ class Conversation:
             return
         self._done.set()
         for task in list(self._tasks):
-            task.cancel()
+            if task not in self._recognitions:
+                task.cancel()
         asyncio.ensure_future(self.brain.close())
 
     async def _watch_silence(self) -> None:
@@ -184,6 +187,9 @@ class Conversation:
         """User audio arrived (int16 at the call's rate): run turn-taking on it."""
         self._audio.append(samples)
         self._samples_in += len(samples)
+        # call time of audio time: the audio just received ends now (a client streaming slower
+        # or faster than real time shifts it; user words are placed when the server heard them)
+        self._audio_lag = self.now() - self._samples_in / self.call.sample_rate
         for event in self.vad.feed(samples):
             if isinstance(event, SpeechStarted):
                 self._user_started(event)
@@ -233,8 +239,10 @@ class Conversation:
         a = max(0, round((event.start - 0.2) * rate) - self._audio_start)
         b = max(a, round((event.end + 0.2) * rate) - self._audio_start)
         segment = audio[a:b]
-        offset = (self._audio_start + a) / rate
-        self._spawn(self._end_of_turn(self._user_turn, segment, offset, self.response_id))
+        offset = (self._audio_start + a) / rate + self._audio_lag
+        task = self._spawn(self._end_of_turn(self._user_turn, segment, offset, self.response_id))
+        self._recognitions.add(task)
+        task.add_done_callback(self._recognitions.discard)
 
     async def _end_of_turn(self, turn: Turn | None, segment: np.ndarray, offset: float,
                            response_id: int) -> None:
@@ -309,7 +317,7 @@ class Conversation:
         else:
             first = False
         agent = self._agent
-        next_send = self._next_send
+        next_send = max(self._next_send, self.now())  # a schedule: late wake-ups catch up
         base = len(agent.turn.content)
         # char span of each word in the line text
         spans, pos = [], 0
@@ -328,7 +336,7 @@ class Conversation:
             now = self.now()
             start = max(now, self.play_end)
             self.play_end = start + chunk.duration
-            next_send = max(now, next_send) + chunk.duration / cfg.send_speed
+            next_send += chunk.duration / cfg.send_speed
             agent.turn.content += chunk.text
             while wi < len(line.words) and line.words[wi][1] < chunk.start + chunk.duration:
                 word, ws, we = line.words[wi]

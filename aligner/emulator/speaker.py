@@ -49,14 +49,17 @@ def _word_cuts(syn: speech.Synthesis, min_s: float, max_s: float) -> list[tuple[
     cuts: list[tuple[float, int]] = []
     start = 0.0
     while total - start > max_s:
-        ok = [b for b in bounds if start + min_s <= b[0] <= start + max_s]
+        later = [b for b in bounds if b[0] > start + 0.02]
+        if not later:
+            break
+        ok = [b for b in later if start + min_s <= b[0] <= start + max_s]
         if ok:
             cut = ok[-1]
-        else:  # a word longer than max_s: take the next boundary after min_s, if any
-            later = [b for b in bounds if b[0] > start + min_s]
-            if not later:
-                break
-            cut = later[0]
+        else:  # no boundary in range: the one giving the chunk closest to the range
+            short = [b for b in later if b[0] < start + min_s]
+            long = [b for b in later if b[0] > start + max_s]
+            cut = min(short[-1:] + long[:1], key=lambda b: max(start + min_s - b[0],
+                                                                  b[0] - start - max_s))
         if total - cut[0] < min_s and total - start <= max_s:
             break
         cuts.append(cut)

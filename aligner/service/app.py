@@ -8,6 +8,7 @@ Routes::
     GET  /live/{call_id}?token=T     observers: websocket, or SSE with Accept: text/event-stream
     GET  /calls, /calls/{id}, /calls/{id}/files/{name}   recordings (aligner.service.recordings)
     GET  /healthz, /stats            liveness; counters and added-latency percentiles
+    POST /stats/reset                zero the counters (loopback only; for benchmarks)
     GET  /                           the demo page (static/), /samples/{name}.wav its clips
 
 The upstream is a base URL (the real service, or an emulator) or, when none is given, an
@@ -28,7 +29,6 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from aiohttp import web
 
 from ..capture import CaptureWriter
 from ..errors import AlignerError
-from .lipsync import LipSync
+from .lipsync import AlignWorkers, LipSync
 from .observers import ObserverHub, TokenIssuer
 from .proxy import CallOptions, Limits, ProxyCall, ProxyStats
 from .recordings import RecordingStore, valid_call_id
@@ -65,7 +65,7 @@ class ServiceConfig:
         recordings: folder of the recordings.
         renderers: renderer names run on every finished call.
         render_workers: render jobs at once (worker processes).
-        align_threads: threads aligning agent chunks for word/viseme events.
+        align_workers: processes aligning agent chunks for word/viseme events.
         viseme_set: viseme set of the viseme events (``oculus``, ``azure``, ``polly``, ``rhubarb``).
         limits: per-call limits.
         secret: secret of the observer tokens (random per process when None).
@@ -78,7 +78,7 @@ class ServiceConfig:
     recordings: Path = Path("recordings")
     renderers: tuple[str, ...] = ()
     render_workers: int = 1
-    align_threads: int = 2
+    align_workers: int = 2
     viseme_set: str = "oculus"
     limits: Limits = field(default_factory=Limits)
     secret: bytes | None = None
@@ -100,9 +100,10 @@ class _Service:
         self.base_url = (config.upstream or "").rstrip("/")
         self.api_key = config.api_key
         self.session: aiohttp.ClientSession | None = None
-        self.align_pool: ThreadPoolExecutor | None = None
+        self.align_workers: AlignWorkers | None = None
         self.started = time.time()
         self.stopping = False
+        self.aligner_ready = False  # the aligner has been loaded (first alignment done)
 
     # --- upstream HTTP -----------------------------------------------------------------------------
     def _auth(self, request: web.Request) -> dict[str, str]:
@@ -194,18 +195,7 @@ class _Service:
         options = CallOptions.from_query(request.query)
         query = "enable_update=true&enable_audio_alignment=true"
         url = f"{self.base_url.replace('http', 'ws', 1)}/audio-websocket/{call_id}?{query}"
-        capture = None
-        try:
-            folder = self.store.begin(call_id, {"options": _options_dict(options),
-                                                "audio_encoding": call.get("audio_encoding"),
-                                                "sample_rate": call.get("sample_rate")})
-            capture = CaptureWriter(folder / "capture", {
-                "call_id": call_id, "protocol": "web",
-                "audio_encoding": call.get("audio_encoding", "s16le"),
-                "sample_rate": call.get("sample_rate"), "url": url, "recorder": "aligner serve"},
-                fsync_interval=5.0)
-        except (AlignerError, OSError) as exc:  # e.g. a second call with a recorded id
-            log.error("recording unavailable call_id=%s: %s", call_id, exc)
+        capture = await asyncio.to_thread(self._open_recording, call_id, call, options, url)
         proxy = ProxyCall(call_id, call, options, url, self.session, limits, self.stats,
                           self.hub, capture, self._lipsync_factory(call))
         self.calls[call_id] = proxy
@@ -218,20 +208,39 @@ class _Service:
             self.stats.calls_active -= 1
             del self.calls[call_id]
             if capture is not None:
-                capture.close()
-                self.store.finish(call_id, {"close_code": proxy.close_code,
-                                            "close_reason": proxy.close_reason,
-                                            "closed_by": proxy.closed_by, "counts": proxy.counts})
+                await asyncio.to_thread(capture.close)
+                await self.store.finish(call_id, {"close_code": proxy.close_code,
+                                                  "close_reason": proxy.close_reason,
+                                                  "closed_by": proxy.closed_by,
+                                                  "counts": proxy.counts})
             log.info("call_ended call_id=%s code=%s reason=%r by=%s counts=%s", call_id,
                      proxy.close_code, proxy.close_reason, proxy.closed_by, proxy.counts)
         return down
+
+    def _open_recording(self, call_id: str, call: dict[str, Any], options: CallOptions,
+                        url: str) -> CaptureWriter | None:
+        """The call's folder and capture writer (runs in a thread: it fsyncs)."""
+        try:
+            folder = self.store.begin(call_id, {"options": _options_dict(options),
+                                                "audio_encoding": call.get("audio_encoding"),
+                                                "sample_rate": call.get("sample_rate")})
+            # frames are written unbuffered as they come; fsync only when the call ends
+            return CaptureWriter(folder / "capture", {
+                "call_id": call_id, "protocol": "web",
+                "audio_encoding": call.get("audio_encoding", "s16le"),
+                "sample_rate": call.get("sample_rate"), "url": url, "recorder": "aligner serve"},
+                fsync_interval=float("inf"))
+        except (AlignerError, OSError) as exc:  # e.g. a second call with a recorded id
+            log.error("recording unavailable call_id=%s: %s", call_id, exc)
+            return None
 
     def _lipsync_factory(self, call: dict[str, Any]):
         rate = int(call.get("sample_rate") or 24000)
         encoding = call.get("audio_encoding", "s16le")
 
         def make() -> LipSync:
-            return LipSync(rate, encoding, self.align_pool, viseme_set=self.config.viseme_set)
+            return LipSync(call["call_id"], rate, encoding, self.align_workers.pick(),
+                           viseme_set=self.config.viseme_set)
 
         return make
 
@@ -300,6 +309,7 @@ class _Service:
     async def healthz(self, request: web.Request) -> web.Response:
         status = "stopping" if self.stopping else "ok"
         return web.json_response({"status": status, "calls_active": self.stats.calls_active,
+                                  "aligner_ready": self.aligner_ready,
                                   "uptime": round(time.time() - self.started, 1)},
                                  status=503 if self.stopping else 200)
 
@@ -309,6 +319,12 @@ class _Service:
                                   "observers_dropped": self.hub.dropped,
                                   "recordings_rendered": self.store.rendered,
                                   "recordings_refused": self.store.refused})
+
+    async def stats_reset(self, request: web.Request) -> web.Response:
+        if request.remote not in ("127.0.0.1", "::1"):
+            raise web.HTTPForbidden(text="only from loopback")
+        self.stats.reset()
+        return web.json_response({"reset": True})
 
     async def sample(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -333,11 +349,6 @@ class _Service:
             if not self.calls:
                 break
             await asyncio.sleep(0.05)
-
-
-def _warm_up(viseme_set: str) -> None:
-    """Align a tiny chunk once so the first call does not pay for loading the aligner."""
-    LipSync(16000, "s16le", None, viseme_set=viseme_set).align_now(b"\x00\x00" * 8000, "Hi there")
 
 
 def _options_dict(options: CallOptions) -> dict[str, bool]:
@@ -376,18 +387,18 @@ def create_app(config: ServiceConfig) -> web.Application:
         service.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=config.limits.upstream_timeout),
             connector=aiohttp.TCPConnector(limit=0))
-        service.align_pool = ThreadPoolExecutor(config.align_threads,
-                                                thread_name_prefix="align")
+        service.align_workers = AlignWorkers(config.align_workers)
         service.store.start()
-        warm = asyncio.get_running_loop().run_in_executor(service.align_pool, _warm_up,
-                                                          config.viseme_set)
+        warm = asyncio.ensure_future(service.align_workers.warm_up(config.viseme_set))
+        warm.add_done_callback(lambda f: setattr(service, "aligner_ready",
+                                                 not f.cancelled() and not f.exception()))
         try:
             yield
         finally:
             with contextlib.suppress(Exception):
                 await warm
             await service.store.close(config.shutdown_timeout)
-            service.align_pool.shutdown(wait=True, cancel_futures=True)
+            await asyncio.to_thread(service.align_workers.shutdown)
             await service.session.close()
             if emulator is not None:
                 await emulator.__aexit__(None, None, None)
@@ -404,6 +415,7 @@ def create_app(config: ServiceConfig) -> web.Application:
     r.add_get("/live/{call_id}", service.live)
     r.add_get("/healthz", service.healthz)
     r.add_get("/stats", service.stats_route)
+    r.add_post("/stats/reset", service.stats_reset)
     r.add_get("/samples/{name}", service.sample)
     r.add_get("/", service.index)
     r.add_static("/static", STATIC, show_index=False, follow_symlinks=False)

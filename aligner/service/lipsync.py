@@ -19,7 +19,7 @@ chunk, or from :meth:`flush` when none follows soon. They lie at the chunk's end
 reach the page before that audio plays. After a ``clear``, :meth:`clear` starts afresh.
 
 >>> import numpy as np
->>> ls = LipSync(16000, "s16le", None, backend="fallback")
+>>> ls = ChunkEvents(16000, "s16le", backend="fallback")
 >>> ls.align_now(np.zeros(8000, np.int16).tobytes(), "Hello there")[0]["word"]
 'Hello'
 """
@@ -27,7 +27,8 @@ reach the page before that audio plays. After a ``clear``, :meth:`clear` starts 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from ..audio import decode
@@ -35,26 +36,23 @@ from ..stream import StreamAligner
 from ..timeline import Phone
 from ..visemes import VisemeStream
 
-__all__ = ["LipSync"]
+__all__ = ["AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
 
 
-class LipSync:
-    """Incremental word/viseme events of one call's agent audio (not thread-safe: one chunk at a
-    time, which the proxy's ordered sender guarantees).
+class ChunkEvents:
+    """The word/viseme state of one call's agent audio, fed chunk by chunk (pure, no I/O).
 
     Args:
         sample_rate: the call's sample rate.
         encoding: the call's audio encoding (``s16le`` or ``mulaw``).
-        executor: where alignment runs (a thread pool); None runs it inline.
         viseme_set: ``oculus`` (default), ``azure``, ``polly`` or ``rhubarb``.
         backend: the aligner backend (see :func:`aligner.align`).
     """
 
-    def __init__(self, sample_rate: int, encoding: str, executor: Executor | None, *,
-                 viseme_set: str = "oculus", backend: str = "auto") -> None:
+    def __init__(self, sample_rate: int, encoding: str, *, viseme_set: str = "oculus",
+                 backend: str = "auto") -> None:
         self.sample_rate = sample_rate
         self.encoding = encoding
-        self.executor = executor
         self.viseme_set = viseme_set
         self.backend = backend
         self._aligner: StreamAligner | None = None
@@ -66,30 +64,14 @@ class LipSync:
         self._index = 0  # word index across aligners
         self._phones_until = 0.0  # end of the last phone fed to the viseme stream (s)
         self._cleared = False
-        self._lock: asyncio.Lock | None = None
         self.pending_tail = False  # cues held back waiting for the next chunk
 
-    async def align(self, audio: bytes, text: str) -> list[dict[str, Any]]:
-        """The events for one chunk, computed in the executor (see the module docstring).
-
-        Calls run one at a time in call order (an asyncio lock, first come first served)."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, self.align_now, audio, text)
-
-    @property
-    def busy(self) -> bool:
-        """True while a chunk is being aligned or waits to be (then :meth:`flush` must wait)."""
-        return self._lock is not None and self._lock.locked()
-
     def clear(self) -> None:
-        """A ``clear``: the next chunk starts a new utterance (safe while a chunk is aligning)."""
+        """A ``clear``: the next chunk starts a new utterance."""
         self._cleared = True
 
     def align_now(self, audio: bytes, text: str) -> list[dict[str, Any]]:
-        """Like :meth:`align`, in the calling thread."""
+        """The events for one chunk, offsets relative to its first sample (module docstring)."""
         if self._cleared:
             self._reset()
         pcm = decode(audio, self.encoding)
@@ -159,3 +141,118 @@ class LipSync:
                 "end_sample": round(cue.end * rate) - at,
                 "sample_rate": rate, "weight": round(cue.weight, 3)}
 
+
+
+# --- running ChunkEvents in worker processes ------------------------------------------------------
+
+_STATES: dict[str, ChunkEvents] = {}  # filled at run time, in whichever process aligns
+
+
+def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
+            text: str = "") -> tuple[list[dict[str, Any]], bool]:
+    """Run ``op`` (``feed``, ``flush``, ``drop``) on call ``key``'s state; returns (events,
+    pending_tail)."""
+    if op == "drop":
+        _STATES.pop(key, None)
+        return [], False
+    state = _STATES.get(key)
+    if state is None:
+        rate, encoding, viseme_set, backend = params
+        state = _STATES[key] = ChunkEvents(rate, encoding, viseme_set=viseme_set, backend=backend)
+    if cleared:
+        state.clear()
+    events = state.align_now(audio, text) if op == "feed" else state.flush()
+    return events, state.pending_tail
+
+
+def warm_up(viseme_set: str = "oculus") -> bool:
+    """Align a tiny chunk once, so that the first call does not pay for loading the aligner."""
+    ChunkEvents(16000, "s16le", viseme_set=viseme_set).align_now(b"\x00\x00" * 8000, "Hi there")
+    return True
+
+
+class AlignWorkers:
+    """``n`` single-process executors; a call stays on one (its state lives there).
+
+    Alignment is CPU-bound Python: in worker processes it never takes the event loop's GIL.
+    """
+
+    def __init__(self, n: int = 2) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.executors = [ProcessPoolExecutor(1, mp_context=ctx) for _ in range(max(1, n))]
+        self._next = 0
+
+    def pick(self) -> Executor:
+        """The executor for a new call (round robin)."""
+        self._next = (self._next + 1) % len(self.executors)
+        return self.executors[self._next]
+
+    async def warm_up(self, viseme_set: str) -> None:
+        """Load the aligner in every worker."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(ex, warm_up, viseme_set)
+                               for ex in self.executors))
+
+    def shutdown(self) -> None:
+        for ex in self.executors:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
+class LipSync:
+    """One call's word/viseme events, computed off the event loop (see the module docstring).
+
+    Calls run one at a time in call order (an asyncio lock, first come first served). With
+    ``executor=None`` the work runs inline (tests, doctests).
+
+    Args:
+        key: a unique key of the call (its id).
+        sample_rate: the call's sample rate.
+        encoding: the call's audio encoding.
+        executor: a single-process executor from :class:`AlignWorkers`, or None.
+        viseme_set: the viseme set of the viseme events.
+        backend: the aligner backend.
+    """
+
+    def __init__(self, key: str, sample_rate: int, encoding: str, executor: Executor | None, *,
+                 viseme_set: str = "oculus", backend: str = "auto") -> None:
+        self.key = key
+        self.executor = executor
+        self._params = (sample_rate, encoding, viseme_set, backend)
+        self._cleared = False
+        self._lock: asyncio.Lock | None = None
+        self.pending_tail = False  # cues held back waiting for the next chunk
+
+    @property
+    def busy(self) -> bool:
+        """True while a chunk is being aligned or waits to be."""
+        return self._lock is not None and self._lock.locked()
+
+    def clear(self) -> None:
+        """A ``clear``: the next chunk starts a new utterance."""
+        self._cleared = True
+
+    async def align(self, audio: bytes, text: str) -> list[dict[str, Any]]:
+        """The events for one chunk, offsets relative to its first sample."""
+        return await self._run("feed", audio, text)
+
+    async def flush(self) -> list[dict[str, Any]]:
+        """The held-back cues, offsets relative to the end of the audio aligned so far."""
+        return await self._run("flush")
+
+    async def close(self) -> None:
+        """Forget the call's state."""
+        await self._run("drop")
+
+    async def _run(self, op: str, audio: bytes = b"", text: str = "") -> list[dict[str, Any]]:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            cleared, self._cleared = self._cleared, False
+            if self.executor is None:
+                events, tail = _remote(op, self.key, self._params, cleared, audio, text)
+            else:
+                loop = asyncio.get_running_loop()
+                events, tail = await loop.run_in_executor(
+                    self.executor, _remote, op, self.key, self._params, cleared, audio, text)
+            self.pending_tail = tail
+            return events

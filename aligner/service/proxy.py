@@ -137,6 +137,7 @@ class ProxyStats:
     frames_malformed: int = 0
     frames_too_big: int = 0
     send_failures: int = 0
+    late_chunks: int = 0
     latency: deque = field(default_factory=lambda: deque(maxlen=200_000))
 
     def percentiles(self) -> dict[str, float | None]:
@@ -150,6 +151,13 @@ class ProxyStats:
 
         return {"p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99),
                 "max_ms": round(1000 * data[-1], 3)}
+
+    def reset(self) -> None:
+        """Zero the counters and the latency window (``calls_active`` stays)."""
+        for name in self.__dataclass_fields__:
+            if name not in ("calls_active", "latency"):
+                setattr(self, name, 0)
+        self.latency.clear()
 
     def as_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "latency"}
@@ -270,6 +278,9 @@ class ProxyCall:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.lipsync is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.lipsync.close(), 5.0)
         if self.up is not None and not self.up.closed:
             await self.up.close(code=1000, message=b"frontend_closed")
         if not self.down.closed:
@@ -469,8 +480,15 @@ class ProxyCall:
         arrived; a slower alignment (a cold start, an overloaded machine) lets the audio go first
         and its events follow as soon as they are ready, marked ``"late": true``.
         """
-        lipsync = self.lipsync
         late: deque = deque()  # (alignment task, sample offset, generation), in chunk order
+        try:
+            await self._send_ordered_loop(late)
+        finally:
+            for task, _, _ in late:
+                task.cancel()
+
+    async def _send_ordered_loop(self, late: deque) -> None:
+        lipsync = self.lipsync
         while True:
             if not await self._send_late(late):
                 return
@@ -478,7 +496,7 @@ class ProxyCall:
                 try:  # no chunk follows yet: the held-back cues go out after a short wait
                     item = await asyncio.wait_for(self._outq.get(), _TAIL_WAIT)
                 except TimeoutError:
-                    if not await self._send_events(lipsync.flush(), self.delivered_samples):
+                    if not await self._send_events(await lipsync.flush(), self.delivered_samples):
                         return
                     continue
             elif late:
@@ -494,7 +512,7 @@ class ProxyCall:
                         await task
                 await self._send_late(late)
                 if lipsync.pending_tail and not lipsync.busy:
-                    await self._send_events(lipsync.flush(), self.delivered_samples)
+                    await self._send_events(await lipsync.flush(), self.delivered_samples)
                 return
             if item[0] == "frame":
                 await self._send(item[1], item[2])
@@ -512,6 +530,7 @@ class ProxyCall:
                 except TimeoutError:
                     late.append((task, offset, generation))
                     self.counts["late_chunks"] += 1
+                    self.stats.late_chunks += 1
                 except Exception:  # alignment must never cost the call its audio
                     log.exception("alignment failed call_id=%s", self.call_id)
             if generation != self.generation:  # cleared while aligning: never delivered

@@ -148,23 +148,25 @@ class RecordingStore:
         return self.root / call_id
 
     def begin(self, call_id: str, info: dict[str, Any]) -> Path:
-        """Create the call's folder and its ``call.json`` (state ``recording``); returns the folder."""
+        """Create the call's folder and its ``call.json`` (state ``recording``); returns the folder.
+
+        Blocking file work (fsync): call it in a thread from the event loop."""
         folder = self.call_dir(call_id)
         folder.mkdir(parents=True, exist_ok=True)
         self._write_info(folder, {"call_id": call_id, "state": "recording",
                                   "started": time.time(), **info})
         return folder
 
-    def finish(self, call_id: str, info: dict[str, Any]) -> None:
-        """Record how the call ended and queue its render job (never blocks, never raises)."""
+    async def finish(self, call_id: str, info: dict[str, Any]) -> None:
+        """Record how the call ended and queue its render job (file work in a thread)."""
         folder = self.call_dir(call_id)
         state = "queued" if self.renderers else "done"
         if self.renderers and self._queue.full():
             state = "failed"
             info = {**info, "errors": {"queue": "render queue full; capture kept"}}
             self.refused += 1
-        self._update(folder, {"state": state, "ended": time.time(),
-                              "renderers": self.renderers, **info})
+        await asyncio.to_thread(self._update, folder, {"state": state, "ended": time.time(),
+                                                       "renderers": self.renderers, **info})
         if state == "queued":
             self._queue.put_nowait(call_id)
 
@@ -174,13 +176,13 @@ class RecordingStore:
             call_id = await self._queue.get()
             folder = self.call_dir(call_id)
             try:
-                self._update(folder, {"state": "rendering"})
+                await asyncio.to_thread(self._update, folder, {"state": "rendering"})
                 t0 = time.perf_counter()
                 result = await loop.run_in_executor(self._executor, render_call, str(folder),
                                                     self.renderers)
                 state = "failed" if "timeline" in result["errors"] else "done"
-                self._update(folder, {"state": state, **result,
-                                      "render_seconds": round(time.perf_counter() - t0, 3)})
+                await asyncio.to_thread(self._update, folder, {
+                    "state": state, **result, "render_seconds": round(time.perf_counter() - t0, 3)})
                 self.rendered += 1
                 log.info("recording call_id=%s state=%s outputs=%s errors=%s", call_id, state,
                          result["outputs"], list(result["errors"]))
@@ -188,8 +190,8 @@ class RecordingStore:
                 raise
             except Exception as exc:  # a dead worker process, say: mark it, keep serving
                 log.exception("render job for %s failed", call_id)
-                self._update(folder, {"state": "failed",
-                                      "errors": {"worker": f"{type(exc).__name__}: {exc}"}})
+                await asyncio.to_thread(self._update, folder, {
+                    "state": "failed", "errors": {"worker": f"{type(exc).__name__}: {exc}"}})
             finally:
                 self._queue.task_done()
 

@@ -1,0 +1,75 @@
+"""The agent's voice: chunks cut at word boundaries, each paired with exactly its text."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from emulator_helpers import AGENT_LINES
+
+from aligner import audio
+from aligner.emulator.speaker import SpeechCache, speak
+
+
+@pytest.mark.parametrize(("encoding", "rate"), [("s16le", 24000), ("mulaw", 8000),
+                                                ("s16le", 44100)])
+def test_chunks_concatenate_to_the_line_and_cut_between_words(encoding, rate):
+    for text in AGENT_LINES:
+        line = speak(text, encoding, rate)
+        assert "".join(c.text for c in line.chunks) == text
+        total = sum(len(audio.decode(c.audio, encoding)) for c in line.chunks)
+        assert total == round(line.duration * rate)
+        starts = [c.start for c in line.chunks]
+        assert starts == sorted(starts) and starts[0] == 0.0
+        for prev, chunk in zip(line.chunks, line.chunks[1:], strict=False):
+            assert abs(prev.start + prev.duration - chunk.start) < 1 / rate + 1e-9
+            # every cut is at a word boundary: a chunk never starts inside a word
+            assert not chunk.text or chunk.text[0] != " "
+            assert prev.text == "" or prev.text.endswith((" ", ".", ",", "?", "!"))
+        # out of the 150-400 ms range only where one word (or a pause) is longer or shorter
+        for chunk in line.chunks[:-1]:
+            if not 0.15 <= chunk.duration <= 0.4:
+                assert len(chunk.text.split()) <= 1, chunk
+
+
+def test_each_chunk_holds_the_audio_of_its_words():
+    """A chunk whose text is a word has voiced audio; an empty-text chunk is a pause."""
+    line = speak(AGENT_LINES[0], "s16le", 16000)
+    for chunk in line.chunks:
+        pcm = audio.decode(chunk.audio, "s16le").astype(np.float64)
+        rms = np.sqrt(np.mean(pcm ** 2))
+        if chunk.text.strip():
+            assert rms > 500, chunk
+        else:
+            assert rms < 300, chunk
+    assert any(not c.text for c in line.chunks)  # the sentence pause is its own chunk
+
+
+def test_split_words_cuts_inside_words_and_splits_text_by_phones():
+    text = AGENT_LINES[1]
+    line = speak(text, "s16le", 16000, split_words=True, chunk_min_ms=150, chunk_max_ms=250)
+    assert "".join(c.text for c in line.chunks) == text
+    durations = [c.duration for c in line.chunks[:-1]]
+    assert max(durations) - min(durations) < 0.01  # fixed-size cuts
+    words = set(text.replace(",", " ").replace(".", " ").replace("?", " ").split())
+    cut_inside = [c.text for c in line.chunks[:-1]
+                  if c.text and c.text[-1].isalpha() and c.text.split()[-1] not in words]
+    assert cut_inside
+
+
+def test_word_times_are_ordered_and_inside_the_line():
+    line = speak(AGENT_LINES[2], "mulaw", 8000)
+    assert [w for w, _, _ in line.words] == AGENT_LINES[2].split()
+    for (_, s0, e0), (_, s1, e1) in zip(line.words, line.words[1:], strict=False):
+        assert s0 < e0 and s0 < s1 and e0 < e1
+    assert line.words[-1][2] <= line.duration + 1e-6
+
+
+async def test_cache_synthesises_once_for_concurrent_calls():
+    cache = SpeechCache()
+    lines = await asyncio.gather(*[cache.speak(AGENT_LINES[3], "s16le", 16000)
+                                   for _ in range(20)])
+    assert all(line is lines[0] for line in lines)
+    other = await cache.speak(AGENT_LINES[3], "mulaw", 8000)
+    assert other is not lines[0] and other.text == lines[0].text

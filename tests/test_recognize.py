@@ -1,0 +1,130 @@
+"""Voice-activity detection and pocketsphinx recognition on real espeak speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aligner.audio import resample
+from aligner.recognize import (
+    SpeechEnded,
+    SpeechStarted,
+    VoiceActivityDetector,
+    recognize,
+    recognize_words,
+    word_overlap,
+)
+from aligner.speech import synthesize
+
+LINES = [
+    "Hi, I would like to book a table for two people tonight.",
+    "The window table at seven please.",
+    "No, that is all, thank you.",
+]
+
+
+def _speech(text: str, rate: int = 16000) -> np.ndarray:
+    return resample(synthesize(text).samples, 22050, rate)
+
+
+def _with_silence(pcm: np.ndarray, rate: int, before: float, after: float) -> np.ndarray:
+    return np.concatenate([np.zeros(int(before * rate), np.int16), pcm,
+                           np.zeros(int(after * rate), np.int16)])
+
+
+def _feed(vad: VoiceActivityDetector, pcm: np.ndarray, frame: int) -> list:
+    events = []
+    for i in range(0, len(pcm), frame):
+        events += vad.feed(pcm[i:i + frame])
+    return events
+
+
+@pytest.mark.parametrize("frame", [128, 480, 4000])
+def test_vad_finds_one_utterance_with_its_bounds(frame):
+    rate = 24000
+    speech = _speech(LINES[1], rate)
+    pcm = _with_silence(speech, rate, 1.0, 1.0)
+    events = _feed(VoiceActivityDetector(rate, hangover=0.6), pcm, frame)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+    start, end = events[1].start, events[1].end
+    voiced = np.flatnonzero(np.abs(speech) > 300)
+    assert abs(start - (1.0 + voiced[0] / rate)) < 0.06
+    assert abs(end - (1.0 + voiced[-1] / rate)) < 0.15
+    assert events[0].start == start
+
+
+def test_vad_hangover_bridges_pauses_but_not_long_silence():
+    rate = 16000
+    a, b = _speech("Yes.", rate), _speech("Please.", rate)
+    gap = np.zeros(int(0.3 * rate), np.int16)
+    long_gap = np.zeros(int(1.2 * rate), np.int16)
+    one = _feed(VoiceActivityDetector(rate, hangover=0.6),
+                _with_silence(np.concatenate([a, gap, b]), rate, 0.5, 1.0), 320)
+    two = _feed(VoiceActivityDetector(rate, hangover=0.6),
+                _with_silence(np.concatenate([a, long_gap, b]), rate, 0.5, 1.0), 320)
+    assert sum(isinstance(e, SpeechEnded) for e in one) == 1
+    assert sum(isinstance(e, SpeechEnded) for e in two) == 2
+
+
+def test_vad_ignores_clicks_and_steady_noise():
+    rate = 16000
+    rng = np.random.default_rng(1)
+    noise = (rng.normal(0, 300, rate * 3)).astype(np.int16)  # -40 dBFS hiss
+    noise[rate: rate + 40] = 20000  # a 2.5 ms click
+    assert _feed(VoiceActivityDetector(rate), noise, 320) == []
+    # speech on top of the same noise is still found
+    speech = _with_silence(_speech(LINES[2], rate), rate, 1.0, 1.0)
+    noisy = speech + (rng.normal(0, 300, len(speech))).astype(np.int16)
+    events = _feed(VoiceActivityDetector(rate), noisy, 320)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=30))
+def test_vad_events_do_not_depend_on_frame_sizes(sizes):
+    rate = 8000
+    pcm = _with_silence(_SHORT, rate, 0.3, 0.8)
+    reference = _feed(VoiceActivityDetector(rate), pcm, 160)
+    vad, events, i = VoiceActivityDetector(rate), [], 0
+    k = 0
+    while i < len(pcm):
+        n = sizes[k % len(sizes)]
+        events += vad.feed(pcm[i:i + n])
+        i, k = i + n, k + 1
+    assert events == reference
+
+
+_SHORT = resample(synthesize("Hello there.").samples, 22050, 8000)
+
+
+def test_recognize_with_hints_hears_the_right_sentence():
+    for i, line in enumerate(LINES):
+        heard = recognize(_speech(line, 24000), 24000, vocabulary=LINES)
+        others = [word_overlap(other, heard) for j, other in enumerate(LINES) if j != i]
+        assert word_overlap(line, heard) >= 0.5, (line, heard)
+        assert word_overlap(line, heard) > max(others), (line, heard)
+
+
+def test_recognize_words_have_times_inside_the_audio():
+    rate = 16000
+    pcm = _with_silence(_speech(LINES[0], rate), rate, 1.0, 0.5)
+    words = recognize_words(pcm, rate, vocabulary=LINES)
+    assert words and all(1.0 - 0.1 <= w.start < w.end <= len(pcm) / rate for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert not any(w.word.startswith(("<", "(", "[")) for w in words)
+
+
+def test_recognize_general_language_model():
+    text = "One two three four five."
+    pcm = _with_silence(_speech(text), 16000, 0.3, 0.3)
+    assert word_overlap(text, recognize(pcm, 16000)) >= 0.6
+    assert recognize(np.zeros(16000, np.int16), 16000) == ""
+
+
+def test_word_overlap():
+    assert word_overlap("Hello there, how are you?", "hello how are you") == 0.8
+    assert word_overlap("a b c", "c b a") == pytest.approx(1 / 3)
+    assert word_overlap("", "") == 1.0 and word_overlap("", "x") == 0.0
+    assert word_overlap("It's fine.", "it's fine") == 1.0
