@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 
 import numpy as np
 
@@ -38,6 +39,16 @@ def _decoder():
     return Decoder(**_config())
 
 
+_local = threading.local()  # one decoder per thread, made on first use (loading takes ~0.2 s)
+
+
+def _thread_decoder():
+    d = getattr(_local, "decoder", None)
+    if d is None:
+        d = _local.decoder = _decoder()
+    return d
+
+
 def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
                    prons: list[tuple[tuple[str, ...], ...]], decoder=None,
                    ) -> list[tuple[float, float] | None]:
@@ -48,7 +59,7 @@ def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
         tokens, prons: from :func:`aligner.text.tokenize` / :func:`aligner.pronounce.token_phones`.
         decoder: a pocketsphinx ``Decoder`` to reuse (made with this module's settings if None).
     """
-    d = decoder or _decoder()
+    d = decoder or _thread_decoder()
     words: list[tuple[int, str]] = []  # (token index, dictionary word)
     for k, (tok, pr) in enumerate(zip(tokens, prons, strict=True)):
         for i, (w, ph) in enumerate(zip(spoken(tok.word), pr, strict=False)):
@@ -91,4 +102,7 @@ def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
     # A token is only aligned if all of its spoken words were.
     reached = {k for k, _ in words[:wi]}
     last_complete = words[wi][0] if wi < len(words) else len(tokens)
-    return [s if k in reached and k < last_complete else None for k, s in enumerate(spans)]
+    duration = len(pcm) / sample_rate  # the padding is not the clip: keep times inside it
+    return [(min(max(s[0], 0.0), duration), min(max(s[1], 0.0), duration))
+            if s is not None and k in reached and k < last_complete else None
+            for k, s in enumerate(spans)]

@@ -1,18 +1,20 @@
 """``align(pcm, sample_rate, text)``: word, character and phone times of one clip.
 
 The pipeline: tokenise and normalise the text (:mod:`aligner.text`), pronounce every token
-(:mod:`aligner.pronounce`), time the tokens with a backend, refine the boundaries on the signal
-(:mod:`aligner.refine`), then derive character and phone times. Backends:
+(:mod:`aligner.pronounce`), time the tokens with a backend, then derive character and phone
+times. Backends:
 
-- ``"reference"``: dynamic time warping against espeak-ng speech of the same text (the best on
-  TTS audio; needs the ``speech`` extra), see :mod:`aligner.reference`;
-- ``"pocketsphinx"``: pocketsphinx forced alignment, see :mod:`aligner.acoustic`;
+- ``"reference"``: dynamic time warping against espeak-ng speech of the same text, carrying
+  espeak's word and phone times over with sub-frame interpolation (the best on TTS audio; needs
+  the ``speech`` extra), see :mod:`aligner.reference`;
+- ``"pocketsphinx"``: pocketsphinx forced alignment (:mod:`aligner.acoustic`) for the tokens it
+  reaches, the fallback's times for the others (permissive; slower: about 25x real time);
 - ``"fallback"``: the permissive core (always works): a phone-class HMM over energy and spectral
   balance with the phone-duration model (:mod:`aligner.hmm`), or for clips under 0.3 s silence
   detection plus the duration model alone (:mod:`aligner.fallback`); then boundary refinement.
 
-``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed, else ``"fallback"``; any
-backend failure falls back, so every token is always timed and times are always monotonic.
+``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed, else ``"pocketsphinx"``;
+any backend failure falls back, so every token is always timed and times are always monotonic.
 
 >>> import numpy as np
 >>> a = align(np.zeros(16000, np.int16), 16000, "Hello, world!", backend="fallback")
@@ -150,19 +152,15 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
                 raise
         except Exception as exc:  # the fallback below always works: never lose a token
             log.warning("reference alignment failed (%s); using the fallback", exc)
-    if backend == "pocketsphinx" and duration >= 0.25 and mask.any():
+    found: list[tuple[float, float] | None] = [None] * len(tokens)
+    if (backend == "pocketsphinx" or (backend == "auto" and not _espeak_installed())) \
+            and duration >= 0.25 and mask.any():
         try:
             from .acoustic import acoustic_spans
 
             found = acoustic_spans(pcm, sample_rate, tokens, prons)
-            if all(s is not None for s in found):
-                from .refine import refine
-
-                spans = _clamp(found, duration)  # type: ignore[arg-type]
-                return Timing(_clamp(refine(spans, pcm, sample_rate, db), duration), "pocketsphinx")
-            log.info("pocketsphinx left tokens unaligned; using the fallback")
         except Exception as exc:
-            log.warning("pocketsphinx alignment failed (%s); using the fallback", exc)
+            log.warning("pocketsphinx alignment failed (%s); using the phone-class HMM", exc)
     from .refine import refine
 
     weights = [sum(expected_seconds(p) for p in pr) or 0.05 for pr in prons]
@@ -176,8 +174,18 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
                               guide=_clamp(spans, duration)) or spans
         except Exception as exc:
             log.warning("phone-class alignment failed (%s); using the duration model", exc)
-    return Timing(_clamp(refine(_clamp(spans, duration), pcm, sample_rate, db), duration),
-                  "fallback")
+    spans = _clamp(refine(_clamp(spans, duration), pcm, sample_rate, db), duration)
+    if any(f is not None for f in found):  # pocketsphinx where it reached, the HMM elsewhere
+        spans = _clamp([f if f is not None else s for f, s in zip(found, spans, strict=True)],
+                       duration)
+        return Timing(spans, "pocketsphinx")
+    return Timing(spans, "fallback")
+
+
+def _espeak_installed() -> bool:
+    from .pronounce import _espeak_available
+
+    return _espeak_available()
 
 
 def _pause_after(text: str, tok: Token) -> bool:

@@ -84,7 +84,7 @@ def _loglik(feats: np.ndarray) -> np.ndarray:
 def hmm_spans(pcm: np.ndarray, sample_rate: int, prons: list[tuple[tuple[str, ...], ...]],
               speech_seconds: float | None = None,
               guide: list[tuple[float, float]] | None = None,
-              reach: float = 0.3) -> list[tuple[float, float]] | None:
+              reach: float = 0.15) -> list[tuple[float, float]] | None:
     """(start, end) seconds per token by Viterbi over the phone-class chain, or None when the
     clip is too short for the phones (the caller then uses the duration model alone).
 

@@ -231,8 +231,10 @@ def phones(word: str) -> tuple[str, ...]:
     found = _cmudict().get(low)
     if found:
         return found
-    if any(c.isdigit() for c in low):
-        return tuple(p for w in spoken(low) for p in phones(w))
+    if any(c in "0123456789" for c in low):
+        words = spoken(low)
+        if words != (low,):  # "3rd" -> third; guard: never recurse on the same word
+            return tuple(p for w in words for p in phones(w))
     parts = [p for p in re.split(r"[^a-z']+", low) if p.strip("'")]
     if len(parts) > 1:
         return tuple(p for part in parts for p in phones(part))

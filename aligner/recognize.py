@@ -224,7 +224,8 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
         # Prime the live cepstral mean on this utterance (cheap: features only, no search), so
         # the result does not depend on what the decoder heard before.
         decoder.start_utt()
-        decoder.process_raw(pcm.tobytes(), True, True)
+        for i in range(0, len(pcm), _PIECE * 10):
+            decoder.process_raw(pcm[i:i + _PIECE * 10].tobytes(), True, False)
         decoder.end_utt()
         decoder.start_utt()
         for i in range(0, len(pcm), _PIECE):

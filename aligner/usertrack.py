@@ -7,10 +7,10 @@ aligned (:func:`aligner.align`) on the span of user audio that the turn transcri
 
 Finding that span: the user audio is cut into voiced *islands*: 20 ms frames louder than
 ``threshold_db`` dBFS and 12 dB above the noise floor (tracked over past frames: it follows every
-dip at once and rises at most 3 dB/s), pauses shorter than ``merge_gap`` joined. An island belongs to the first
-user turn whose transcript was still changing when the island began (an ASR cannot transcribe
-speech before it is spoken) and that appeared at most ``lookback`` seconds after the island
-ended; islands no update has covered yet are *pending* (the user is talking).
+dip at once and rises at most 3 dB/s), pauses shorter than ``merge_gap`` joined. An island
+belongs to the first user turn whose transcript was still changing when the island began (an ASR
+cannot transcribe speech before it is spoken) and that appeared at most ``lookback`` seconds
+after the island ended; islands no update has covered yet are *pending* (the user is talking).
 
 >>> import numpy as np
 >>> a = UserAudio(16000)
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 _FRAME = 0.02  # seconds per voice-activity frame
 _FLOOR_RISE = 10 ** (3 / 20 * _FRAME)  # the noise floor rises 3 dB per second at most
 _FLOOR_MARGIN = 10 ** (12 / 20)  # voiced: 12 dB above the floor
+_STALL_WINDOW = 2.0  # seconds after a pause in sending in which a burst can still close it
 
 
 class UserAudio:
@@ -47,7 +48,10 @@ class UserAudio:
 
     A frame sent within ``join_tolerance`` seconds of the previous frame's end continues it
     (timestamps jitter; real-time senders should not leave clicks of silence); a later frame is
-    placed at its send time; an early one right after the previous (never overlapping).
+    placed at its send time, after silence; an early one right after the previous (never
+    overlapping). When frames then come faster than real time (a sender catching up after a
+    stall: the mic kept recording while nothing was sent), the stretch since the pause moves
+    back into the silence, so the audio keeps its real timing instead of drifting late.
 
     Args:
         sample_rate: the call's rate (Hz).
@@ -67,22 +71,34 @@ class UserAudio:
         self._merge = max(1, round(merge_gap / _FRAME))  # frames
         self._data = np.zeros(0, np.int16)
         self._len = 0
-        self._frames = 0  # complete frames below _len whose voicing is known
+        self._run_start = 0  # sample where the frames since the last pause in sending begin
+        self._gap = 0  # samples of silence inserted at that pause
+        self._voiced: list[bool] = []  # per complete frame below _len
+        self._floors: list[float] = []  # noise floor (RMS) after each frame
         self._runs: list[list[int]] = []  # voiced islands as [first frame, last frame + 1]
-        self._floor: float | None = None  # noise floor (RMS), from the first frame on
 
     @property
     def end(self) -> float:
         """Session time where the audio sent so far ends."""
         return self._len / self.sample_rate
 
+    @property
+    def settled(self) -> float:
+        """Session time before which the audio will not move any more (a burst may still pull
+        the frames since the last pause back into its silence)."""
+        if self._gap and self._len - self._run_start <= _STALL_WINDOW * self.sample_rate:
+            return (self._run_start - self._gap) / self.sample_rate
+        return math.inf
+
     def add(self, t: float, samples: np.ndarray) -> None:
         """Place a frame sent at ``t``."""
         if len(samples) == 0:
             return
-        at = max(0, round(t * self.sample_rate))
-        if at < self._len or at - self._len <= self.join_tolerance * self.sample_rate:
-            at = self._len
+        sent = max(0, round(t * self.sample_rate))
+        tol = self.join_tolerance * self.sample_rate
+        at = self._len
+        if sent - at > tol:  # a pause in sending: silence until now
+            self._gap, self._run_start, at = sent - at, sent, sent
         need = at + len(samples)
         if need > len(self._data):
             grown = np.zeros(max(need, 2 * len(self._data), 1 << 16), np.int16)
@@ -90,26 +106,48 @@ class UserAudio:
             self._data = grown
         self._data[at:need] = samples
         self._len = need
+        late = at - sent
+        if (late > 0 and self._gap
+                and self._len - self._run_start <= _STALL_WINDOW * self.sample_rate):
+            self._close_gap(min(late, self._gap))
         self._update_voicing()
 
+    def _close_gap(self, k: int) -> None:
+        """Move the frames since the last pause ``k`` samples back into its silence."""
+        a = self._run_start
+        self._data[a - k:self._len - k] = self._data[a:self._len].copy()
+        self._data[self._len - k:self._len] = 0
+        self._len -= k
+        self._run_start -= k
+        self._gap -= k
+        frame = (a - k) // self._frame  # voicing from here on is stale
+        del self._voiced[frame:], self._floors[frame:]
+        while self._runs and self._runs[-1][0] >= frame:
+            self._runs.pop()
+        if self._runs and self._runs[-1][1] > frame:
+            first = self._runs[-1][0]
+            self._runs[-1][1] = first + 1 + max(i for i, v in enumerate(self._voiced[first:frame])
+                                                if v)
+
     def _update_voicing(self) -> None:
-        done, n = self._frames, self._len // self._frame
+        done, n = len(self._voiced), self._len // self._frame
         if n <= done:
             return
         x = self._data[done * self._frame:n * self._frame].astype(np.float64)
         x = x.reshape(-1, self._frame)
         rms = np.sqrt((x * x).mean(axis=1))
-        floor = self._floor
+        floor = self._floors[-1] if self._floors else None
         for i, r in enumerate(rms.tolist(), done):
             floor = max(1.0, r if floor is None else min(r, floor * _FLOOR_RISE))
-            if r <= self._threshold or r <= floor * _FLOOR_MARGIN:
+            voiced = r > self._threshold and r > floor * _FLOOR_MARGIN
+            self._voiced.append(voiced)
+            self._floors.append(floor)
+            if not voiced:
                 continue
             if self._runs and i - self._runs[-1][1] < self._merge:
                 self._runs[-1][1] = i + 1
             else:
                 self._runs.append([i, i + 1])
-        self._floor = floor
-        self._frames = n
 
     def samples(self) -> np.ndarray:
         """The track so far (int16, a copy)."""
@@ -201,11 +239,12 @@ class UserTurns:
         Held at the start of speech no update covers yet and of the last user turn (its
         transcript may still change), but for ``lookback`` seconds at most: speech nobody
         transcribed by then is not going to be, and a turn unchanged that long is taken as final.
+        Also held where the audio may still move (:attr:`UserAudio.settled`).
         """
         if finished or not self.seen_update:
             return math.inf
         spans, pending = self.spans()
-        out = min((a for a, b in pending if b > now - self.lookback), default=math.inf)
+        out = min([a for a, b in pending if b > now - self.lookback] + [self.audio.settled])
         prev_end = 0.0
         for turn, span in zip(self.turns, spans, strict=True):
             s, e = span if span else self._fallback(turn, prev_end)

@@ -33,7 +33,6 @@ from aligner import capture
 from aligner.events import AgentAudio, AlignedAudio
 
 
-
 async def _start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     loop = asyncio.get_running_loop()
@@ -61,11 +60,20 @@ async def _ready(base: str) -> None:
             await asyncio.sleep(0.1)
 
 
-def _rss_peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _rss_peak_mb(pid: int) -> tuple[float, float]:
+    """Peak RSS of ``pid`` and the sum of the peaks of it and its children (worker processes),
+    in MB; the sum is an upper bound of the whole service."""
+    def hwm(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    main = hwm(pid)
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(c) for c in (task / "children").read_text().split()]
+    return main, main + sum(hwm(k) for k in kids)
 
 
 async def _one_call(http: aiohttp.ClientSession, base: str, api_key: str, seconds: float,
@@ -170,7 +178,7 @@ async def main() -> int:
         for r in proxied:  # frames in flight when the front end hung up are not drops
             dropped += max(0, _upstream_frames(work / "rec", r["call_id"],
                                                r["closing_at"] - 0.2) - r["frames"])
-        rss = _rss_peak_mb(svc.pid)
+        rss, rss_all = _rss_peak_mb(svc.pid)
         fresh = stats["latency_samples"]
         print(f"\n== plain relay: {args.calls} concurrent proxied calls ({wall:.1f} s) ==")
         print(f"proxied : {_summary(proxied)}")
@@ -179,9 +187,11 @@ async def main() -> int:
               f"{stats['frames_rate_limited']})")
         print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
               f"(max {stats['max_ms']:.2f} ms, {fresh} frames)")
-        print(f"peak RSS of the service: {rss:.0f} MB")
+        print(f"peak RSS of the service: {rss:.0f} MB (with its worker processes: "
+              f"{rss_all:.0f} MB)")
+        p99 = stats["p99_ms"]
         ok = (sum(r["ok"] for r in proxied) == args.calls and dropped == 0
-              and stats["p99_ms"] <= 20.0 and rss < 1024)
+              and p99 <= 20.0 and rss_all < 1024)
         print(f"targets (N/N, 0 dropped, p99 <= 20 ms, RSS < 1 GB): {'MET' if ok else 'MISSED'}")
 
         if args.lipsync_calls:
@@ -201,9 +211,11 @@ async def main() -> int:
                   f"late chunks {stats['late_chunks']}")
             print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
                   "(audio waits for its chunk's alignment; 2 align worker processes on a shared machine)")
-            print(f"peak RSS of the service: {_rss_peak_mb(svc.pid):.0f} MB")
+            print("peak RSS of the service: {:.0f} MB (with workers: {:.0f} MB)".format(
+                *_rss_peak_mb(svc.pid)))
         print(json.dumps({"calls": args.calls, "completed": sum(r["ok"] for r in proxied),
-                          "dropped": dropped, "rss_mb": round(rss)}), file=sys.stderr)
+                          "dropped": dropped, "p99_ms": p99,
+                          "rss_mb": round(rss_all)}), file=sys.stderr)
         return 0
     finally:
         for proc in (svc, emu):

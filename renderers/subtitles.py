@@ -112,7 +112,8 @@ class CaptionRenderer(Renderer):
 
 
 class _LiveCues(LiveRenderer):
-    """Emits cue blocks (the header first) once nothing later can change them."""
+    """Emits cue blocks (the header first) once nothing later can change them: at the latest
+    ``max_duration + min_gap + max_lead_in`` seconds after the cue starts."""
 
     def __init__(self, renderer: CaptionRenderer) -> None:
         self.renderer = renderer
@@ -124,8 +125,10 @@ class _LiveCues(LiveRenderer):
         out = []
         for cue in self.renderer.cues(timeline)[self.sent:]:
             u = timeline.utterances[cue.utterance]
-            # a cue may still grow until max_duration or the next cue; its speech must be over
-            if u.end > final_until or cue.start + rules.max_duration + rules.min_gap > final_until:
+            # its utterance must be over, and no later speech can still move its cut or its end
+            # (a cue lasts at most max_duration; a later one may appear max_lead_in early)
+            settled = cue.start + rules.max_duration + rules.min_gap + rules.max_lead_in
+            if u.end > final_until or settled > final_until:
                 break
             self.sent += 1
             out.append(self.renderer.block(cue, self.sent))

@@ -86,6 +86,26 @@ def test_fallback_without_espeak_beats_the_uniform_baseline_and_keeps_invariants
     assert there.end <= s.words[1].end + 0.05 and how.start >= s.words[2].start - 0.05
 
 
+def test_permissive_backend_uses_pocketsphinx_and_times_every_token():
+    text = "I would like to book a table for two people tonight, please."
+    s = synthesize(text, "en+m3", 160)
+    result = align(s.samples, s.sample_rate, text, backend="pocketsphinx")
+    _check_invariants(result, text, s.duration)
+    assert result.backend == "pocketsphinx"
+    fallback = align(s.samples, s.sample_rate, text, backend="fallback")
+    assert np.median(_boundary_errors(result, s)) < np.median(_boundary_errors(fallback, s))
+    assert np.mean(_boundary_errors(result, s) <= 0.05) >= 0.75
+
+
+def test_when_pocketsphinx_loses_its_way_the_fallback_times_every_token():
+    text = "Hello there, how are you doing today? Quibbleworth paid $42.50."
+    s = synthesize(text, "en+m3", 160)  # pocketsphinx reaches none of these words
+    result = align(s.samples, s.sample_rate, text, backend="pocketsphinx")
+    _check_invariants(result, text, s.duration)
+    assert result.backend in ("pocketsphinx", "fallback")
+    assert np.mean(_boundary_errors(result, s) <= 0.05) >= 0.6
+
+
 def test_long_clip_is_warped_coarse_to_fine():
     text = " ".join([SENTENCE, "Thank you for calling, and have a wonderful afternoon."] * 4)
     s = synthesize(text, "en-us", 150)

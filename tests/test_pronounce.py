@@ -45,3 +45,16 @@ def test_every_token_gets_phones(text):
         assert ph, t.word
         assert all(p in PHONES for w in ph for p in w)
         assert len(ph) <= len(spoken(t.word))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20))
+def test_any_unicode_token_is_pronounced_without_error(text):
+    for t in tokenize(text):
+        for word in token_phones(t.word):
+            assert all(p in PHONES for p in word)
+
+
+def test_odd_digits_do_not_recurse():
+    for word in ("x²", "①②", "٣", "½", "3²"):
+        token_phones(word)

@@ -16,21 +16,25 @@ from playwright.async_api import async_playwright
 from service_helpers import GREETING, SAMPLES, running_service
 
 from aligner import audio
+from aligner.service.proxy import Limits
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 def _mic_wav(path: Path) -> Path:
-    """The fake microphone: silence while the agent greets, then the user's line, then silence
-    (Chromium loops the file)."""
-    pcm = audio.load(SAMPLES / "user1.wav", 16000)
-    quiet = np.zeros(16000 * 6, np.int16)
+    """The fake microphone: silence while the agent greets, the user's request, then a barge-in
+    into the agent's long answer, then silence (Chromium loops the file)."""
+    def quiet(seconds: float) -> np.ndarray:
+        return np.zeros(int(16000 * seconds), np.int16)
+
+    parts = [quiet(5.5), audio.load(SAMPLES / "user1.wav", 16000), quiet(3.5),
+             audio.load(SAMPLES / "user2_bargein.wav", 16000), quiet(30)]
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(16000)
-        w.writeframes(np.concatenate([quiet, pcm, quiet]).tobytes())
+        w.writeframes(np.concatenate(parts).tobytes())
     return path
 
 
@@ -44,7 +48,9 @@ def _args(wav: Path) -> list[str]:
 
 async def test_demo_page_lip_syncs_in_chromium(tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
-    async with running_service(tmp_path, lipsync=True, emulator={"send_speed": 2.0}) as svc, \
+    # a generous alignment budget: on a loaded machine, events still precede their audio
+    async with running_service(tmp_path, lipsync=True, emulator={"send_speed": 2.0},
+                               limits=Limits(align_budget=3.0)) as svc, \
             async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                            args=_args(_mic_wav(tmp_path / "mic.wav")))
@@ -64,6 +70,10 @@ async def test_demo_page_lip_syncs_in_chromium(tmp_path):
                                          timeout=20_000)
             demo = await page.evaluate("window.demo")
             caption = await page.inner_text("#caption")
+            # the user barges into the agent's answer: the emulator sends clear
+            await page.wait_for_function("window.demo.clears > 0", timeout=30_000)
+            before, after = await page.evaluate("[window.demo.beforeClear, window.demo.afterClear]")
+            await page.screenshot(path=str(ARTIFACTS / "service_demo_clear.png"))
             await page.click("#hangup")
             await page.wait_for_function("window.demo.state === 'closed'", timeout=10_000)
         finally:
@@ -84,3 +94,6 @@ async def test_demo_page_lip_syncs_in_chromium(tmp_path):
     assert all(c["playing"] for c in changes if c["viseme"] != "sil")
     # in time: the first word appeared when the first audio started playing
     assert abs(demo["firstWordAt"] - demo["firstAudioAt"]) < 0.35, demo
+    # a clear stops audio, mouth and captions at once: agent audio was playing and queued
+    assert before["playing"] and before["queued"] > 0, before
+    assert after == {"viseme": "sil", "highlighted": 0, "queued": 0, "playing": False}, after

@@ -300,6 +300,30 @@ def test_user_utterance_aligned_from_voice_activity(agent, user):
     assert [e.data for e in tl.events if e.kind == "turn"] == [{"turn": "agent_turn"}]
 
 
+@pytest.mark.parametrize("burst", [True, False])
+def test_user_audio_keeps_real_timing_through_sender_stalls(user, burst):
+    """A sender that stalls 0.48 s and then catches up in a burst must not shift the rest of the
+    call late; a sender that really pauses leaves silence where it paused."""
+    n, a, stall = SR // 50, round(0.3 * SR), round(0.48 * SR)
+    audio = UserAudio(SR)
+    sent = a  # send time in samples (exact arithmetic)
+    for k, i in enumerate(range(0, len(user.pcm), n)):
+        if k == 20:
+            sent += stall  # nothing sent for a while
+        audio.add(sent / SR, user.pcm[i:i + n])
+        behind = k >= 20 and burst and sent > a + k * n
+        sent += n // 5 if behind else n  # catching up: 5x real time until on time again
+    track = audio.samples()
+    if burst:  # the mic kept recording during the stall: one unbroken stretch, on time
+        assert np.array_equal(track[a:a + len(user.pcm)], user.pcm)
+        assert len(track) == a + len(user.pcm)
+    else:
+        cut = 20 * n
+        assert np.array_equal(track[a:a + cut], user.pcm[:cut])
+        assert not track[a + cut:a + cut + stall].any()
+        assert np.array_equal(track[a + cut + stall:], user.pcm[cut:])
+
+
 @pytest.mark.parametrize("noise_db", [None, -50.0, -38.0])
 def test_user_speech_found_over_mic_noise(user, noise_db):
     """Voice activity follows the noise floor: steady mic hiss is not speech."""

@@ -91,7 +91,8 @@ async def test_chromium_reads_cues_voices_and_word_timestamps():
                 assert stamps == []
             else:
                 assert len(stamps) == len(want)
-                assert all(abs(a - b) <= 0.001 for a, b in zip(stamps, want, strict=True))
+                # Chromium serialises a stamp by truncating to whole ms: allow that on top of ours
+                assert all(abs(a - b) <= 0.0015 for a, b in zip(stamps, want, strict=True))
     (cue,) = got["tricky"]["cues"]
     assert cue["text"].split() == text.split() and cue["voice"] == "User"
     assert cue["start"] == 7200 and len(cue["stamps"]) == len(spans) - 1

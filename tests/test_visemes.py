@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import renderers
+from aligner.audio import resample
 from aligner.cli import main
 from aligner.speech import synthesize
 from aligner.timeline import Phone, Timeline, TimelineEvent, Utterance, Word
@@ -252,6 +253,19 @@ def test_live_stream_clear_relaxes_and_flags():
     assert after[0].start == pytest.approx(3.0 - Motion().lead)
 
 
+def test_live_renderer_passes_clears_on():
+    full = _timeline(TEXT)
+    live = renderers.get("visemes")(set="rhubarb").live()
+    first = live.feed(full, 1.0)  # everything before 1.0 s is final
+    assert first and first[0]["t"] == 0
+    cut = _timeline(TEXT, clear=1.3)  # the user barged in at 1.3 s
+    got = live.feed(cut, 1.3) + live.finish(cut)
+    flagged = [e for e in got if e.get("clear")]
+    assert len(flagged) == 1 and flagged[0]["t"] == pytest.approx(1.3, abs=1e-3)
+    assert flagged[0]["viseme"] == "X" and got[-1]["viseme"] == "X"
+    assert all(e["t"] < 1.3 for e in got if e is not flagged[0] and e["viseme"] != "X")
+
+
 def test_polly_live_and_batch():
     tl = _timeline(TEXT2)
     lines = [json.loads(x) for x in renderers.get("polly")().render_string(tl).splitlines()]
@@ -403,6 +417,24 @@ def test_phone_model_decodes_and_retimes_real_speech():
     assert all(a.end == pytest.approx(b.start) for a, b in zip(retimed, retimed[1:], strict=False))
     assert _agreement(truth, retimed) >= _agreement(truth, aligned) - 0.02
     assert _agreement(truth, retimed) > 0.8
+
+
+def test_phone_model_trains_saves_and_loads(tmp_path):
+    from aligner.viseme_model import CLASSES, PhoneModel, train
+
+    clips = []
+    for text in (TEXT, TEXT2):
+        samples, rate, truth = _spoken(text, voice="en-us+m2")
+        clips.append((resample(samples, rate, 16000), truth))
+    model = train(clips, hidden=300, seed=3)
+    assert model.w2.shape == (300, len(CLASSES))
+    path = model.save(tmp_path / "m.npz")
+    again = PhoneModel.load(path)
+    assert np.allclose(again.w2, model.w2, atol=1e-2 * np.abs(model.w2).max())
+    # it learnt something: on its own training speech most frames get the right shape
+    assert _agreement(clips[1][1], again.phones(clips[1][0], 16000)) > 0.6
+    with pytest.raises(ValueError, match="no training"):
+        train([], hidden=10)
 
 
 def test_cli_visemes_with_text_and_audio_only(tmp_path, capsys):

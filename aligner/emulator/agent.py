@@ -95,7 +95,7 @@ class Conversation:
         self._recognitions: set[asyncio.Task] = set()  # finish even after the call ended
         self._done = asyncio.Event()
         self.ended_reason: str | None = None
-        self.first_chunk_times: list[float] = []  # call time of each response's first chunk
+        self._turn_decided: float | None = None
         self._next_send = 0.0
         self._audio_lag = 0.0
 
@@ -234,6 +234,7 @@ class Conversation:
         agent.spans = [s for _, s in kept]
 
     def _user_ended(self, event: SpeechEnded) -> None:
+        self._turn_decided = self.now()
         rate = self.call.sample_rate
         audio = np.concatenate(self._audio) if self._audio else np.zeros(0, np.int16)
         a = max(0, round((event.start - 0.2) * rate) - self._audio_start)
@@ -312,7 +313,9 @@ class Conversation:
             turn = Turn("agent")
             self.call.transcript.append(turn)
             self._agent = _AgentTurn(turn, response_id)
-            self.first_chunk_times.append(self.now())
+            if self._turn_decided is not None:
+                self.call.turn_delays.append(self.now() - self._turn_decided)
+                self._turn_decided = None
             first = True
         else:
             first = False

@@ -41,11 +41,13 @@ _DIALOGUE = web.AppKey("dialogue", dict)
 
 
 class _Recognizer:
-    """Runs :func:`recognize_words` off the event loop, started on first use.
+    """Runs :func:`recognize_words` in a worker process, started (and its decoder loaded) in
+    the background when the server starts.
 
-    With phrase hints pocketsphinx searches a small word loop, fed in 20 ms pieces from one
-    worker thread (the GIL is free between pieces). The general language model holds the GIL
-    for seconds at the end of an utterance, so without hints it runs in a worker process.
+    pocketsphinx holds the GIL while it decodes; on a busy machine a decoding thread in the
+    server process delays the event loop by hundreds of milliseconds, so it gets its own
+    process. If the process cannot start (e.g. an unguarded ``__main__`` script under the
+    ``spawn`` start method), recognition falls back to a thread.
     """
 
     def __init__(self, hints: list[str] | None) -> None:
@@ -54,25 +56,31 @@ class _Recognizer:
 
     def _executor(self) -> concurrent.futures.Executor:
         if self._pool is None:
-            if self.hints:
-                self._pool = concurrent.futures.ThreadPoolExecutor(1, "recognize")
-            else:
-                self._pool = concurrent.futures.ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    async def warm(self) -> None:
-        """Load the decoder before the first call needs it."""
-        await asyncio.get_running_loop().run_in_executor(self._executor(), prepare, self.hints)
+    def warm(self) -> None:
+        """Start the worker and load its decoder, without waiting."""
+        future = self._executor().submit(prepare, self.hints)
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def __call__(self, samples, sample_rate: int):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), recognize_words, samples,
-                                          sample_rate, self.hints)
+        try:
+            return await loop.run_in_executor(self._executor(), recognize_words, samples,
+                                              sample_rate, self.hints)
+        except concurrent.futures.BrokenExecutor:
+            log.warning("recognition process failed; recognising in a thread instead")
+            self.close()
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, "recognize")
+            return await loop.run_in_executor(self._pool, recognize_words, samples,
+                                              sample_rate, self.hints)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 def _error(status: int, field: str, message: str) -> web.Response:
@@ -109,6 +117,19 @@ async def _get_call(request: web.Request) -> web.Response:
     if call is None:
         return _error(404, "call_id", "no such call")
     return web.json_response(call.to_json())
+
+
+async def _stats(request: web.Request) -> web.Response:
+    """Emulator-only counters of a call (not part of the real API): frames received, frames
+    ignored, and per user turn the delay from the end-of-turn decision to the first chunk."""
+    if not _authorized(request):
+        return _error(401, "authorization", "missing or wrong Bearer API key")
+    call = request.app[CALLS].get(request.match_info["call_id"])
+    if call is None:
+        return _error(404, "call_id", "no such call")
+    return web.json_response({
+        "call_id": call.call_id, "frames_received": call.frames_in,
+        "ignored_frames": call.ignored_frames, "turn_delays": call.turn_delays})
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -159,12 +180,13 @@ async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
         for task in runner:
             task.cancel()
         conversation.stop("user_hangup")
+        app[CONVERSATIONS].pop(call.call_id, None)
     return ws
 
 
 async def _on_startup(app: web.Application) -> None:
     if app[_RECOGNIZER] is not None:
-        await app[_RECOGNIZER].warm()
+        app[_RECOGNIZER].warm()
 
 
 async def _on_cleanup(app: web.Application) -> None:
@@ -201,6 +223,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post("/register-call", _register_call)
     app.router.add_get("/get-call/{call_id}", _get_call)
     app.router.add_get("/audio-websocket/{call_id}", _audio_websocket)
+    app.router.add_get("/emulator/stats/{call_id}", _stats)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app

@@ -101,6 +101,7 @@ class Call:
     transcript: list[Turn] = field(default_factory=list)
     frames_in: int = 0
     ignored_frames: int = 0
+    turn_delays: list[float] = field(default_factory=list)  # end of user turn -> agent speaks
 
     @property
     def encoding(self) -> str:

@@ -118,14 +118,19 @@ function onText(text) {
 
 function onClear() {
   demo.clears += 1;
+  demo.beforeClear = { queued: sources.length, playing: ctx ? streamSampleNow() !== null : false };
   for (const s of sources) { try { s.stop(); } catch { /* already stopped */ } }
   sources = []; segments = [];
   nextTime = ctx ? ctx.currentTime : 0;
   // everything announced for audio not yet played is void; the clock continues from received
   words = words.map((w) => (w && w.start_sample < playhead.last ? w : undefined));
   visemes = [];
-  showViseme("sil");
+  showViseme("sil", false);
   showWord(-1);
+  demo.afterClear = {                     // what the page shows right after the clear
+    viseme: $("mouth").dataset.viseme, highlighted: $("caption").querySelectorAll(".current").length,
+    queued: sources.length, playing: streamSampleNow() !== null,
+  };
 }
 
 // the stream sample playing now, or null when nothing plays
@@ -184,7 +189,7 @@ function showWord(index) {
     const el = document.createElement("span");
     el.className = i === index ? "word current" : "word";
     el.textContent = words[i].word;
-    cap.appendChild(el);
+    cap.append(el, " ");                  // a space: lines may wrap between words
   }
   demo.shownWords.push(words[index].word);
   if (demo.firstWordAt === null) demo.firstWordAt = ctx.currentTime;
