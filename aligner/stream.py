@@ -168,8 +168,10 @@ class StreamAligner:
                             chars[i] = replace(chars[i], start=fr.start + k * d,
                                                end=fr.start + (k + 1) * d)
         final_until = duration
-        if not final and tokens and tokens[-1].token_end == len(text) and text[-1:].isalnum():
-            final_until = al.words[-1].start  # the last word may continue in the next chunk
+        if not final and tokens and tokens[-1].token_end == len(text):
+            # The text does not end in whitespace: the last token may go on in the next chunk
+            # ("Hel" + "lo", and even "77." + "5"), so its word is not final yet.
+            final_until = al.words[-1].start
         return StreamResult(duration, al.words, tuple(chars), al.phones, text, final_until)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from .timeline import Phone
 from .viseme_sets import ARPABET
 
-__all__ = ["CLASSES", "MODEL_PATH", "PhoneModel", "features", "train"]
+__all__ = ["CLASSES", "MODEL_PATH", "PhoneModel", "PhoneStream", "features", "train"]
 
 
 CLASSES = ("sil", *ARPABET)
@@ -74,6 +74,67 @@ def features(pcm: np.ndarray) -> np.ndarray:
     m = (m - m.mean(0)) / (m.std(0) + 1e-6)
     idx = np.clip(np.arange(n)[:, None] + np.array(_CONTEXT)[None, :], 0, n - 1)
     return m[idx].reshape(n, -1).astype(np.float32)
+
+
+class PhoneStream:
+    """Phones from live audio without text (a Twilio stream, binary audio with alignment off).
+
+    Sans-I/O: :meth:`feed` audio chunks as they come; every ``step`` seconds the model decodes
+    the recent window (``context`` seconds before the undecided part) and returns the phones
+    that ended more than ``lag`` seconds ago; :meth:`finish` returns the rest. Times are seconds
+    from the first sample fed. Feed the phones to :class:`aligner.visemes.VisemeStream`; the
+    cues trail the audio by about ``lag + step``, so delay playback that much to stay in sync.
+
+    Args:
+        sample_rate: rate of the chunks (8000-48000).
+        model: the phone model (default the shipped one).
+        context: seconds of already decided audio decoded again for context.
+        lag: how long a phone waits before it is final.
+        step: decode at most this often (seconds of new audio).
+    """
+
+    def __init__(self, sample_rate: int, model: PhoneModel | None = None, *,
+                 context: float = 1.5, lag: float = 0.25, step: float = 0.25) -> None:
+        self.sample_rate = sample_rate
+        self.model = model or PhoneModel.load()
+        self.context, self.lag, self.step = context, lag, step
+        self._chunks: list[np.ndarray] = []
+        self._start = 0  # sample index of the buffer's first sample
+        self._fed = 0  # samples fed in all
+        self._decoded = 0  # samples fed at the last decode
+        self._done = 0.0  # phones before this time were returned
+
+    def feed(self, pcm: np.ndarray) -> list[Phone]:
+        """Add mono int16 samples; return the phones that became final."""
+        pcm = np.asarray(pcm, np.int16)
+        self._chunks.append(pcm)
+        self._fed += len(pcm)
+        if (self._fed - self._decoded) < self.step * self.sample_rate:
+            return []
+        return self._decode(self._fed / self.sample_rate - self.lag)
+
+    def finish(self) -> list[Phone]:
+        """The phones of the audio not returned yet."""
+        return self._decode(float("inf")) if self._fed else []
+
+    def _decode(self, until: float) -> list[Phone]:
+        self._decoded = self._fed
+        buf = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        self._chunks = [buf]
+        t0 = self._start / self.sample_rate
+        out = []
+        for p in self.model.phones(buf, self.sample_rate):
+            s, e = p.start + t0, p.end + t0
+            if e <= self._done + 1e-9 or e > until:
+                continue
+            out.append(Phone(p.phone, max(s, self._done), e))
+        if out:
+            self._done = out[-1].end
+        # keep ``context`` seconds before the undecided audio
+        keep_from = max(self._start, int((self._done - self.context) * self.sample_rate))
+        self._chunks = [buf[keep_from - self._start:]]
+        self._start = keep_from
+        return out
 
 
 def _frame_db(pcm: np.ndarray) -> np.ndarray:

@@ -250,7 +250,7 @@ def _hold(segs: list[list], min_hold: float) -> list[list]:
         for nb, floor in ((nxt, min_hold), (prv, min_hold), (nxt, 0.0), (prv, 0.0)):
             if nb is None or need <= _EPS:
                 continue
-            room = nb[1] - nb[0] - floor if floor else (nb[1] - nb[0]) / 2
+            room = nb[1] - nb[0] - floor  # second pass: a neighbour may vanish
             take = min(need, max(room, 0.0))
             if nb is nxt:
                 sg[1] += take
@@ -259,7 +259,7 @@ def _hold(segs: list[list], min_hold: float) -> list[list]:
                 sg[0] -= take
                 nb[1] = sg[0]
             need -= take
-    out = [sg for sg in out if sg[1] > sg[0] + _EPS or sg[4]]
+    out = _merge([sg for sg in out if sg[1] > sg[0] + _EPS or sg[4]])
     if len(out) > 1 and out[-1][1] - out[-1][0] < min_hold - _EPS and not out[-1][3] \
             and not out[-1][4] and not out[-2][3]:
         out[-2][1] = out[-1][1]  # a short tail joins the shape before it

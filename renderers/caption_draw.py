@@ -146,6 +146,7 @@ class CaptionPainter:
         self.band_top = height - self.margin - self.band_height
         self.side = max(8, round(width * 0.05))
         self._cached: tuple | None = None
+        self._spoken: tuple | None = None  # (caption key, words drawn as spoken, image)
 
     def fits(self, line: str) -> bool:
         """True if ``line`` fits within the band's width (inside the side margins)."""
@@ -214,21 +215,35 @@ class CaptionPainter:
         st = self.style
         first_line = max(0, len(lines) - st.max_lines)
         lines = tuple(lines)[first_line:]
-        band, placed = self._base(lines, speaker)
-        d = ImageDraw.Draw(band)
-        whole: set[int] = set()
-        for i, (li, cs, ce) in enumerate(words):
-            if i >= done:
-                break
-            li -= first_line
-            if not 0 <= li < len(placed) or li in whole:
-                continue
-            font, x, y, rtl = placed[li]
-            line = lines[li]
-            if rtl:  # bidi reorders glyphs: offsets are not linear, so colour the line whole
-                d.text((x, y), line, font=font, fill=st.spoken + (255,))
-                whole.add(li)
-                continue
-            fill = st.highlight if (active and i == done - 1) else st.spoken
-            d.text((x + font.getlength(line[:cs]), y), line[cs:ce], font=font, fill=fill + (255,))
+        words = tuple(words)
+        spoken = done - 1 if active and done > 0 else done
+        # Karaoke states follow each other, so the spoken words are drawn incrementally onto a
+        # kept image (one or two words a state instead of all of them).
+        key = (lines, speaker, words)
+        if self._spoken is None or self._spoken[0] != key or self._spoken[1] > spoken:
+            self._spoken = (key, 0, self._base(lines, speaker)[0])
+        _, n, img = self._spoken
+        placed = self._cached[2]
+        d = ImageDraw.Draw(img)
+        for i in range(n, spoken):
+            self._draw_word(d, lines, placed, words[i], first_line, st.spoken)
+        self._spoken = (key, max(n, spoken), img)
+        band = img.copy()
+        if spoken < done:
+            self._draw_word(ImageDraw.Draw(band), lines, placed, words[done - 1], first_line,
+                            st.highlight)
         return band
+
+    @staticmethod
+    def _draw_word(d: ImageDraw.ImageDraw, lines: tuple[str, ...], placed: list,
+                   word: tuple[int, int, int], first_line: int, fill: tuple[int, int, int]) -> None:
+        li, cs, ce = word
+        li -= first_line
+        if not 0 <= li < len(placed):
+            return
+        font, x, y, rtl = placed[li]
+        line = lines[li]
+        if rtl:  # bidi reorders glyphs: offsets are not linear, so colour the line whole
+            d.text((x, y), line, font=font, fill=fill + (255,))
+        else:
+            d.text((x + font.getlength(line[:cs]), y), line[cs:ce], font=font, fill=fill + (255,))

@@ -8,17 +8,20 @@ would clip, or in stereo with the agent left and the user right (``stereo=True``
 Efficiency is the design: the screen is a few regions (background, face, user indicator, caption
 band) whose look is a function of a small state (caption cue, words started, word sounding,
 mouth shape, who speaks). Each region's patch is drawn once per state and converted to YUV once;
-a frame is re-assembled only when the state changes, and otherwise the previous ``VideoFrame``
-is handed to the encoder again. Frames and audio are streamed and interleaved, so memory stays
-flat however long the call is; WAV tracks are memory-mapped, not loaded.
+the state is only looked at when it can change, only changed regions are written into the one
+``VideoFrame``, and otherwise that frame is handed to the encoder again. Frames and audio are
+streamed and interleaved, so memory stays flat however long the call is; WAV tracks are
+memory-mapped, not loaded.
 
-Options (keyword arguments of :class:`VideoRenderer`): ``size`` (``"720p"``, ``"1080p"``,
-``"vertical"`` or ``"WxH"``), ``fps`` (30), ``background`` (``"#rrggbb"`` or an image path),
-``mouths`` (a Rhubarb-style mouth-shape folder, see :mod:`renderers.avatar`), ``font`` (a font
-path), ``stereo`` (False), ``crf`` (23), ``preset`` (x264 preset, ``"ultrafast"``; ``"veryfast"`` gives files about half the size at a third of the speed), ``progress``
-(a bar on stderr: ``"auto"`` when stderr is a terminal, the default; True/False; or a callable
-``(done_seconds, total_seconds)``), ``captions``
-(a :class:`renderers.segment.CaptionRules`).
+Options (keyword arguments of :class:`VideoRenderer`; strings from the command line work):
+``size`` (``"720p"``, ``"1080p"``, ``"vertical"`` or ``"WxH"``), ``fps`` (30), ``background``
+(``"#rrggbb"`` or an image path), ``mouths`` (a Rhubarb-style mouth-shape folder, see
+:mod:`renderers.avatar`), ``font`` (a font path), ``stereo`` (False), ``crf`` (23), ``preset``
+(x264 preset, ``"ultrafast"``; ``"veryfast"`` gives files about half the size, 3x slower),
+``x264_params`` (extra ``x264-params``), ``progress`` (a bar on stderr: ``"auto"``, the default,
+when stderr is a terminal; True/False; or a callable ``(done_seconds, total_seconds)``),
+``captions`` (a :class:`renderers.segment.CaptionRules`) or any of its fields by name, and
+``mouth`` (``[(time, shape), ...]`` to drive the mouth instead of :mod:`aligner.visemes`).
 
 >>> from aligner.timeline import Timeline
 >>> VideoRenderer(size="vertical").frame_image(Timeline(duration=1.0), 0.5).size
@@ -49,6 +52,7 @@ from aligner.timeline import Timeline
 from . import Renderer
 from .avatar import IDLE, Avatar, load_mouth_set
 from .caption_draw import CaptionPainter, CaptionStyle
+from .video_audio import AudioMix
 
 __all__ = ["SIZES", "VideoRenderer"]
 
@@ -134,7 +138,7 @@ class VideoRenderer(Renderer):
                 raise RendererError(f"this PyAV build lacks the {codec} encoder")
         started = time.perf_counter()
         scene = _Scene(self, timeline)
-        mix = _AudioMix(timeline, base, self.stereo)
+        mix = AudioMix(timeline, base, self.stereo)
         n_frames = max(1, round(timeline.duration * self.fps))
         total = n_frames / self.fps
         report = _progress(self.options.get("progress"), total)
@@ -160,7 +164,7 @@ class VideoRenderer(Renderer):
                 if t >= until:  # something may change now: look, and redraw only if it did
                     state, until = scene.state_until(t)
                     if state != key:
-                        frame = av.VideoFrame.from_ndarray(scene.yuv(state), format="yuv420p")
+                        frame = scene.frame(state)
                         key = state
                 frame.pts = i
                 frame.time_base = tb
@@ -174,7 +178,7 @@ class VideoRenderer(Renderer):
         log.info("rendered %.1f s of video in %.1f s (%d redraws)", total,
                  time.perf_counter() - started, scene.redraws)
 
-    def _write_audio(self, out: Any, stream: Any, mix: _AudioMix, pos: int, upto: int | None,
+    def _write_audio(self, out: Any, stream: Any, mix: AudioMix, pos: int, upto: int | None,
                      total: float) -> int:
         import av
 
@@ -226,8 +230,15 @@ class _Scene:
         self.changes = sorted(times)
         self.redraws = 0
         self._patches: dict[tuple, tuple[np.ndarray, ...]] = {}
-        self._base_yuv = _to_yuv(np.asarray(self.background))
+        base = _to_yuv(np.asarray(self.background))
+        self._base_planes = _split(base, self.h, self.w)
+        self._shown: dict[str, tuple] = {}  # region name -> the patch key written there
+        self._regions: dict[tuple, Image.Image] = {}  # background under each patch, RGBA
+        self._reformatter: Any = None
+        self._frame: Any = None  # the VideoFrame being assembled, and views of its planes
+        self._out: tuple[np.ndarray, ...] = ()
         self._band_cue = -1  # the caption whose band patches are cached
+        self._band_box = (0, 0, 0, 0)  # its text's bounding box in the band
 
     # state = (caption index, words started, word sounding, mouth shape, agent on, user on)
     def state_until(self, t: float) -> tuple[tuple, float]:
@@ -269,60 +280,97 @@ class _Scene:
         yield self.face_xy, self.avatar.patch(shape, agent)
         yield self.chip_xy, _chip(self.chip_size, user, self.style)
         if ci >= 0:
-            c = self.captions[ci]
-            words = tuple((w.line, w.offset, w.offset + w.length) for w in c.words)
-            yield self.band_xy, self.painter.paint(c.lines, c.speaker, words, done, active)
+            yield self.band_xy, self._band_layer(ci, done, active)
 
-    def yuv(self, state: tuple) -> np.ndarray:
-        """The frame for ``state`` as a yuv420p array (``h * 3 // 2`` rows), built from patches."""
+    def frame(self, state: tuple) -> Any:
+        """The ``VideoFrame`` (yuv420p) for ``state``, assembled from cached YUV patches.
+
+        There is one frame, updated in place: only the regions are rewritten. Encoders copy a
+        frame's pixels when it is encoded (x264 does), so it can be reused for every frame.
+        """
         self.redraws += 1
         ci, done, active, shape, agent, user = state
-        buf = self._base_yuv.copy()
-        self._put(buf, ("face", shape, agent), self.face_xy,
-                  lambda: self.avatar.patch(shape, agent))
-        self._put(buf, ("chip", user), self.chip_xy, lambda: _chip(self.chip_size, user, self.style))
-        if ci >= 0:
-            if self._band_cue != ci:  # caption patches live as long as their cue
-                self._patches = {k: v for k, v in self._patches.items() if k[0] != "band"}
-                self._band_cue = ci
-            c = self.captions[ci]
-            words = tuple((w.line, w.offset, w.offset + w.length) for w in c.words)
-            self._put(buf, ("band", ci, done, active), self.band_xy,
-                      lambda: self.painter.paint(c.lines, c.speaker, words, done, active))
-        return buf
+        if self._frame is None:
+            import av
 
-    def _put(self, buf: np.ndarray, key: tuple, xy: tuple[int, int],
+            self._frame = av.VideoFrame(self.w, self.h, "yuv420p")
+            self._out = tuple(
+                np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+                for p in self._frame.planes)
+            for dst, src in zip(self._out, self._base_planes, strict=True):
+                dst[:] = src
+        out = self._out
+        self._put(out, ("face", shape, agent), self.face_xy, lambda: self.avatar.patch(shape, agent))
+        self._put(out, ("chip", user), self.chip_xy, lambda: _chip(self.chip_size, user, self.style))
+        if ci != self._band_cue:  # a new caption (or none): back to the bare background first
+            self._patches = {k: v for k, v in self._patches.items() if k[0] != "band"}
+            self._band_cue = ci
+            top = self.band_xy[1]
+            bottom = min(self.h, top + _even(self.painter.band_height))
+            for dst, src in zip(out, self._base_planes, strict=True):
+                k = 1 if dst.shape[0] == self.h else 2
+                dst[top // k:bottom // k] = src[top // k:bottom // k]
+            self._shown.pop("band", None)
+            if ci >= 0:
+                box = self._band_layer(ci, 0, False).getbbox() or (0, 0, 2, 2)
+                x0, y0 = _even(box[0], up=False), _even(box[1], up=False)
+                self._band_box = (x0, y0, _even(box[2]), _even(box[3]))
+        if ci >= 0:
+            x0, y0, x1, y1 = self._band_box
+            self._put(out, ("band", ci, done, active), (x0, self.band_xy[1] + y0),
+                      lambda: self._band_layer(ci, done, active).crop((x0, y0, x1, y1)))
+        return self._frame
+
+    def _band_layer(self, ci: int, done: int, active: bool) -> Image.Image:
+        c = self.captions[ci]
+        words = tuple((w.line, w.offset, w.offset + w.length) for w in c.words)
+        return self.painter.paint(c.lines, c.speaker, words, done, active)
+
+    def _to_yuv(self, rgb: np.ndarray) -> np.ndarray:
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._reformatter = VideoReformatter()
+        return _to_yuv(rgb, self._reformatter)
+
+    def _put(self, out: tuple[np.ndarray, ...], key: tuple, xy: tuple[int, int],
              draw: Callable[[], Image.Image]) -> None:
+        """Write the patch ``key`` (drawn by ``draw`` the first time) at ``xy`` into planes ``out``."""
         x, y = xy
+        if self._shown.get(key[0]) == (key, xy):
+            return  # already on screen
+        self._shown[key[0]] = (key, xy)
         planes = self._patches.get(key)
         if planes is None:
             layer = draw()
             pw = min(_even(layer.width), self.w - x)
             ph = min(_even(layer.height), self.h - y)
-            region = self.background.crop((x, y, x + pw, y + ph)).convert("RGBA")
-            region.alpha_composite(layer.crop((0, 0, pw, ph)))
-            planes = _planes(np.asarray(region.convert("RGB")))
+            box = (x, y, x + pw, y + ph)
+            if box not in self._regions:
+                self._regions[box] = self.background.crop(box).convert("RGBA")
+            region = self._regions[box].copy()
+            region.alpha_composite(layer if layer.size == (pw, ph) else layer.crop((0, 0, pw, ph)))
+            planes = _split(self._to_yuv(np.asarray(region)), ph, pw)
             self._patches[key] = planes
         py, pu, pv = planes
         ph, pw = py.shape
-        fy, u, v = _split(buf, self.h, self.w)
+        fy, u, v = out
         fy[y:y + ph, x:x + pw] = py
         u[y // 2:(y + ph) // 2, x // 2:(x + pw) // 2] = pu
         v[y // 2:(y + ph) // 2, x // 2:(x + pw) // 2] = pv
 
 
-def _to_yuv(rgb: np.ndarray) -> np.ndarray:
-    """RGB (h, w, 3), even sides → one yuv420p array of ``h * 3 // 2`` rows (Y, then U, then V)."""
+def _to_yuv(rgb: np.ndarray, reformatter: Any = None) -> np.ndarray:
+    """RGB or RGBA (h, w, 3|4), even sides → one BT.709 yuv420p array of ``h * 3 // 2`` rows
+    (Y, then U, then V). A kept ``VideoReformatter`` reuses its swscale context."""
     import av
+    from av.video.reformatter import VideoReformatter
 
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return frame.reformat(format="yuv420p", dst_colorspace="ITU709").to_ndarray()
-
-
-def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RGB (h, w, 3), even sides → the yuv420p planes Y (h, w), U and V (h/2, w/2)."""
-    h, w = rgb.shape[:2]
-    return _split(_to_yuv(rgb), h, w)
+    fmt = "rgba" if rgb.shape[2] == 4 else "rgb24"
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+    out = (reformatter or VideoReformatter()).reformat(frame, format="yuv420p",
+                                                       dst_colorspace="ITU709")
+    return out.to_ndarray()
 
 
 def _split(arr: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -504,94 +552,3 @@ def _progress(spec: Any, total: float) -> Callable[[float], None]:
         sys.stderr.flush()
 
     return bar
-
-
-class _AudioMix:
-    """The call as heard, read block by block: mono mix scaled to avoid clipping, or stereo."""
-
-    def __init__(self, timeline: Timeline, base: Path | None, stereo: bool) -> None:
-        from aligner.audio import resample
-
-        tracks = [t for t in timeline.audio if t.speaker in ("agent", "user")]
-        self.rate = max((t.sample_rate for t in tracks), default=24000)
-        self.stereo = stereo
-        self.tracks: dict[str, np.ndarray] = {}
-        for t in tracks:
-            pcm = _open_pcm(t, base)
-            if t.sample_rate != self.rate:
-                pcm = resample(np.asarray(pcm), t.sample_rate, self.rate)
-            self.tracks[t.speaker] = pcm
-        self.gain = 1.0
-        if not stereo and len(self.tracks) > 1:
-            peak = 0
-            n = max(len(a) for a in self.tracks.values())
-            for s in range(0, n, self.rate * 10):
-                peak = max(peak, int(np.abs(self._sum(s, min(n, s + self.rate * 10))).max(initial=0)))
-            if peak > 32767:
-                self.gain = 32767 / peak
-                log.info("mix would clip (peak %d): scaled by %.3f", peak, self.gain)
-
-    def _part(self, speaker: str, start: int, stop: int) -> np.ndarray:
-        out = np.zeros(stop - start, np.int32)
-        a = self.tracks.get(speaker)
-        if a is not None and start < len(a):
-            seg = a[start:min(stop, len(a))]
-            out[:len(seg)] = seg
-        return out
-
-    def _sum(self, start: int, stop: int) -> np.ndarray:
-        return self._part("agent", start, stop) + self._part("user", start, stop)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``start:stop`` as int16: mono, or interleaved stereo (agent left, user right)."""
-        if self.stereo:
-            both = np.stack([self._part("agent", start, stop), self._part("user", start, stop)], 1)
-            return both.astype(np.int16).reshape(-1)
-        mix = self._sum(start, stop)
-        if self.gain < 1.0:
-            mix = np.round(mix * self.gain)
-        return np.clip(mix, -32768, 32767).astype(np.int16)
-
-
-def _open_pcm(track: Any, base: Path | None) -> np.ndarray:
-    """A track's samples: a PCM16 mono WAV memory-mapped (flat memory), else loaded."""
-    if track.samples is None and track.path and track.path.lower().endswith(".wav"):
-        p = Path(track.path)
-        if base is not None and not p.is_absolute():
-            p = Path(base) / p
-        mapped = _map_wav(p, track.sample_rate)
-        if mapped is not None:
-            return mapped
-    return track.load(base)
-
-
-def _map_wav(path: Path, rate: int) -> np.ndarray | None:
-    """Memory-map the data of a 16-bit mono PCM WAV at ``rate``; None if it is anything else."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            fmt_ok = False
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
-                if cid == b"fmt ":
-                    fmt = f.read(size + (size & 1))
-                    tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
-                    srate, bits = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[14:16], "little")
-                    fmt_ok = tag in (1, 0xFFFE) and channels == 1 and srate == rate and bits == 16
-                elif cid == b"data":
-                    if not fmt_ok:
-                        return None
-                    offset = f.tell()
-                    count = min(size, os.path.getsize(path) - offset) // 2
-                    if count <= 0:
-                        return np.zeros(0, np.int16)
-                    return np.memmap(path, dtype="<i2", mode="r", offset=offset, shape=(count,))
-                else:
-                    f.seek(size + (size & 1), 1)
-    except OSError:
-        return None

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -175,10 +176,9 @@ async def test_upstream_dies_mid_call_front_end_gets_reason_recording_kept(tmp_p
               "        print(emu.base_url, flush=True)\n"
               "        await asyncio.sleep(3600)\n"
               "asyncio.run(main())\n")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script,
-                                                stdout=asyncio.subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        base = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+        base = (await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)).strip()
         async with running_service(tmp_path, upstream=base) as svc:
             call = await svc.register()
             url = f"{svc.ws_base}/audio-websocket/{call['call_id']}"
@@ -195,9 +195,10 @@ async def test_upstream_dies_mid_call_front_end_gets_reason_recording_kept(tmp_p
             assert any(isinstance(s.event, AlignedAudio) for s in cap.events())
             assert cap.close.reason == "error_upstream_connection_lost"
     finally:
-        if proc.returncode is None:
+        if proc.poll() is None:
             proc.kill()
-        await proc.wait()
+        proc.wait()
+        proc.stdout.close()
 
 
 async def test_unknown_call_is_closed_with_a_reason(tmp_path):
@@ -229,11 +230,11 @@ async def test_graceful_shutdown_closes_calls_and_finishes_recordings(tmp_path):
 
 async def test_slow_alignment_never_holds_the_audio_back(tmp_path):
     """With no time budget for alignment, audio goes at once and the events follow, late."""
-    async with running_service(tmp_path, limits=Limits(align_budget=0.0)) as svc:
+    async with running_service(tmp_path, lipsync=True, limits=Limits(align_budget=0.0)) as svc:
         call = await svc.register()
         url = f"{svc.ws_base}/audio-websocket/{call['call_id']}?enable_words=true"
         async with svc.http.ws_connect(url) as ws:
-            frames = await collect(ws, 10.0, until=lambda k, d: k == "json" and d.get("index") == 12
+            frames = await collect(ws, 20.0, until=lambda k, d: k == "json" and d.get("index") == 12
                                    and d.get("final"))
         stats = await (await svc.http.get(f"{svc.base}/stats")).json()
     words = {d["index"]: d for k, d in frames if k == "json" and d["event_type"] == "word"}

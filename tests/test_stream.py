@@ -72,6 +72,16 @@ def test_final_until_holds_back_only_an_unfinished_word():
     assert book2.start == book1.start and book2.end > r1.duration
 
 
+def test_a_token_may_go_on_after_punctuation_so_it_is_not_final_yet():
+    sa = StreamAligner(16000, backend="fallback")
+    r1 = sa.feed(np.zeros(8000, np.int16), "It is 77.")
+    assert r1.final_until == pytest.approx(r1.words[-1].start) and r1.final_until < 0.5
+    r2 = sa.feed(np.zeros(8000, np.int16), "5 now ")
+    assert [w.word for w in r2.words] == ["It", "is", "77.5", "now"]
+    assert r2.final_until == 1.0  # ends in whitespace: nothing left open
+    assert r2.final_until >= r1.final_until
+
+
 def test_empty_text_chunks_and_silence_only_chunks():
     sa = StreamAligner(16000)
     r = sa.feed(np.zeros(8000, np.int16), "")

@@ -17,7 +17,8 @@ from aligner.errors import RendererError
 from aligner.timeline import Timeline, Utterance, Word
 from aligner.visemes import timeline_cues
 from renderers.avatar import MOUTH_SHAPES, Avatar, load_mouth_set
-from renderers.video import VideoRenderer, _AudioMix, _Scene
+from renderers.video import VideoRenderer, _Scene
+from renderers.video_audio import AudioMix
 
 FPS = 30
 
@@ -191,7 +192,7 @@ def test_mix_scales_instead_of_clipping() -> None:
 
     tl = Timeline(audio=(AudioTrack("agent", RATE, samples=loud),
                          AudioTrack("user", RATE, samples=loud)), duration=1.0)
-    mix = _AudioMix(tl, None, stereo=False)
+    mix = AudioMix(tl, None, stereo=False)
     out = mix.read(0, RATE).astype(np.int32)
     assert mix.gain < 1.0
     assert int(np.abs(out).max()) <= 32767

@@ -419,6 +419,27 @@ def test_phone_model_decodes_and_retimes_real_speech():
     assert _agreement(truth, retimed) > 0.8
 
 
+def test_phone_stream_decodes_live_audio_chunk_by_chunk():
+    from aligner.viseme_model import PhoneStream
+
+    samples, rate, truth = _spoken(TEXT, voice="en-us+f3")
+    stream = PhoneStream(rate)
+    phones, piece = [], rate // 50  # 20 ms chunks, as a telephony stream sends them
+    for i in range(0, len(samples), piece):
+        got = stream.feed(samples[i:i + piece])
+        assert all(p.end <= (i + piece) / rate for p in got)  # nothing from audio not yet fed
+        phones += got
+    phones += stream.finish()
+    whole = estimate_phones(samples, rate)
+    assert len(phones) >= 0.8 * len(whole)
+    assert phones[-1].end == pytest.approx(whole[-1].end, abs=0.02)
+    assert all(b.start >= a.end - 1e-9 for a, b in zip(phones, phones[1:], strict=False))
+    live = VisemeStream("rhubarb")
+    assert live.feed(phones, phones[-1].end) + live.finish(truth[-1].end)
+    # about as good as decoding the whole clip at once
+    assert _agreement(truth, phones) > max(0.6, _agreement(truth, whole) - 0.1)
+
+
 def test_phone_model_trains_saves_and_loads(tmp_path):
     from aligner.viseme_model import CLASSES, PhoneModel, train
 

@@ -227,8 +227,8 @@ async function streamMic() {
 async function streamSample(name) {
   const buf = await ctx.decodeAudioData(await (await fetch(`/samples/${name}`)).arrayBuffer());
   const data = buf.getChannelData(0);
-  // 1.5 s of silence first (the agent greets), then the clip, then silence, in real time
-  const lead = Math.round(1.5 * RATE), total = lead + data.length + 4 * RATE;
+  // 5 s of silence first (the agent greets), then the clip, then silence, in real time
+  const lead = Math.round(5 * RATE), total = lead + data.length + 4 * RATE;
   let pos = 0;
   sampleTimer = setInterval(() => {
     const frame = new Float32Array(FRAME);

@@ -1,0 +1,17 @@
+"""The service for avatar front ends (``aligner serve``): a drop-in lip-sync proxy of the audio
+websocket, live observers, recordings rendered off the event loop, and a demo page.
+
+- :mod:`aligner.service.app` — the aiohttp application: routes, upstream, limits, shutdown;
+- :mod:`aligner.service.proxy` — one proxied call (relay, capture, word/viseme events);
+- :mod:`aligner.service.lipsync` — word/viseme events per chunk, in worker processes;
+- :mod:`aligner.service.observers` — per-call tokens and the observer fan-out;
+- :mod:`aligner.service.recordings` — recordings, the render worker pool and ``/calls``.
+
+>>> from aligner.service import ServiceConfig
+>>> ServiceConfig().render_workers
+1
+"""
+
+from .app import ServiceConfig, create_app
+
+__all__ = ["ServiceConfig", "create_app"]
