@@ -157,8 +157,9 @@ class RecognizedWord:
     end: float
 
 
-_decoders: dict = {}  # per process: vocabulary key -> pocketsphinx.Decoder (filled lazily)
+_decoders: dict = {}  # per process: vocabulary key -> (Decoder, its initial cepstral mean)
 _lock = threading.Lock()
+_PRIMING = 3  # passes over the features priming the cepstral mean (no search: cheap)
 _PIECE = RECOGNITION_RATE // 50  # samples fed per decoder call (GIL released in between)
 
 
@@ -181,8 +182,8 @@ def _decoder(vocabulary: tuple[str, ...] | None):
                    + " | ".join(known) + ";\n")
         decoder.add_jsgf_string("hints", grammar)
         decoder.activate_search("hints")
-    _decoders[key] = decoder
-    return decoder
+    _decoders[key] = (decoder, decoder.get_cmn())
+    return _decoders[key]
 
 
 def _vocabulary(words: Iterable[str] | None) -> tuple[str, ...] | None:
@@ -220,13 +221,15 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     pcm = resample(np.asarray(samples, np.int16), sample_rate, RECOGNITION_RATE)
     frate = 100.0
     with _lock:
-        decoder = _decoder(_vocabulary(vocabulary))
-        # Prime the live cepstral mean on this utterance (cheap: features only, no search), so
-        # the result does not depend on what the decoder heard before.
-        decoder.start_utt()
-        for i in range(0, len(pcm), _PIECE * 10):
-            decoder.process_raw(pcm[i:i + _PIECE * 10].tobytes(), True, False)
-        decoder.end_utt()
+        decoder, cmn = _decoder(_vocabulary(vocabulary))
+        # Reset the live cepstral mean, then prime it on this utterance (cheap: features only,
+        # no search): the result depends on this audio only, not on what came before.
+        decoder.set_cmn(cmn)
+        for _ in range(_PRIMING):
+            decoder.start_utt()
+            for i in range(0, len(pcm), _PIECE * 10):
+                decoder.process_raw(pcm[i:i + _PIECE * 10].tobytes(), True, False)
+            decoder.end_utt()
         decoder.start_utt()
         for i in range(0, len(pcm), _PIECE):
             decoder.process_raw(pcm[i:i + _PIECE].tobytes(), False, False)

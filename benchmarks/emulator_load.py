@@ -181,6 +181,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--rate", type=int, default=16000)
+    parser.add_argument("--url", help="use this running emulator (e.g. under a profiler) with "
+                        f"API key {API_KEY!r} instead of starting one")
     parser.add_argument("--no-recognition", action="store_true",
                         help="emulator without pocketsphinx (isolates its cost)")
     args = parser.parse_args()
@@ -189,6 +191,8 @@ def main() -> int:
     lines = [line["text"] for line in dialogue["lines"]]
     clips = [audio.resample(synthesize(t).samples, 22050, args.rate)
              for t in dialogue["user_hints"][:2]]
+    if args.url:
+        return _measure(args.url, args, lines, clips)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen([sys.executable, "-m", "aligner", "emulate", "--port", "0",
                                "--api-key", API_KEY]
@@ -204,15 +208,19 @@ def main() -> int:
         if base is None:
             print("emulator did not start", file=sys.stderr)
             return 1
-        print(f"emulator at {base}; {args.calls} calls, s16le {args.rate} Hz, 20 ms frames, "
-              f"real time; target: {args.calls}/{args.calls} complete, 0 lost, p99 < 300 ms")
-        baseline = asyncio.run(_run_calls(base, 1, args.rate, lines, clips))
-        _report("baseline, 1 call alone", baseline, lines)
-        loaded = asyncio.run(_run_calls(base, args.calls, args.rate, lines, clips))
-        result = _report(f"{args.calls} concurrent calls", loaded, lines)
+        return _measure(base, args, lines, clips)
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _measure(base: str, args, lines, clips) -> int:
+    print(f"emulator at {base}; {args.calls} calls, s16le {args.rate} Hz, 20 ms frames, "
+          f"real time; target: {args.calls}/{args.calls} complete, 0 lost, p99 < 300 ms")
+    baseline = asyncio.run(_run_calls(base, 1, args.rate, lines, clips))
+    _report("baseline, 1 call alone", baseline, lines)
+    loaded = asyncio.run(_run_calls(base, args.calls, args.rate, lines, clips))
+    result = _report(f"{args.calls} concurrent calls", loaded, lines)
     ok = result["completed"] == args.calls and result["lost"] == 0 and result["p99_net"] < 300
     print("target met" if ok else "target NOT met")
     return 0

@@ -153,6 +153,7 @@ class VideoRenderer(Renderer):
                 vs.options = {**vs.options, "x264-params": str(self.options["x264_params"])}
             aus = out.add_stream("aac", rate=mix.rate, layout="stereo" if self.stereo else "mono")
             aus.bit_rate = 96000 if self.stereo else 64000
+            aus.options = {"aac_coder": "fast"}  # 5x less CPU than twoloop on speech; fine at 64k
             tb = Fraction(1, self.fps)
             audio_pos = 0
             step = self.fps  # interleave one second of audio per second of video

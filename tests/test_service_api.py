@@ -7,12 +7,13 @@ import json
 import os
 
 import aiohttp
+import numpy as np
 import pytest
 import yarl
-from service_helpers import collect, running_service
+from service_helpers import GREETING, collect, running_service
 
 from aligner.service.observers import ObserverHub, TokenIssuer
-from aligner.service.proxy import CallOptions, _Bucket
+from aligner.service.options import CallOptions, TokenBucket
 from aligner.service.recordings import RecordingStore, valid_call_id
 
 
@@ -29,16 +30,18 @@ async def test_observer_needs_its_calls_token_and_sees_only_its_call(tmp_path):
             assert resp.status in (403, 404)
         watcher = await svc.http.ws_connect(f"{svc.ws_base}/live/{a['call_id']}",
                                             params={"token": a["observer_token"]})
-        sse = await svc.http.get(f"{svc.base}/live/{a['call_id']}",
-                                 params={"token": a["observer_token"]},
+        sse = await svc.http.get(f"{svc.base}/live/{b['call_id']}",
+                                 params={"token": b["observer_token"]},
                                  headers={"Accept": "text/event-stream"})
         assert sse.status == 200 and sse.content_type == "text/event-stream"
-        url = "/audio-websocket/{}?enable_words=true&enable_visemes=true"
-        fe_a = await svc.http.ws_connect(svc.ws_base + url.format(a["call_id"]))
-        fe_b = await svc.http.ws_connect(svc.ws_base + url.format(b["call_id"]))
-        await asyncio.gather(
-            collect(fe_a, 10.0, until=lambda k, d: k == "json" and d.get("index") == 3),
-            collect(fe_b, 2.0))
+        # a: a plain front end (the observer still gets words); b: a lip-sync front end
+        fe_a = await svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{a['call_id']}")
+        fe_b = await svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{b['call_id']}"
+                                         "?enable_words=true&enable_visemes=true")
+        got_a, got_b = await asyncio.gather(
+            collect(fe_a, 5.0),
+            collect(fe_b, 10.0, until=lambda k, d: k == "json" and d.get("index") == 3))
+        assert not [d for k, d in got_a if k == "json" and d["event_type"] == "word"]
         await fe_a.close()
         await fe_b.close()
         seen = [d for k, d in await collect(watcher, 5.0) if k == "json"]
@@ -46,11 +49,13 @@ async def test_observer_needs_its_calls_token_and_sees_only_its_call(tmp_path):
         assert kinds[0] == "call_started" and kinds[-1] == "call_ended"
         assert {"word", "viseme", "agent_text"} <= set(kinds)
         assert all(d.get("call_id", a["call_id"]) == a["call_id"] for d in seen)
+        words = {d["index"]: d["word"] for d in seen if d["event_type"] == "word"}
+        assert [words[i] for i in sorted(words)] == GREETING.split()
         assert watcher.closed or (await watcher.receive()).type in (
             aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         body = (await asyncio.wait_for(sse.content.read(), 10)).decode()
-        assert "event: call_started" in body and "event: word" in body and a["call_id"] in body
-        assert b["call_id"] not in body
+        assert "event: call_started" in body and "event: word" in body and b["call_id"] in body
+        assert a["call_id"] not in body
         sse.release()
 
 
@@ -126,7 +131,7 @@ async def test_hub_never_blocks_and_replays_sticky_events():
 
 
 def test_token_bucket_allows_burst_then_rate():
-    b = _Bucket(rate=100.0, burst=50.0)
+    b = TokenBucket(rate=100.0, burst=50.0)
     assert b.take(50, 0.0) and not b.take(1, 0.0)
     assert b.take(10, 0.1) and not b.take(1, 0.1)
 
@@ -157,3 +162,32 @@ async def test_store_lists_only_plain_files_by_exact_name(tmp_path):
     info = store.info("call_1")
     assert info["state"] == "done" and info["close_code"] == 1000
     assert json.loads((folder / "call.json").read_text())["sample_rate"] == 24000
+
+
+def test_chunk_events_stay_contiguous_across_flush_and_restart_after_clear():
+    from aligner.service.lipsync import ChunkEvents
+    from aligner.speech import synthesize
+
+    speech = synthesize("Hello there, my friend.")
+    pcm = speech.samples if hasattr(speech, "samples") else speech.audio
+    half = len(pcm) // 2
+    ce = ChunkEvents(22050, "s16le")
+    first = ce.align_now(pcm[:half].tobytes(), "Hello there, ")
+    held = ce.flush()
+    second = ce.align_now((np.zeros(8000, np.int16)).tobytes() + pcm[half:].tobytes(),
+                          "my friend.")
+    # held-back cues and the second chunk are relative to sample `half`: put all on one clock
+    cues = [e for e in first if e["event_type"] == "viseme"]
+    cues += [{**e, "start_sample": e["start_sample"] + half, "end_sample": e["end_sample"] + half}
+             for e in held + second if e["event_type"] == "viseme"]
+    assert held and held[0]["start_sample"] < 0  # the tail lies at the end of the first chunk
+    assert all(a["end_sample"] == b["start_sample"] for a, b in zip(cues, cues[1:], strict=False))
+    assert [e["word"] for e in first + second if e["event_type"] == "word"] == [
+        "Hello", "there", "my", "friend"]
+    ce.clear()
+    again = [e for e in ce.align_now(pcm[:half].tobytes(), "Hello there, ")
+             if e["event_type"] == "word"]
+    before = [e for e in first if e["event_type"] == "word"]
+    assert [e["index"] for e in again] == [4, 5]  # indexes stay unique across a clear
+    assert all(abs(a["start_sample"] - b["start_sample"]) < 0.01 * 22050  # the clock restarts
+               for a, b in zip(again, before, strict=True))

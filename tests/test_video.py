@@ -78,9 +78,19 @@ def test_mp4_streams_duration_and_captions_on_time(tl: Timeline, video: Path, tm
         assert a.codec_context.name == "aac" and a.sample_rate == RATE
         assert abs(float(v.duration * v.time_base) - tl.duration) <= 1 / FPS
         assert abs(float(a.duration * a.time_base) - tl.duration) <= 0.05
-        frames = [f.to_ndarray()[:720] for f in c.decode(video=0)]
+        decoded = list(c.decode(video=0))
+        frames = [f.to_ndarray()[:720] for f in decoded]
+        c.seek(0)
+        pcm = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
     assert abs(len(frames) - tl.duration * FPS) <= 1
-    # constant frame rate: the audio track carries sound where the words are
+    # constant frame rate: every frame lasts exactly 1/30 s
+    times = [f.time for f in decoded]
+    assert np.allclose(np.diff(times), 1 / FPS, atol=1e-4)
+    # the call's audio is there: speech where the words are, silence before the first one
+    first = tl.utterances[0]
+    def rms(a: float, b: float) -> float:
+        return float(np.sqrt(np.mean(pcm[int(a * RATE):int(b * RATE)].astype(np.float64) ** 2)))
+    assert rms(first.start, first.end) > 20 * max(rms(0.05, first.start - 0.1), 1e-4)
     bframes = _decode(blank)
     words = [w for u in tl.utterances for w in u.heard_words]
     assert len(words) > 20

@@ -16,6 +16,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import multiprocessing
+import os
 
 from aiohttp import web
 
@@ -56,8 +57,9 @@ class _Recognizer:
 
     def _executor(self) -> concurrent.futures.Executor:
         if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = concurrent.futures.ProcessPoolExecutor(  # background work: nice
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice,
+                initargs=(10,))
         return self._pool
 
     def warm(self) -> None:

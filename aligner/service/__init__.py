@@ -3,6 +3,7 @@ websocket, live observers, recordings rendered off the event loop, and a demo pa
 
 - :mod:`aligner.service.app` — the aiohttp application: routes, upstream, limits, shutdown;
 - :mod:`aligner.service.proxy` — one proxied call (relay, capture, word/viseme events);
+- :mod:`aligner.service.options` — front-end options, per-call limits, counters;
 - :mod:`aligner.service.lipsync` — word/viseme events per chunk, in worker processes;
 - :mod:`aligner.service.observers` — per-call tokens and the observer fan-out;
 - :mod:`aligner.service.recordings` — recordings, the render worker pool and ``/calls``.

@@ -40,7 +40,8 @@ from ..capture import CaptureWriter
 from ..errors import AlignerError
 from .lipsync import AlignWorkers, LipSync
 from .observers import ObserverHub, TokenIssuer
-from .proxy import CallOptions, Limits, ProxyCall, ProxyStats
+from .options import CallOptions, Limits, ProxyStats
+from .proxy import ProxyCall
 from .recordings import RecordingStore, valid_call_id
 
 __all__ = ["ServiceConfig", "create_app"]
@@ -195,9 +196,11 @@ class _Service:
         options = CallOptions.from_query(request.query)
         query = "enable_update=true&enable_audio_alignment=true"
         url = f"{self.base_url.replace('http', 'ws', 1)}/audio-websocket/{call_id}?{query}"
-        capture = await asyncio.to_thread(self._open_recording, call_id, call, options, url)
+        # the recording opens (it fsyncs) while the upstream connects
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(self._open_recording, call_id, call, options, url))
         proxy = ProxyCall(call_id, call, options, url, self.session, limits, self.stats,
-                          self.hub, capture, self._lipsync_factory(call))
+                          self.hub, opening, self._lipsync_factory(call))
         self.calls[call_id] = proxy
         self.stats.calls_active += 1
         self.stats.calls_total += 1
@@ -207,6 +210,7 @@ class _Service:
         finally:
             self.stats.calls_active -= 1
             del self.calls[call_id]
+            capture = await opening
             if capture is not None:
                 await asyncio.to_thread(capture.close)
                 await self.store.finish(call_id, {"close_code": proxy.close_code,

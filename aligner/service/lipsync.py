@@ -34,7 +34,7 @@ from typing import Any
 from ..audio import decode
 from ..stream import StreamAligner
 from ..timeline import Phone
-from ..visemes import VisemeStream
+from ..visemes import Cue, VisemeStream
 
 __all__ = ["AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
 
@@ -63,6 +63,7 @@ class ChunkEvents:
         self._last_end: int | None = None  # end (LipSync clock) announced for the last word
         self._index = 0  # word index across aligners
         self._phones_until = 0.0  # end of the last phone fed to the viseme stream (s)
+        self._cue_until: float | None = None  # end of the last cue sent (s)
         self._cleared = False
         self.pending_tail = False  # cues held back waiting for the next chunk
 
@@ -104,7 +105,7 @@ class ChunkEvents:
         if new_phones:
             self._phones_until = new_phones[-1].end
         cues = self._visemes.feed(new_phones, self._fed / rate)
-        events += [self._cue(c, chunk_at) for c in cues]
+        events += self._cues(cues, chunk_at)
         self.pending_tail = True
         if result.final_until >= result.duration:  # no word straddles: next chunk starts afresh
             self._aligner = None
@@ -116,7 +117,7 @@ class ChunkEvents:
         if self._cleared:  # the held-back cues belong to audio that was cleared
             return []
         end = self._fed / self.sample_rate
-        return [self._cue(c, self._fed) for c in self._visemes.finish(end)]
+        return self._cues(self._visemes.finish(end), self._fed)
 
     def _reset(self) -> None:
         self._cleared = False
@@ -125,6 +126,7 @@ class ChunkEvents:
         self._fed = self._aligner_at = self._words_sent = 0
         self._last_end = None
         self._phones_until = 0.0
+        self._cue_until = None
         self.pending_tail = False
 
     def _word(self, index: int, w, base: int, chunk_at: int, final: bool) -> dict[str, Any]:
@@ -133,6 +135,17 @@ class ChunkEvents:
                 "start_sample": base + round(w.start * rate) - chunk_at,
                 "end_sample": base + round(w.end * rate) - chunk_at,
                 "sample_rate": rate, "final": final}
+
+    def _cues(self, cues: list, at: int) -> list[dict[str, Any]]:
+        """Cue events; a gap left after :meth:`flush` (the stream does not repeat its rest
+        shape) is filled with the rest shape, so the cues stay contiguous."""
+        out = []
+        for c in cues:
+            if self._cue_until is not None and c.start > self._cue_until + 1e-9:
+                out.append(self._cue(Cue(self._cue_until, c.start, self._visemes.vset.rest), at))
+            out.append(self._cue(c, at))
+            self._cue_until = c.end
+        return out
 
     def _cue(self, cue, at: int) -> dict[str, Any]:
         rate = self.sample_rate

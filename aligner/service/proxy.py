@@ -30,8 +30,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -43,12 +42,11 @@ from ..events import AgentAudio, AlignedAudio, Clear, Metadata, Unknown, Update
 from ..protocol import decode_client_text, decode_server_text
 from .lipsync import LipSync
 from .observers import ObserverHub
+from .options import CallOptions, Limits, ProxyStats, TokenBucket
 
 __all__ = ["CallOptions", "Limits", "ProxyCall", "ProxyStats"]
 
 log = logging.getLogger(__name__)
-
-_TRUE = ("1", "true", "yes", "on")
 
 # Close codes and reasons the proxy uses (reasons in the protocol's snake_case style).
 CLOSE_UPSTREAM_LOST = (1011, "error_upstream_connection_lost")
@@ -57,112 +55,6 @@ CLOSE_SHUTDOWN = (1001, "service_shutting_down")
 CLOSE_IDLE = (1008, "inactivity")
 CLOSE_TOO_BIG = 1009
 _TAIL_WAIT = 0.05  # s a lip-sync call waits for a next chunk before flushing held-back cues
-
-
-@dataclass(frozen=True, slots=True)
-class CallOptions:
-    """What the front end asked for in its query string."""
-
-    enable_update: bool = False
-    enable_audio_alignment: bool = False
-    enable_words: bool = False
-    enable_visemes: bool = False
-
-    @classmethod
-    def from_query(cls, query: Any) -> CallOptions:
-        """Parse the ``enable_*`` flags of a request's query (``true``/``1``/``yes``/``on``)."""
-        return cls(*(str(query.get(name, "")).lower() in _TRUE for name in
-                     ("enable_update", "enable_audio_alignment", "enable_words",
-                      "enable_visemes")))
-
-    @property
-    def lipsync(self) -> bool:
-        """True if the front end wants word or viseme events."""
-        return self.enable_words or self.enable_visemes
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Per-call limits.
-
-    Attributes:
-        max_frame_bytes: largest frame a front end may send; larger closes with 1009.
-        idle_timeout: seconds without a frame in either direction before closing (1008).
-        mic_realtime_factor: mic audio allowed, as a multiple of real time (excess is dropped).
-        mic_burst_seconds: seconds of audio a front end may send at once above that rate.
-        max_frames_per_second: front-end frames per second (excess is dropped).
-        upstream_timeout: seconds to connect to the upstream.
-        align_budget: seconds a lip-sync chunk's audio may wait for its alignment (after that
-            the audio goes first and the chunk's events follow, marked late).
-    """
-
-    max_frame_bytes: int = 64 * 1024
-    idle_timeout: float = 120.0
-    mic_realtime_factor: float = 2.0
-    mic_burst_seconds: float = 4.0
-    max_frames_per_second: int = 1000
-    upstream_timeout: float = 10.0
-    align_budget: float = 0.25
-
-
-class _Bucket:
-    """A token bucket; ``take(n, now)`` is False when ``n`` exceeds what is left."""
-
-    __slots__ = ("rate", "burst", "tokens", "at")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, None
-
-    def take(self, n: float, now: float) -> bool:
-        if self.at is not None:
-            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if n > self.tokens:
-            return False
-        self.tokens -= n
-        return True
-
-
-@dataclass(slots=True)
-class ProxyStats:
-    """Service-wide counters, shown by ``/stats``; ``latency`` keeps the last 200,000 samples of
-    added latency (seconds from an upstream frame received to the front-end frame sent)."""
-
-    calls_active: int = 0
-    calls_total: int = 0
-    frames_up: int = 0
-    frames_down: int = 0
-    frames_cleared: int = 0
-    frames_rate_limited: int = 0
-    frames_malformed: int = 0
-    frames_too_big: int = 0
-    send_failures: int = 0
-    late_chunks: int = 0
-    latency: deque = field(default_factory=lambda: deque(maxlen=200_000))
-
-    def percentiles(self) -> dict[str, float | None]:
-        """p50/p90/p99/max of the added latency, in milliseconds."""
-        data = sorted(self.latency)
-        if not data:
-            return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
-
-        def at(q: float) -> float:
-            return round(1000 * data[min(len(data) - 1, int(q * len(data)))], 3)
-
-        return {"p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99),
-                "max_ms": round(1000 * data[-1], 3)}
-
-    def reset(self) -> None:
-        """Zero the counters and the latency window (``calls_active`` stays)."""
-        for name in self.__dataclass_fields__:
-            if name not in ("calls_active", "latency"):
-                setattr(self, name, 0)
-        self.latency.clear()
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "latency"}
-        d["latency_samples"] = len(self.latency)
-        return {**d, **self.percentiles()}
 
 
 class ProxyCall:
@@ -177,13 +69,15 @@ class ProxyCall:
         limits: per-call limits.
         stats: service-wide counters to update.
         hub: observer fan-out.
-        capture: where frames are recorded (or None).
+        capture: where frames are recorded: a writer, an awaitable of one (opened while the
+            upstream connects), or None.
         lipsync_factory: builds the call's :class:`LipSync` (None: no word/viseme events).
     """
 
     def __init__(self, call_id: str, call: dict[str, Any], options: CallOptions,
                  upstream_url: str, session: aiohttp.ClientSession, limits: Limits,
-                 stats: ProxyStats, hub: ObserverHub, capture: CaptureWriter | None,
+                 stats: ProxyStats, hub: ObserverHub,
+                 capture: CaptureWriter | Awaitable[CaptureWriter | None] | None,
                  lipsync_factory: Callable[[], LipSync] | None) -> None:
         self.call_id = call_id
         self.call = call
@@ -193,14 +87,15 @@ class ProxyCall:
         self.limits = limits
         self.stats = stats
         self.hub = hub
-        self.capture = capture
+        self._opening = None if capture is None or isinstance(capture, CaptureWriter) else capture
+        self.capture: CaptureWriter | None = None if self._opening is not None else capture
         self.encoding = call.get("audio_encoding", "s16le")
         self.sample_rate = int(call.get("sample_rate", 24000))
         self.bytes_per_sample = bytes_per_sample(self.encoding)
         realtime = self.sample_rate * self.bytes_per_sample
-        self._mic_bucket = _Bucket(realtime * limits.mic_realtime_factor,
+        self._mic_bucket = TokenBucket(realtime * limits.mic_realtime_factor,
                                    realtime * limits.mic_burst_seconds)
-        self._frame_bucket = _Bucket(limits.max_frames_per_second, limits.max_frames_per_second)
+        self._frame_bucket = TokenBucket(limits.max_frames_per_second, limits.max_frames_per_second)
         self._lipsync_factory = lipsync_factory
         self.lipsync: LipSync | None = None
         self.down: web.WebSocketResponse | None = None
@@ -216,6 +111,7 @@ class ProxyCall:
                        "rate_limited": 0, "malformed": 0, "events": 0,
                        "late_chunks": 0}
         self._outq: asyncio.Queue | None = None
+        self._obs: tuple[LipSync, asyncio.Queue, asyncio.Task] | None = None  # observers only
         self._closing = False
 
     # --- time ------------------------------------------------------------------------------------
@@ -249,6 +145,11 @@ class ProxyCall:
             code, reason = CLOSE_UPSTREAM_UNAVAILABLE
             await self._close_down(code, reason, by="proxy")
             return
+        finally:
+            if self._opening is not None:
+                self.capture = await self._opening
+        log.debug("upstream connected call_id=%s after_ms=%.1f", self.call_id,
+                  1000 * self.now())
         self._publish({"event_type": "call_started", "call_id": self.call_id,
                        "sample_rate": self.sample_rate, "audio_encoding": self.encoding})
         if self._lipsync_factory is not None and self.options.lipsync:
@@ -278,9 +179,13 @@ class ProxyCall:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.lipsync is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.lipsync.close(), 5.0)
+        if self._obs is not None:
+            self._obs[2].cancel()
+            await asyncio.gather(self._obs[2], return_exceptions=True)
+        for lipsync in (self.lipsync, self._obs[0] if self._obs else None):
+            if lipsync is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(lipsync.close(), 5.0)
         if self.up is not None and not self.up.closed:
             await self.up.close(code=1000, message=b"frontend_closed")
         if not self.down.closed:
@@ -407,8 +312,11 @@ class ProxyCall:
             if self._outq is not None:
                 self._outq.put_nowait(("audio", event.audio, text, out, t_in, self.generation))
                 return
+            offset = self.delivered_samples
             await self._send(out, t_in)
             self._delivered(len(event.audio))
+            if self._lipsync_factory is not None and self.hub.has_observers(self.call_id):
+                self._observe(event.audio, text, offset)
             return
         if isinstance(event, Clear):
             await self._clear(payload, t_in)
@@ -470,6 +378,8 @@ class ProxyCall:
                     await self._send(item[1], item[2])
             if self.lipsync is not None:
                 self.lipsync.clear()
+        if self._obs is not None:
+            self._obs[0].clear()
         self._publish({"event_type": "clear", "sample": self.delivered_samples})
         await self._send(payload, t_in)
 
@@ -540,6 +450,36 @@ class ProxyCall:
             if not await self._send_events(events, offset) or not await self._send(out, t_in):
                 return
             self._delivered(len(audio))
+
+    def _observe(self, audio: bytes, text: str, offset: int) -> None:
+        """Word/viseme events for observers of a call whose front end did not ask for them:
+        aligned in the background, in order, never delaying the front end's audio."""
+        if self._obs is None:
+            queue: asyncio.Queue = asyncio.Queue()
+            lipsync = self._lipsync_factory()
+            self._obs = (lipsync, queue, asyncio.create_task(self._observe_loop(lipsync, queue)))
+        self._obs[1].put_nowait((audio, text, offset, self.generation))
+
+    async def _observe_loop(self, lipsync: LipSync, queue: asyncio.Queue) -> None:
+        end = 0
+        while True:
+            try:
+                audio, text, offset, generation = await asyncio.wait_for(
+                    queue.get(), _TAIL_WAIT if lipsync.pending_tail else None)
+            except TimeoutError:
+                events, offset, generation = await lipsync.flush(), end, self.generation
+            else:
+                try:
+                    events = await lipsync.align(audio, text)
+                except Exception:
+                    log.exception("alignment for observers failed call_id=%s", self.call_id)
+                    continue
+                end = offset + len(audio) // self.bytes_per_sample
+            if generation != self.generation:
+                continue
+            for ev in events:
+                self._publish({**ev, "start_sample": ev["start_sample"] + offset,
+                               "end_sample": ev["end_sample"] + offset})
 
     async def _send_late(self, late: deque) -> bool:
         """Send the events of late alignments that have finished, in chunk order."""
