@@ -172,8 +172,6 @@ def _report(label: str, clients: list[Client], lines) -> dict:
     for c in clients:
         if c.error:
             print(f"  error in {c.call_id}: {c.error}")
-        elif os.environ.get("E2_DEBUG"):
-            print(c.call_id, len(c.clears), repr(c.text()[-150:]))
     return {"completed": completed, "lost": lost, "p99_net": _pct(net, 99)}
 
 

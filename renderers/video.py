@@ -11,7 +11,7 @@ mouth shape, who speaks). Each region's patch is drawn once per state and conver
 the state is only looked at when it can change, only changed regions are written into the one
 ``VideoFrame``, and otherwise that frame is handed to the encoder again. Frames and audio are
 streamed and interleaved, so memory stays flat however long the call is; WAV tracks are
-memory-mapped, not loaded.
+read block by block, not loaded.
 
 Options (keyword arguments of :class:`VideoRenderer`; strings from the command line work):
 ``size`` (``"720p"``, ``"1080p"``, ``"vertical"`` or ``"WxH"``), ``fps`` (30), ``background``

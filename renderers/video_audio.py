@@ -1,7 +1,7 @@
 """The call as heard, for the video: a mono mix that never clips, or stereo, read block by block.
 
-WAV tracks (16-bit mono PCM at the track's rate) are memory-mapped rather than loaded, so a
-one-hour call costs no memory; other files are decoded with :meth:`AudioTrack.load`.
+WAV tracks (16-bit mono PCM at the track's rate) are read a block at a time rather than loaded,
+so a one-hour call costs no memory; other files are decoded with :meth:`AudioTrack.load`.
 
 >>> import numpy as np
 >>> from aligner.timeline import AudioTrack, Timeline
@@ -41,11 +41,11 @@ class AudioMix:
         tracks = [t for t in timeline.audio if t.speaker in ("agent", "user")]
         self.rate = max((t.sample_rate for t in tracks), default=24000)
         self.stereo = stereo
-        self.tracks: dict[str, np.ndarray] = {}
+        self.tracks: dict[str, Any] = {}  # speaker -> int16 array or _WavData
         for t in tracks:
             pcm = _open_pcm(t, base)
-            if t.sample_rate != self.rate:
-                pcm = resample(np.asarray(pcm), t.sample_rate, self.rate)
+            if t.sample_rate != self.rate:  # rare: both tracks normally share the call's rate
+                pcm = resample(np.asarray(pcm[0:len(pcm)]), t.sample_rate, self.rate)
             self.tracks[t.speaker] = pcm
         self.gain = 1.0
         if not stereo and len(self.tracks) > 1:
@@ -79,20 +79,42 @@ class AudioMix:
         return np.clip(mix, -32768, 32767).astype(np.int16)
 
 
-def _open_pcm(track: Any, base: Path | None) -> np.ndarray:
-    """A track's samples: a PCM16 mono WAV memory-mapped (flat memory), else loaded."""
+class _WavData:
+    """The samples of a 16-bit mono PCM WAV, read from disk slice by slice (never all held).
+
+    Not memory-mapped either: mapped pages that were read stay in the process's resident set.
+    """
+
+    def __init__(self, path: Path, offset: int, count: int) -> None:
+        self.path, self.offset, self.count = path, offset, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        start, stop, _ = item.indices(self.count)
+        if stop <= start:
+            return np.zeros(0, np.int16)
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + 2 * start)
+            data = f.read(2 * (stop - start))
+        return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+
+
+def _open_pcm(track: Any, base: Path | None) -> Any:
+    """A track's samples: a PCM16 mono WAV read slice by slice (flat memory), else loaded."""
     if track.samples is None and track.path and track.path.lower().endswith(".wav"):
         p = Path(track.path)
         if base is not None and not p.is_absolute():
             p = Path(base) / p
-        mapped = _map_wav(p, track.sample_rate)
-        if mapped is not None:
-            return mapped
+        data = _wav_data(p, track.sample_rate)
+        if data is not None:
+            return data
     return track.load(base)
 
 
-def _map_wav(path: Path, rate: int) -> np.ndarray | None:
-    """Memory-map the data of a 16-bit mono PCM WAV at ``rate``; None if it is anything else."""
+def _wav_data(path: Path, rate: int) -> _WavData | None:
+    """The data of a 16-bit mono PCM WAV at ``rate``; None if it is anything else."""
     try:
         with open(path, "rb") as f:
             head = f.read(12)
@@ -113,10 +135,8 @@ def _map_wav(path: Path, rate: int) -> np.ndarray | None:
                     if not fmt_ok:
                         return None
                     offset = f.tell()
-                    count = min(size, os.path.getsize(path) - offset) // 2
-                    if count <= 0:
-                        return np.zeros(0, np.int16)
-                    return np.memmap(path, dtype="<i2", mode="r", offset=offset, shape=(count,))
+                    count = max(0, min(size, os.path.getsize(path) - offset) // 2)
+                    return _WavData(path, offset, count)
                 else:
                     f.seek(size + (size & 1), 1)
     except OSError:

@@ -57,7 +57,7 @@ async def running_service(tmp_path: Path, *, lipsync: bool = False, **options: A
     options.setdefault("emulator", {"send_speed": 4.0})
     options.setdefault("align_workers", 1)
     config = ServiceConfig(recordings=tmp_path / "recordings", **options)
-    runner = web.AppRunner(create_app(config), shutdown_timeout=5.0)
+    runner = web.AppRunner(create_app(config), shutdown_timeout=15.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

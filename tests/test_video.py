@@ -281,3 +281,24 @@ def test_font_option_is_used() -> None:
     assert _diff(_band(bold), _band(regular)) > 0.5
     with pytest.raises(RendererError, match="cannot load font"):
         VideoRenderer(size="640x360", font="/nonexistent.ttf").frame_image(tl, 0.3)
+
+
+def test_wav_tracks_are_read_block_by_block(tl: Timeline, tmp_path: Path) -> None:
+    import wave
+
+    from aligner.timeline import AudioTrack
+
+    tracks = []
+    for t in tl.audio:
+        with wave.open(str(tmp_path / f"{t.speaker}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(t.sample_rate)
+            w.writeframes(t.samples.astype("<i2").tobytes())
+        tracks.append(AudioTrack(t.speaker, t.sample_rate, f"{t.speaker}.wav"))
+    on_disk = AudioMix(replace(tl, audio=tuple(tracks)), tmp_path, stereo=False)
+    in_memory = AudioMix(tl, None, stereo=False)
+    assert not isinstance(on_disk.tracks["agent"], np.ndarray)  # not loaded whole
+    n = len(tl.audio[0].samples)
+    for start in (0, RATE // 3, n - 1000):
+        assert np.array_equal(on_disk.read(start, start + RATE), in_memory.read(start, start + RATE))

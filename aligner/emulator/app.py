@@ -17,6 +17,9 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import threading
+import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -24,7 +27,7 @@ from ..recognize import prepare, recognize_words
 from .agent import Conversation
 from .brain import LlmBrain, ScriptedBrain, load_dialogue
 from .calls import CallRegistry, RegistrationError
-from .config import EmulatorConfig
+from .config import DEFAULT_DIALOGUE, EmulatorConfig
 from .speaker import SpeechCache
 from .twilio import TwilioTransport, serve_twilio
 from .web import WebTransport, serve_web
@@ -39,6 +42,19 @@ _CONFIG = web.AppKey("config", EmulatorConfig)
 _SPEECH = web.AppKey("speech", SpeechCache)
 _RECOGNIZER = web.AppKey("recognizer", object)
 _DIALOGUE = web.AppKey("dialogue", dict)
+
+
+def _worker_init(parent: int) -> None:
+    """Set up a recognition worker: low priority (background work), and exit when the server
+    process is gone (a killed server must not leave its worker behind)."""
+    os.nice(10)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 class _Recognizer:
@@ -57,9 +73,9 @@ class _Recognizer:
 
     def _executor(self) -> concurrent.futures.Executor:
         if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(  # background work: nice
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice,
-                initargs=(10,))
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                initargs=(os.getpid(),))
         return self._pool
 
     def warm(self) -> None:
@@ -217,7 +233,10 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app[CALLS] = CallRegistry()
     app[CONVERSATIONS] = {}
     app[_SPEECH] = SpeechCache()
-    dialogue = {} if config.llm_url else load_dialogue(config.dialogue)
+    path = config.dialogue
+    if path == DEFAULT_DIALOGUE and not path.is_file():  # installed, not a checkout: ./samples
+        path = Path("samples") / DEFAULT_DIALOGUE.name
+    dialogue = {} if config.llm_url else load_dialogue(path)
     app[_DIALOGUE] = dialogue
     hints = dialogue.get("user_hints") if config.use_hints else None
     app[_RECOGNIZER] = (_Recognizer(hints or None)
@@ -262,6 +281,12 @@ class EmbeddedEmulator:
     def ws_url(self) -> str:
         """``ws://HOST:PORT``; the audio websocket is ``{ws_url}/audio-websocket/{call_id}``."""
         return f"ws://{self.host}:{self.port}"
+
+    @property
+    def agent_id(self) -> str:
+        """The scripted agent's ``agent_id`` (from the dialogue file), for register-call."""
+        assert self.app is not None
+        return self.app[_DIALOGUE].get("agent_id") or "llm-agent"
 
     @property
     def calls(self) -> CallRegistry:

@@ -349,7 +349,7 @@ class _Service:
         if calls:
             log.info("shutdown: closing %d live calls", len(calls))
         await asyncio.gather(*(c.shutdown() for c in calls), return_exceptions=True)
-        for _ in range(100):  # handlers close captures and queue renders after run() returns
+        for _ in range(600):  # handlers close captures and queue renders after run() returns
             if not self.calls:
                 break
             await asyncio.sleep(0.05)

@@ -61,6 +61,7 @@ class ChunkEvents:
         self._aligner_at = 0  # LipSync-clock sample where the current StreamAligner started
         self._words_sent = 0  # words of the current aligner already announced
         self._last_end: int | None = None  # end (LipSync clock) announced for the last word
+        self._last_final = True  # whether the last word was announced final
         self._index = 0  # word index across aligners
         self._phones_until = 0.0  # end of the last phone fed to the viseme stream (s)
         self._cue_until: float | None = None  # end of the last cue sent (s)
@@ -77,6 +78,8 @@ class ChunkEvents:
             self._reset()
         pcm = decode(audio, self.encoding)
         chunk_at = self._fed
+        if self._aligner is not None and _new_sentence(self._aligner.text, text):
+            text = " " + text  # "today?" + "Of course": two words, not "today?Of"
         if self._aligner is None:
             self._aligner = StreamAligner(self.sample_rate, backend=self.backend)
             self._aligner_at, self._words_sent, self._last_end = self._fed, 0, None
@@ -89,14 +92,15 @@ class ChunkEvents:
         if first_new > 0 and first_new <= len(words):  # the last word announced may have grown
             w = words[first_new - 1]
             end = base + round(w.end * rate)
-            if end != self._last_end:
-                events.append(self._word(self._index - 1, w, base, chunk_at,
-                                         w.end <= result.final_until))
-                self._last_end = end
+            final = w.end <= result.final_until
+            if end != self._last_end or final != self._last_final:  # grown, or now final
+                events.append(self._word(self._index - 1, w, base, chunk_at, final))
+                self._last_end, self._last_final = end, final
         for w in words[first_new:]:
-            events.append(self._word(self._index, w, base, chunk_at, w.end <= result.final_until))
+            final = w.end <= result.final_until
+            events.append(self._word(self._index, w, base, chunk_at, final))
             self._index += 1
-            self._last_end = base + round(w.end * rate)
+            self._last_end, self._last_final = base + round(w.end * rate), final
         self._words_sent = len(words)
         t0 = base / rate  # phones on the LipSync clock, in seconds
         # phones in order, each after those fed before (a grown word's earlier phones were fed)
@@ -154,6 +158,13 @@ class ChunkEvents:
                 "end_sample": round(cue.end * rate) - at,
                 "sample_rate": rate, "weight": round(cue.weight, 3)}
 
+
+
+def _new_sentence(before: str, text: str) -> bool:
+    """True if ``text`` starts a sentence glued to the end of ``before`` (no space between
+    lines, as the emulator sends them): ``"...today?"`` + ``"Of course"``."""
+    return (before[-1:] in ("?", "!") and text[:1].isalpha()) or (
+        before[-1:] == "." and text[:1].isupper())
 
 
 # --- running ChunkEvents in worker processes ------------------------------------------------------
