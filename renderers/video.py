@@ -234,7 +234,8 @@ class _Scene:
         base = _to_yuv(np.asarray(self.background))
         self._base_planes = _split(base, self.h, self.w)
         self._shown: dict[str, tuple] = {}  # region name -> the patch key written there
-        self._regions: dict[tuple, Image.Image] = {}  # background under each patch, RGBA
+        # background under each patch (RGBA), by (region name, box); band ones last one caption
+        self._regions: dict[tuple, Image.Image] = {}
         self._reformatter: Any = None
         self._frame: Any = None  # the VideoFrame being assembled, and views of its planes
         self._out: tuple[np.ndarray, ...] = ()
@@ -305,6 +306,7 @@ class _Scene:
         self._put(out, ("chip", user), self.chip_xy, lambda: _chip(self.chip_size, user, self.style))
         if ci != self._band_cue:  # a new caption (or none): back to the bare background first
             self._patches = {k: v for k, v in self._patches.items() if k[0] != "band"}
+            self._regions = {k: v for k, v in self._regions.items() if k[0] != "band"}
             self._band_cue = ci
             top = self.band_xy[1]
             bottom = min(self.h, top + _even(self.painter.band_height))
@@ -347,9 +349,9 @@ class _Scene:
             pw = min(_even(layer.width), self.w - x)
             ph = min(_even(layer.height), self.h - y)
             box = (x, y, x + pw, y + ph)
-            if box not in self._regions:
-                self._regions[box] = self.background.crop(box).convert("RGBA")
-            region = self._regions[box].copy()
+            if (key[0], box) not in self._regions:
+                self._regions[key[0], box] = self.background.crop(box).convert("RGBA")
+            region = self._regions[key[0], box].copy()
             region.alpha_composite(layer if layer.size == (pw, ph) else layer.crop((0, 0, pw, ph)))
             planes = _split(self._to_yuv(np.asarray(region)), ph, pw)
             self._patches[key] = planes

@@ -302,3 +302,27 @@ def test_wav_tracks_are_read_block_by_block(tl: Timeline, tmp_path: Path) -> Non
     n = len(tl.audio[0].samples)
     for start in (0, RATE // 3, n - 1000):
         assert np.array_equal(on_disk.read(start, start + RATE), in_memory.read(start, start + RATE))
+
+
+def _shifted(u: Utterance, dt: float) -> Utterance:
+    return replace(u, start=u.start + dt, end=u.end + dt,
+                   words=tuple(replace(w, start=w.start + dt, end=w.end + dt) for w in u.words),
+                   phones=tuple(replace(p, start=p.start + dt, end=p.end + dt) for p in u.phones))
+
+
+def test_caches_stay_bounded_however_long_the_call(tl: Timeline) -> None:
+    """Memory stays flat: what the renderer keeps does not grow with the call's length."""
+    def kept(repeat: int) -> tuple[int, int]:
+        long = replace(tl, utterances=tuple(_shifted(u, k * tl.duration) for k in range(repeat)
+                                            for u in tl.utterances),
+                       events=(), audio=(), duration=tl.duration * repeat)
+        scene = _Scene(VideoRenderer(size="640x360"), long)
+        most = 0
+        for i in range(round(long.duration * FPS)):
+            scene.frame(scene.state(i / FPS))
+            most = max(most, len(scene._patches) + len(scene._regions))
+        return most, len(scene.captions)
+
+    short, long = kept(1), kept(4)
+    assert long[1] >= 4 * short[1] - 1
+    assert long[0] <= short[0] + 4, (short, long)
