@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "monotonic_spans",
     "HOP", "PHONE_SECONDS", "expected_seconds", "frame_db", "place", "speech_mask",
     "speech_threshold",
 ]
@@ -168,8 +169,17 @@ def place(weights: list[float], mask: np.ndarray, hop: float = HOP,
         bs = _spread(weights[k0:k1], cum, a, b, hop)
         spans += [(bs[j], bs[j + 1]) for j in range(k1 - k0)]
     # Enforce monotonic, in-range output whatever rounding did.
+    return monotonic_spans(spans, total * hop)
+
+
+def monotonic_spans(spans: list[tuple[float, float]], end: float) -> list[tuple[float, float]]:
+    """Clamp ``(start, end)`` spans into ``[0, end]`` so that each starts where or after the
+    previous one ends (rounding must never make times run backwards).
+
+    >>> monotonic_spans([(0.0, 0.5), (0.4, 0.9), (1.2, 2.0)], 1.0)
+    [(0.0, 0.5), (0.5, 0.9), (1.0, 1.0)]
+    """
     out, t = [], 0.0
-    end = total * hop
     for s, e in spans:
         s = min(max(s, t), end)
         e = min(max(e, s), end)

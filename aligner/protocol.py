@@ -126,12 +126,9 @@ def decode_server_text(text: str) -> Event:
     literal = _LITERALS.get(text.strip())
     if literal is not None:
         return literal
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        return Unknown(text, "invalid JSON")
-    if not isinstance(obj, dict):
-        return Unknown(text, "JSON frame is not an object")
+    obj = _json_object(text)
+    if isinstance(obj, Unknown):
+        return obj
     try:
         return _decode_object(obj, text)
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError,
@@ -259,12 +256,9 @@ def decode_twilio(text: str) -> Event:
     if not isinstance(text, str):
         return Unknown(bytes(text) if isinstance(text, bytes | bytearray) else repr(text),
                        "Twilio frames are text")
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        return Unknown(text, "invalid JSON")
-    if not isinstance(obj, dict):
-        return Unknown(text, "JSON frame is not an object")
+    obj = _json_object(text)
+    if isinstance(obj, Unknown):
+        return obj
     kind = obj.get("event")
     try:
         return _decode_twilio_object(obj, kind, text)
@@ -518,3 +512,14 @@ class WebClientProtocol:
         if state is not self.state:
             logger.debug("connection %s -> %s", self.state.name, state.name)
             self.state = state
+
+
+def _json_object(text: str) -> dict | Unknown:
+    """The JSON object in ``text``, or an :class:`Unknown` saying why there is none."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return Unknown(text, "invalid JSON")
+    if not isinstance(obj, dict):
+        return Unknown(text, "JSON frame is not an object")
+    return obj

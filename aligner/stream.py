@@ -31,6 +31,7 @@ import numpy as np
 
 from .alignment import Alignment, _mono16, assemble, time_tokens
 from .errors import AlignmentError
+from .fallback import monotonic_spans
 from .pronounce import token_phones
 from .text import tokenize
 from .timeline import Char, Phone, Word
@@ -155,7 +156,7 @@ class StreamAligner:
             else:  # cannot happen for well-formed input; keep the token timed anyway
                 t = spans[-1][1] if spans else 0.0
                 spans.append((t, t))
-        al = assemble(text, tokens, prons, _monotonic(spans, duration), duration, self.backend,
+        al = assemble(text, tokens, prons, monotonic_spans(spans, duration), duration, self.backend,
                       phone_times)
         chars = list(al.chars)
         for tok, mine in zip(tokens, groups, strict=True):
@@ -173,13 +174,3 @@ class StreamAligner:
             # ("Hel" + "lo", and even "77." + "5"), so its word is not final yet.
             final_until = al.words[-1].start
         return StreamResult(duration, al.words, tuple(chars), al.phones, text, final_until)
-
-
-def _monotonic(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
-    out, t = [], 0.0
-    for s, e in spans:
-        s = min(max(s, t), duration)
-        e = min(max(e, s), duration)
-        out.append((s, e))
-        t = e
-    return out
