@@ -257,6 +257,9 @@ class Session:
         if not t >= self.now:  # out of order (or NaN): keep the clock monotonic
             logger.debug("event at %.3f s before the clock (%.3f s); using the clock", t, self.now)
             t = self.now
+        # The session clock has the timeline's resolution (1 us): an event recorded at a time
+        # must act at exactly that time (a clear at 2.325875 s cuts at that sample, not later).
+        t = round(t, 6)
         self.now = t
         cur = self._current
         if cur is not None and t + self.jitter_buffer > cur.end_time + self.utterance_gap:

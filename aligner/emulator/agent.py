@@ -289,6 +289,7 @@ class Conversation:
             item = await self._pieces.get()
             if item is None:  # hang up once everything queued has played
                 await self._sleep_call(self.play_end - self.now())
+                await self._drain_recognitions()
                 self.hangup("agent_hangup")
                 return
             response_id, text, complete, end_call = item
@@ -302,9 +303,18 @@ class Conversation:
                 continue
             if end_call and complete and response_id == self.response_id:
                 await self._sleep_call(self.play_end - self.now())
+                await self._drain_recognitions()
                 if response_id == self.response_id:
                     self.hangup("agent_hangup")
                     return
+
+    async def _drain_recognitions(self, limit: float = 10.0) -> None:
+        """Before the agent hangs up, let pending recognitions finish (at most ``limit`` s), so
+        the update carrying the user's last turn reaches the client before the socket closes
+        (on a busy machine recognition can take longer than the goodbye line)."""
+        pending = [t for t in self._recognitions if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=limit)
 
     async def _send_line(self, line: SpokenLine, response_id: int, complete: bool) -> bool:
         """Send a line's chunks, paced at ``send_speed``; False if a barge-in stopped it."""
