@@ -172,9 +172,22 @@ async def _greeting(emu, session, rate=16000, query="enable_audio_alignment=true
         got = Received()
         reader = asyncio.create_task(read_web(ws, got))
         await stream_web(ws, silence(seconds, rate), "s16le", rate, speed=emu.config.time_scale)
+        await _quiet(got)  # on a busy machine the greeting may still be on its way
         await ws.close()
         await asyncio.wait_for(reader, 10)
     return got
+
+
+async def _quiet(got: Received, idle: float = 0.5, limit: float = 10.0) -> None:
+    """Wait until frames have arrived and nothing new came for ``idle`` s (``limit`` s at most)."""
+    loop = asyncio.get_running_loop()
+    deadline, seen, since = loop.time() + limit, -1, loop.time()
+    while loop.time() < deadline:
+        if len(got.items) != seen:
+            seen, since = len(got.items), loop.time()
+        elif seen and loop.time() - since >= idle:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_custom_alignment_keys_and_split_words():
