@@ -37,22 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-LINES = [
-    ("agent", "Hi, thanks for calling Northwind Outfitters. My name is Ava, and I can help with "
-              "orders, returns, and anything about your account. What can I do for you today?"),
-    ("user", "Hi Ava. I ordered a rain jacket last week and it still hasn't arrived."),
-    ("agent", "I'm sorry to hear that. Let me look it up. Could you read me the order number? "
-              "It starts with the letters N W and is printed at the top of your confirmation "
-              "email, just under the date."),
-    ("user", "Sure, it's N W four four seven one two."),
-    ("agent", "Thank you. I found it: one rain jacket, size medium, in forest green. It left our "
-              "warehouse on Monday, but the carrier marked it as delayed because of the storm in "
-              "the north, so it will probably arrive on Thursday. Would you like me to send you "
-              "the tracking link by text message, or would you rather"),
-    ("user", "Text is fine."),
-    ("agent", "Done. You should get it in a minute. Is there anything else I can help you with?"),
-    ("user", "No, that's all. Thanks!"),
-]
+from caption_helpers import LINES as _CALL  # noqa: E402  (the tests' support call)
+
+LINES = _CALL[:-1]  # without the closing pleasantry: the benchmark repeats these turns
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 PRESET, CRF = "ultrafast", 23
 
