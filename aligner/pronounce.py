@@ -66,18 +66,24 @@ _IPA = {
 }
 
 
-# espeak-ng's English phoneme mnemonics (stress marks removed) -> ARPAbet.
-_ESPEAK = {
-    "a": "AE", "a#": "AH", "aa": "AE", "A:": "AA", "A@": "AA R", "@": "AH", "@-": "AH",
-    "@L": "AH L", "@2": "AH", "@5": "AH", "3": "ER", "3:": "ER", "e": "EH", "e@": "EH R",
-    "E": "EH", "eI": "EY", "i": "IY", "i:": "IY", "i@": "IY AH", "i@3": "IH R", "I": "IH",
-    "I#": "IH", "I2": "IH", "o@": "AO R", "O:": "AO", "O@": "AO R", "oU": "OW", "OI": "OY",
-    "u:": "UW", "U": "UH", "U@": "UH R", "V": "AH", "aI": "AY", "aU": "AW", "aI@": "AY ER",
-    "aI3": "AY ER", "aU@": "AW ER", "0": "AA", "p": "P", "b": "B", "t": "T", "d": "D",
-    "k": "K", "g": "G", "f": "F", "v": "V", "T": "TH", "D": "DH", "s": "S", "z": "Z", "S": "SH",
-    "Z": "ZH", "h": "HH", "m": "M", "n": "N", "N": "NG", "l": "L", "r": "R", "j": "Y", "w": "W",
-    "tS": "CH", "dZ": "JH", "t#": "T", "d#": "D", "n-": "N", "l-": "L", "r-": "R", "x": "K",
-    "?": "T", "z#": "Z", "s#": "S",
+# espeak-ng's English phoneme mnemonics (en / en-us voices; stress and length marks removed)
+# -> ARPAbet. The one table of the project: aligner.viseme_sets maps pauses on top of it.
+_ESPEAK: dict[str, tuple[str, ...]] = {
+    "a": ("AE",), "a#": ("AH",), "A:": ("AA",), "A@": ("AA", "R"), "aa": ("AA",), "aI": ("AY",),
+    "aI@": ("AY", "ER"), "aI3": ("AY", "ER"), "aU": ("AW",), "aU@": ("AW", "ER"), "@": ("AH",),
+    "@-": ("AH",), "3": ("ER",), "3:": ("ER",), "@L": ("AH", "L"), "@2": ("AH",), "@5": ("AH",),
+    "0": ("AA",), "0#": ("AA",), "O": ("AO",), "O:": ("AO",), "O@": ("AO", "R"), "o@": ("AO", "R"),
+    "OI": ("OY",), "oU": ("OW",), "oU#": ("OW",), "V": ("AH",), "E": ("EH",), "e@": ("EH", "R"),
+    "eI": ("EY",), "I": ("IH",), "I2": ("IH",), "I#": ("IH",), "i": ("IY",), "i:": ("IY",),
+    "i@": ("IY", "ER"), "i@3": ("IY", "ER"), "IR": ("IH", "R"), "U": ("UH",), "U@": ("UH", "R"),
+    "u:": ("UW",), "u": ("UW",), "j": ("Y",), "w": ("W",), "h": ("HH",), "r": ("R",),
+    "r-": ("R",), "l": ("L",), "L": ("L",), "m": ("M",), "n": ("N",), "N": ("NG",), "b": ("B",),
+    "d": ("D",), "g": ("G",), "p": ("P",), "t": ("T",), "k": ("K",), "f": ("F",), "v": ("V",),
+    "T": ("TH",), "D": ("DH",), "s": ("S",), "z": ("Z",), "S": ("SH",), "Z": ("ZH",),
+    "tS": ("CH",), "dZ": ("JH",), "t#": ("T",), "d#": ("D",), "*": ("D",), "?": ("T",),
+    "n-": ("N",), "m-": ("M",), "l/": ("L",), "l-": ("L",), "x": ("HH",), "z/": ("Z",),
+    "z#": ("Z",), "s#": ("S",), "e": ("EH",), "aI2": ("AY",), "IU": ("IH", "UW"),
+    "ju:": ("Y", "UW"),
 }
 
 
@@ -91,13 +97,22 @@ def _espeak_available() -> bool:
 
 
 def espeak_to_arpabet(mnemonic: str) -> tuple[str, ...]:
-    """ARPAbet phones for one espeak-ng English phoneme mnemonic (``"'oU"`` -> ``("OW",)``);
-    empty for pauses and unknown mnemonics.
+    """ARPAbet phones for one espeak-ng English phoneme mnemonic (``"'oU"`` -> ``("OW",)``).
 
-    >>> espeak_to_arpabet(",aI3")
-    ('AY', 'ER')
+    Stress marks are ignored; an unknown mnemonic falls back to its longest known prefix.
+    Pauses (``"_:"``), marks that are no sound of their own (``";"``) and unknown mnemonics
+    give ``()``.
+
+    >>> espeak_to_arpabet(",aI3"), espeak_to_arpabet("_:"), espeak_to_arpabet("t#")
+    (('AY', 'ER'), (), ('T',))
     """
-    return tuple(_ESPEAK.get(mnemonic.lstrip("',"), "").split())
+    p = mnemonic.lstrip("',%=")
+    if not p or p.startswith("_"):
+        return ()
+    for n in range(len(p), 0, -1):
+        if p[:n] in _ESPEAK:
+            return _ESPEAK[p[:n]]
+    return ()
 
 
 @functools.cache

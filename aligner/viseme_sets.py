@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .pronounce import espeak_to_arpabet as _espeak_to_arpabet
+
 __all__ = [
     "ARKIT_SHAPES",
     "ARKIT_WEIGHTS",
@@ -192,32 +194,12 @@ ARKIT_WEIGHTS: MappingProxyType = MappingProxyType({
     "ou": _w(jawOpen=0.15, mouthFunnel=0.3, mouthPucker=0.8),
 })
 
-# espeak-ng's English phoneme mnemonics (en / en-us voices) -> ARPAbet. Stress marks (' ,) and
-# length marks are stripped first; pauses ("_", "_:", "_!"...) become "sil".
-_ESPEAK = {
-    "a": ("AE",), "a#": ("AH",), "A:": ("AA",), "A@": ("AA", "R"), "aa": ("AA",), "aI": ("AY",),
-    "aI@": ("AY", "ER"), "aI3": ("AY", "ER"), "aU": ("AW",), "aU@": ("AW", "ER"), "@": ("AH",),
-    "@-": ("AH",), "3": ("ER",), "3:": ("ER",), "@L": ("AH", "L"), "@2": ("AH",), "@5": ("AH",),
-    "0": ("AA",), "0#": ("AA",), "O": ("AO",), "O:": ("AO",), "O@": ("AO", "R"), "o@": ("AO", "R"),
-    "OI": ("OY",), "oU": ("OW",), "oU#": ("OW",), "V": ("AH",), "E": ("EH",), "e@": ("EH", "R"),
-    "eI": ("EY",), "I": ("IH",), "I2": ("IH",), "I#": ("IH",), "i": ("IY",), "i:": ("IY",),
-    "i@": ("IY", "ER"), "i@3": ("IY", "ER"), "IR": ("IH", "R"), "U": ("UH",), "U@": ("UH", "R"),
-    "u:": ("UW",), "u": ("UW",), "j": ("Y",), "w": ("W",), "h": ("HH",), "r": ("R",),
-    "r-": ("R",), "l": ("L",), "L": ("L",), "m": ("M",), "n": ("N",), "N": ("NG",), "b": ("B",),
-    "d": ("D",), "g": ("G",), "p": ("P",), "t": ("T",), "k": ("K",), "f": ("F",), "v": ("V",),
-    "T": ("TH",), "D": ("DH",), "s": ("S",), "z": ("Z",), "S": ("SH",), "Z": ("ZH",),
-    "tS": ("CH",), "dZ": ("JH",), "t#": ("T",), "d#": ("D",), "*": ("D",), "?": ("T",),
-    "n-": ("N",), "m-": ("M",), "l/": ("L",), "x": ("HH",), "z/": ("Z",), "e": ("EH",),
-    "aI2": ("AY",), "IU": ("IH", "UW"), "ju:": ("Y", "UW"),
-}
-
-
 def espeak_to_arpabet(phone: str) -> tuple[str, ...]:
-    """ARPAbet phone(s) for one espeak-ng English phoneme mnemonic (``"sil"`` for pauses).
+    """ARPAbet phone(s) for one espeak-ng English phoneme mnemonic, ``("sil",)`` for pauses.
 
-    Marks that are no sound of their own (``;`` palatalisation) give ``()``: their time belongs
-    to the phone before. Unknown mnemonics fall back to their longest known prefix, else ``AH``
-    (a neutral vowel).
+    The table is :func:`aligner.pronounce.espeak_to_arpabet`'s. Marks that are no sound of their
+    own (``;`` palatalisation) give ``()``: their time belongs to the phone before. Unknown
+    mnemonics give ``AH`` (a neutral vowel), so every sound keeps a mouth shape.
 
     >>> espeak_to_arpabet("_:"), espeak_to_arpabet("tS"), espeak_to_arpabet(",aI@")
     (('sil',), ('CH',), ('AY', 'ER'))
@@ -227,9 +209,4 @@ def espeak_to_arpabet(phone: str) -> tuple[str, ...]:
     p = phone.lstrip("',%=")
     if p in ("", ";"):
         return ()
-    if p in _ESPEAK:
-        return _ESPEAK[p]
-    for n in range(len(p) - 1, 0, -1):
-        if p[:n] in _ESPEAK:
-            return _ESPEAK[p[:n]]
-    return ("AH",)
+    return _espeak_to_arpabet(p) or ("AH",)
