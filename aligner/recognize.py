@@ -6,9 +6,10 @@ Two pieces, both pure functions of samples (no clock, no I/O):
   frame size; it reports when an utterance starts and when it ends (after ``hangover`` seconds
   of silence). Times are seconds of the audio fed so far.
 - :func:`recognize` / :func:`recognize_words`: pocketsphinx (the en-us model it ships) on a whole
-  utterance at any sample rate. With ``vocabulary`` (phrase hints) the decoder searches a free
-  word loop over those words only: much faster and far more accurate on synthetic speech than the
-  general language model, which stays the default for open speech.
+  utterance at any sample rate. With ``vocabulary`` (phrase hints) the decoder searches a
+  grammar: each hinted phrase as a whole (weighted, so a phrase that fits is heard whole), or
+  else a free loop over the hinted words: much faster and far more accurate on synthetic speech
+  than the general language model, which stays the default for open speech.
 
 pocketsphinx holds the GIL while it decodes, so :func:`recognize_words` feeds it 20 ms at a time:
 run in a worker thread (``asyncio.to_thread``), it lets an event loop in the same process run
@@ -161,9 +162,11 @@ _decoders: dict = {}  # per process: vocabulary key -> (Decoder, its initial cep
 _lock = threading.Lock()
 _PRIMING = 3  # passes over the features priming the cepstral mean (no search: cheap)
 _PIECE = RECOGNITION_RATE // 50  # samples fed per decoder call (GIL released in between)
+_PHRASE_WEIGHT = 10  # JSGF weight of "a whole hinted phrase" against "a loop of hinted words"
 
 
 def _decoder(vocabulary: tuple[str, ...] | None):
+    """The decoder for a tuple of normalised hint phrases (None: the general language model)."""
     from pocketsphinx import Decoder
 
     key = vocabulary or ()
@@ -172,13 +175,20 @@ def _decoder(vocabulary: tuple[str, ...] | None):
     if not vocabulary:
         decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL")
     else:
-        # A free loop over the hinted words; the default two-pass search only slows a grammar.
+        # The default two-pass search only slows a grammar.
         decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", fwdflat=False,
                           bestpath=False)
-        known = [w for w in vocabulary if decoder.lookup_word(w) is not None]
+        known = sorted({w for p in vocabulary for w in p.split()
+                        if decoder.lookup_word(w) is not None})
         if not known:
             raise ValueError("none of the vocabulary words is in the pronouncing dictionary")
-        grammar = ("#JSGF V1.0;\ngrammar hints;\npublic <utterance> = <word>*;\n<word> = "
+        phrases = [p for p in vocabulary if all(w in known for w in p.split())]
+        # A hinted phrase that fits the audio is heard whole; anything else falls back to a
+        # free loop over the hinted words (speech that matches no phrase is not forced into one).
+        body = "<word>*" if not phrases else (
+            f"/{_PHRASE_WEIGHT}/ <phrase> | /1/ <word>*;\n<phrase> = "
+            + " | ".join(f"( {p} )" for p in phrases))
+        grammar = (f"#JSGF V1.0;\ngrammar hints;\npublic <utterance> = {body};\n<word> = "
                    + " | ".join(known) + ";\n")
         decoder.add_jsgf_string("hints", grammar)
         decoder.activate_search("hints")
@@ -186,11 +196,12 @@ def _decoder(vocabulary: tuple[str, ...] | None):
     return _decoders[key]
 
 
-def _vocabulary(words: Iterable[str] | None) -> tuple[str, ...] | None:
-    if words is None:
+def _vocabulary(phrases: Iterable[str] | None) -> tuple[str, ...] | None:
+    """Hint phrases normalised to lower-case words (punctuation dropped), unique and sorted."""
+    if phrases is None:
         return None
-    found = {w for text in words for w in re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())}
-    return tuple(sorted(found)) or None
+    found = {" ".join(re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())) for text in phrases}
+    return tuple(sorted(p for p in found if p)) or None
 
 
 def prepare(vocabulary: Iterable[str] | None = None) -> None:
@@ -208,7 +219,7 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
         samples: mono int16 speech at ``sample_rate`` (resampled to 16 kHz here).
         sample_rate: any rate 8000-48000 (8 kHz telephone audio is upsampled; accuracy drops).
         vocabulary: optional phrase hints (words or whole sentences); when given, only these
-            words can be recognised.
+            words can be recognised, and a hinted sentence that fits is recognised whole.
 
     Returns:
         Words (lower case, fillers and silences removed) with start/end seconds.
