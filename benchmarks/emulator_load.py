@@ -172,7 +172,8 @@ def _report(label: str, clients: list[Client], lines) -> dict:
     for c in clients:
         if c.error:
             print(f"  error in {c.call_id}: {c.error}")
-    return {"completed": completed, "lost": lost, "p99_net": _pct(net, 99)}
+    return {"completed": completed, "lost": lost, "p99_raw": _pct(delays, 99),
+            "p99_net": _pct(net, 99)}
 
 
 def main() -> int:
@@ -219,8 +220,11 @@ def _measure(base: str, args, lines, clips) -> int:
     _report("baseline, 1 call alone", baseline, lines)
     loaded = asyncio.run(_run_calls(base, args.calls, args.rate, lines, clips))
     result = _report(f"{args.calls} concurrent calls", loaded, lines)
-    ok = result["completed"] == args.calls and result["lost"] == 0 and result["p99_net"] < 300
-    print("target met" if ok else "target NOT met")
+    done = result["completed"] == args.calls and result["lost"] == 0
+    for label, key in (("raw (from the end of the user's speech)", "p99_raw"),
+                       ("net of the end-of-turn hangover", "p99_net")):
+        ok = done and result[key] < 300
+        print(f"target {'met' if ok else 'NOT met'} on the {label} p99")
     return 0
 
 
