@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .audio import resample
     from .speech import synthesize
-    from .viseme_sets import espeak_to_arpabet
+    from .viseme_sets import espeak_phones
 
     ap = argparse.ArgumentParser(prog="python -m aligner.viseme_model", description=main.__doc__)
     ap.add_argument("--out", default=str(MODEL_PATH), help="where to write the weights")
@@ -365,16 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         text += rng.choice((".", ",", "?", "!"))
         syn = synthesize(text, voice=_TRAIN_VOICES[i % len(_TRAIN_VOICES)],
                          rate=rng.randint(140, 210))
-        phones: list[Phone] = []
-        for p in syn.phones:
-            arpa = espeak_to_arpabet(p.phone)
-            if not arpa:
-                if phones:
-                    phones[-1] = Phone(phones[-1].phone, phones[-1].start, p.end)
-                continue
-            step = (p.end - p.start) / len(arpa)
-            phones += [Phone(a, p.start + j * step, p.start + (j + 1) * step)
-                       for j, a in enumerate(arpa)]
+        phones = espeak_phones(syn.phones)
         clips.append((resample(syn.samples, syn.sample_rate, RATE), phones))
         if i % 40 == 0:
             print(f"synthesised {i}/{args.utterances}", file=sys.stderr)

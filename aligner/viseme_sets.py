@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .pronounce import espeak_to_arpabet as _espeak_to_arpabet
+from .timeline import Phone
 
 __all__ = [
     "ARKIT_SHAPES",
@@ -48,6 +49,7 @@ __all__ = [
     "SETS",
     "VisemeSet",
     "espeak_to_arpabet",
+    "espeak_phones",
     "get_set",
 ]
 
@@ -210,3 +212,23 @@ def espeak_to_arpabet(phone: str) -> tuple[str, ...]:
     if p in ("", ";"):
         return ()
     return _espeak_to_arpabet(p) or ("AH",)
+
+
+def espeak_phones(events) -> tuple[Phone, ...]:
+    """espeak-ng's phone events (:attr:`aligner.speech.Synthesis.phones`) as ARPAbet phones.
+
+    A mnemonic of several ARPAbet phones is split evenly over its time; a mark with no sound of
+    its own gives its time to the phone before; pauses become ``sil``. ``word_index`` is kept.
+    This is the ground truth of the viseme tests, benchmark and model training.
+    """
+    out: list[Phone] = []
+    for p in events:
+        arpa = espeak_to_arpabet(p.phone)
+        if not arpa:
+            if out:
+                out[-1] = Phone(out[-1].phone, out[-1].start, p.end, out[-1].word_index)
+            continue
+        step = (p.end - p.start) / len(arpa)
+        out += [Phone(a, p.start + i * step, p.start + (i + 1) * step, p.word_index)
+                for i, a in enumerate(arpa)]
+    return tuple(out)

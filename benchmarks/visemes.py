@@ -30,7 +30,7 @@ from aligner.audio import resample
 from aligner.speech import synthesize
 from aligner.timeline import Phone, Timeline, Utterance
 from aligner.viseme_model import PhoneModel
-from aligner.viseme_sets import espeak_to_arpabet, get_set
+from aligner.viseme_sets import espeak_phones, get_set
 from aligner.visemes import Motion, cues, estimate_phones, timeline_cues
 
 SENTENCES = [
@@ -46,21 +46,6 @@ SENTENCES = [
 RHUBARB = {"with text": 0.83, "audio only": 0.82, "x real time (recognition)": 8.0,
            "x real time (phonetic)": 28.0, "start-up s": 0.3}
 FPS = 100
-
-
-def truth_phones(syn) -> list[Phone]:
-    """espeak's phone events -> ARPAbet phones (multi-phone mnemonics split evenly)."""
-    out: list[Phone] = []
-    for p in syn.phones:
-        arpa = espeak_to_arpabet(p.phone)
-        if not arpa:  # a mark with no sound of its own: the phone before takes its time
-            if out:
-                out[-1] = Phone(out[-1].phone, out[-1].start, p.end)
-            continue
-        step = (p.end - p.start) / len(arpa)
-        for i, a in enumerate(arpa):
-            out.append(Phone(a, p.start + i * step, p.start + (i + 1) * step))
-    return out
 
 
 def _frames(phones, vset, duration: float) -> np.ndarray:
@@ -108,7 +93,7 @@ def main() -> int:
     for text, voice, rate in items:
         syn = synthesize(text, voice=voice, rate=rate)
         pcm = resample(syn.samples, syn.sample_rate, 16000)
-        clips.append((text, syn, pcm, truth_phones(syn)))
+        clips.append((text, syn, pcm, list(espeak_phones(syn.phones))))
     total = sum(len(c[2]) / 16000 for c in clips)
 
     t_align = t_refine = 0.0

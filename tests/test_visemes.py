@@ -27,6 +27,7 @@ from aligner.viseme_sets import (
     ARKIT_WEIGHTS,
     ARPABET,
     SETS,
+    espeak_phones,
     espeak_to_arpabet,
     get_set,
 )
@@ -47,17 +48,7 @@ TEXT2 = "Please bring your photo card, and a pen."
 def _spoken(text: str, voice: str = "en-us"):
     """(samples, rate, ARPAbet truth phones) of ``text`` spoken by espeak-ng."""
     syn = synthesize(text, voice=voice)
-    phones: list[Phone] = []
-    for p in syn.phones:
-        arpa = espeak_to_arpabet(p.phone)
-        if not arpa:
-            if phones:
-                phones[-1] = Phone(phones[-1].phone, phones[-1].start, p.end)
-            continue
-        step = (p.end - p.start) / len(arpa)
-        for i, a in enumerate(arpa):
-            phones.append(Phone(a, p.start + i * step, p.start + (i + 1) * step, p.word_index))
-    return syn.samples, syn.sample_rate, tuple(phones)
+    return syn.samples, syn.sample_rate, espeak_phones(syn.phones)
 
 
 def _timeline(text: str = TEXT, offset: float = 0.5, clear: float | None = None) -> Timeline:
