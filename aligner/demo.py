@@ -1,7 +1,7 @@
 """The demo call behind ``aligner run``: emulator, a scripted user with a barge-in, every output.
 
-It starts the embedded emulator, plays the user's side from ``samples/`` (three short lines; the
-second one barges into the agent's long offer), records the call into ``OUT/capture/``, then
+It starts the embedded emulator, plays the user's side from :data:`SAMPLES` (three short lines;
+the second one barges into the agent's long offer), records the call into ``OUT/capture/``, then
 builds what exists: ``OUT/timeline.json`` (with ``agent.wav``/``user.wav``), one file per
 renderer in ``OUT/``, and ``OUT/transcript.txt``. A failing step is reported and skipped; the
 others still run.
@@ -20,17 +20,21 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 __all__ = ["RENDERERS", "SAMPLES", "USER_TURNS", "DemoResult", "run_demo", "transcript_lines"]
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+#: The demo's inputs, shipped as package data (``aligner/data/samples``: the emulator's
+#: ``dialogue.json`` and the user clips), so an installed ``aligner run`` works from any folder.
+#: A checkout's ``samples/`` links to the same files.
+SAMPLES = Path(str(files("aligner").joinpath("data", "samples")))
 
 #: Renderers the demo runs, by name; None runs every one ``renderers.available()`` lists.
 RENDERERS: tuple[str, ...] | None = None
 
-#: The user's side: (clip in samples/, barge-in delay in seconds or None for a normal turn).
+#: The user's side: (clip in SAMPLES, barge-in delay in seconds or None for a normal turn).
 USER_TURNS: tuple[tuple[str, float | None], ...] = (
     ("user1.wav", None),
     ("user2_bargein.wav", 1.5),  # ~1.5 s into the agent's long offer

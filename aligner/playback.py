@@ -14,6 +14,10 @@ Pure and clock-free (the session feeds it stamped times). Rules:
   that had not started are kept with ``played=False`` and ``start == end == t``; a word cut
   mid-way ends at ``t``; characters likewise (one per character of the text is kept); phones
   after ``t`` are dropped and a phone cut mid-way ends at ``t``.
+* An utterance whose chunks carried no text at all (binary audio, Twilio media) is, with an
+  ``estimator`` (:func:`aligner.textless.estimate`), estimated when it ends, on the audio that
+  was heard: phones from the audio, and its text the recognised words, ``source``
+  ``"recognized"`` (``"audio"``: no words, phones only). Until then nothing of it is final.
 
 >>> import numpy as np
 >>> u = AgentUtterance(16000, aligner_factory=None)
@@ -42,6 +46,7 @@ __all__ = ["AgentUtterance", "PlayedChunk", "ScheduledChunk", "first_sample"]
 logger = logging.getLogger(__name__)
 
 AlignerFactory = Callable[[int], Any]
+Estimator = Callable[[np.ndarray, int], Any]
 
 
 def first_sample(t: float, sample_rate: int) -> int:
@@ -99,15 +104,22 @@ class AgentUtterance:
         aligner_factory: ``f(sample_rate)`` returning a streaming aligner (``feed(pcm, text)``,
             ``finish()``, results with ``words``/``chars``/``phones``/``final_until``), or None
             to keep text without word timings.
+        estimator: ``f(pcm, sample_rate)`` returning an alignment (``text``, ``words``,
+            ``chars``, ``phones``) of audio that came without text, e.g.
+            :func:`aligner.textless.estimate`; None leaves such utterances without timings
+            (``source`` stays ``"text"``, the text ``""``).
     """
 
-    def __init__(self, sample_rate: int, aligner_factory: AlignerFactory | None) -> None:
+    def __init__(self, sample_rate: int, aligner_factory: AlignerFactory | None,
+                 estimator: Estimator | None = None) -> None:
         self.sample_rate = sample_rate
         self.chunks: list[PlayedChunk] = []
         self.text = ""
+        self.source = "text"  # "recognized" / "audio" once an estimator filled in the text
         self.cut: float | None = None  # time of the clear that cut it
         self.finished = False
         self._factory = aligner_factory
+        self._estimator = estimator
         self._aligner: Any = None
         self._result: Any = None
         self._failed = False
@@ -164,6 +176,8 @@ class AgentUtterance:
                 self._failed = True
         if self._failed and self.text:
             self._result = self._align_whole()
+        elif not self.text and self._estimator is not None:
+            self._estimate()
 
     def _align_whole(self) -> Any:
         from .alignment import align
@@ -173,6 +187,22 @@ class AgentUtterance:
         except Exception:
             logger.exception("could not align agent utterance %r", self.text[:60])
             return None
+
+    def _estimate(self) -> None:
+        """Estimate phones and words of a text-less utterance from its heard audio (a prefix of
+        the concatenated clock: a clear cuts a suffix)."""
+        heard = sum(c.heard for c in self.chunks)
+        if not heard:
+            return
+        try:
+            result = self._estimator(self.samples()[:heard], self.sample_rate)
+        except Exception:  # an estimate is optional: keep the audio-only utterance
+            logger.exception("could not estimate %.2f s of text-less agent audio",
+                             heard / self.sample_rate)
+            return
+        self.text, self.source, self._result = result.text, "audio", result
+        if result.words:
+            self.source = "recognized"
 
     # --- views -----------------------------------------------------------------------------------
     @property
@@ -203,8 +233,10 @@ class AgentUtterance:
 
     def final_until(self) -> float:
         """Session time before which this utterance's timings will not change (inf when done)."""
-        if self.finished or self._aligner is None:
+        if self.finished:
             return math.inf
+        if self._aligner is None:  # text-less so far: an estimator times it all at the end
+            return math.inf if self._estimator is None else self.start_time
         if self._result is None or self._failed:  # (a failed aligner: realigned at finish)
             return self.start_time
         x = min(float(self._result.final_until), self._length / self.sample_rate)
@@ -251,7 +283,7 @@ class AgentUtterance:
                     e = min(e, cut)
                 phones.append(Phone(p.phone, _r(s), _r(e), p.word_index))
         out = Utterance("agent", _r(start), _r(end), self.text, cut is not None,
-                        tuple(words), tuple(chars), tuple(phones))
+                        tuple(words), tuple(chars), tuple(phones), self.source)
         if self.finished:
             self._frozen = out
         return out

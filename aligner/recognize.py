@@ -24,23 +24,29 @@ between pieces. One decoder per vocabulary is kept per process, used under a loc
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "CONTINUATIONS",
     "RECOGNITION_RATE",
     "RecognizedWord",
+    "RecognitionStream",
     "SpeechEnded",
+    "SpeechPaused",
     "SpeechStarted",
     "VoiceActivityDetector",
     "prepare",
     "recognize",
     "recognize_words",
+    "sounds_complete",
     "word_overlap",
 ]
 
@@ -58,6 +64,15 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """The speech that started at ``start`` s stopped at ``end`` s, and ``pause`` s of silence
+    followed: a candidate end of turn (speech resuming continues the same utterance)."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnded:
     """An utterance from ``start`` to ``end`` s is over (``hangover`` s of silence followed)."""
 
@@ -71,7 +86,9 @@ class VoiceActivityDetector:
     A frame is speech when its RMS level is above ``threshold_db`` dBFS and ``margin_db`` above
     the tracked noise floor. The floor starts as the quietest of the first 200 ms (never speech)
     and then follows quiet frames. An utterance starts after ``min_speech`` s of speech frames
-    (short clicks are ignored) and ends after ``hangover`` s of non-speech.
+    (short clicks are ignored) and ends after ``hangover`` s of non-speech. With ``pause``,
+    ``pause`` s of silence first report :class:`SpeechPaused`, and the caller may end the
+    utterance there (:meth:`end_utterance`) without waiting for the whole hangover.
 
     Args:
         sample_rate: rate of the samples fed.
@@ -79,16 +96,22 @@ class VoiceActivityDetector:
         margin_db: how far above the noise floor speech must be.
         min_speech: seconds of speech before :class:`SpeechStarted` is reported.
         hangover: seconds of silence that end an utterance.
+        pause: seconds of silence that report :class:`SpeechPaused` (None: never; must be
+            shorter than ``hangover``).
     """
 
     def __init__(self, sample_rate: int, threshold_db: float = -45.0, margin_db: float = 12.0,
-                 min_speech: float = 0.1, hangover: float = 0.6) -> None:
+                 min_speech: float = 0.1, hangover: float = 0.6,
+                 pause: float | None = None) -> None:
+        if pause is not None and not 0 < pause < hangover:
+            raise ValueError(f"need 0 < pause < hangover, got {pause}, {hangover}")
         self.sample_rate = sample_rate
         self.threshold_db = threshold_db
         self.margin_db = margin_db
         self.frame = max(1, sample_rate // 50)
         self._min_frames = max(1, round(min_speech * 50))
         self._hang_frames = max(1, round(hangover * 50))
+        self._pause_frames = None if pause is None else max(1, round(pause * 50))
         self._pending = np.zeros(0, np.int16)
         self._frames = 0  # frames consumed
         self._noise_db = 0.0
@@ -103,7 +126,27 @@ class VoiceActivityDetector:
         """Seconds of audio consumed so far (whole frames)."""
         return self._frames * self.frame / self.sample_rate
 
-    def feed(self, samples: np.ndarray) -> list[SpeechStarted | SpeechEnded]:
+    @property
+    def paused_at(self) -> float | None:
+        """End of the speech (s) when a reported pause is still going on, else None."""
+        if not self.in_speech or self._pause_frames is None or self._run < self._pause_frames:
+            return None
+        return self._span()[1]
+
+    def _span(self) -> tuple[float, float]:
+        """Start and end (s) of the current utterance's speech."""
+        seconds = self.frame / self.sample_rate
+        return self._start * seconds, (self._last_speech + 1) * seconds
+
+    def end_utterance(self) -> SpeechEnded | None:
+        """End the current utterance at its pause (see :attr:`paused_at`), as if the whole
+        hangover had passed; None (and nothing changes) when no pause is going on."""
+        if self.paused_at is None:
+            return None
+        self.in_speech, self._run = False, 0
+        return SpeechEnded(*self._span())
+
+    def feed(self, samples: np.ndarray) -> list[SpeechStarted | SpeechPaused | SpeechEnded]:
         """Consume int16 samples; return the utterance events they complete, in order."""
         data = np.concatenate([self._pending, np.asarray(samples, np.int16)])
         n = len(data) // self.frame
@@ -112,12 +155,12 @@ class VoiceActivityDetector:
             return []
         frames = data[: n * self.frame].astype(np.float32).reshape(n, self.frame)
         levels = 10 * np.log10(np.mean(frames * frames, axis=1) / (32768.0 ** 2) + 1e-12)
-        events: list[SpeechStarted | SpeechEnded] = []
+        events: list[SpeechStarted | SpeechPaused | SpeechEnded] = []
         for level in levels:
             events += self._step(float(level))
         return events
 
-    def _step(self, level: float) -> list[SpeechStarted | SpeechEnded]:
+    def _step(self, level: float) -> list[SpeechStarted | SpeechPaused | SpeechEnded]:
         index = self._frames
         self._frames += 1
         if index < self._calibration:
@@ -127,7 +170,6 @@ class VoiceActivityDetector:
         if not speech:  # the noise floor follows quiet frames quickly and loud ones slowly
             rate = 0.1 if level < self._noise_db else 0.01
             self._noise_db += rate * (level - self._noise_db)
-        seconds = self.frame / self.sample_rate
         if not self.in_speech:
             if not speech:
                 self._run = 0
@@ -138,15 +180,17 @@ class VoiceActivityDetector:
             if self._run < self._min_frames:
                 return []
             self.in_speech, self._run, self._last_speech = True, 0, index
-            return [SpeechStarted(self._start * seconds)]
+            return [SpeechStarted(self._span()[0])]
         if speech:
             self._run, self._last_speech = 0, index
             return []
         self._run += 1
+        if self._run == self._pause_frames:
+            return [SpeechPaused(*self._span())]
         if self._run < self._hang_frames:
             return []
         self.in_speech, self._run = False, 0
-        return [SpeechEnded(self._start * seconds, (self._last_speech + 1) * seconds)]
+        return [SpeechEnded(*self._span())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,40 +203,68 @@ class RecognizedWord:
 
 
 _decoders: dict = {}  # per process: vocabulary key -> (Decoder, its initial cepstral mean)
+_idle: dict = {}  # per process: vocabulary key -> decoders free for a stream
 _lock = threading.Lock()
-_PRIMING = 3  # passes over the features priming the cepstral mean (no search: cheap)
+_PRIMING = 3  # passes over the features priming the cepstral mean of a whole utterance
 _PIECE = RECOGNITION_RATE // 50  # samples fed per decoder call (GIL released in between)
-_PHRASE_WEIGHT = 10  # JSGF weight of "a whole hinted phrase" against "a loop of hinted words"
+# JSGF weight of "a whole hinted phrase" against "a loop of hinted words": measured on espeak
+# speech, 10 lets a slightly mis-normalised phrase fall apart into loose words, 10000 does not,
+# and a partial phrase ("i would like to") is still heard as loose words, not forced whole.
+_PHRASE_WEIGHT = 10000
+_PRIME_S = 0.8  # a caller's first utterance: seconds heard before its cepstral mean is set
+
+
+@functools.lru_cache(maxsize=8)
+def _pronunciations(words: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """``(entry, phones)`` of ``words`` in the model's dictionary, alternatives as ``word(2)``."""
+    from pocketsphinx import get_model_path
+
+    found = []
+    with (Path(get_model_path()) / "en-us" / "cmudict-en-us.dict").open(encoding="utf-8") as f:
+        for line in f:
+            entry, _, phones = line.partition(" ")
+            if re.sub(r"\(\d+\)$", "", entry) in words:
+                found.append((entry, phones.split("#")[0].strip()))
+    return tuple(found)
+
+
+def _new_decoder(vocabulary: tuple[str, ...] | None):
+    """A fresh decoder for normalised hint phrases (None: the general language model).
+
+    With hints it loads no language model and only the hinted words' pronunciations (5 MB and
+    30 ms instead of 100 MB and a second), so each live stream can have its own."""
+    from pocketsphinx import Decoder
+
+    if not vocabulary:
+        return Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL")
+    # The default two-pass search only slows a grammar.
+    decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", lm=None, dict=None,
+                      fwdflat=False, bestpath=False)
+    entries = _pronunciations(frozenset(w for p in vocabulary for w in p.split()))
+    for i, (entry, phones) in enumerate(entries):
+        decoder.add_word(entry, phones, i == len(entries) - 1)
+    known = sorted({re.sub(r"\(\d+\)$", "", e) for e, _ in entries})
+    if not known:
+        raise ValueError("none of the vocabulary words is in the pronouncing dictionary")
+    phrases = [p for p in vocabulary if all(w in known for w in p.split())]
+    # A hinted phrase that fits the audio is heard whole; anything else falls back to a
+    # free loop over the hinted words (speech that matches no phrase is not forced into one).
+    body = "<word>*" if not phrases else (
+        f"/{_PHRASE_WEIGHT}/ <phrase> | /1/ <word>*;\n<phrase> = "
+        + " | ".join(f"( {p} )" for p in phrases))
+    grammar = (f"#JSGF V1.0;\ngrammar hints;\npublic <utterance> = {body};\n<word> = "
+               + " | ".join(known) + ";\n")
+    decoder.add_jsgf_string("hints", grammar)
+    decoder.activate_search("hints")
+    return decoder
 
 
 def _decoder(vocabulary: tuple[str, ...] | None):
-    """The decoder for a tuple of normalised hint phrases (None: the general language model)."""
-    from pocketsphinx import Decoder
-
+    """This process's shared decoder for a vocabulary, and its initial cepstral mean."""
     key = vocabulary or ()
-    if key in _decoders:
-        return _decoders[key]
-    if not vocabulary:
-        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL")
-    else:
-        # The default two-pass search only slows a grammar.
-        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", fwdflat=False,
-                          bestpath=False)
-        known = sorted({w for p in vocabulary for w in p.split()
-                        if decoder.lookup_word(w) is not None})
-        if not known:
-            raise ValueError("none of the vocabulary words is in the pronouncing dictionary")
-        phrases = [p for p in vocabulary if all(w in known for w in p.split())]
-        # A hinted phrase that fits the audio is heard whole; anything else falls back to a
-        # free loop over the hinted words (speech that matches no phrase is not forced into one).
-        body = "<word>*" if not phrases else (
-            f"/{_PHRASE_WEIGHT}/ <phrase> | /1/ <word>*;\n<phrase> = "
-            + " | ".join(f"( {p} )" for p in phrases))
-        grammar = (f"#JSGF V1.0;\ngrammar hints;\npublic <utterance> = {body};\n<word> = "
-                   + " | ".join(known) + ";\n")
-        decoder.add_jsgf_string("hints", grammar)
-        decoder.activate_search("hints")
-    _decoders[key] = (decoder, decoder.get_cmn())
+    if key not in _decoders:
+        decoder = _new_decoder(vocabulary)
+        _decoders[key] = (decoder, decoder.get_cmn())
     return _decoders[key]
 
 
@@ -200,8 +272,23 @@ def _vocabulary(phrases: Iterable[str] | None) -> tuple[str, ...] | None:
     """Hint phrases normalised to lower-case words (punctuation dropped), unique and sorted."""
     if phrases is None:
         return None
-    found = {" ".join(re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())) for text in phrases}
+    found = {_words(text) for text in phrases}
     return tuple(sorted(p for p in found if p)) or None
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower()))
+
+
+def _segments(decoder) -> list[RecognizedWord]:
+    """The words of the decoder's last utterance, fillers and silences dropped."""
+    words = []
+    for seg in decoder.seg():
+        word = re.sub(r"\(\d+\)$", "", seg.word)  # alternative pronunciations: "the(2)"
+        if word in _FILLERS or word.startswith("["):
+            continue
+        words.append(RecognizedWord(word, seg.start_frame / 100.0, (seg.end_frame + 1) / 100.0))
+    return words
 
 
 def prepare(vocabulary: Iterable[str] | None = None) -> None:
@@ -230,11 +317,10 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     from .audio import resample
 
     pcm = resample(np.asarray(samples, np.int16), sample_rate, RECOGNITION_RATE)
-    frate = 100.0
     with _lock:
         decoder, cmn = _decoder(_vocabulary(vocabulary))
-        # Reset the live cepstral mean, then prime it on this utterance (cheap: features only,
-        # no search): the result depends on this audio only, not on what came before.
+        # Reset the live cepstral mean, then prime it on this utterance (features only, no
+        # search): the result depends on this audio only, not on what came before.
         decoder.set_cmn(cmn)
         for _ in range(_PRIMING):
             decoder.start_utt()
@@ -245,14 +331,138 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
         for i in range(0, len(pcm), _PIECE):
             decoder.process_raw(pcm[i:i + _PIECE].tobytes(), False, False)
         decoder.end_utt()
-        segments = [(s.word, s.start_frame, s.end_frame) for s in decoder.seg()]
-    words = []
-    for name, start, end in segments:
-        word = re.sub(r"\(\d+\)$", "", name)  # alternative pronunciations: "the(2)"
-        if word in _FILLERS or word.startswith("["):
-            continue
-        words.append(RecognizedWord(word, start / frate, (end + 1) / frate))
-    return words
+        return _segments(decoder)
+
+
+class RecognitionStream:
+    """Recognition of one utterance while it is spoken (sans-I/O: feed samples, ask).
+
+    The hypothesis so far is ready at any moment (:meth:`hypothesis`, cheap), and the final
+    words come from the same decode (:meth:`finish`): no second pass over the audio. Each
+    stream holds a decoder of its own, taken from (and given back to) a per-process pool.
+
+    pocketsphinx normalises features by a cepstral mean. A caller's next utterance starts
+    with the mean its last one left (``cmn`` after :meth:`finish`); without one, the stream
+    waits for the first 0.8 s, estimates the mean on it, then decodes from the start.
+
+    Args:
+        sample_rate: rate of the samples fed (8000-48000).
+        vocabulary: phrase hints as for :func:`recognize_words`, or None.
+        cmn: the caller's cepstral mean from a previous stream, or None.
+
+    >>> stream = RecognitionStream(16000)                           # doctest: +SKIP
+    >>> stream.feed(pcm); stream.hypothesis(); stream.finish()      # doctest: +SKIP
+    """
+
+    def __init__(self, sample_rate: int, vocabulary: Iterable[str] | None = None,
+                 cmn: str | None = None) -> None:
+        import av
+
+        self.sample_rate = sample_rate
+        self._key = _vocabulary(vocabulary) or ()
+        self.cmn = cmn
+        with _lock:
+            idle = _idle.get(self._key)
+            if idle:
+                self._decoder, self._initial_cmn = idle.pop()
+            else:
+                self._decoder = _new_decoder(self._key or None)
+                self._initial_cmn = self._decoder.get_cmn()
+        self._resampler = None if sample_rate == RECOGNITION_RATE else av.AudioResampler(
+            format="s16", layout="mono", rate=RECOGNITION_RATE)
+        self._held: list[np.ndarray] = []  # 16 kHz audio held until the mean is known
+        self._held_samples = 0
+        self._started = False
+        self.words: list[RecognizedWord] | None = None  # set by finish()
+
+    def _to_16k(self, samples: np.ndarray, flush: bool = False) -> np.ndarray:
+        import av
+
+        if self._resampler is None:
+            return samples
+        frames = []
+        if len(samples):
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16",
+                                               layout="mono")
+            frame.sample_rate = self.sample_rate
+            frames += self._resampler.resample(frame)
+        if flush:
+            frames += self._resampler.resample(None)
+        return (np.concatenate([f.to_ndarray().reshape(-1) for f in frames]) if frames
+                else np.zeros(0, np.int16))
+
+    def feed(self, samples: np.ndarray) -> None:
+        """Decode more of the utterance (int16 at ``sample_rate``, any length).
+
+        Raises:
+            ValueError: the stream is finished or closed.
+        """
+        if self.words is not None:
+            raise ValueError("the stream is finished")
+        self._decode(self._to_16k(np.asarray(samples, np.int16)))
+
+    def _decode(self, pcm: np.ndarray) -> None:
+        if not self._started:
+            self._held.append(pcm)
+            self._held_samples += len(pcm)
+            if self.cmn is not None or self._held_samples >= _PRIME_S * RECOGNITION_RATE:
+                self._start()
+            return
+        for i in range(0, len(pcm), _PIECE):
+            self._decoder.process_raw(pcm[i:i + _PIECE].tobytes(), False, False)
+
+    def _start(self) -> None:
+        """Set the cepstral mean (estimated on the audio held, if none was given), begin the
+        utterance and decode what was held."""
+        decoder = self._decoder
+        held = np.concatenate(self._held) if self._held else np.zeros(0, np.int16)
+        self._held = []
+        decoder.set_cmn(self.cmn or self._initial_cmn)
+        if self.cmn is None and len(held):
+            decoder.start_utt()
+            decoder.process_raw(held.tobytes(), True, False)  # features only
+            decoder.set_cmn(decoder.get_cmn(True))
+            decoder.end_utt()
+        decoder.start_utt()
+        self._started = True
+        self._decode(held)
+
+    def hypothesis(self) -> str:
+        """The words heard so far (lower case, space-separated; ``""`` for none)."""
+        if self.words is not None:
+            return " ".join(w.word for w in self.words)
+        if not self._started:
+            self._start()
+        hyp = self._decoder.hyp()
+        words = (re.sub(r"\(\d+\)$", "", w) for w in (hyp.hypstr.split() if hyp else ()))
+        return " ".join(w for w in words if w not in _FILLERS and not w.startswith("["))
+
+    def finish(self) -> list[RecognizedWord]:
+        """End the utterance: its words with times in seconds from the first sample fed.
+        Afterwards ``cmn`` is the mean to start this caller's next stream with."""
+        if self.words is not None:
+            return self.words
+        self._decode(self._to_16k(np.zeros(0, np.int16), flush=True))
+        if not self._started:
+            self._start()
+        self._decoder.end_utt()
+        self.cmn = self._decoder.get_cmn()  # updated by this utterance
+        self.words = _segments(self._decoder)
+        self._release()
+        return self.words
+
+    def close(self) -> None:
+        """Drop the utterance unfinished and give the decoder back (no-op once finished)."""
+        if self.words is None:
+            if self._started:
+                self._decoder.end_utt()
+            self.words = []
+            self._release()
+
+    def _release(self) -> None:
+        with _lock:
+            _idle.setdefault(self._key, []).append((self._decoder, self._initial_cmn))
+        self._decoder = None
 
 
 def recognize(samples: np.ndarray, sample_rate: int,
@@ -284,3 +494,31 @@ def word_overlap(expected: str, heard: str) -> float:
             cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
         prev = cur
     return prev[-1] / len(a)
+
+
+# Words after which a sentence is not over (general language model, no hints).
+CONTINUATIONS = frozenset((
+    "a", "an", "the", "and", "but", "or", "nor", "so", "because", "if", "then", "than", "which",
+    "who", "whose", "to", "of", "for", "with", "by", "from", "into", "about", "as", "like", "my",
+    "your", "our", "their", "its", "um", "uh", "er", "ah", "hmm", "is", "are", "was", "were",
+    "be", "am", "would", "could", "should", "will", "can", "i", "we", "he", "she", "they",
+))
+
+
+def sounds_complete(hypothesis: str, vocabulary: Iterable[str] | None = None) -> bool:
+    """Whether the words heard so far sound like a finished turn (smart endpointing).
+
+    With hints, only a whole hinted sentence is complete; without, anything but nothing or a
+    hypothesis ending in a word that needs a continuation (:data:`CONTINUATIONS`).
+
+    >>> sounds_complete("i would like to")
+    False
+    >>> sounds_complete("yes please")
+    True
+    >>> sounds_complete("the window table", ["The window table at seven please."])
+    False
+    """
+    heard = _words(hypothesis)
+    if vocabulary is not None:
+        return heard in (_vocabulary(vocabulary) or ())
+    return bool(heard) and heard.split()[-1] not in CONTINUATIONS

@@ -9,6 +9,10 @@ edge saw it; everything else is derived:
   utterance ends when the queue runs dry for more than ``utterance_gap`` (default 0.5 s) or at a
   ``clear``. See :mod:`aligner.playback` for the schedule, the streaming alignment of each
   utterance and the exact ``clear`` rules (unplayed words kept with ``played=False``).
+  An agent utterance that came with no text at all is estimated when it ends
+  (:func:`aligner.textless.estimate`): phones from the audio alone, and recognised words
+  (``Utterance.source`` ``"recognized"``; ``"audio"`` with phones only when nothing was
+  recognised or ``recognize=False``).
 * **User audio** (``MicAudio``; Twilio ``media`` to the server) is placed when it was sent, and
   user utterances come from ``update`` transcripts (:mod:`aligner.usertrack`).
 * **Events**: ``clear``, ``metadata`` (payload), ``turn`` (``{"turn": "user_turn"}`` when the
@@ -100,6 +104,11 @@ class Session:
         utterance_gap: the queue must run dry longer than this (seconds) to end an utterance.
         align: align words/chars/phones (agent: streaming per utterance; user: when updates
             carry no words). False keeps text and times of utterances only (fast).
+        recognize: with ``align``, agent utterances that came without text get words
+            recognised from their audio when they end (pocketsphinx: slow, a blocking call
+            inside :meth:`receive`/:meth:`advance`/:meth:`finish`; see
+            ``benchmarks/textless.py``). False: their phones only, estimated from the audio
+            (fast).
         backend: the aligner backend (see :func:`aligner.align`), e.g. ``"fallback"``.
         info: call facts for ``Timeline.metadata`` (call_id, protocol, ...; JSON values).
 
@@ -110,7 +119,8 @@ class Session:
 
     def __init__(self, sample_rate: int, encoding: str = "s16le", *, jitter_buffer: float = 0.0,
                  utterance_gap: float = DEFAULT_UTTERANCE_GAP, align: bool = True,
-                 backend: str = "auto", info: Mapping[str, Any] | None = None) -> None:
+                 recognize: bool = True, backend: str = "auto",
+                 info: Mapping[str, Any] | None = None) -> None:
         self.sample_rate = check_rate(sample_rate)
         self.encoding = check_encoding(encoding)
         if jitter_buffer < 0 or utterance_gap < 0:
@@ -121,6 +131,7 @@ class Session:
         self.finished = False
         self.malformed = 0  # frames that could not be used (logged, counted, kept as events)
         self._factory = _stream_aligner(backend) if align else None
+        self._estimator = _estimator(backend, recognize) if align else None
         self._info = {k: v for k, v in (info or {}).items() if _is_json_scalar(v)}
         self._agent: list[AgentUtterance] = []
         self._current: AgentUtterance | None = None
@@ -291,7 +302,7 @@ class Session:
         if cur is not None and (start - cur.chunks[-1].end) / self.sample_rate > self.utterance_gap:
             self._end_current()
         if self._current is None:
-            self._current = AgentUtterance(self.sample_rate, self._factory)
+            self._current = AgentUtterance(self.sample_rate, self._factory, self._estimator)
             self._agent.append(self._current)
         self._current.add(t, samples, text, start=start)
         self._agent_end = start + len(samples)
@@ -338,6 +349,15 @@ def _stream_aligner(backend: str) -> Callable[[int], Any]:
     return factory
 
 
+def _estimator(backend: str, recognize: bool) -> Callable[[np.ndarray, int], Any]:
+    def estimate(pcm: np.ndarray, sample_rate: int) -> Any:
+        from .textless import estimate as _estimate
+
+        return _estimate(pcm, sample_rate, recognize=recognize, backend=backend)
+
+    return estimate
+
+
 def _user_aligner(backend: str) -> Callable[[np.ndarray, int, str], Any]:
     def align(pcm: np.ndarray, sample_rate: int, text: str) -> Any:
         from .alignment import align as _align
@@ -351,7 +371,7 @@ def _user_aligner(backend: str) -> Callable[[np.ndarray, int, str], Any]:
 
 def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
                    jitter_buffer: float = 0.0, utterance_gap: float = DEFAULT_UTTERANCE_GAP,
-                   align: bool = True, backend: str = "auto",
+                   align: bool = True, recognize: bool = True, backend: str = "auto",
                    progress: Callable[[float, float], None] | None = None) -> Timeline:
     """The timeline of a recorded call.
 
@@ -360,7 +380,7 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
         audio_dir: if given, write the tracks there as ``agent.wav``/``user.wav`` and name them
             by file name in the timeline (save ``timeline.json`` in the same folder, as
             :func:`save_timeline` does).
-        jitter_buffer, utterance_gap, align, backend: see :class:`Session`.
+        jitter_buffer, utterance_gap, align, recognize, backend: see :class:`Session`.
         progress: called as ``progress(t, duration)`` while events are fed.
 
     Returns:
@@ -380,7 +400,7 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
         session = Session(int(info.get("sample_rate", 8000 if twilio else 0)),
                           info.get("audio_encoding", "mulaw" if twilio else "s16le"),
                           jitter_buffer=jitter_buffer, utterance_gap=utterance_gap, align=align,
-                          backend=backend,
+                          recognize=recognize, backend=backend,
                           info={k: v for k, v in info.items() if k not in ("format", "version")})
     except (AudioError, TypeError, ValueError) as exc:
         raise CaptureError(f"capture {getattr(capture, 'path', '')}: {exc}") from exc

@@ -84,6 +84,10 @@ class Utterance:
     """One stretch of speech by one speaker.
 
     ``interrupted`` is True when a ``clear`` cut it; ``end`` is then the clear's time.
+    ``source`` says where ``text`` and the timings come from: ``"text"`` (the text sent with
+    the audio, or the transcript), ``"recognized"`` (agent audio that came without text: words
+    recognised from the audio, then aligned; estimates), ``"audio"`` (nothing recognised: no
+    words, phones estimated from the audio alone).
     """
 
     speaker: str  # "agent" | "user"
@@ -94,6 +98,7 @@ class Utterance:
     words: tuple[Word, ...] = ()
     chars: tuple[Char, ...] = ()
     phones: tuple[Phone, ...] = ()
+    source: str = "text"  # "text" | "recognized" | "audio"
 
     @property
     def heard_words(self) -> tuple[Word, ...]:
@@ -193,6 +198,7 @@ class Timeline:
                               for c in u.chars],
                     "phones": [{"phone": p.phone, "start": _r(p.start), "end": _r(p.end),
                                 "word_index": p.word_index} for p in u.phones],
+                    "source": u.source,
                 }
                 for u in self.utterances
             ],
@@ -225,6 +231,7 @@ class Timeline:
                         chars=tuple(Char(c["char"], c["start"], c["end"]) for c in u.get("chars", ())),
                         phones=tuple(Phone(p["phone"], p["start"], p["end"], p.get("word_index", -1))
                                      for p in u.get("phones", ())),
+                        source=u.get("source", "text"),
                     )
                     for u in d.get("utterances", ())
                 ),

@@ -1,10 +1,10 @@
 """Viseme motion: phone timings -> natural mouth-shape cues, blend-shape frames, a live stream.
 
 Not one shape per phone: the mouth anticipates the next shape by ``Motion.lead`` (coarticulation,
-40-80 ms), shapes shorter than ``Motion.min_hold`` are merged into their neighbour, diphthongs
-glide between two shapes, ``P B M`` always close the lips (held for at least ``min_hold``), and
-the mouth relaxes to the set's rest shape in pauses and at once after a ``clear``. The blend-shape
-stream tweens between shapes. Everything here is pure: no I/O, no clock.
+40-80 ms), shapes shorter than ``Motion.min_hold`` are dropped (the shape before is held),
+diphthongs glide between two shapes, ``P B M`` always close the lips (held for at least
+``min_hold``), and the mouth relaxes to the set's rest shape in pauses and at once after a
+``clear``. The blend-shape stream tweens between shapes. Everything here is pure: no I/O, no clock.
 
 >>> from aligner.timeline import Phone
 >>> ph = [Phone("HH", 0.10, 0.16), Phone("AH", 0.16, 0.30), Phone("M", 0.30, 0.40)]
@@ -49,7 +49,8 @@ class Motion:
 
     Attributes:
         lead: coarticulation: each shape starts this many seconds before its phone (0.04-0.08).
-        min_hold: shorter shapes are merged into the next one; closures are held this long.
+        min_hold: shorter shapes are dropped (the shape before is held); closures are held
+            this long.
         glide: fraction of a diphthong spent in its first shape.
         tween: blend-shape crossfade window in seconds (a linear ramp across each change).
     """
@@ -221,7 +222,12 @@ def _merge(segs: list[list]) -> list[list]:
 
 
 def _hold(segs: list[list], min_hold: float) -> list[list]:
-    """Merge too-short shapes into the next one; hold closures for ``min_hold``."""
+    """Drop too-short shapes; hold closures for ``min_hold``.
+
+    A shape shorter than ``min_hold`` is never seen; the shape before it is held over its time
+    (rather than the next one starting earlier), so no shape runs more than the coarticulation
+    lead ahead of its sound. After a closure (or at the start) the next shape takes it instead.
+    """
     if min_hold <= 0 or len(segs) < 2:
         return segs
     out: list[list] = []
@@ -233,7 +239,10 @@ def _hold(segs: list[list], min_hold: float) -> list[list]:
         short = sg[1] - sg[0] < min_hold - _EPS
         last = i == len(segs) - 1
         if short and not sg[3] and not sg[4] and not last and not segs[i + 1][4]:
-            carry = sg[0]
+            if out and not out[-1][3]:  # hold the shape before: the next keeps its lead
+                out[-1][1] = sg[1]
+            else:  # after a closure or at the start: the next shape comes early
+                carry = sg[0]
             continue
         if out and out[-1][2] == sg[2] and not sg[4]:
             out[-1][1] = sg[1]

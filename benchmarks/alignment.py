@@ -53,6 +53,9 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -124,6 +127,8 @@ SENTENCES = [
 ]
 
 CONDITIONS = [("en-us", 150), ("en-us", 200), ("en+m3", 150), ("en+m3", 200)]
+#: Flite voices (``benchmarks/flite_speech.py``) and their duration stretch (below 1 is faster).
+OTHER_CONDITIONS = [("kal16", 1.0), ("slt", 0.8), ("rms", 1.0), ("awb", 0.8)]
 
 
 def _uniform(text: str, tokens, duration: float):
@@ -173,129 +178,265 @@ def _figures(errors: list[float]) -> tuple[float, float, float, float]:
     return float(e.mean()), float(np.median(e)), float((e <= 20).mean() * 100), float((e <= 50).mean() * 100)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from aligner.acoustic import _decoder, acoustic_spans
+@dataclass
+class _Family:
+    """A synthesiser with its conditions: ``speak(text, voice, setting)`` gives a Synthesis."""
+
+    name: str
+    conditions: list[tuple[str, float]]
+    speak: Callable[[str, str, float], Any]
+    is_phone: Callable[[str], bool]  # a truth phone that is a speech sound (not a pause)
+    label: str  # how a condition's setting reads
+
+
+@dataclass
+class _Scores:
+    """Everything measured on one family's clips, per system."""
+
+    systems: list[str]
+    errors: dict[str, list[float]] = field(default_factory=dict)
+    raw_errors: dict[str, list[float]] = field(default_factory=dict)
+    reached_errors: dict[str, list[float]] = field(default_factory=dict)  # pocketsphinx's tokens
+    phone_errors: dict[str, list[float]] = field(default_factory=dict)
+    aligned: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    tokens: int = 0
+    seconds: float = 0.0
+    clips: int = 0
+    skipped: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    cpu_latencies: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for table in (self.errors, self.raw_errors, self.reached_errors):
+            table.update({s: [] for s in self.systems})
+        self.phone_errors.update({s: [] for s in self.systems if s.startswith("ours")})
+        self.aligned.update({s: 0 for s in self.systems})
+        self.cpu.update({s: 0.0 for s in self.systems})
+
+
+def _run_systems(s, tokens, systems: list[str], decoder, scores: _Scores) -> dict[str, list]:
+    """Each system's (start, end) per token (None where it gave none) and its phones."""
+    from aligner.acoustic import acoustic_spans
     from aligner.alignment import align
-    from aligner.pronounce import espeak_to_arpabet, token_phones
-    from aligner.speech import synthesize
+    from aligner.pronounce import token_phones
+
+    results: dict[str, list] = {}
+    phones: dict[str, list] = {}
+    backends = {"ours": "auto", "ours-fallback": "fallback", "ours-permissive": "pocketsphinx"}
+    for name in systems:
+        t0 = time.process_time()
+        if name == "uniform":
+            results[name] = _uniform(s.text, tokens, s.duration)
+        elif name == "pocketsphinx":
+            prons = [token_phones(t.word) for t in tokens]
+            try:
+                results[name] = acoustic_spans(s.samples, s.sample_rate, tokens, prons, decoder)
+            except RuntimeError:  # counted as no token aligned
+                results[name] = [None] * len(tokens)
+        else:
+            a = align(s.samples, s.sample_rate, s.text, backend=backends[name])
+            results[name] = [(w.start, w.end) for w in a.words]
+            phones[name] = [p.start for p in a.phones if p.phone != "sil"]
+        scores.cpu[name] += time.process_time() - t0
+    return results | {f"{k} phones": v for k, v in phones.items()}
+
+
+def _score_clip(s, family: _Family, systems: list[str], decoder, scores: _Scores,
+                stream: bool) -> None:
     from aligner.stream import StreamAligner
     from aligner.text import tokenize
 
+    tokens = tokenize(s.text)
+    truth = {w.char_start: w for w in s.words}
+    raw = [truth.get(t.token_start) for t in tokens]
+    gt = _cut_overlaps(raw)
+    scores.seconds += s.duration
+    scores.tokens += len(tokens)
+    scores.clips += 1
+    results = _run_systems(s, tokens, systems, decoder, scores)
+    reached = results.get("pocketsphinx", [()] * len(tokens))
+    onsets = np.array([p.start for p in s.phones if p.word_index >= 0 and family.is_phone(p.phone)])
+    for name in scores.phone_errors:
+        starts = np.array(results[f"{name} phones"])
+        if len(starts) and len(onsets):
+            scores.phone_errors[name] += np.min(np.abs(starts[None] - onsets[:, None]), 1).tolist()
+    for name in systems:
+        spans = results[name]
+        scores.aligned[name] += sum(sp is not None for sp in spans)
+        for sp, g, r, ps in zip(spans, gt, raw, reached, strict=True):
+            if sp is None:
+                continue
+            errs = [abs(sp[i] - g[i]) for i in (0, 1) if g[i] is not None]
+            scores.errors[name] += errs
+            if ps is not None:
+                scores.reached_errors[name] += errs
+            if r is not None:
+                scores.raw_errors[name] += [abs(sp[0] - r.start), abs(sp[1] - r.end)]
+    if stream and s.duration >= 2.0:
+        sa = StreamAligner(s.sample_rate)
+        for pcm, chunk_text in _chunk_feeds(s):
+            t0, c0 = time.perf_counter(), time.process_time()
+            sa.feed(pcm, chunk_text)
+            scores.latencies.append(time.perf_counter() - t0)
+            scores.cpu_latencies.append(time.process_time() - c0)
+        sa.finish()
+
+
+def _evaluate(family: _Family, sentences: list[str], systems: list[str], decoder) -> _Scores:
+    scores = _Scores(systems)
+    n = len(sentences) * len(family.conditions)
+    for voice, setting in family.conditions:
+        for text in sentences:
+            try:
+                s = family.speak(text, voice, setting)
+            except ValueError as exc:  # the synthesiser's words do not match the text's tokens
+                scores.skipped.append(str(exc))
+                continue
+            _score_clip(s, family, systems, decoder, scores, stream=True)
+            if scores.clips % 16 == 0:
+                print(f"  {family.name}: {scores.clips}/{n} clips", file=sys.stderr)
+    return scores
+
+
+def _not_better(ours: tuple[float, ...], theirs: tuple[float, ...]) -> list[str]:
+    """The accuracy figures (of :func:`_figures`) on which ``ours`` is not strictly better."""
+    return [label for label, a, b, lower in zip(("mean", "median", "<=20ms", "<=50ms"), ours,
+                                                theirs, (True, True, False, False), strict=True)
+            if not (a < b if lower else a > b)]
+
+
+def _verdict(scores: _Scores) -> str:
+    """Ours against the issue's targets and against the uniform and pocketsphinx peers."""
+    ours = _figures(scores.errors["ours"])
+    tokens = 100 * scores.aligned["ours"] / max(1, scores.tokens)
+    speed = scores.seconds / scores.cpu["ours"] if scores.cpu["ours"] else float("inf")
+    misses = []
+    if not ours[0] <= 15:
+        misses.append(f"mean {ours[0]:.1f} > 15 ms")
+    if not ours[2] >= 85:
+        misses.append(f"{ours[2]:.1f}% < 85% within 20 ms")
+    if not ours[3] >= 98:
+        misses.append(f"{ours[3]:.1f}% < 98% within 50 ms")
+    if tokens < 100:
+        misses.append(f"{tokens:.1f}% tokens")
+    if speed < 50:
+        misses.append(f"{speed:.0f}x < 50x real time")
+    for peer in ("uniform", "pocketsphinx"):
+        if peer not in scores.systems:
+            continue
+        worse = _not_better(ours, _figures(scores.errors[peer]))
+        if worse:
+            misses.append(f"not strictly better than {peer} on {', '.join(worse)}")
+    return "MET" if not misses else "MISSED: " + "; ".join(misses)
+
+
+def _permissive_verdict(scores: _Scores) -> str | None:
+    """The permissive path (no espeak-ng) against raw pocketsphinx, figure by figure."""
+    if "pocketsphinx" not in scores.systems:
+        return None
+    worse = _not_better(_figures(scores.errors["ours-permissive"]),
+                        _figures(scores.errors["pocketsphinx"]))
+    return "strictly better on every figure" if not worse else f"NOT better on {', '.join(worse)}"
+
+
+def _report(family: _Family, scores: _Scores) -> None:
+    conds = ", ".join(f"{v}@{family.label.format(x)}" for v, x in family.conditions)
+    print(f"\n== {family.name}: {scores.clips} clips ({conds}), {scores.seconds:.0f} s audio, "
+          f"{scores.tokens} tokens, {2 * scores.tokens} boundaries; compared: "
+          f"{len(scores.errors['ours'])} (raw: {len(scores.raw_errors['ours'])})")
+    for why in scores.skipped:
+        print(f"skipped a clip: {why}")
+    print(f"{'system':<24}{'mean ms':>9}{'median':>9}{'<=20ms':>9}{'<=50ms':>9}"
+          f"{'tokens':>10}{'x realtime':>12}")
+    for name in scores.systems:
+        mean, med, p20, p50 = _figures(scores.errors[name])
+        cpu = scores.cpu[name]
+        speed = scores.seconds / cpu if cpu > 0 else float("inf")
+        print(f"{name:<24}{mean:9.1f}{med:9.1f}{p20:8.1f}%{p50:8.1f}%"
+              f"{100 * scores.aligned[name] / max(1, scores.tokens):9.1f}%{speed:12.0f}")
+    for name in scores.systems:
+        mean, med, p20, p50 = _figures(scores.raw_errors[name])
+        print(f"{name + ' (raw)':<24}{mean:9.1f}{med:9.1f}{p20:8.1f}%{p50:8.1f}%")
+    if "pocketsphinx" in scores.systems:
+        print("on the tokens raw pocketsphinx reached (per-stage view of the permissive path):")
+        for name in scores.systems:
+            mean, med, p20, p50 = _figures(scores.reached_errors[name])
+            print(f"{name + ' (reached)':<24}{mean:9.1f}{med:9.1f}{p20:8.1f}%{p50:8.1f}%")
+    for name, errs in scores.phone_errors.items():
+        e = np.array(errs) * 1000
+        if len(e):
+            print(f"phone onsets, {name}: each truth phone onset to our nearest phone start: "
+                  f"median {np.median(e):.1f} ms, {np.mean(e <= 20) * 100:.1f}% within 20 ms")
+    if scores.latencies:
+        lat = np.array(scores.latencies) * 1000
+        cl = np.array(scores.cpu_latencies) * 1000
+        print(f"stream: {len(lat)} chunks of 1 s, per-chunk latency p50 "
+              f"{np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms wall; CPU "
+              f"time p50 {np.percentile(cl, 50):.1f} ms, p99 {np.percentile(cl, 99):.1f} ms "
+              f"(target <= 30 ms; wall time includes waiting for a core on a busy machine, load "
+              f"average {os.getloadavg()[0]:.1f})")
+    print(f"verdict (ours, targets: mean <= 15 ms, >= 85% within 20 ms, >= 98% within 50 ms, "
+          f"100% tokens, >= 50x real time, strictly better than uniform and pocketsphinx): "
+          f"{_verdict(scores)}")
+    permissive = _permissive_verdict(scores)
+    if permissive:
+        print(f"verdict (ours-permissive, no espeak-ng, vs raw pocketsphinx): {permissive}")
+
+
+def _families() -> tuple[list[_Family], str | None]:
+    """The espeak-ng family, and Flite's when it loads (else the reason it does not)."""
+    from aligner.pronounce import espeak_to_arpabet
+    from aligner.speech import synthesize
+
+    families = [_Family("espeak-ng", CONDITIONS, lambda t, v, r: synthesize(t, v, int(r)),
+                        lambda p: bool(espeak_to_arpabet(p)), "{:.0f}wpm")]
+    try:
+        import flite_speech
+    except ImportError as exc:
+        return families, f"flite_speech did not import ({exc})"
+    why = flite_speech.available()
+    if why is None:
+        families.append(_Family("flite (other voices)", OTHER_CONDITIONS,
+                                lambda t, v, x: flite_speech.synthesize(t, v, x),
+                                lambda p: p != "pau", "x{:.2g} duration"))
+    return families, why
+
+
+def main(argv: list[str] | None = None) -> int:
+    from aligner.acoustic import _decoder
+    from aligner.alignment import align
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="16 sentences, for a smoke run")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="only N sentences, spread over the list (0: all)")
+    parser.add_argument("--voices", choices=("all", "espeak", "other"), default="all",
+                        help="which synthesiser family to measure")
     parser.add_argument("--no-pocketsphinx", action="store_true", help="skip the slow peer")
     args = parser.parse_args(argv)
     sentences = SENTENCES[::4] if args.quick else SENTENCES
-
+    if args.limit:
+        sentences = sentences[:: max(1, len(sentences) // args.limit)][: args.limit]
     systems = ["uniform", "ours", "ours-fallback"] + (
         [] if args.no_pocketsphinx else ["ours-permissive", "pocketsphinx"])
-    errors: dict[str, list[float]] = {s: [] for s in systems}
-    raw_errors: dict[str, list[float]] = {s: [] for s in systems}
-    phone_errors: dict[str, list[float]] = {"ours": [], "ours-fallback": []}
-    aligned = {s: 0 for s in systems}
-    cpu = {s: 0.0 for s in systems}
-    total_tokens = 0
-    audio_seconds = 0.0
-    latencies: list[float] = []
-    cpu_latencies: list[float] = []
     decoder = None if args.no_pocketsphinx else _decoder()
     align(np.zeros(16000, np.int16), 16000, "warm up the tables")  # load dictionaries once
-    n = len(sentences) * len(CONDITIONS)
-    done = 0
-    for voice, rate in CONDITIONS:
-        for text in sentences:
-            s = synthesize(text, voice, rate)
-            tokens = tokenize(text)
-            truth = {w.char_start: w for w in s.words}
-            raw = [truth.get(t.token_start) for t in tokens]
-            gt = _cut_overlaps(raw)
-            audio_seconds += s.duration
-            total_tokens += len(tokens)
-            results = {}
-            t0 = time.process_time()
-            results["uniform"] = _uniform(text, tokens, s.duration)
-            cpu["uniform"] += time.process_time() - t0
-            t0 = time.process_time()
-            ours = align(s.samples, s.sample_rate, text)
-            cpu["ours"] += time.process_time() - t0
-            results["ours"] = [(w.start, w.end) for w in ours.words]
-            t0 = time.process_time()
-            fb = align(s.samples, s.sample_rate, text, backend="fallback")
-            cpu["ours-fallback"] += time.process_time() - t0
-            results["ours-fallback"] = [(w.start, w.end) for w in fb.words]
-            if decoder is not None:
-                t0 = time.process_time()
-                pe = align(s.samples, s.sample_rate, text, backend="pocketsphinx")
-                cpu["ours-permissive"] += time.process_time() - t0
-                results["ours-permissive"] = [(w.start, w.end) for w in pe.words]
-            if decoder is not None:
-                t0 = time.process_time()
-                prons = [token_phones(t.word) for t in tokens]
-                try:
-                    results["pocketsphinx"] = acoustic_spans(s.samples, s.sample_rate, tokens,
-                                                             prons, decoder)
-                except RuntimeError:  # counted as no token aligned
-                    results["pocketsphinx"] = [None] * len(tokens)
-                cpu["pocketsphinx"] += time.process_time() - t0
-            onsets = np.array([p.start for p in s.phones
-                               if p.word_index >= 0 and espeak_to_arpabet(p.phone)])
-            for name, result in (("ours", ours), ("ours-fallback", fb)):
-                starts = np.array([p.start for p in result.phones if p.phone != "sil"])
-                if len(starts) and len(onsets):
-                    phone_errors[name] += np.min(np.abs(starts[None] - onsets[:, None]), 1).tolist()
-            for name, spans in results.items():
-                aligned[name] += sum(sp is not None for sp in spans)
-                for sp, g, r in zip(spans, gt, raw, strict=True):
-                    if sp is None:
-                        continue
-                    if g[0] is not None:
-                        errors[name].append(abs(sp[0] - g[0]))
-                    if g[1] is not None:
-                        errors[name].append(abs(sp[1] - g[1]))
-                    if r is not None:
-                        raw_errors[name] += [abs(sp[0] - r.start), abs(sp[1] - r.end)]
-            if s.duration >= 2.0:
-                sa = StreamAligner(s.sample_rate)
-                for pcm, chunk_text in _chunk_feeds(s):
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    sa.feed(pcm, chunk_text)
-                    latencies.append(time.perf_counter() - t0)
-                    cpu_latencies.append(time.process_time() - c0)
-                sa.finish()
-            done += 1
-            if done % 16 == 0:
-                print(f"  {done}/{n} clips", file=sys.stderr)
-
-    print(f"corpus: {len(sentences)} sentences x {len(CONDITIONS)} conditions "
-          f"({', '.join(f'{v}@{r}wpm' for v, r in CONDITIONS)}) = {n} clips, "
-          f"{audio_seconds:.0f} s audio, {total_tokens} tokens, {2 * total_tokens} boundaries")
-    print(f"compared: {len(errors['ours'])} boundaries (see the docstring), raw: "
-          f"{len(raw_errors['ours'])}")
-    print(f"{'system':<20}{'mean ms':>9}{'median':>9}{'<=20ms':>9}{'<=50ms':>9}"
-          f"{'tokens':>10}{'x realtime':>12}")
-    for name in systems:
-        mean, med, p20, p50 = _figures(errors[name])
-        speed = audio_seconds / cpu[name] if cpu[name] > 0 else float("inf")
-        print(f"{name:<20}{mean:9.1f}{med:9.1f}{p20:8.1f}%{p50:8.1f}%"
-              f"{100 * aligned[name] / total_tokens:9.1f}%{speed:12.0f}")
-    for name in systems:
-        mean, med, p20, p50 = _figures(raw_errors[name])
-        print(f"{name + ' (raw)':<20}{mean:9.1f}{med:9.1f}{p20:8.1f}%{p50:8.1f}%")
-    for name, errs in phone_errors.items():
-        e = np.array(errs) * 1000
-        print(f"phone onsets, {name}: each espeak phone onset to our nearest phone start: median "
-              f"{np.median(e):.1f} ms, {np.mean(e <= 20) * 100:.1f}% within 20 ms")
-    if latencies:
-        lat = np.array(latencies) * 1000
-        cl = np.array(cpu_latencies) * 1000
-        print(f"stream: {len(lat)} chunks of 1 s, per-chunk latency p50 {np.percentile(lat, 50):.1f} ms,"
-              f" p99 {np.percentile(lat, 99):.1f} ms wall; CPU time p50 {np.percentile(cl, 50):.1f} ms,"
-              f" p99 {np.percentile(cl, 99):.1f} ms (target <= 30 ms; wall time includes waiting"
-              f" for a core on a busy machine, load average {os.getloadavg()[0]:.1f})")
-    print("targets (ours): mean <= 15 ms, >= 85% within 20 ms, >= 98% within 50 ms, 100% tokens, "
-          ">= 50x real time")
-    print("caveat: 'ours' warps espeak-ng reference speech (voice en-us) onto the clip; the test "
-          "audio is espeak-ng too (same voice in the en-us conditions, other rates).")
+    families, why = _families()
+    if args.voices == "other":
+        families = families[1:]
+    elif args.voices == "espeak":
+        families = families[:1]
+    print(f"systems: {', '.join(systems)}; {len(sentences)} sentences")
+    if why is not None and args.voices != "espeak":
+        print(f"other voices: SKIPPED, Flite is not available: {why} "
+              f"(apt-get install libflite1)")
+    for family in families:
+        scores = _evaluate(family, sentences, systems, decoder)
+        _report(family, scores)
+    print("\ncaveat: 'ours' warps espeak-ng reference speech (voice en-us) onto the clip: on the "
+          "espeak-ng clips the reference engine made the test audio too (same voice in the en-us "
+          "conditions, other rates); the Flite table has voices made from recordings of people.")
     return 0
 
 

@@ -6,7 +6,19 @@ the agent's greeting. Prints completed calls, dropped frames (agent frames the p
 from the upstream, per its captures, that the front end did not get), the proxy's added latency
 (upstream frame received -> front-end frame sent, measured inside the proxy), the proxy's peak
 RSS, and the same calls connected straight to the emulator as the baseline (time to first agent
-audio, frames). A second, smaller phase runs calls with word/viseme events for reference.
+audio, frames). A second, smaller phase runs calls with word/viseme events for reference: its
+added latency includes the time a chunk's audio is held for its alignment (by design, while the
+page still has earlier audio to play), and its playback delay is the part of that hold that
+delayed what the page plays (the page's queue had run dry).
+
+How latency is measured: inside the service process (the 100 front ends run in this process, the
+emulator and the service each in their own, so the front ends' scheduling noise is not in the
+figure), from the moment a frame's bytes were read from the upstream socket (not when the relay
+task got round to it: a busy event loop's wait counts) to the moment the front-end frame was
+handed to its socket. Earlier versions started the clock when the relay task received the frame
+and so left that wait out. All processes share the machine's CPUs; the service's event-loop lag
+is printed alongside. Each phase starts after a few seconds of quiet, so the emulator is not still
+ending the previous phase's calls.
 
 Targets (plain relay): N/N completed, 0 dropped, p99 added latency <= 20 ms, RSS < 1 GB.
 
@@ -31,6 +43,8 @@ import aiohttp
 
 from aligner import capture
 from aligner.events import AgentAudio, AlignedAudio
+
+_SETTLE = 3.0  # s of quiet before each phase: the emulator finishes the previous phase's calls
 
 
 async def _start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
@@ -137,6 +151,21 @@ def _upstream_frames(recordings: Path, call_id: str, before: float) -> int:
                and isinstance(s.event, AlignedAudio | AgentAudio))
 
 
+def _setup(recordings: Path, results: list[dict]) -> str:
+    """Median / max of the proxy's own call-setup timings (``call.json``: front-end socket
+    open -> upstream connected -> first agent frame sent)."""
+    timings = [json.loads((recordings / r["call_id"] / "call.json").read_text()).get("timings",
+                                                                                       {})
+               for r in results]
+    parts = []
+    for name in ("upstream_connect_ms", "first_agent_frame_ms"):
+        values = [t[name] for t in timings if name in t]
+        if values:
+            parts.append(f"{name.removesuffix('_ms').replace('_', ' ')} median "
+                         f"{statistics.median(values):.0f} / max {max(values):.0f} ms")
+    return ", ".join(parts)
+
+
 def _summary(results: list[dict]) -> str:
     firsts = [r["first"] for r in results if r["first"] is not None]
     med = statistics.median(firsts) * 1000 if firsts else float("nan")
@@ -167,7 +196,9 @@ async def main() -> int:
         async with aiohttp.ClientSession() as http:
             await http.post(f"{svc_url}/stats/reset")
 
+        await asyncio.sleep(_SETTLE)
         baseline = await _phase(emu_url, "dev-key", args.calls, args.seconds, "", args.mic_ms)
+        await asyncio.sleep(_SETTLE)
         t0 = time.monotonic()
         proxied = await _phase(svc_url, "dev-key", args.calls, args.seconds, "", args.mic_ms)
         wall = time.monotonic() - t0
@@ -186,7 +217,9 @@ async def main() -> int:
         print(f"dropped frames         : {dropped}   (rate-limited mic frames: "
               f"{stats['frames_rate_limited']})")
         print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
-              f"(max {stats['max_ms']:.2f} ms, {fresh} frames)")
+              f"(max {stats['max_ms']:.2f} ms, {fresh} frames; event-loop lag p99 "
+              f"{stats['loop_lag_p99_ms']:.2f} ms)")
+        print(f"call setup in the proxy : {_setup(work / 'rec', proxied)}")
         print(f"peak RSS of the service: {rss:.0f} MB (with its worker processes: "
               f"{rss_all:.0f} MB)")
         p99 = stats["p99_ms"]
@@ -210,7 +243,11 @@ async def main() -> int:
             print(f"proxied : {_summary(lip)}, events {sum(r['events'] for r in lip)}, "
                   f"late chunks {stats['late_chunks']}")
             print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
-                  "(audio waits for its chunk's alignment; 2 align worker processes on a shared machine)")
+                  "(a chunk's audio waits for its alignment while the page has audio queued)")
+            print(f"playback delay p50 / p99: {stats['playback_delay_p50_ms']:.2f} / "
+                  f"{stats['playback_delay_p99_ms']:.2f} ms  (max "
+                  f"{stats['playback_delay_max_ms']:.2f} ms: how much the waits delayed what the "
+                  "page plays; 2 align worker processes)")
             print("peak RSS of the service: {:.0f} MB (with workers: {:.0f} MB)".format(
                 *_rss_peak_mb(svc.pid)))
         print(json.dumps({"calls": args.calls, "completed": sum(r["ok"] for r in proxied),

@@ -1,7 +1,8 @@
-"""Make the user clips of the demo call from ``samples/dialogue.json``'s ``user_hints``.
+"""Make the user clips of the demo call from ``dialogue.json``'s ``user_hints``.
 
 Speaks each hint with espeak-ng (``aligner.speech``, extra ``speech``) in a voice different from
-the agent's and writes it as a small 16 kHz mono WAV file next to this script::
+the agent's and writes it as a small 16 kHz mono WAV file into the package data folder
+(``aligner/data/samples``, :data:`aligner.demo.SAMPLES`; ``samples/`` links there)::
 
     python samples/make_samples.py
 """
@@ -11,12 +12,11 @@ from __future__ import annotations
 import json
 import sys
 import wave
-from pathlib import Path
 
 from aligner import audio
+from aligner.demo import SAMPLES as HERE
 from aligner.speech import synthesize
 
-HERE = Path(__file__).resolve().parent
 VOICE = "en-us+f3"  # the agent speaks en-us; the user is another voice
 RATE = 16000
 NAMES = ("user1.wav", "user2_bargein.wav", "user3.wav")

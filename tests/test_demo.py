@@ -7,18 +7,22 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
+import aligner
 from aligner import audio, capture
-from aligner.demo import USER_TURNS, run_demo, transcript_lines
+from aligner.demo import SAMPLES, USER_TURNS, run_demo, transcript_lines
+from aligner.emulator.config import DEFAULT_DIALOGUE
 from aligner.events import AlignedAudio, Clear, MicAudio
 from aligner.recognize import recognize, word_overlap
 
 ROOT = Path(__file__).resolve().parents[1]
-DIALOGUE = json.loads((ROOT / "samples" / "dialogue.json").read_text())
+DIALOGUE = json.loads((SAMPLES / "dialogue.json").read_text())
 GREETING = DIALOGUE["lines"][0]["text"]
 
 
@@ -85,7 +89,7 @@ def test_record_against_emulate_replays_to_the_live_events_and_sounds_like_the_s
     scores = [word_overlap(text, heard) for text in vocabulary]
     assert scores[0] >= 0.45 and scores[0] == max(scores), (heard, scores)
     # control: other speech, same vocabulary, does not pass for the greeting
-    other = recognize(audio.load(ROOT / "samples" / "user1.wav", 16000), 16000, vocabulary)
+    other = recognize(audio.load(SAMPLES / "user1.wav", 16000), 16000, vocabulary)
     assert word_overlap(GREETING, other) < 0.3, other
     mic = b"".join(s.event.audio for s in events if isinstance(s.event, MicAudio))
     assert len(mic) >= 3 * 16000 * 2  # the whole 3 s of user audio went out (then silence
@@ -137,3 +141,19 @@ def test_demo_command_help_names_the_barge_in_clip():
     out = subprocess.run([sys.executable, "-m", "aligner", "run", "--help"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "user2_bargein.wav" in out.stdout
+
+
+def test_demo_inputs_ship_as_package_data():
+    """`aligner run` outside a checkout: its inputs resolve through importlib.resources inside
+    the installed package, and pyproject's package-data ships them."""
+    data = files("aligner").joinpath("data", "samples")
+    needed = ["dialogue.json"] + [name for name, _ in USER_TURNS]
+    assert all(data.joinpath(name).is_file() for name in needed)
+    package = Path(aligner.__file__).resolve().parent
+    assert SAMPLES.resolve() == Path(str(data)).resolve() and SAMPLES.resolve().is_relative_to(package)
+    assert DEFAULT_DIALOGUE.resolve() == (SAMPLES / "dialogue.json").resolve()
+    assert json.loads(DEFAULT_DIALOGUE.read_text())["lines"][0]["text"] == GREETING
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())[
+        "tool"]["setuptools"]["package-data"]["aligner"]
+    shipped = {p.resolve() for pattern in patterns for p in package.glob(pattern) if p.is_file()}
+    assert {(SAMPLES / name).resolve() for name in needed} <= shipped

@@ -70,6 +70,12 @@ async def test_demo_page_lip_syncs_in_chromium(tmp_path):
                                          timeout=20_000)
             demo = await page.evaluate("window.demo")
             caption = await page.inner_text("#caption")
+            # the answer to the user is a new utterance: a new caption line
+            await page.wait_for_function("window.demo.shownWords.includes('course')",
+                                         timeout=30_000)
+            await page.screenshot(path=str(ARTIFACTS / "service_demo_answer.png"))
+            answer_caption = await page.inner_text("#caption")
+            captions = await page.evaluate("window.demo.captions")
             # the user barges into the agent's answer: the emulator sends clear
             await page.wait_for_function("window.demo.clears > 0", timeout=30_000)
             before, after = await page.evaluate("[window.demo.beforeClear, window.demo.afterClear]")
@@ -86,6 +92,13 @@ async def test_demo_page_lip_syncs_in_chromium(tmp_path):
     greeting = GREETING.split()
     assert [w for w in shown if w in greeting][:len(greeting)] == greeting
     assert "today" in caption
+    # captions show the words as written (punctuation) and one utterance per line: the answer's
+    # line starts with its own first word, not with the greeting's last one
+    assert "Bistro." in caption and "today?" in caption, caption
+    assert answer_caption.startswith("Of course."), answer_caption
+    answer = [c for c in captions.values() if "course" in c]
+    assert answer and all(c.startswith("Of course.") for c in answer), captions
+    assert any(c.endswith("today?") for c in captions.values()), captions
     # the mouth changed shape many times, through many shapes, and only while audio played
     changes = demo["visemeChanges"]
     shapes = {c["viseme"] for c in changes}

@@ -30,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="send agent audio this many times faster than real time (default %(default)s)")
     parser.add_argument("--jitter-ms", type=float, default=0.0, help="random delay before each agent chunk")
     parser.add_argument("--end-of-turn-ms", type=int, default=600,
-                        help="user silence that ends the user's turn (default %(default)s)")
+                        help="user silence that always ends the user's turn (default %(default)s)")
+    parser.add_argument("--quick-end-of-turn-ms", type=int, default=200,
+                        help="user silence that ends the turn at once if what was heard sounds "
+                             "complete (smart endpointing; 0: off; default %(default)s)")
     parser.add_argument("--alignment-event-type", default="audio",
                         help="event_type of alignment chunks (default %(default)s)")
     parser.add_argument("--alignment-text-key", default="text",
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         words_per_minute=args.words_per_minute, chunk_min_ms=args.chunk_min_ms,
         chunk_max_ms=args.chunk_max_ms, split_words=args.split_words, send_speed=args.send_speed,
         jitter_ms=args.jitter_ms, end_of_turn_ms=args.end_of_turn_ms,
+        quick_end_of_turn_ms=args.quick_end_of_turn_ms,
         alignment_event_type=args.alignment_event_type,
         alignment_text_key=args.alignment_text_key, recognition=not args.no_recognition,
         use_hints=not args.no_hints)

@@ -12,8 +12,9 @@ EXAMPLES = """examples:
   aligner run --to srt,vtt          # only these renderers
   aligner run --quiet               # no live event lines
 
-The user's side is samples/user1.wav, user2_bargein.wav (played ~1.5 s into the agent's long
-offer: a barge-in) and user3.wav. Finishes in well under a minute.
+The user's side is user1.wav, user2_bargein.wav (played ~1.5 s into the agent's long offer: a
+barge-in) and user3.wav, shipped with the package (aligner/data/samples; samples/ in a checkout),
+so it runs from any folder. Finishes in well under a minute.
 """
 
 

@@ -9,6 +9,7 @@ EXAMPLES = """examples:
   aligner timeline out/capture                      # writes out/capture/timeline.json
   aligner timeline out/capture --out out            # writes out/timeline.json, out/*.wav
   aligner timeline call/ --jitter-buffer 0.06 --utterance-gap 0.4 --backend fallback
+  aligner timeline twilio-call/ --no-recognize      # text-less agent audio: phones, no words
 
 The schema of timeline.json is documented in docs/timeline.md.
 """
@@ -27,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="alignment backend (default auto)")
     parser.add_argument("--no-align", action="store_true",
                         help="no word/char/phone timings: utterances, events and audio only")
+    parser.add_argument("--no-recognize", action="store_true",
+                        help="agent audio that came without text gets phones estimated from "
+                             "the audio only, no words (fast; default: also words recognised "
+                             "from the audio and aligned, marked source=recognized)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     timeline = build_timeline(
         capture, jitter_buffer=args.jitter_buffer,
         utterance_gap=DEFAULT_UTTERANCE_GAP if args.utterance_gap is None else args.utterance_gap,
-        align=not args.no_align, backend=args.backend, progress=progress)
+        align=not args.no_align, recognize=not args.no_recognize, backend=args.backend,
+        progress=progress)
     try:
         path = save_timeline(timeline, out)
     except OSError as exc:

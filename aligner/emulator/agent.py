@@ -8,6 +8,11 @@ while a model of the client's playback clock says what the user has actually hea
 plays back-to-back from when it arrives. User speech while agent audio is still playing is a
 barge-in: ``clear``, ``turntaking: user_turn``, and the agent's turn is cut to the words that had
 started playing. Call times are seconds since the socket opened (scaled by ``time_scale``).
+
+Smart endpointing: the user's speech is recognised while it is spoken (:mod:`.listener`). A
+short pause (``quick_end_of_turn_ms``) ends the turn at once if the words so far sound complete
+(:func:`aligner.recognize.sounds_complete`), else the turn waits for ``end_of_turn_ms`` of
+silence; speech resuming before then continues the same turn.
 """
 
 from __future__ import annotations
@@ -20,10 +25,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..recognize import SpeechEnded, SpeechStarted, VoiceActivityDetector
+from ..recognize import (
+    SpeechEnded,
+    SpeechPaused,
+    SpeechStarted,
+    VoiceActivityDetector,
+    sounds_complete,
+)
 from .brain import Brain, BrainError, Hangup, Say, SendMetadata
 from .calls import Call, Turn
 from .config import EmulatorConfig
+from .listener import Listener, ListenerStream
 from .speaker import Chunk, SpeechCache, SpokenLine
 
 __all__ = ["Conversation", "Transport"]
@@ -66,29 +78,34 @@ class Conversation:
         transport: where frames go.
         brain: what to say.
         speech: the server's shared synthesis cache.
-        recognize: ``async (samples, rate) -> [RecognizedWord]`` or None (no recognition).
+        listener: the server's streaming recogniser, or None (no recognition: user turns stay
+            empty and only ``end_of_turn_ms`` of silence ends them).
     """
 
     def __init__(self, call: Call, config: EmulatorConfig, transport: Transport, brain: Brain,
-                 speech: SpeechCache, recognize=None) -> None:
+                 speech: SpeechCache, listener: Listener | None = None) -> None:
         self.call = call
         self.config = config
         self.transport = transport
         self.brain = brain
         self.speech = speech
-        self.recognize = recognize
+        self.listener = listener
         self.loop = asyncio.get_running_loop()
         self._t0 = self.loop.time()
+        quick = config.quick_end_of_turn_ms if listener is not None else 0
         self.vad = VoiceActivityDetector(call.sample_rate, min_speech=config.min_speech_ms / 1000,
-                                         hangover=config.end_of_turn_ms / 1000)
+                                         hangover=config.end_of_turn_ms / 1000,
+                                         pause=quick / 1000 or None)
         self.play_end = 0.0  # call time when the client's queued agent audio has played
         self.response_id = 0  # the response the agent may speak now
         self._agent: _AgentTurn | None = None
         self._pieces: asyncio.Queue = asyncio.Queue()  # (response_id, text, complete, end_call)
         self._pending_text = ""
         self._user_turn: Turn | None = None
-        self._audio: list[np.ndarray] = []  # user samples since _audio_start
+        self._audio: list[np.ndarray] = []  # recent user samples (context before speech)
         self._audio_start = 0  # sample index of _audio[0]
+        self._stream: ListenerStream | None = None  # recognition of the current utterance
+        self._stream_offset = 0.0  # call time of its first sample
         self._samples_in = 0
         self._last_activity = 0.0
         self._tasks: set[asyncio.Task] = set()
@@ -158,6 +175,14 @@ class Conversation:
         if self._done.is_set():
             return
         self._done.set()
+        if self._stream is not None:  # the call ended mid-utterance: keep what was said
+            stream, self._stream = self._stream, None
+            task = asyncio.ensure_future(self._transcribe(self._user_turn, stream,
+                                                          self._stream_offset))
+            self._recognitions.add(task)
+            task.add_done_callback(self._recognitions.discard)
+        if self.listener is not None:
+            self.listener.forget(self.call.call_id)
         for task in list(self._tasks):
             if task not in self._recognitions:
                 task.cancel()
@@ -190,16 +215,19 @@ class Conversation:
         # call time of audio time: the audio just received ends now (a client streaming slower
         # or faster than real time shifts it; user words are placed when the server heard them)
         self._audio_lag = self.now() - self._samples_in / self.call.sample_rate
+        if self._stream is not None:
+            self._stream.feed(samples)
         for event in self.vad.feed(samples):
             if isinstance(event, SpeechStarted):
                 self._user_started(event)
+            elif isinstance(event, SpeechPaused):
+                self._spawn(self._judge_pause(event))
             else:
-                self._user_ended(event)
-        if not self.vad.in_speech:  # keep 0.5 s of context before the next utterance
-            keep = self.call.sample_rate // 2
-            if self._samples_in - self._audio_start > 4 * keep:
-                data = np.concatenate(self._audio)[-keep:]
-                self._audio, self._audio_start = [data], self._samples_in - len(data)
+                self._user_ended(event, quick=False)
+        keep = self.call.sample_rate // 2  # 0.5 s of context before the next utterance
+        if self._samples_in - self._audio_start > 4 * keep:
+            data = np.concatenate(self._audio)[-keep:]
+            self._audio, self._audio_start = [data], self._samples_in - len(data)
 
     def _user_started(self, event: SpeechStarted) -> None:
         self._last_activity = self.now()
@@ -208,6 +236,15 @@ class Conversation:
         self._pending_text = ""
         self._user_turn = Turn("user")
         self.call.transcript.append(self._user_turn)
+        if self.listener is not None:  # recognise from 0.2 s before the speech
+            rate = self.call.sample_rate
+            audio = np.concatenate(self._audio)
+            a = min(len(audio), max(0, round((event.start - 0.2) * rate) - self._audio_start))
+            if self._stream is not None:
+                self._stream.close()
+            self._stream = self.listener.open(self.call.call_id, rate)
+            self._stream.feed(audio[a:])
+            self._stream_offset = (self._audio_start + a) / rate + self._audio_lag
         if interrupting:
             self._spawn(self._barge_in())
         else:
@@ -233,29 +270,58 @@ class Conversation:
         turn.content = turn.content[: kept[-1][1][1]] if kept else ""
         agent.spans = [s for _, s in kept]
 
-    def _user_ended(self, event: SpeechEnded) -> None:
+    async def _judge_pause(self, event: SpeechPaused) -> None:
+        """A short pause: end the turn now if what was heard so far sounds complete."""
+        stream = self._stream
+        if stream is None:
+            return
+        asked = self.now()
+        try:
+            heard = await stream.hypothesis()
+        except Exception as exc:  # the turn ends on the long path instead
+            log.debug("call %s: no hypothesis at a pause: %s", self.call.call_id, exc)
+            return
+        self.call.hypothesis_waits.append(self.now() - asked)
+        log.debug("call %s: pause after %r", self.call.call_id, heard)
+        if stream is not self._stream or self.vad.paused_at != event.end:
+            return  # the user went on speaking, or the turn is over already
+        if sounds_complete(heard, self.listener.hints):
+            ended = self.vad.end_utterance()
+            if ended is not None:
+                self._user_ended(ended, quick=True)
+
+    def _user_ended(self, event: SpeechEnded, quick: bool) -> None:
+        """The user's turn is over (``quick``: at a short pause, it sounded complete)."""
         self._turn_decided = self.now()
-        rate = self.call.sample_rate
-        audio = np.concatenate(self._audio) if self._audio else np.zeros(0, np.int16)
-        a = max(0, round((event.start - 0.2) * rate) - self._audio_start)
-        b = max(a, round((event.end + 0.2) * rate) - self._audio_start)
-        segment = audio[a:b]
-        offset = (self._audio_start + a) / rate + self._audio_lag
-        task = self._spawn(self._end_of_turn(self._user_turn, segment, offset, self.response_id))
+        self.call.turn_ends.append("quick" if quick else "long")
+        stream, self._stream = self._stream, None
+        task = self._spawn(self._end_of_turn(self._user_turn, stream, self._stream_offset,
+                                             self.response_id))
         self._recognitions.add(task)
         task.add_done_callback(self._recognitions.discard)
 
-    async def _end_of_turn(self, turn: Turn | None, segment: np.ndarray, offset: float,
-                           response_id: int) -> None:
+    async def _end_of_turn(self, turn: Turn | None, stream: ListenerStream | None,
+                           offset: float, response_id: int) -> None:
         if not self.config.llm_url:  # the script needs no transcript: answer at once
             await self.brain.respond(response_id, self.transcript_json())
-        if self.recognize is not None and turn is not None and len(segment):
-            words = await self.recognize(segment, self.call.sample_rate)
-            turn.words = [(w.word, w.start + offset, w.end + offset) for w in words]
-            turn.content = " ".join(w.word for w in words)
+        if await self._transcribe(turn, stream, offset):
             await self._update()
         if self.config.llm_url and response_id == self.response_id:
             await self.brain.respond(response_id, self.transcript_json())
+
+    async def _transcribe(self, turn: Turn | None, stream: ListenerStream | None,
+                          offset: float) -> bool:
+        """Finish recognising an utterance into its turn; False if there was nothing to do."""
+        if stream is None or turn is None:
+            return False
+        try:
+            words = await stream.finish()
+        except Exception as exc:
+            log.warning("call %s: recognition failed: %s", self.call.call_id, exc)
+            return False
+        turn.words = [(w.word, w.start + offset, w.end + offset) for w in words]
+        turn.content = " ".join(w.word for w in words)
+        return True
 
     # --- agent side -----------------------------------------------------------------------------
     async def _brain_loop(self) -> None:

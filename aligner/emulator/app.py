@@ -12,22 +12,17 @@ event loop::
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import logging
-import multiprocessing
-import os
-import threading
-import time
 from pathlib import Path
 
 from aiohttp import web
 
-from ..recognize import prepare, recognize_words
 from .agent import Conversation
 from .brain import LlmBrain, ScriptedBrain, load_dialogue
 from .calls import CallRegistry, RegistrationError
 from .config import DEFAULT_DIALOGUE, EmulatorConfig
+from .listener import Listener
 from .speaker import SpeechCache
 from .twilio import TwilioTransport, serve_twilio
 from .web import WebTransport, serve_web
@@ -40,65 +35,8 @@ CALLS = web.AppKey("calls", CallRegistry)
 CONVERSATIONS = web.AppKey("conversations", dict)
 _CONFIG = web.AppKey("config", EmulatorConfig)
 _SPEECH = web.AppKey("speech", SpeechCache)
-_RECOGNIZER = web.AppKey("recognizer", object)
+_LISTENER = web.AppKey("listener", object)
 _DIALOGUE = web.AppKey("dialogue", dict)
-
-
-def _worker_init(parent: int) -> None:
-    """Set up a recognition worker: low priority (background work), and exit when the server
-    process is gone (a killed server must not leave its worker behind)."""
-    os.nice(10)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
-
-
-class _Recognizer:
-    """Runs :func:`recognize_words` in a worker process, started (and its decoder loaded) in
-    the background when the server starts.
-
-    pocketsphinx holds the GIL while it decodes; on a busy machine a decoding thread in the
-    server process delays the event loop by hundreds of milliseconds, so it gets its own
-    process. If the process cannot start (e.g. an unguarded ``__main__`` script under the
-    ``spawn`` start method), recognition falls back to a thread.
-    """
-
-    def __init__(self, hints: list[str] | None) -> None:
-        self.hints = hints
-        self._pool: concurrent.futures.Executor | None = None
-
-    def _executor(self) -> concurrent.futures.Executor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                initargs=(os.getpid(),))
-        return self._pool
-
-    def warm(self) -> None:
-        """Start the worker and load its decoder, without waiting."""
-        future = self._executor().submit(prepare, self.hints)
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-    async def __call__(self, samples, sample_rate: int):
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor(), recognize_words, samples,
-                                              sample_rate, self.hints)
-        except concurrent.futures.BrokenExecutor:
-            log.warning("recognition process failed; recognising in a thread instead")
-            self.close()
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, "recognize")
-            return await loop.run_in_executor(self._pool, recognize_words, samples,
-                                              sample_rate, self.hints)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
 
 
 def _error(status: int, field: str, message: str) -> web.Response:
@@ -139,7 +77,9 @@ async def _get_call(request: web.Request) -> web.Response:
 
 async def _stats(request: web.Request) -> web.Response:
     """Emulator-only counters of a call (not part of the real API): frames received, frames
-    ignored, and per user turn the delay from the end-of-turn decision to the first chunk."""
+    ignored, and per user turn the delay from the end-of-turn decision to the first chunk and
+    how the turn ended (``quick``: at a short pause, ``long``: after the whole hangover), and
+    per pause how long the words heard so far took to come from the recogniser."""
     if not _authorized(request):
         return _error(401, "authorization", "missing or wrong Bearer API key")
     call = request.app[CALLS].get(request.match_info["call_id"])
@@ -147,7 +87,8 @@ async def _stats(request: web.Request) -> web.Response:
         return _error(404, "call_id", "no such call")
     return web.json_response({
         "call_id": call.call_id, "frames_received": call.frames_in,
-        "ignored_frames": call.ignored_frames, "turn_delays": call.turn_delays})
+        "ignored_frames": call.ignored_frames, "turn_delays": call.turn_delays,
+        "turn_ends": call.turn_ends, "hypothesis_waits": call.hypothesis_waits})
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -174,7 +115,7 @@ async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
     twilio = call.protocol == "twilio"
     transport = TwilioTransport(ws) if twilio else WebTransport(
         ws, config, _flag(request, "enable_update"), _flag(request, "enable_audio_alignment"))
-    conversation = Conversation(call, config, transport, brain, app[_SPEECH], app[_RECOGNIZER])
+    conversation = Conversation(call, config, transport, brain, app[_SPEECH], app[_LISTENER])
     app[CONVERSATIONS][call.call_id] = conversation
     runner: list[asyncio.Task] = []
 
@@ -203,16 +144,16 @@ async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _on_startup(app: web.Application) -> None:
-    if app[_RECOGNIZER] is not None:
-        app[_RECOGNIZER].warm()
+    if app[_LISTENER] is not None:
+        await app[_LISTENER].start()
 
 
 async def _on_cleanup(app: web.Application) -> None:
     for conversation in list(app[CONVERSATIONS].values()):
         conversation.stop("user_hangup")
-    recognizer = app[_RECOGNIZER]
-    if recognizer is not None:
-        recognizer.close()
+    listener = app[_LISTENER]
+    if listener is not None:
+        listener.close()
 
 
 def create_app(config: EmulatorConfig | None = None) -> web.Application:
@@ -239,8 +180,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     dialogue = {} if config.llm_url else load_dialogue(path)
     app[_DIALOGUE] = dialogue
     hints = dialogue.get("user_hints") if config.use_hints else None
-    app[_RECOGNIZER] = (_Recognizer(hints or None)
-                        if config.recognition else None)
+    app[_LISTENER] = Listener(hints or None) if config.recognition else None
     app.router.add_post("/register-call", _register_call)
     app.router.add_get("/get-call/{call_id}", _get_call)
     app.router.add_get("/audio-websocket/{call_id}", _audio_websocket)

@@ -102,6 +102,8 @@ class Call:
     frames_in: int = 0
     ignored_frames: int = 0
     turn_delays: list[float] = field(default_factory=list)  # end of user turn -> agent speaks
+    turn_ends: list[str] = field(default_factory=list)  # per user turn: "quick" or "long" path
+    hypothesis_waits: list[float] = field(default_factory=list)  # per pause: s to get the words
 
     @property
     def encoding(self) -> str:

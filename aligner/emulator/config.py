@@ -7,7 +7,7 @@ from pathlib import Path
 
 __all__ = ["DEFAULT_DIALOGUE", "EmulatorConfig"]
 
-DEFAULT_DIALOGUE = Path(__file__).resolve().parents[2] / "samples" / "dialogue.json"
+DEFAULT_DIALOGUE = Path(__file__).resolve().parents[1] / "data" / "samples" / "dialogue.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,9 @@ class EmulatorConfig:
         dialogue: the scripted agent (JSON); ignored when ``llm_url`` is set.
         llm_url: an agent LLM websocket server (protocol section 6); ``{llm_url}/{call_id}``.
         voice: espeak-ng voice; words_per_minute its speaking rate.
-        end_of_turn_ms: user silence that ends the user's turn (VAD hangover).
+        end_of_turn_ms: user silence that always ends the user's turn (VAD hangover).
+        quick_end_of_turn_ms: user silence after which the turn ends at once if the words
+            recognised so far sound complete (smart endpointing; 0: off, needs recognition).
         min_speech_ms: user speech needed before it counts (start of turn, barge-in).
         recognition: recognise user speech with pocketsphinx (off: user turns stay empty).
         use_hints: recognise with the dialogue's ``user_hints`` vocabulary when it has one.
@@ -49,6 +51,7 @@ class EmulatorConfig:
     voice: str = "en-us"
     words_per_minute: int = 175
     end_of_turn_ms: int = 600
+    quick_end_of_turn_ms: int = 200
     min_speech_ms: int = 100
     recognition: bool = True
     use_hints: bool = True
@@ -65,5 +68,10 @@ class EmulatorConfig:
                              f"{self.chunk_min_ms}, {self.chunk_max_ms}")
         if self.send_speed < 1.0 or self.time_scale <= 0:
             raise ValueError("send_speed must be >= 1 and time_scale > 0")
+        if not (self.quick_end_of_turn_ms == 0
+                or 20 <= self.quick_end_of_turn_ms < self.end_of_turn_ms):
+            raise ValueError("need quick_end_of_turn_ms = 0 or 20 <= quick_end_of_turn_ms < "
+                             f"end_of_turn_ms, got {self.quick_end_of_turn_ms}, "
+                             f"{self.end_of_turn_ms}")
         if self.alignment_text_key in ("audio", "event_type") or not self.alignment_text_key:
             raise ValueError(f"bad alignment_text_key {self.alignment_text_key!r}")

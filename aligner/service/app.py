@@ -42,6 +42,7 @@ from .lipsync import AlignWorkers, LipSync
 from .observers import ObserverHub, TokenIssuer
 from .options import CallOptions, Limits, ProxyStats
 from .proxy import ProxyCall
+from .recorder import CallRecorder
 from .recordings import RecordingStore, valid_call_id
 
 __all__ = ["ServiceConfig", "create_app"]
@@ -49,7 +50,7 @@ __all__ = ["ServiceConfig", "create_app"]
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"  # package data
 
 # typed application keys
 CONFIG = web.AppKey("config", object)
@@ -196,11 +197,12 @@ class _Service:
         options = CallOptions.from_query(request.query)
         query = "enable_update=true&enable_audio_alignment=true"
         url = f"{self.base_url.replace('http', 'ws', 1)}/audio-websocket/{call_id}?{query}"
-        # the recording opens (it fsyncs) while the upstream connects
-        opening = asyncio.ensure_future(
-            asyncio.to_thread(self._open_recording, call_id, call, options, url))
+        # the recording opens (it fsyncs) in a thread; the call never waits for it
+        recorder = CallRecorder(asyncio.get_running_loop().run_in_executor(
+            self.store.io, self._open_recording, call_id, call, options, url),
+            self.store.io, call_id=call_id)
         proxy = ProxyCall(call_id, call, options, url, self.session, limits, self.stats,
-                          self.hub, opening, self._lipsync_factory(call))
+                          self.hub, recorder, self._lipsync_factory(call))
         self.calls[call_id] = proxy
         self.stats.calls_active += 1
         self.stats.calls_total += 1
@@ -210,13 +212,12 @@ class _Service:
         finally:
             self.stats.calls_active -= 1
             del self.calls[call_id]
-            capture = await opening
-            if capture is not None:
-                await asyncio.to_thread(capture.close)
+            if await recorder.close() is not None:
                 await self.store.finish(call_id, {"close_code": proxy.close_code,
                                                   "close_reason": proxy.close_reason,
                                                   "closed_by": proxy.closed_by,
-                                                  "counts": proxy.counts})
+                                                  "counts": proxy.counts,
+                                                  "timings": proxy.timings})
             log.info("call_ended call_id=%s code=%s reason=%r by=%s counts=%s", call_id,
                      proxy.close_code, proxy.close_reason, proxy.closed_by, proxy.counts)
         return down
@@ -228,7 +229,7 @@ class _Service:
             folder = self.store.begin(call_id, {"options": _options_dict(options),
                                                 "audio_encoding": call.get("audio_encoding"),
                                                 "sample_rate": call.get("sample_rate")})
-            # frames are written unbuffered as they come; fsync only when the call ends
+            # frames are written in batches by the CallRecorder; fsync when the call ends
             return CaptureWriter(folder / "capture", {
                 "call_id": call_id, "protocol": "web",
                 "audio_encoding": call.get("audio_encoding", "s16le"),
@@ -317,6 +318,14 @@ class _Service:
                                   "uptime": round(time.time() - self.started, 1)},
                                  status=503 if self.stopping else 200)
 
+    async def watch_loop(self, period: float = 0.01) -> None:
+        """Sample the event loop's lag: how late a ``period`` timer fires (``stats.loop_lag``)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + period
+            await asyncio.sleep(period)
+            self.stats.loop_lag.append(max(0.0, loop.time() - due))
+
     async def stats_route(self, request: web.Request) -> web.Response:
         return web.json_response({**self.stats.as_dict(),
                                   "observers_published": self.hub.published,
@@ -396,9 +405,11 @@ def create_app(config: ServiceConfig) -> web.Application:
         warm = asyncio.ensure_future(service.align_workers.warm_up(config.viseme_set))
         warm.add_done_callback(lambda f: setattr(service, "aligner_ready",
                                                  not f.cancelled() and not f.exception()))
+        lag = asyncio.create_task(service.watch_loop())
         try:
             yield
         finally:
+            lag.cancel()
             with contextlib.suppress(Exception):
                 await warm
             await service.store.close(config.shutdown_timeout)

@@ -5,10 +5,12 @@ in a thread pool; its phones feed a :class:`aligner.visemes.VisemeStream`. :meth
 returns the events to send *before* that chunk's audio, with sample offsets relative to the
 chunk's first sample (the proxy adds the call's delivered-sample offset):
 
-- ``{"event_type": "word", "index": 3, "word": "Hello", "start_sample": -800, "end_sample":
-  5200, "sample_rate": 24000, "final": false}``: a word that starts in this chunk, or a word of
-  the previous chunk whose end moved because it continues here (same ``index``: the newer event
-  replaces the older); ``final`` is false while the word may still grow.
+- ``{"event_type": "word", "index": 3, "word": "Hello", "text": "Hello,", "utterance": 0,
+  "start_sample": -800, "end_sample": 5200, "sample_rate": 24000, "final": false}``: a word
+  that starts in this chunk, or a word of the previous chunk whose end moved because it
+  continues here (same ``index``: the newer event replaces the older); ``text`` is the word as
+  written in the chunks (with its punctuation), ``utterance`` the agent utterance it belongs to
+  (the proxy numbers them); ``final`` is false while the word may still grow.
 - ``{"event_type": "viseme", "viseme": "PP", "start_sample": 120, "end_sample": 900,
   "sample_rate": 24000, "weight": 1.0}``: a mouth shape (set chosen by the service) held
   from start to end; consecutive cues are contiguous.
@@ -20,21 +22,22 @@ reach the page before that audio plays. After a ``clear``, :meth:`clear` starts 
 
 >>> import numpy as np
 >>> ls = ChunkEvents(16000, "s16le", backend="fallback")
->>> ls.align_now(np.zeros(8000, np.int16).tobytes(), "Hello there")[0]["word"]
-'Hello'
+>>> [(e["word"], e["text"]) for e in ls.align_now(np.zeros(8000, np.int16).tobytes(),
+...                                               "Hello, there.") if e["event_type"] == "word"]
+[('Hello', 'Hello,'), ('there', 'there.')]
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 from ..audio import decode
 from ..stream import StreamAligner
 from ..timeline import Phone
 from ..visemes import Cue, VisemeStream
+from .workers import process_pool
 
 __all__ = ["AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
 
@@ -66,18 +69,22 @@ class ChunkEvents:
         self._phones_until = 0.0  # end of the last phone fed to the viseme stream (s)
         self._cue_until: float | None = None  # end of the last cue sent (s)
         self._cleared = False
+        self._utterance = 0
         self.pending_tail = False  # cues held back waiting for the next chunk
 
     def clear(self) -> None:
         """A ``clear``: the next chunk starts a new utterance."""
         self._cleared = True
 
-    def align_now(self, audio: bytes, text: str) -> list[dict[str, Any]]:
-        """The events for one chunk, offsets relative to its first sample (module docstring)."""
+    def align_now(self, audio: bytes, text: str, utterance: int = 0) -> list[dict[str, Any]]:
+        """The events for one chunk of agent utterance ``utterance``, offsets relative to the
+        chunk's first sample (module docstring)."""
         if self._cleared:
             self._reset()
         pcm = decode(audio, self.encoding)
         chunk_at = self._fed
+        if utterance != self._utterance:  # a new utterance never continues the last one's words
+            self._utterance, self._aligner = utterance, None
         if self._aligner is not None and _new_sentence(self._aligner.text, text):
             text = " " + text  # "today?" + "Of course": two words, not "today?Of"
         if self._aligner is None:
@@ -94,11 +101,12 @@ class ChunkEvents:
             end = base + round(w.end * rate)
             final = w.end <= result.final_until
             if end != self._last_end or final != self._last_final:  # grown, or now final
-                events.append(self._word(self._index - 1, w, base, chunk_at, final))
+                events.append(self._word(self._index - 1, w, result.text, base, chunk_at,
+                                         final))
                 self._last_end, self._last_final = end, final
         for w in words[first_new:]:
             final = w.end <= result.final_until
-            events.append(self._word(self._index, w, base, chunk_at, final))
+            events.append(self._word(self._index, w, result.text, base, chunk_at, final))
             self._index += 1
             self._last_end, self._last_final = base + round(w.end * rate), final
         self._words_sent = len(words)
@@ -133,9 +141,11 @@ class ChunkEvents:
         self._cue_until = None
         self.pending_tail = False
 
-    def _word(self, index: int, w, base: int, chunk_at: int, final: bool) -> dict[str, Any]:
+    def _word(self, index: int, w, text: str, base: int, chunk_at: int,
+              final: bool) -> dict[str, Any]:
         rate = self.sample_rate
         return {"event_type": "word", "index": index, "word": w.word,
+                "text": _written(text, w.char_start, w.char_end), "utterance": self._utterance,
                 "start_sample": base + round(w.start * rate) - chunk_at,
                 "end_sample": base + round(w.end * rate) - chunk_at,
                 "sample_rate": rate, "final": final}
@@ -160,6 +170,15 @@ class ChunkEvents:
 
 
 
+def _written(text: str, start: int, end: int) -> str:
+    """The whitespace token of ``text`` holding ``text[start:end]``: the word as written."""
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return text[start:end]
+
+
 def _new_sentence(before: str, text: str) -> bool:
     """True if ``text`` starts a sentence glued to the end of ``before`` (no space between
     lines, as the emulator sends them): ``"...today?"`` + ``"Of course"``."""
@@ -173,7 +192,7 @@ _STATES: dict[str, ChunkEvents] = {}  # filled at run time, in whichever process
 
 
 def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
-            text: str = "") -> tuple[list[dict[str, Any]], bool]:
+            text: str = "", utterance: int = 0) -> tuple[list[dict[str, Any]], bool]:
     """Run ``op`` (``feed``, ``flush``, ``drop``) on call ``key``'s state; returns (events,
     pending_tail)."""
     if op == "drop":
@@ -185,7 +204,7 @@ def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
         state = _STATES[key] = ChunkEvents(rate, encoding, viseme_set=viseme_set, backend=backend)
     if cleared:
         state.clear()
-    events = state.align_now(audio, text) if op == "feed" else state.flush()
+    events = state.align_now(audio, text, utterance) if op == "feed" else state.flush()
     return events, state.pending_tail
 
 
@@ -202,8 +221,7 @@ class AlignWorkers:
     """
 
     def __init__(self, n: int = 2) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.executors = [ProcessPoolExecutor(1, mp_context=ctx) for _ in range(max(1, n))]
+        self.executors = [process_pool(1) for _ in range(max(1, n))]
         self._next = 0
 
     def pick(self) -> Executor:
@@ -218,6 +236,7 @@ class AlignWorkers:
                                for ex in self.executors))
 
     def shutdown(self) -> None:
+        """Stop the workers (alignments not started are cancelled)."""
         for ex in self.executors:
             ex.shutdown(wait=True, cancel_futures=True)
 
@@ -255,9 +274,10 @@ class LipSync:
         """A ``clear``: the next chunk starts a new utterance."""
         self._cleared = True
 
-    async def align(self, audio: bytes, text: str) -> list[dict[str, Any]]:
-        """The events for one chunk, offsets relative to its first sample."""
-        return await self._run("feed", audio, text)
+    async def align(self, audio: bytes, text: str, utterance: int = 0) -> list[dict[str, Any]]:
+        """The events for one chunk of utterance ``utterance``, offsets relative to its first
+        sample."""
+        return await self._run("feed", audio, text, utterance)
 
     async def flush(self) -> list[dict[str, Any]]:
         """The held-back cues, offsets relative to the end of the audio aligned so far."""
@@ -267,16 +287,19 @@ class LipSync:
         """Forget the call's state."""
         await self._run("drop")
 
-    async def _run(self, op: str, audio: bytes = b"", text: str = "") -> list[dict[str, Any]]:
+    async def _run(self, op: str, audio: bytes = b"", text: str = "",
+                   utterance: int = 0) -> list[dict[str, Any]]:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             cleared, self._cleared = self._cleared, False
             if self.executor is None:
-                events, tail = _remote(op, self.key, self._params, cleared, audio, text)
+                events, tail = _remote(op, self.key, self._params, cleared, audio, text,
+                                       utterance)
             else:
                 loop = asyncio.get_running_loop()
                 events, tail = await loop.run_in_executor(
-                    self.executor, _remote, op, self.key, self._params, cleared, audio, text)
+                    self.executor, _remote, op, self.key, self._params, cleared, audio, text,
+                    utterance)
             self.pending_tail = tail
             return events

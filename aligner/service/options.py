@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["CallOptions", "Limits", "ProxyStats", "TokenBucket"]
 
 _TRUE = ("1", "true", "yes", "on")
+_WINDOWS = ("latency", "loop_lag", "playback_delay")  # ProxyStats' sample windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,10 @@ class Limits:
         mic_burst_seconds: seconds of audio a front end may send at once above that rate.
         max_frames_per_second: front-end frames per second (excess is dropped).
         upstream_timeout: seconds to connect to the upstream.
-        align_budget: seconds a lip-sync chunk's audio may wait for its alignment (after that
-            the audio goes first and the chunk's events follow, marked late).
+        align_budget: seconds a lip-sync chunk's audio may wait for its alignment when the
+            page has no audio left to play (the first chunk of an utterance); a later chunk
+            may wait as long as the page still has audio queued. After that the audio goes
+            first and the chunk's events follow, marked late.
     """
 
     max_frame_bytes: int = 64 * 1024
@@ -85,7 +88,10 @@ class TokenBucket:
 @dataclass(slots=True)
 class ProxyStats:
     """Service-wide counters, shown by ``/stats``; ``latency`` keeps the last 200,000 samples of
-    added latency (seconds from an upstream frame received to the front-end frame sent)."""
+    added latency (seconds from an upstream frame's bytes read from the socket to the front-end
+    frame handed to its socket), ``loop_lag`` the last 100,000 lateness samples of a 10 ms
+    event-loop timer (how long any ready callback may wait for the loop), ``playback_delay``
+    per lip-sync chunk how long holding it for its alignment delayed the page's playback."""
 
     calls_active: int = 0
     calls_total: int = 0
@@ -98,27 +104,36 @@ class ProxyStats:
     send_failures: int = 0
     late_chunks: int = 0
     latency: deque = field(default_factory=lambda: deque(maxlen=200_000))
+    loop_lag: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    playback_delay: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
     def percentiles(self) -> dict[str, float | None]:
-        """p50/p90/p99/max of the added latency, in milliseconds."""
-        data = sorted(self.latency)
-        if not data:
-            return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
-
-        def at(q: float) -> float:
-            return round(1000 * data[min(len(data) - 1, int(q * len(data)))], 3)
-
-        return {"p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99),
-                "max_ms": round(1000 * data[-1], 3)}
+        """p50/p90/p99/max of the added latency, p99/max of the loop lag and p50/p99/max of the
+        lip-sync playback delay, in milliseconds."""
+        return {**_percentiles(self.latency, "", (0.5, 0.9, 0.99)),
+                **_percentiles(self.loop_lag, "loop_lag_", (0.99,)),
+                **_percentiles(self.playback_delay, "playback_delay_", (0.5, 0.99))}
 
     def reset(self) -> None:
         """Zero the counters and the latency window (``calls_active`` stays)."""
         for name in self.__dataclass_fields__:
-            if name not in ("calls_active", "latency"):
+            if name in _WINDOWS:
+                getattr(self, name).clear()
+            elif name != "calls_active":
                 setattr(self, name, 0)
-        self.latency.clear()
 
     def as_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "latency"}
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__
+             if name not in _WINDOWS}
         d["latency_samples"] = len(self.latency)
         return {**d, **self.percentiles()}
+
+
+def _percentiles(samples: deque, prefix: str, qs: tuple[float, ...]) -> dict[str, float | None]:
+    """``{prefix}p50_ms``... and ``{prefix}max_ms`` of ``samples`` (seconds), None when empty."""
+    data = sorted(samples)
+    names = [f"{prefix}p{round(100 * q)}_ms" for q in qs] + [f"{prefix}max_ms"]
+    if not data:
+        return dict.fromkeys(names)
+    values = [data[min(len(data) - 1, int(q * len(data)))] for q in qs] + [data[-1]]
+    return {n: round(1000 * v, 3) for n, v in zip(names, values, strict=True)}

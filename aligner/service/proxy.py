@@ -11,12 +11,16 @@ updates enabled, relays mic audio up, and sends the front end what it asked for:
   viseme events **before** the audio they belong to (see :mod:`aligner.service.lipsync`).
 
 Every frame between the proxy and the upstream is captured (:mod:`aligner.capture`) on the
-session clock (0 = the front end's socket opened), observers of the call get a JSON stream
+session clock (0 = the front end's socket opened) through a :class:`CallRecorder`, which writes
+in batches off the event loop; observers of the call get a JSON stream
 (:mod:`aligner.service.observers`), and when the call ends its recording is handed to the
 :class:`~aligner.service.recordings.RecordingStore`.
 
 Hot path: a plain call (no word/viseme events) sends every upstream frame straight on; decoding
-is one ``json.loads`` and one base64 decode per chunk. A lip-sync call keeps its outgoing frames
+is one ``json.loads`` and one base64 decode per chunk, and an alignment frame goes on verbatim
+to a front end that asked for alignment JSON. The added latency (``ProxyStats.latency``) runs
+from the moment a frame's bytes were read from the upstream socket to the moment the front-end
+frame was handed to its socket. A lip-sync call keeps its outgoing frames
 in order in a small queue, because a chunk's audio waits for the chunk's alignment, which runs in
 a thread pool, never on the event loop. ``clear`` overtakes that queue: it drops queued agent
 audio and is sent at once.
@@ -30,19 +34,19 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from ..audio import bytes_per_sample
-from ..capture import CaptureWriter
 from ..events import AgentAudio, AlignedAudio, Clear, Metadata, Unknown, Update
 from ..protocol import decode_client_text, decode_server_text
 from .lipsync import LipSync
 from .observers import ObserverHub
 from .options import CallOptions, Limits, ProxyStats, TokenBucket
+from .recorder import CallRecorder
 
 __all__ = ["CallOptions", "Limits", "ProxyCall", "ProxyStats"]
 
@@ -55,6 +59,39 @@ CLOSE_SHUTDOWN = (1001, "service_shutting_down")
 CLOSE_IDLE = (1008, "inactivity")
 CLOSE_TOO_BIG = 1009
 _TAIL_WAIT = 0.05  # s a lip-sync call waits for a next chunk before flushing held-back cues
+_PLAYBACK_MARGIN = 0.1  # s of queued audio a held lip-sync chunk leaves the page (network, jitter)
+_UTTERANCE_GAP = 0.5  # s of silence on the front end's playback that separate two utterances
+_DATA = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+
+
+def _stamp_arrivals(ws: aiohttp.ClientWebSocketResponse) -> deque[float] | None:
+    """Stamp each text/binary frame of ``ws`` when its bytes are read from the socket.
+
+    ``receive()`` returns a frame only when the event loop gets round to the reading task, so
+    a time taken there would leave out the frame's wait in a busy loop. aiohttp parses frames
+    in the connection protocol's ``data_received``; wrapping that for this connection shows
+    which frames each read produced (the frame queue's ``_buffer``). Returns the stamps, one
+    per frame in order (``perf_counter``), or None if aiohttp's internals are not as expected
+    (then frames are stamped when received).
+    """
+    protocol = getattr(getattr(ws, "_conn", None), "protocol", None)
+    buffer = getattr(getattr(ws, "_reader", None), "_buffer", None)
+    if not isinstance(buffer, deque) or not callable(getattr(protocol, "data_received", None)):
+        return None
+    # frames that came with the handshake's last read are already queued: stamp them now
+    stamps = deque(time.perf_counter() for m, _ in buffer if m.type in _DATA)
+    received = protocol.data_received
+
+    def data_received(data: bytes) -> None:
+        t = time.perf_counter()
+        before = len(buffer)
+        received(data)
+        for i in range(before, len(buffer)):
+            if buffer[i][0].type in _DATA:
+                stamps.append(t)
+
+    protocol.data_received = data_received
+    return stamps
 
 
 class ProxyCall:
@@ -69,15 +106,13 @@ class ProxyCall:
         limits: per-call limits.
         stats: service-wide counters to update.
         hub: observer fan-out.
-        capture: where frames are recorded: a writer, an awaitable of one (opened while the
-            upstream connects), or None.
+        recorder: where frames are recorded (written off the event loop, in batches).
         lipsync_factory: builds the call's :class:`LipSync` (None: no word/viseme events).
     """
 
     def __init__(self, call_id: str, call: dict[str, Any], options: CallOptions,
                  upstream_url: str, session: aiohttp.ClientSession, limits: Limits,
-                 stats: ProxyStats, hub: ObserverHub,
-                 capture: CaptureWriter | Awaitable[CaptureWriter | None] | None,
+                 stats: ProxyStats, hub: ObserverHub, recorder: CallRecorder,
                  lipsync_factory: Callable[[], LipSync] | None) -> None:
         self.call_id = call_id
         self.call = call
@@ -87,8 +122,7 @@ class ProxyCall:
         self.limits = limits
         self.stats = stats
         self.hub = hub
-        self._opening = None if capture is None or isinstance(capture, CaptureWriter) else capture
-        self.capture: CaptureWriter | None = None if self._opening is not None else capture
+        self.recorder = recorder
         self.encoding = call.get("audio_encoding", "s16le")
         self.sample_rate = int(call.get("sample_rate", 24000))
         self.bytes_per_sample = bytes_per_sample(self.encoding)
@@ -104,9 +138,15 @@ class ProxyCall:
         self.last_activity = self.t0
         self.delivered_samples = 0  # agent samples sent to the front end: the event clock
         self.generation = 0  # bumped by every clear; stale queued audio is dropped
+        self.utterance = -1  # the agent utterance of the last chunk (word events carry it)
+        self._new_utterance = False  # a clear or the user's turn: the next chunk starts one
+        self._play_end = 0.0  # session time the front end's audio queue would run dry
+        self._page_dry_at = 0.0  # the same for the lip-sync audio actually sent to it
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed_by = ""
+        self.timings: dict[str, float] = {}  # call setup: upstream connected, first frame sent
+        self._arrivals: deque[float] | None = None
         self.counts = {"mic_frames": 0, "agent_frames": 0, "agent_samples": 0, "cleared": 0,
                        "rate_limited": 0, "malformed": 0, "events": 0,
                        "late_chunks": 0}
@@ -120,13 +160,7 @@ class ProxyCall:
         return time.monotonic() - self.t0
 
     def _record(self, direction: str, payload: str | bytes) -> None:
-        if self.capture is not None:
-            try:
-                self.capture.write(self.now(), direction, payload)
-            except OSError as exc:  # a full disk must not end the call
-                log.error("capture write failed call_id=%s: %s; recording stops", self.call_id,
-                          exc)
-                self.capture = None
+        self.recorder.write(self.now(), direction, payload)
 
     def _publish(self, event: dict[str, Any]) -> None:
         self.hub.publish(self.call_id, event)
@@ -145,11 +179,8 @@ class ProxyCall:
             code, reason = CLOSE_UPSTREAM_UNAVAILABLE
             await self._close_down(code, reason, by="proxy")
             return
-        finally:
-            if self._opening is not None:
-                self.capture = await self._opening
-        log.debug("upstream connected call_id=%s after_ms=%.1f", self.call_id,
-                  1000 * self.now())
+        self.timings["upstream_connect_ms"] = round(1000 * self.now(), 1)
+        self._arrivals = _stamp_arrivals(self.up)
         self._publish({"event_type": "call_started", "call_id": self.call_id,
                        "sample_rate": self.sample_rate, "audio_encoding": self.encoding})
         if self._lipsync_factory is not None and self.options.lipsync:
@@ -191,9 +222,8 @@ class ProxyCall:
         if not self.down.closed:
             await self.down.close(code=self.close_code or 1000,
                                   message=self.close_reason.encode("utf-8")[:120])
-        if self.capture is not None:
-            self.capture.write_close(self.now(), self.close_code, self.close_reason,
-                                     by="client" if self.closed_by == "frontend" else "server")
+        self.recorder.write_close(self.now(), self.close_code, self.close_reason,
+                                  by="client" if self.closed_by == "frontend" else "server")
         self._publish({"event_type": "call_ended", "call_id": self.call_id,
                        "close_code": self.close_code, "close_reason": self.close_reason})
         self.hub.end(self.call_id)
@@ -275,9 +305,12 @@ class ProxyCall:
         up = self.up
         code: int | None = None
         reason = ""
+        arrivals = self._arrivals
         while True:
             msg = await up.receive()
             t_in = time.perf_counter()
+            if arrivals and msg.type in _DATA:  # when its bytes were read from the socket
+                t_in = min(t_in, arrivals.popleft())
             self.last_activity = time.monotonic()
             if msg.type is aiohttp.WSMsgType.TEXT:
                 self._record("in", msg.data)
@@ -309,19 +342,24 @@ class ProxyCall:
                 out = event.audio
             if text:
                 self._publish({"event_type": "agent_text", "text": text})
+            utterance = self._utterance_of(len(event.audio))
             if self._outq is not None:
-                self._outq.put_nowait(("audio", event.audio, text, out, t_in, self.generation))
+                self._outq.put_nowait(("audio", event.audio, text, out, t_in, self.generation,
+                                       utterance))
                 return
             offset = self.delivered_samples
             await self._send(out, t_in)
             self._delivered(len(event.audio))
             if self._lipsync_factory is not None and self.hub.has_observers(self.call_id):
-                self._observe(event.audio, text, offset)
+                self._observe(event.audio, text, offset, utterance)
             return
         if isinstance(event, Clear):
+            self._new_utterance = True
             await self._clear(payload, t_in)
             return
         if isinstance(event, Update):
+            if event.turntaking == "user_turn":
+                self._new_utterance = True
             self._publish({"event_type": "update", "transcript": [
                 {"role": t.role, "content": t.content} for t in event.transcript],
                 "turntaking": event.turntaking})
@@ -335,6 +373,26 @@ class ProxyCall:
             self._outq.put_nowait(("frame", payload, t_in))
         else:
             await self._send(payload, t_in)
+
+    def _utterance_of(self, nbytes: int) -> int:
+        """The agent utterance of a chunk arriving now: a new one after a ``clear``, the user's
+        turn, or a pause (the front end's queue ran dry ``_UTTERANCE_GAP`` s before)."""
+        now = self.now()
+        if self.utterance < 0 or self._new_utterance or now > self._play_end + _UTTERANCE_GAP:
+            self.utterance += 1
+            self._new_utterance = False
+        self._play_end = max(self._play_end, now) + nbytes / self.bytes_per_sample / self.sample_rate
+        return self.utterance
+
+    def _page_played(self, nbytes: int, t_in: float) -> None:
+        """Model the page's playback queue after a lip-sync chunk was sent, and count how long
+        holding the chunk for its alignment delayed what the page plays: the part of the hold
+        after the page's queue ran dry (0 while it still had audio to play)."""
+        now = self.now()
+        held = time.perf_counter() - t_in
+        self.stats.playback_delay.append(max(0.0, min(held, now - self._page_dry_at)))
+        self._page_dry_at = max(self._page_dry_at, now) + (
+            nbytes / self.bytes_per_sample / self.sample_rate)
 
     def _delivered(self, nbytes: int) -> None:
         samples = nbytes // self.bytes_per_sample
@@ -356,6 +414,8 @@ class ProxyCall:
             return False
         if t_in is not None:
             self.stats.latency.append(time.perf_counter() - t_in)
+            if "first_agent_frame_ms" not in self.timings:
+                self.timings["first_agent_frame_ms"] = round(1000 * self.now(), 1)
         self.stats.frames_down += 1
         return True
 
@@ -427,10 +487,13 @@ class ProxyCall:
             if item[0] == "frame":
                 await self._send(item[1], item[2])
                 continue
-            _, audio, text, out, t_in, generation = item
+            _, audio, text, out, t_in, generation, utterance = item
             offset = self.delivered_samples
-            task = asyncio.ensure_future(lipsync.align(audio, text))
-            budget = self.limits.align_budget - (time.perf_counter() - t_in)
+            task = asyncio.ensure_future(lipsync.align(audio, text, utterance))
+            # wait while the page still has audio to play (that costs nothing audible), or at
+            # least align_budget
+            slack = self._page_dry_at - self.now() - _PLAYBACK_MARGIN
+            budget = max(self.limits.align_budget, slack) - (time.perf_counter() - t_in)
             events: list[dict[str, Any]] = []
             if late:  # earlier events are still late: keep order, do not wait for this one
                 late.append((task, offset, generation))
@@ -450,27 +513,28 @@ class ProxyCall:
             if not await self._send_events(events, offset) or not await self._send(out, t_in):
                 return
             self._delivered(len(audio))
+            self._page_played(len(audio), t_in)
 
-    def _observe(self, audio: bytes, text: str, offset: int) -> None:
+    def _observe(self, audio: bytes, text: str, offset: int, utterance: int) -> None:
         """Word/viseme events for observers of a call whose front end did not ask for them:
         aligned in the background, in order, never delaying the front end's audio."""
         if self._obs is None:
             queue: asyncio.Queue = asyncio.Queue()
             lipsync = self._lipsync_factory()
             self._obs = (lipsync, queue, asyncio.create_task(self._observe_loop(lipsync, queue)))
-        self._obs[1].put_nowait((audio, text, offset, self.generation))
+        self._obs[1].put_nowait((audio, text, offset, self.generation, utterance))
 
     async def _observe_loop(self, lipsync: LipSync, queue: asyncio.Queue) -> None:
         end = 0
         while True:
             try:
-                audio, text, offset, generation = await asyncio.wait_for(
+                audio, text, offset, generation, utterance = await asyncio.wait_for(
                     queue.get(), _TAIL_WAIT if lipsync.pending_tail else None)
             except TimeoutError:
                 events, offset, generation = await lipsync.flush(), end, self.generation
             else:
                 try:
-                    events = await lipsync.align(audio, text)
+                    events = await lipsync.align(audio, text, utterance)
                 except Exception:
                     log.exception("alignment for observers failed call_id=%s", self.call_id)
                     continue

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing
 import os
 import re
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from aiohttp import web
 
 from ..errors import AlignerError
 from ..timeline import write_atomic
+from .workers import process_pool
 
 __all__ = ["CALL_ID_RE", "RecordingStore", "render_call", "valid_call_id"]
 
@@ -97,6 +98,12 @@ class RecordingStore:
         workers: render jobs running at once (worker processes).
         max_pending: render jobs allowed to wait; more are refused and marked in call.json.
         executor: an executor to use instead of the process pool (tests, embedding).
+
+    Attributes:
+        io: the threads that do the recordings' file work (call.json, captures; they fsync).
+            Kept apart from asyncio's default pool, which also resolves host names for the
+            upstream connections: 100 calls starting at once must not queue those behind
+            fsyncs.
     """
 
     def __init__(self, root: str | Path, renderers: list[str] | tuple[str, ...] = (),
@@ -111,14 +118,14 @@ class RecordingStore:
         self._tasks: list[asyncio.Task] = []
         self.rendered = 0
         self.refused = 0
+        self.io = ThreadPoolExecutor(2, thread_name_prefix="recordings")
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the render workers (call inside the running loop)."""
         if self.renderers and not self._tasks:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self._executor = process_pool(self.workers)
             self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
 
     async def close(self, timeout: float = 60.0) -> None:
@@ -135,6 +142,7 @@ class RecordingStore:
         if self._own_executor and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        self.io.shutdown(wait=True)
 
     # --- calls ---------------------------------------------------------------------------------
     def call_dir(self, call_id: str) -> Path:
@@ -165,7 +173,7 @@ class RecordingStore:
             state = "failed"
             info = {**info, "errors": {"queue": "render queue full; capture kept"}}
             self.refused += 1
-        await asyncio.to_thread(self._update, folder, {"state": state, "ended": time.time(),
+        await self._io(self._update, folder, {"state": state, "ended": time.time(),
                                                        "renderers": self.renderers, **info})
         if state == "queued":
             self._queue.put_nowait(call_id)
@@ -176,12 +184,12 @@ class RecordingStore:
             call_id = await self._queue.get()
             folder = self.call_dir(call_id)
             try:
-                await asyncio.to_thread(self._update, folder, {"state": "rendering"})
+                await self._io(self._update, folder, {"state": "rendering"})
                 t0 = time.perf_counter()
                 result = await loop.run_in_executor(self._executor, render_call, str(folder),
                                                     self.renderers)
                 state = "failed" if "timeline" in result["errors"] else "done"
-                await asyncio.to_thread(self._update, folder, {
+                await self._io(self._update, folder, {
                     "state": state, **result, "render_seconds": round(time.perf_counter() - t0, 3)})
                 self.rendered += 1
                 log.info("recording call_id=%s state=%s outputs=%s errors=%s", call_id, state,
@@ -190,10 +198,13 @@ class RecordingStore:
                 raise
             except Exception as exc:  # a dead worker process, say: mark it, keep serving
                 log.exception("render job for %s failed", call_id)
-                await asyncio.to_thread(self._update, folder, {
+                await self._io(self._update, folder, {
                     "state": "failed", "errors": {"worker": f"{type(exc).__name__}: {exc}"}})
             finally:
                 self._queue.task_done()
+
+    async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     # --- call.json -----------------------------------------------------------------------------
     def info(self, call_id: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ const $ = (id) => document.getElementById(id);
 const demo = window.demo = {
   state: "idle", callId: null, framesReceived: 0, samplesReceived: 0, wordsReceived: 0,
   visemesReceived: 0, clears: 0, visemeChanges: [], shownWords: [], error: null,
-  firstAudioAt: null, firstWordAt: null,
+  firstAudioAt: null, firstWordAt: null, captions: {},
 };
 
 let ctx = null, ws = null, micNode = null, micSource = null, sampleTimer = null;
@@ -180,18 +180,22 @@ function showWord(index) {
   shownWord = index;
   const cap = $("caption");
   if (index < 0) { for (const el of cap.querySelectorAll(".current")) el.classList.remove("current"); return; }
-  // the caption line: the current utterance's words up to the one being spoken
+  // the caption line: the current utterance's words (as written, with their punctuation) up to
+  // the one being spoken; a new utterance starts a new line
+  const utterance = words[index].utterance;
   let first = index;
-  while (first > 0 && words[first - 1] && index - first < 12) first--;
+  while (first > 0 && words[first - 1] && words[first - 1].utterance === utterance &&
+         index - first < 12) first--;
   cap.textContent = "";
   for (let i = first; i <= index; i++) {
     if (!words[i]) continue;
     const el = document.createElement("span");
     el.className = i === index ? "word current" : "word";
-    el.textContent = words[i].word;
+    el.textContent = words[i].text || words[i].word;
     cap.append(el, " ");                  // a space: lines may wrap between words
   }
   demo.shownWords.push(words[index].word);
+  demo.captions[utterance] = cap.textContent.trim();
   if (demo.firstWordAt === null) demo.firstWordAt = ctx.currentTime;
 }
 

@@ -1,0 +1,82 @@
+"""Words and phones of speech that came without its text (binary agent audio, Twilio media).
+
+A pure function of samples, in two parts:
+
+- **phones** (always): the audio-only viseme path, :func:`aligner.visemes.estimate_phones` (the
+  small phone model shipped with the package; a few hundred times faster than real time), so an
+  avatar's mouth follows the speech;
+- **words** (``recognize=True``): like Rhubarb Lip Sync's recognition mode, pocketsphinx
+  recognises the words with its general English language model
+  (:func:`aligner.recognize.recognize_words`, at 16 kHz), then :func:`aligner.align` times the
+  recognised words and their characters on the audio. Each phone is linked (``word_index``) to
+  the word it falls in.
+
+Why the phones do not come from aligning the recognised words: most recognised words are wrong
+on unknown speech, and their phones with them; measured on espeak-ng speech
+(``benchmarks/textless.py``), the phone model's shapes agree with the truth far more often. The
+words are estimates whose *times* lie on the speech. No I/O, no clock, no threads; the
+recogniser loads its model on first use (about a second) and is slow (see the benchmark), so a
+live caller should run it off its event loop.
+
+>>> import numpy as np
+>>> estimate(np.zeros(0, np.int16), 8000).words
+()
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .alignment import Alignment, align
+from .timeline import Phone, Word
+
+__all__ = ["estimate"]
+
+
+def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
+             backend: str = "auto") -> Alignment:
+    """Phones of ``pcm`` from the audio alone, and (``recognize``) its recognised words.
+
+    Args:
+        pcm: mono int16 speech.
+        sample_rate: its rate (any).
+        recognize: recognise words (slow); False gives the phones only (fast).
+        backend: the alignment backend for the recognised words (see :func:`aligner.align`).
+
+    Returns:
+        An :class:`~aligner.alignment.Alignment`, times in seconds from the start of ``pcm``:
+        ``text`` is the recognised words (lower case, space-separated), with their ``words``
+        and ``chars``; ``phones`` are the estimated phones. With nothing recognised (or
+        ``recognize=False``): ``text == ""``, no words, ``backend == "audio"``.
+    """
+    pcm = np.asarray(pcm, np.int16)
+    duration = len(pcm) / sample_rate
+    if not len(pcm):
+        return Alignment(0.0, backend="audio")
+    from .visemes import estimate_phones
+
+    phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
+              for p in estimate_phones(pcm, sample_rate) if p.start < duration]
+    heard = []
+    if recognize:
+        from .recognize import recognize_words
+
+        heard = recognize_words(pcm, sample_rate)
+    if not heard:
+        return Alignment(duration, phones=tuple(phones), backend="audio")
+    words = align(pcm, sample_rate, " ".join(w.word for w in heard), backend=backend)
+    return replace(words, phones=_linked(phones, words.words))
+
+
+def _linked(phones: list[Phone], words: tuple[Word, ...]) -> tuple[Phone, ...]:
+    """Each phone (but pauses) with the index of the word its middle falls in (-1: none)."""
+    ends = np.array([w.end for w in words])
+    out = []
+    for p in phones:
+        mid = (p.start + p.end) / 2
+        k = int(np.searchsorted(ends, mid, "right"))
+        inside = p.phone != "sil" and k < len(words) and words[k].start <= mid
+        out.append(replace(p, word_index=k if inside else -1))
+    return tuple(out)
