@@ -8,13 +8,17 @@ times. Backends:
   espeak's word and phone times over with sub-frame interpolation (the best on TTS audio; needs
   the ``speech`` extra), see :mod:`aligner.reference`;
 - ``"pocketsphinx"``: pocketsphinx forced alignment (:mod:`aligner.acoustic`) for the tokens it
-  reaches, the fallback's times for the others (permissive; slower: about 25x real time);
+  reaches, with the pauses it stretched words over taken back out
+  (:func:`aligner.refine.trim_pauses`), the fallback's times for the others (permissive; slower:
+  about 25x real time);
 - ``"fallback"``: the permissive core (always works): a phone-class HMM over energy and spectral
   balance with the phone-duration model (:mod:`aligner.hmm`), or for clips under 0.3 s silence
   detection plus the duration model alone (:mod:`aligner.fallback`); then boundary refinement.
 
-``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed, else ``"pocketsphinx"``;
-any backend failure falls back, so every token is always timed and times are always monotonic.
+``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed and its speech warps onto
+the clip closely (a voice like espeak's; the warp cost is at most :data:`MAX_REFERENCE_COST`),
+else ``"pocketsphinx"``; any backend failure falls back, so every token is always timed and times
+are always monotonic.
 
 >>> import numpy as np
 >>> a = align(np.zeros(16000, np.int16), 16000, "Hello, world!", backend="fallback")
@@ -38,11 +42,17 @@ from .pronounce import token_phones
 from .text import Token, tokenize
 from .timeline import Char, Phone, Word
 
-__all__ = ["BACKENDS", "Alignment", "Timing", "align", "assemble", "time_tokens"]
+__all__ = ["BACKENDS", "MAX_REFERENCE_COST", "Alignment", "Timing", "align", "assemble",
+           "time_tokens"]
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "reference", "pocketsphinx", "fallback")
+#: Above this warp cost (:func:`aligner.reference.reference_spans`) the espeak-ng reference does
+#: not sound like the clip's voice, and ``"auto"`` times the clip with pocketsphinx instead.
+#: Measured on the alignment benchmark: whole espeak-ng clips cost under 2.5, Flite's voices
+#: over 3.4; 1 s stream chunks of espeak-ng speech (cut mid-word) reach 3.4 in 5% of cases.
+MAX_REFERENCE_COST = 3.3
 _SIL = 0.03  # gaps between words at least this long become "sil" phones
 
 
@@ -141,26 +151,24 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
             from .reference import reference_spans
 
             expected = sum(expected_seconds(p) for pr in prons for p in pr)
-            spans, phones = reference_spans(pcm, sample_rate, text, tokens,
-                                            speech_seconds=float(mask.sum()) * HOP,
-                                            expected_seconds=expected)
+            spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
+                                                  speech_seconds=float(mask.sum()) * HOP,
+                                                  expected_seconds=expected)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
-            return Timing(_clamp(spans, duration), "reference", phones)
+            if backend == "reference" or cost <= MAX_REFERENCE_COST:
+                return Timing(_clamp(spans, duration), "reference", phones)
+            log.debug("the reference does not sound like the clip (cost %.2f): pocketsphinx", cost)
         except MissingBackendError:
             if backend == "reference":
                 raise
         except Exception as exc:  # the fallback below always works: never lose a token
             log.warning("reference alignment failed (%s); using the fallback", exc)
     found: list[tuple[float, float] | None] = [None] * len(tokens)
-    if (backend == "pocketsphinx" or (backend == "auto" and not _espeak_installed())) \
-            and duration >= 0.25 and mask.any():
-        try:
-            from .acoustic import acoustic_spans
-
-            found = acoustic_spans(pcm, sample_rate, tokens, prons)
-        except Exception as exc:
-            log.warning("pocketsphinx alignment failed (%s); using the phone-class HMM", exc)
+    if backend in ("pocketsphinx", "auto") and duration >= 0.25 and mask.any():
+        found = _pocketsphinx_spans(pcm, sample_rate, tokens, prons, db)
+        if all(f is not None for f in found):
+            return Timing(_clamp(found, duration), "pocketsphinx")
     from .refine import refine
 
     weights = [sum(expected_seconds(p) for p in pr) or 0.05 for pr in prons]
@@ -182,10 +190,25 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     return Timing(spans, "fallback")
 
 
-def _espeak_installed() -> bool:
-    from .pronounce import _espeak_available
+def _pocketsphinx_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
+                        prons: list[tuple[tuple[str, ...], ...]], db: np.ndarray,
+                        ) -> list[tuple[float, float] | None]:
+    """pocketsphinx's spans with the pauses it stretched words over taken back out (None for
+    the tokens it did not reach, all None when it failed)."""
+    from .acoustic import acoustic_spans
+    from .refine import trim_pauses
 
-    return _espeak_available()
+    try:
+        found = acoustic_spans(pcm, sample_rate, tokens, prons)
+    except Exception as exc:
+        log.warning("pocketsphinx alignment failed (%s); using the phone-class HMM", exc)
+        return [None] * len(tokens)
+    reached = [k for k, f in enumerate(found) if f is not None]
+    trimmed = trim_pauses([found[k] for k in reached], [prons[k] for k in reached], pcm,
+                          sample_rate, db)
+    for k, span in zip(reached, trimmed, strict=True):
+        found[k] = span
+    return found
 
 
 def _pause_after(text: str, tok: Token) -> bool:

@@ -22,21 +22,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fallback import frame_db, speech_threshold
+from .fallback import expected_seconds, frame_db, monotonic_spans, speech_threshold
 
-__all__ = ["refine"]
+__all__ = ["refine", "trim_pauses"]
 
 _FINE = 0.0025  # seconds per fine frame
 _MIN_PAUSE = 0.06  # silences at least this long have edges worth snapping to
+_CLOSURE = 0.03  # seconds of a pause a word starting with a stop keeps (its silent closure)
+_NEAR = 0.0  # a boundary this close before a pause is taken to be at it
+_MIN_WORD = 0.04  # a word with less speech than this outside a pause was put in the pause
+_STOPS = frozenset(["B", "D", "G", "K", "P", "T", "CH", "JH"])  # they start with a closure
 
 
-def _edges(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(onsets, offsets) in seconds of the pauses of at least ``_MIN_PAUSE`` in a fine mask."""
+def _fine_mask(pcm: np.ndarray, sample_rate: int, db: np.ndarray | None) -> np.ndarray | None:
+    """Speech flags on the fine grid, None when the clip has no usable energy threshold."""
+    threshold = speech_threshold(db if db is not None else frame_db(pcm, sample_rate))
+    if not np.isfinite(threshold):
+        return None
+    return frame_db(pcm, sample_rate, hop=_FINE, window=0.005) > threshold
+
+
+def _edges(mask: np.ndarray, outer: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(ends, starts) in seconds of the pauses of at least ``_MIN_PAUSE`` in a fine mask: where
+    each gives way to speech, and where it began. ``outer``: the silence before the first and
+    after the last speech counts whatever its length."""
     m = np.concatenate([[True], mask, [True]]).astype(np.int8)
     d = np.diff(m)
     starts = np.flatnonzero(d == -1)  # first silent frame
     ends = np.flatnonzero(d == 1)  # first speech frame after it
     keep = (ends - starts) * _FINE >= _MIN_PAUSE
+    if outer:
+        keep |= (starts == 0) | (ends == len(mask))
     return ends[keep] * _FINE, starts[keep] * _FINE
 
 
@@ -53,12 +69,9 @@ def refine(spans: list[tuple[float, float]], pcm: np.ndarray, sample_rate: int,
     Returns:
         The refined spans, still monotonic and non-overlapping.
     """
-    if not spans or len(pcm) == 0:
+    fine = _fine_mask(pcm, sample_rate, db) if spans and len(pcm) else None
+    if fine is None:
         return list(spans)
-    threshold = speech_threshold(db if db is not None else frame_db(pcm, sample_rate))
-    if not np.isfinite(threshold):
-        return list(spans)
-    fine = frame_db(pcm, sample_rate, hop=_FINE, window=0.005) > threshold
     onsets, offsets = _edges(fine)
     out = [list(s) for s in spans]
     n = len(out)
@@ -74,4 +87,65 @@ def refine(spans: list[tuple[float, float]], pcm: np.ndarray, sample_rate: int,
         k = np.searchsorted(offsets, e - reach)
         if k < len(offsets) and abs(offsets[k] - e) <= reach and out[i][0] < offsets[k] <= hi:
             out[i][1] = float(offsets[k])
+    return [(a, b) for a, b in out]
+
+
+def trim_pauses(spans: list[tuple[float, float]], prons: list[tuple[tuple[str, ...], ...]],
+                pcm: np.ndarray, sample_rate: int, db: np.ndarray | None = None,
+                ) -> list[tuple[float, float]]:
+    """Take pauses (and the silence before and after the speech) back out of words.
+
+    pocketsphinx aligns without silence fillers (see :mod:`aligner.acoustic`), so a word next to
+    a pause covers it. A word start inside a pause moves to where the speech resumes (a word
+    starting with a stop keeps the last ``_CLOSURE`` of the pause: its closure); a word end
+    inside a pause moves to where the speech stopped. A word pocketsphinx put (nearly: all but
+    ``_MIN_WORD``) inside a pause shares the speech of the next word, in proportion to expected
+    phone durations.
+
+    Args:
+        spans: monotonic (start, end) seconds per word.
+        prons: per word, the phones of each spoken word (:func:`aligner.pronounce.token_phones`).
+        pcm, sample_rate: the clip; db: its 10 ms frame energies, if at hand.
+
+    Returns:
+        The spans, still monotonic, non-overlapping and inside the clip.
+
+    >>> pcm = np.zeros(16000, np.int16); pcm[4000:12000] = 3000   # sound 0.25-0.75 s
+    >>> spans = trim_pauses([(0.0, 0.9)], [(("AH",),)], pcm, 16000)
+    >>> [(round(a, 2), round(b, 2)) for a, b in spans]
+    [(0.25, 0.75)]
+    """
+    fine = _fine_mask(pcm, sample_rate, db) if spans and len(pcm) else None
+    if fine is None:
+        return list(spans)
+    ends, starts = _edges(fine, outer=True)
+    phones = [[p for word in pr for p in word] for pr in prons]
+    out = [list(s) for s in spans]
+    lost = [False] * len(out)  # put in a pause
+    for pa, pb in zip(starts, ends, strict=True):
+        for i, (s, e) in enumerate(out):
+            if pa <= s < pb or (pa - _NEAR <= s < pa and e > pb):
+                lost[i] = e <= pb
+                stop = bool(phones[i]) and phones[i][0] in _STOPS
+                out[i][0] = max(pa, pb - (_CLOSURE if stop else 0.0))
+                out[i][1] = max(e, out[i][0])
+            if (pa < e <= pb or (pa - _NEAR <= e <= pa and i + 1 < len(out)
+                                 and pa - _NEAR <= out[i + 1][0] < pa and out[i + 1][1] > pb)) \
+                    and out[i][0] < pa:
+                out[i][1] = pa
+                lost[i] = pa - out[i][0] < _MIN_WORD
+    out = [list(s) for s in monotonic_spans([(float(a), float(b)) for a, b in out],
+                                            len(pcm) / sample_rate)]
+    i = 0
+    while i < len(out):  # lost words and the word after them share that word's span
+        j = i
+        while j < len(out) - 1 and lost[j]:
+            j += 1
+        if j > i:
+            weights = np.array([expected_seconds(tuple(phones[k])) for k in range(i, j + 1)])
+            a, b = out[i][0], out[j][1]
+            cuts = a + np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (b - a)
+            for k in range(i, j + 1):
+                out[k] = [float(cuts[k - i]), float(cuts[k - i + 1])]
+        i = j + 1
     return [(a, b) for a, b in out]

@@ -15,8 +15,6 @@ diphthongs glide between two shapes, ``P B M`` always close the lips (held for a
 from __future__ import annotations
 
 import bisect
-import functools
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from .timeline import Phone, Timeline
-from .viseme_sets import ARKIT_SHAPES, ARKIT_WEIGHTS, BILABIALS, SETS, VisemeSet, get_set
+from .viseme_phones import METHODS, estimate_phones, pause_after, retime, text_phones
+from .viseme_sets import ARKIT_SHAPES, ARKIT_WEIGHTS, BILABIALS, VisemeSet, get_set
 
 __all__ = [
     "METHODS",
@@ -34,6 +33,8 @@ __all__ = [
     "blendshape_frames",
     "cues",
     "estimate_phones",
+    "pause_after",
+    "retime",
     "text_phones",
     "timeline_cues",
     "timeline_phones",
@@ -276,9 +277,23 @@ def _hold(segs: list[list], min_hold: float) -> list[list]:
     return out
 
 
-def timeline_phones(timeline: Timeline, speaker: str = "agent") -> list[Phone]:
-    """All phones ``speaker`` was heard saying, time-ordered, on the session clock."""
-    out = [p for u in timeline.speaker(speaker) for p in u.phones if p.end > p.start]
+def timeline_phones(timeline: Timeline, speaker: str = "agent", *, retimed: bool = False,
+                    base: str | None = None) -> list[Phone]:
+    """All phones ``speaker`` was heard saying, time-ordered, on the session clock.
+
+    ``retimed``: when the timeline holds the speaker's audio track (in memory, or a file
+    relative to ``base``), the phones of utterances aligned from text (``source`` ``"text"``
+    or ``"recognized"``) are re-timed on it (:func:`retime`), as ``aligner visemes --text``
+    and the live stream do.
+    """
+    track = timeline.track(speaker) if retimed else None
+    pcm = track.load(base) if track is not None else None
+    out = []
+    for u in timeline.speaker(speaker):
+        phones = [p for p in u.phones if p.end > p.start]
+        if pcm is not None and len(pcm) and u.source != "audio":
+            phones = retime(phones, pcm, track.sample_rate, pauses=pause_after(u.text, u.words))
+        out += phones
     out.sort(key=lambda p: p.start)
     return out
 
@@ -288,9 +303,11 @@ def _clears(timeline: Timeline) -> list[float]:
 
 
 def timeline_cues(timeline: Timeline, vset: VisemeSet | str = "oculus", *,
-                  motion: Motion = Motion(), speaker: str = "agent") -> list[Cue]:
-    """Cues for one speaker of ``timeline``, from 0 to its duration, relaxed after each clear."""
-    phones = timeline_phones(timeline, speaker)
+                  motion: Motion = Motion(), speaker: str = "agent", retimed: bool = False,
+                  base: str | None = None) -> list[Cue]:
+    """Cues for one speaker of ``timeline``, from 0 to its duration, relaxed after each clear;
+    ``retimed`` and ``base`` as for :func:`timeline_phones`."""
+    phones = timeline_phones(timeline, speaker, retimed=retimed, base=base)
     end = max([timeline.duration] + [p.end for p in phones])
     return cues(phones, vset, motion=motion, end=end, clears=_clears(timeline))
 
@@ -374,17 +391,26 @@ class VisemeStream:
         self._phones: list[Phone] = []  # recent phones: context for the next cues
         self._last: Any = None  # the viseme emitted last
 
-    def feed(self, phones: Iterable[Phone], final_until: float) -> list[Cue]:
+    def feed(self, phones: Iterable[Phone], final_until: float,
+             audio: tuple[np.ndarray, int] | None = None, audio_start: float = 0.0
+             ) -> list[Cue]:
         """Add aligned phones; return the cues that became final.
 
         Args:
             phones: new phones, in order, each after the ones fed before.
             final_until: no phone will ever start before this time.
+            audio: ``(samples, rate)``, the speaker's audio covering the new phones: they are
+                re-timed on it first (:func:`retime`, as offline). Only the audio around the
+                phones is read, so recent audio is enough.
+            audio_start: the time of the first of those samples on the phones' clock.
 
         Returns:
             The new cues, contiguous with the ones returned before.
         """
-        self._phones.extend(p for p in phones if p.end > self._t)
+        phones = [p for p in phones if p.end > self._t]
+        if audio is not None and phones:
+            phones = retime(phones, audio[0], audio[1], start=audio_start)
+        self._phones.extend(phones)
         # the last cue before final_until may still grow, merge or anticipate the next phone
         limit = final_until - self.motion.lead - self.motion.min_hold
         return self._emit(limit, None)
@@ -430,93 +456,3 @@ class VisemeStream:
         # keep a second of context: merges and holds look at the neighbours
         self._phones = [p for p in self._phones if p.end > self._t - 1.0]
         return out
-
-
-def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = True
-                ) -> list[Phone]:
-    """Phones of audio whose text is known: :func:`aligner.align`, then (``refine``) each
-    phone re-timed on the frame scores of the shipped phone model
-    (:meth:`aligner.viseme_model.PhoneModel.force_align`), which sharpens mouth-shape
-    boundaries.
-
-    Raises:
-        AlignmentError: the aligner cannot work with the input.
-    """
-    from .alignment import align
-
-    phones = list(align(pcm, sample_rate, text).phones)
-    if not refine:
-        return phones
-    from .viseme_model import PhoneModel
-
-    return PhoneModel.load().force_align(pcm, sample_rate, phones)
-
-
-METHODS = ("model", "pocketsphinx")
-
-
-def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "model") -> list[Phone]:
-    """Phones from audio alone, for audio without text (binary audio with alignment off, a
-    Twilio stream, a WAV file).
-
-    Args:
-        pcm: mono int16 samples.
-        sample_rate: their rate (resampled to 16 kHz).
-        method: ``"model"``: the small acoustic phone model shipped with the package
-            (:mod:`aligner.viseme_model`; trained on synthetic voices, fastest);
-            ``"pocketsphinx"``: pocketsphinx phone-loop decoding with its en-us phone LM.
-
-    Returns:
-        ARPAbet phones with times in seconds from the start of ``pcm`` (``"sil"`` pauses).
-
-    Raises:
-        ValueError: unknown method.
-    """
-    if method == "model":
-        from .viseme_model import PhoneModel
-
-        return PhoneModel.load().phones(pcm, sample_rate)
-    if method != "pocketsphinx":
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    from .audio import resample
-
-    if sample_rate != 16000:
-        pcm = resample(np.asarray(pcm, np.int16), sample_rate, 16000)
-    with _DECODER_LOCK:
-        dec = _phone_decoder()
-        dec.start_utt()
-        dec.process_raw(np.ascontiguousarray(pcm, dtype="<i2").tobytes(), full_utt=True)
-        dec.end_utt()
-        segs = [(s.word, s.start_frame, s.end_frame) for s in dec.seg()]
-    from .viseme_model import _QUIET_DB, _frame_db
-
-    level = _frame_db(pcm)
-    out: list[Phone] = []
-    for word, start_frame, end_frame in segs:
-        name = word.upper()
-        name = name if name in SETS["oculus"].mapping else "sil"
-        if level[start_frame:end_frame + 1].max(initial=-200.0) < _QUIET_DB:
-            name = "sil"  # the phone loop hears phones in digital silence
-        s, e = start_frame / 100, (end_frame + 1) / 100
-        if out and out[-1].phone == "sil" == name:
-            out[-1] = Phone("sil", out[-1].start, e)
-        elif e > s:
-            out.append(Phone(name, s, e))
-    return out
-
-
-_DECODER_LOCK = threading.Lock()
-
-
-@functools.lru_cache(maxsize=1)
-def _phone_decoder():
-    """The phone-loop decoder, made on first use (0.4 s: model load) and reused under a lock."""
-    import os
-
-    from pocketsphinx import Config, Decoder, get_model_path
-
-    model = os.path.join(get_model_path(), "en-us")
-    cfg = Config(hmm=os.path.join(model, "en-us"),
-                 allphone=os.path.join(model, "en-us-phone.lm.bin"),
-                 lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
-    return Decoder(cfg)

@@ -1,17 +1,29 @@
-"""Word-boundary accuracy and speed of the aligner against espeak-ng's own word times.
+"""Word-boundary accuracy and speed of the aligner against synthesisers' own word times.
 
-Run: ``python benchmarks/alignment.py`` (``--quick`` for a 16-sentence smoke run).
+Run: ``python benchmarks/alignment.py`` (``--quick`` for a 16-sentence smoke run, ``--limit N``
+for N sentences, ``--voices espeak|other`` for one table, ``--no-pocketsphinx`` to skip the slow
+systems).
 
 Corpus: the sentences below (numbers, money, times, dates, acronyms, names, questions, short and
-long), synthesised with espeak-ng at two voices and two rates.
+long), spoken by two synthesiser families, each measured in its own table:
 
-Ground truth: ``aligner.speech.synthesize`` word times, one per whitespace token (tokens spoken as
-several words, "$42.50", are one). A token *starts* at the earlier of espeak's word event and its
-first phone event, and *ends* where its last phone ends; espeak's pause phones (``_:`` after
-punctuation, ``_`` between sentences) are outside words, so a pause lies between one token's end
-and the next one's start. Every token contributes two boundaries, its start and its end, compared
-as absolute differences in milliseconds, with two adjustments (the figures without them are
-printed too, as "raw"):
+- espeak-ng (formant synthesis) at two voices and two rates (:data:`CONDITIONS`);
+- "other voices": Flite's voices made from recordings of people (:data:`OTHER_CONDITIONS`: the
+  ``kal16`` diphone voice and the ``slt``, ``rms``, ``awb`` statistical parametric voices, two at
+  a faster rate), through ``benchmarks/flite_speech.py``. Needs the Debian package ``libflite1``
+  (``apt-get install libflite1``); without it the table is skipped with the reason printed.
+  MBROLA voices (real diphones driven by espeak-ng) were the first choice, but Debian has them
+  outside ``main`` (non-free), the only component the machines' apt sources list.
+
+Ground truth: the synthesiser's word times, one per whitespace token (tokens spoken as several
+words, "$42.50", are one). For espeak-ng (``aligner.speech.synthesize``) a token *starts* at the
+earlier of espeak's word event and its first phone event, and *ends* where its last phone ends;
+espeak's pause phones (``_:`` after punctuation, ``_`` between sentences) are outside words, so a
+pause lies between one token's end and the next one's start. For Flite a token starts where its
+first segment starts and ends where its last segment ends (Flite's ``pau`` segments are outside
+words). Every token contributes two boundaries, its start and its end, compared as absolute
+differences in milliseconds, with two adjustments (the figures without them are printed too, as
+"raw"):
 
 - espeak's word event for a word starting with a stop ("total") comes at the start of the stop's
   silent closure, while the previous word's last phone runs on until the burst, so the two words
@@ -24,22 +36,31 @@ printed too, as "raw"):
 Systems:
 
 - ``uniform``: tokens spread over the clip in proportion to their character offsets;
-- ``pocketsphinx``: raw pocketsphinx forced alignment (:mod:`aligner.acoustic`, times clipped to
-  the clip), on the tokens it reaches (the others are counted as not aligned and left out of its
-  error figures);
-- ``ours``: :func:`aligner.align` (default backend);
+- ``pocketsphinx``: raw pocketsphinx forced alignment (:func:`aligner.acoustic.acoustic_spans`
+  with ``plain=True``: the whole clip as it is, pocketsphinx's two passes; times clipped to the
+  clip), on the tokens it reaches (the others are counted as not aligned and left out of its
+  error figures). The same peer as before the permissive path learned to cut, dither and trim;
+- ``ours``: :func:`aligner.align` (default backend ``auto``: the espeak-ng reference warp, or
+  pocketsphinx when the reference does not sound like the clip, see
+  :data:`aligner.alignment.MAX_REFERENCE_COST`);
 - ``ours-fallback``: :func:`aligner.align` with ``backend="fallback"`` (the phone-class HMM with
   the duration model; fast, permissive);
 - ``ours-permissive``: :func:`aligner.align` with ``backend="pocketsphinx"``, what ``auto`` does
   without espeak-ng: pocketsphinx where it reaches, the fallback elsewhere, every token timed.
 
+Per stage: the "(reached)" rows compare every system on the tokens raw pocketsphinx reached, so
+the permissive path's own gain is seen apart from the tokens pocketsphinx loses.
+
 Caveat printed with the results: our default backend warps espeak-ng reference speech onto the
-clip, so the reference engine is the same as the one that made the test audio (the voice and the
-rate differ in three of the four conditions; the rate of the reference is estimated from the clip).
+clip, so on the espeak-ng table the reference engine is the same as the one that made the test
+audio (the voice and the rate differ in three of the four conditions; the rate of the reference
+is estimated from the clip). The Flite table is the honest view for other voices.
 Speed is audio seconds per CPU second of this process (``time.process_time``), BLAS limited to one
 thread. Latency: the clips are cut into 1 s chunks (text cut at the character espeak was saying at
 the cut) and fed to :class:`aligner.stream.StreamAligner`; p99 wall and CPU time per ``feed``.
-Phones: for each espeak phone onset, the distance to our nearest phone start (a lip-sync view).
+Phones: for each truth phone onset, the distance to our nearest phone start (a lip-sync view).
+Each table ends with its verdict against the issue's targets, and the permissive path's against
+raw pocketsphinx.
 """
 
 from __future__ import annotations
@@ -231,7 +252,8 @@ def _run_systems(s, tokens, systems: list[str], decoder, scores: _Scores) -> dic
         elif name == "pocketsphinx":
             prons = [token_phones(t.word) for t in tokens]
             try:
-                results[name] = acoustic_spans(s.samples, s.sample_rate, tokens, prons, decoder)
+                results[name] = acoustic_spans(s.samples, s.sample_rate, tokens, prons, decoder,
+                                               plain=True)
             except RuntimeError:  # counted as no token aligned
                 results[name] = [None] * len(tokens)
         else:

@@ -11,7 +11,9 @@
   (``call.blendshapes.json``): ARKit blend-shape weights per frame (option ``fps``, 30).
 
 Common options (constructor keywords): ``speaker`` (default ``"agent"``), ``lead`` and
-``min_hold`` (seconds, see :class:`aligner.visemes.Motion`).
+``min_hold`` (seconds, see :class:`aligner.visemes.Motion`), ``retime`` (default true: when the
+timeline holds the speaker's audio, phones aligned from text are re-timed on it with the shipped
+phone model, :func:`aligner.visemes.retime`; live too, when the fed timeline has the audio).
 
 >>> from aligner.timeline import Phone, Timeline, Utterance
 >>> u = Utterance("agent", 0.1, 0.4, "ma", phones=(Phone("M", 0.1, 0.2), Phone("AA", 0.2, 0.4)))
@@ -33,8 +35,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aligner.timeline import Timeline
-from aligner.visemes import Cue, Motion, VisemeStream, blendshape_frames, timeline_cues
+from aligner.timeline import Phone, Timeline
+from aligner.visemes import (
+    Cue,
+    Motion,
+    VisemeStream,
+    blendshape_frames,
+    pause_after,
+    retime,
+    timeline_cues,
+)
 from aligner.visemes import _clears as _timeline_clears
 
 from . import LiveRenderer, Renderer
@@ -65,9 +75,14 @@ class _VisemeRenderer(Renderer):
     def _speaker(self) -> str:
         return str(self.options.get("speaker", "agent"))
 
-    def _cues(self, timeline: Timeline, vset: str | None = None) -> list[Cue]:
+    def _retimed(self) -> bool:
+        return str(self.options.get("retime", True)).lower() not in ("0", "false", "no")
+
+    def _cues(self, timeline: Timeline, vset: str | None = None,
+              base: Path | None = None) -> list[Cue]:
         return timeline_cues(timeline, vset or self.viseme_set, motion=self._motion(),
-                             speaker=self._speaker())
+                             speaker=self._speaker(), retimed=self._retimed(),
+                             base=str(base) if base is not None else None)
 
 
 class VisemeJsonl(_VisemeRenderer):
@@ -85,12 +100,12 @@ class VisemeJsonl(_VisemeRenderer):
         return str(self.options.get("set", "oculus"))
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        for c in self._cues(timeline, self._set()):
+        for c in self._cues(timeline, self._set(), base):
             fp.write((json.dumps(c.event()) + "\n").encode("utf-8"))
 
     def live(self) -> LiveRenderer:
         return _LiveVisemes(VisemeStream(self._set(), self._motion()), self._speaker(),
-                            lambda c: c.event())
+                            lambda c: c.event(), self._retimed())
 
 
 class PollyMarks(_VisemeRenderer):
@@ -107,7 +122,7 @@ class PollyMarks(_VisemeRenderer):
     viseme_set = "polly"
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        marks = [_polly_viseme(c) for c in self._cues(timeline)]
+        marks = [_polly_viseme(c) for c in self._cues(timeline, base=base)]
         for u in timeline.speaker(self._speaker()):
             raw = u.text.encode("utf-8")
             for w in u.heard_words:
@@ -120,7 +135,8 @@ class PollyMarks(_VisemeRenderer):
             fp.write((json.dumps(m, ensure_ascii=False) + "\n").encode("utf-8"))
 
     def live(self) -> LiveRenderer:
-        return _LiveVisemes(VisemeStream("polly", self._motion()), self._speaker(), _polly_viseme)
+        return _LiveVisemes(VisemeStream("polly", self._motion()), self._speaker(), _polly_viseme,
+                            self._retimed())
 
 
 def _polly_viseme(c: Cue) -> dict[str, Any]:
@@ -159,7 +175,7 @@ class RhubarbJson(_VisemeRenderer):
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
         track = timeline.track(self._speaker())
         sound = self.options.get("sound_file", (track.path if track and track.path else ""))
-        cues = _rhubarb_cues(self._cues(timeline))
+        cues = _rhubarb_cues(self._cues(timeline, base=base))
         duration = cues[-1][1] if cues else timeline.duration
         # the layout Rhubarb itself writes: one cue per line, two decimals
         rows = ",\n".join(f'    {{ "start": {s:.2f}, "end": {e:.2f}, "value": {json.dumps(v)} }}'
@@ -178,7 +194,7 @@ class RhubarbTsv(_VisemeRenderer):
     viseme_set = "rhubarb"
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        cues = _rhubarb_cues(self._cues(timeline))
+        cues = _rhubarb_cues(self._cues(timeline, base=base))
         lines = [f"{s:.2f}\t{v}" for s, _e, v in cues]
         if cues:
             lines.append(f"{cues[-1][1]:.2f}\tX")
@@ -204,7 +220,7 @@ class MohoDat(_VisemeRenderer):
             raise ValueError(f"unknown names {names!r}; expected rhubarb or preston-blair")
         lines = ["MohoSwitch1"]
         frame = 0
-        for c in self._cues(timeline):
+        for c in self._cues(timeline, base=base):
             # 1-based frames; a shape never shares a frame with the one before it
             frame = max(int(round(c.start * fps)) + 1, frame + 1)
             value = PRESTON_BLAIR[c.viseme] if names == "preston-blair" else c.viseme
@@ -213,12 +229,12 @@ class MohoDat(_VisemeRenderer):
 
 
 class _Blendshapes(_VisemeRenderer):
-    def _frames(self, timeline: Timeline):
+    def _frames(self, timeline: Timeline, base: Path | None = None):
         from aligner.viseme_sets import ARKIT_SHAPES
 
         fps = float(self.options.get("fps", 30))
         tween = float(self.options.get("tween", 0.08))
-        cues = self._cues(timeline, "oculus")
+        cues = self._cues(timeline, "oculus", base)
         times, weights = blendshape_frames(cues, fps, tween=tween,
                                            end=max(timeline.duration, cues[-1].end if cues else 0))
         return fps, ARKIT_SHAPES, times, weights
@@ -232,7 +248,7 @@ class BlendshapesCsv(_Blendshapes):
     description = "ARKit blend-shape weights per frame, CSV (fps option, default 30)"
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        _fps, names, times, weights = self._frames(timeline)
+        _fps, names, times, weights = self._frames(timeline, base)
         text = io.StringIO()
         w = csv.writer(text, lineterminator="\n")
         w.writerow(["frame", "time", *names])
@@ -249,26 +265,42 @@ class BlendshapesJson(_Blendshapes):
     description = "ARKit blend-shape weights per frame, JSON (fps option, default 30)"
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        fps, names, _times, weights = self._frames(timeline)
+        fps, names, _times, weights = self._frames(timeline, base)
         doc = {"fps": fps, "names": list(names),
                "frames": [[round(float(x), 3) for x in row] for row in weights]}
         fp.write(json.dumps(doc, separators=(",", ":")).encode("utf-8"))
 
 
 class _LiveVisemes(LiveRenderer):
-    """Feeds the growing timeline's phones and clears to a :class:`VisemeStream`."""
+    """Feeds the growing timeline's phones and clears to a :class:`VisemeStream`.
 
-    def __init__(self, stream: VisemeStream, speaker: str, item) -> None:
+    When the fed timeline holds the speaker's audio track in memory (``session.timeline()``),
+    phones aligned from text are re-timed on it (:func:`aligner.visemes.retime`) as the batch
+    renderers do; a timeline without audio (``session.timeline(audio=False)``) is used as is.
+    """
+
+    def __init__(self, stream: VisemeStream, speaker: str, item, retimed: bool = True) -> None:
         self._stream = stream
         self._speaker = speaker
         self._item = item
+        self._retimed = retimed
         self._seen = 0.0  # phones ending at or before this were fed
         self._last_clear = -1.0
 
+    def _new(self, timeline: Timeline, final_until: float) -> list[Phone]:
+        track = timeline.track(self._speaker) if self._retimed else None
+        pcm = track.samples if track is not None else None
+        new: list[Phone] = []
+        for u in timeline.speaker(self._speaker):
+            got = [p for p in u.phones if p.end > self._seen + _EPS
+                   and p.end <= final_until + _EPS and p.end > p.start]
+            if got and pcm is not None and len(pcm) and u.source != "audio":
+                got = retime(got, pcm, track.sample_rate, pauses=pause_after(u.text, u.words))
+            new += got
+        return sorted(new, key=lambda p: p.start)
+
     def feed(self, timeline: Timeline, final_until: float) -> list[Any]:
-        new = sorted((p for u in timeline.speaker(self._speaker) for p in u.phones
-                      if p.end > self._seen + _EPS and p.end <= final_until + _EPS
-                      and p.end > p.start), key=lambda p: p.start)
+        new = self._new(timeline, final_until)
         out: list[Cue] = []
         for c in _timeline_clears(timeline):
             if self._last_clear < c <= final_until:

@@ -11,11 +11,14 @@ from hypothesis import strategies as st
 
 from aligner.audio import resample
 from aligner.recognize import (
+    RecognitionStream,
     SpeechEnded,
+    SpeechPaused,
     SpeechStarted,
     VoiceActivityDetector,
     recognize,
     recognize_words,
+    sounds_complete,
     word_overlap,
 )
 from aligner.speech import synthesize
@@ -140,3 +143,66 @@ def test_word_overlap():
     assert word_overlap("a b c", "c b a") == pytest.approx(1 / 3)
     assert word_overlap("", "") == 1.0 and word_overlap("", "x") == 0.0
     assert word_overlap("It's fine.", "it's fine") == 1.0
+
+
+def test_vad_reports_pauses_and_can_end_an_utterance_at_one():
+    rate = 16000
+    a, b = _speech("Yes.", rate), _speech("Please.", rate)
+    pcm = _with_silence(np.concatenate([a, np.zeros(int(0.35 * rate), np.int16), b]), rate,
+                        0.5, 1.0)
+    events = _feed(VoiceActivityDetector(rate, hangover=0.6, pause=0.2), pcm, 320)
+    # the 350 ms gap is a pause, not an end; so is the start of the final silence
+    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, SpeechPaused, SpeechEnded]
+    assert events[1].start == events[2].start == events[3].start
+    assert events[1].end < events[2].end == events[3].end
+    # ending at the pause gives the same utterance, at once, and only during the pause
+    vad = VoiceActivityDetector(rate, hangover=0.6, pause=0.2)
+    assert vad.end_utterance() is None
+    for i in range(0, len(pcm), 320):
+        for event in vad.feed(pcm[i:i + 320]):
+            if isinstance(event, SpeechPaused) and event.end == events[2].end:
+                assert vad.paused_at == event.end
+                assert vad.end_utterance() == events[3]
+                assert not vad.in_speech and vad.paused_at is None
+                assert vad.end_utterance() is None
+    with pytest.raises(ValueError):
+        VoiceActivityDetector(rate, hangover=0.6, pause=0.6)
+
+
+def _stream(text: str, rate: int, cmn: str | None = None, piece: int = 480) -> RecognitionStream:
+    stream = RecognitionStream(rate, LINES, cmn)
+    pcm = _with_silence(_speech(text, rate), rate, 0.2, 0.2)
+    for i in range(0, len(pcm), piece):
+        stream.feed(pcm[i:i + piece])
+    return stream
+
+
+def test_stream_hears_hinted_sentences_while_they_are_spoken():
+    rate = 24000
+    warm = _stream(LINES[0], rate)  # as on a caller's line: the mean of a previous utterance
+    warm.finish()
+    cmn = warm.cmn
+    for line in LINES:
+        stream = _stream(line, rate, cmn)
+        heard = stream.hypothesis()  # before the end: what the endpointer asks at a pause
+        words = stream.finish()
+        cmn = stream.cmn  # the caller's next utterance starts from this one's mean
+        assert sounds_complete(heard, LINES), (line, heard)
+        assert " ".join(w.word for w in words) == heard  # the final words: the same decode
+        assert all(0.1 <= w.start < w.end <= 0.2 + len(_speech(line, rate)) / rate + 0.25
+                   for w in words)
+        assert [w.start for w in words] == sorted(w.start for w in words)
+    unfinished = _stream("I would like to", rate, cmn)
+    assert not sounds_complete(unfinished.hypothesis(), LINES)
+    unfinished.close()
+    with pytest.raises(ValueError):
+        unfinished.feed(np.zeros(100, np.int16))
+
+
+def test_sounds_complete():
+    assert sounds_complete("yes please") and sounds_complete("Thank you.")
+    assert not sounds_complete("") and not sounds_complete("i would like to")
+    assert not sounds_complete("a table and") and not sounds_complete("so um")
+    assert sounds_complete("The window table at seven, please!", LINES)
+    assert not sounds_complete("the window table", LINES)
+    assert not sounds_complete("yes please", LINES)  # hints: only a whole hinted sentence

@@ -191,3 +191,38 @@ def test_chunk_events_stay_contiguous_across_flush_and_restart_after_clear():
     assert [e["index"] for e in again] == [4, 5]  # indexes stay unique across a clear
     assert all(abs(a["start_sample"] - b["start_sample"]) < 0.01 * 22050  # the clock restarts
                for a, b in zip(again, before, strict=True))
+
+
+def test_word_events_carry_the_written_text_and_their_utterance():
+    from aligner.service.lipsync import ChunkEvents
+
+    ce = ChunkEvents(16000, "s16le", backend="fallback")
+    quiet = np.zeros(16000, np.int16).tobytes()
+    first = [e for e in ce.align_now(quiet, "How can I help you today?", 0)
+             if e["event_type"] == "word"]
+    second = [e for e in ce.align_now(quiet, "Of course.", 1) if e["event_type"] == "word"]
+    assert [e["text"] for e in first][-1] == "today?"
+    assert [(e["word"], e["text"], e["utterance"]) for e in second] == [
+        ("Of", "Of", 1), ("course", "course.", 1)]
+    assert {e["utterance"] for e in first} == {0}
+    # a new utterance never continues the last word of the previous one
+    assert all(e["index"] > first[-1]["index"] for e in second)
+
+
+async def test_recorder_never_waits_for_the_capture_and_keeps_every_frame(tmp_path):
+    from aligner.capture import CaptureWriter, read
+    from aligner.service.recorder import CallRecorder
+
+    opening = asyncio.get_running_loop().create_future()  # the capture is still being opened
+    rec = CallRecorder(opening, interval=0.01)
+    rec.write(0.1, "in", b"\x01\x00" * 10)  # returns at once: no file work on the event loop
+    rec.write(0.2, "out", "ping")
+    await asyncio.sleep(0.05)  # the batch task runs and waits for the capture, not the caller
+    opening.set_result(CaptureWriter(tmp_path / "cap", {"audio_encoding": "s16le",
+                                                        "sample_rate": 16000}))
+    rec.write(0.3, "in", "clear")
+    rec.write_close(0.4, 1000, "bye", "client")
+    assert await rec.close() is not None
+    cap = read(tmp_path / "cap")
+    assert [(s.t, s.direction) for s in cap.events()] == [(0.1, "in"), (0.2, "out"), (0.3, "in")]
+    assert cap.close.reason == "bye"

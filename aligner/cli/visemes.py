@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lead", type=float, default=0.06,
                         help="coarticulation lead in seconds: shapes start this early (0.06)")
     parser.add_argument("--min-hold", type=float, default=0.04,
-                        help="shortest shape in seconds; shorter ones merge (0.04)")
+                        help="shortest shape in seconds; a shorter one is dropped and the "
+                             "shape before it held (0.04)")
     parser.add_argument("--no-refine", action="store_true",
                         help="with text: keep the aligner's phone times (default: re-time them "
                              "on the shipped phone model)")

@@ -19,6 +19,7 @@ server instead (correct, but its decoding then competes with the event loop for 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import multiprocessing
@@ -39,12 +40,132 @@ __all__ = ["Listener", "ListenerStream"]
 log = logging.getLogger(__name__)
 
 
-def _serve(conn, hints: list[str] | None, parent: int | None) -> None:
-    """A worker's loop: messages are lists of ``(op, stream id, ...)``; answers ``(req, value)``.
+_SLICE_S = 0.2  # audio decoded for one stream before looking at the others again
 
-    ``open`` (id, caller, rate), ``feed`` (id, bytes), ``hyp`` (id, req), ``finish`` (id, req),
-    ``close`` (id), ``forget`` (caller): the caller's cepstral mean is dropped."""
-    if parent is not None:  # a process: exit when the server is gone
+
+class _Live:
+    """A stream in a worker: its audio not decoded yet, and the answers it is owed."""
+
+    __slots__ = ("caller", "stream", "audio", "asks")
+
+    def __init__(self, caller: str, stream: RecognitionStream) -> None:
+        self.caller, self.stream = caller, stream
+        self.audio: collections.deque[np.ndarray] = collections.deque()
+        self.asks: list[tuple[str, int]] = []  # (op, req)
+
+    def decode(self, seconds: float | None = None) -> None:
+        """Decode the audio queued (at most about ``seconds`` of it)."""
+        limit = None if seconds is None else seconds * self.stream.sample_rate
+        done = 0
+        while self.audio and (limit is None or done < limit):
+            pcm = self.audio.popleft()
+            self.stream.feed(pcm)
+            done += len(pcm)
+
+
+class _Ear:
+    """A worker's state (sans-I/O but for ``send``): the live streams of its calls.
+
+    Answers come first: a stream asked for its words has its queued audio decoded at once,
+    oldest request first. In between, queued audio is decoded in slices of 0.2 s, the oldest
+    utterance first (the one likely to pause first): when the worker cannot keep up, the
+    utterances it took first stay in real time and get quick answers, and the later ones wait
+    (their turns then end on the long path) instead of all falling behind together.
+
+    A caller's utterance starts from the cepstral mean its previous one left; a new caller's
+    from the mean this worker's last utterance left (pocketsphinx's own default for one audio
+    source); only a worker's very first utterance starts from the model's initial mean."""
+
+    def __init__(self, hints: list[str] | None, send) -> None:
+        self.hints, self.send = hints, send
+        self.streams: dict[int, _Live] = {}
+        self.means: dict[str, str] = {}  # caller -> cepstral mean its last utterance left
+        self.last_mean: str | None = None  # the mean of the last utterance, any caller
+        self.urgent: collections.deque[int] = collections.deque()
+
+    def receive(self, batch: list[tuple]) -> None:
+        """Take a batch of messages ``(op, key, ...)``."""
+        for op, key, *args in batch:
+            if op == "forget":
+                self.means.pop(key, None)
+            elif op == "open":
+                caller, rate = args
+                try:
+                    stream = RecognitionStream(rate, self.hints,
+                                               self.means.get(caller, self.last_mean))
+                except Exception:
+                    log.exception("recognition worker: cannot open a stream")
+                else:
+                    self.streams[key] = _Live(caller, stream)
+            elif key not in self.streams:  # failed to open, or lost with a previous worker
+                if op in ("hyp", "finish"):
+                    self.send((args[0], KeyError(f"no recognition stream {key}")))
+            elif op == "feed":
+                self.streams[key].audio.append(np.frombuffer(args[0], np.int16))
+            elif op in ("hyp", "finish"):
+                self.streams[key].asks.append((op, args[0]))
+                self.urgent.append(key)
+            elif op == "close":
+                self.streams.pop(key).stream.close()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.urgent) or any(live.audio for live in self.streams.values())
+
+    def work(self) -> None:
+        """Do the next piece of work: an answer, else a slice of audio."""
+        if self.urgent:
+            key = self.urgent.popleft()
+            live = self.streams.get(key)
+            if live is not None and live.asks:
+                self._answer(key, live)
+            return
+        live = next((x for x in self.streams.values() if x.audio), None)  # oldest: dict order
+        if live is not None:
+            self._guarded(live, None, lambda: live.decode(_SLICE_S))
+
+    def _answer(self, key: int, live: _Live) -> None:
+        op, req = live.asks.pop(0)
+        if op == "hyp":
+            def hypothesis() -> None:
+                live.decode()
+                self.send((req, live.stream.hypothesis()))
+
+            self._guarded(live, req, hypothesis)
+            return
+        del self.streams[key]
+
+        def finish() -> None:
+            live.decode()
+            words = live.stream.finish()
+            self.means[live.caller] = self.last_mean = live.stream.cmn
+            self.send((req, [(w.word, w.start, w.end) for w in words]))
+
+        self._guarded(live, req, finish)
+
+    def _guarded(self, live: _Live, req: int | None, action) -> None:
+        """Run ``action``; if it fails, drop the stream and fail what it was asked."""
+        try:
+            action()
+        except Exception as exc:  # one bad stream must not stop the others
+            log.exception("recognition worker: a stream failed")
+            for key, other in list(self.streams.items()):
+                if other is live:
+                    del self.streams[key]
+            live.stream.close()
+            for _, pending in live.asks + ([("", req)] if req is not None else []):
+                self.send((pending, exc))
+            live.asks.clear()
+
+
+def _serve(conn, hints: list[str] | None, parent: int | None) -> None:
+    """A worker's loop: messages are lists of ``(op, stream key, ...)``; answers ``(req, value)``.
+
+    ``open`` (key, caller, rate), ``feed`` (key, bytes), ``hyp`` (key, req), ``finish`` (key,
+    req), ``close`` (key), ``forget`` (caller): the caller's cepstral mean is dropped."""
+    if parent is not None:  # a process: below the server's priority; exit with it
+        os.nice(10)
+
         def watch() -> None:
             while os.getppid() == parent:
                 time.sleep(1.0)
@@ -53,48 +174,14 @@ def _serve(conn, hints: list[str] | None, parent: int | None) -> None:
         threading.Thread(target=watch, daemon=True, name="parent-watch").start()
     RecognitionStream(RECOGNITION_RATE, hints).close()  # load a decoder now, not mid-call
     conn.send((None, "ready"))
-    streams: dict[int, tuple[str, RecognitionStream]] = {}
-    means: dict[str, str] = {}  # caller -> cepstral mean its last utterance left
+    ear = _Ear(hints, conn.send)
     while True:
         try:
-            batch = conn.recv()
+            while not ear.busy or conn.poll(0):
+                ear.receive(conn.recv())
         except (EOFError, OSError):
             return
-        for op, key, *args in batch:
-            if op == "forget":
-                means.pop(key, None)
-                continue
-            if op == "open":
-                caller, rate = args
-                try:
-                    streams[key] = (caller, RecognitionStream(rate, hints, means.get(caller)))
-                except Exception:
-                    log.exception("recognition worker: cannot open a stream")
-                continue
-            entry = streams.get(key)
-            try:
-                if entry is None:  # failed to open, or lost with a previous worker
-                    raise KeyError(f"no recognition stream {key}")
-                caller, stream = entry
-                if op == "feed":
-                    stream.feed(np.frombuffer(args[0], np.int16))
-                elif op == "hyp":
-                    conn.send((args[0], stream.hypothesis()))
-                elif op == "finish":
-                    del streams[key]
-                    words = stream.finish()
-                    means[caller] = stream.cmn
-                    conn.send((args[0], [(w.word, w.start, w.end) for w in words]))
-                elif op == "close":
-                    del streams[key]
-                    stream.close()
-            except Exception as exc:  # one bad stream must not stop the others
-                if entry is not None:
-                    log.exception("recognition worker: %s on stream %s failed", op, key)
-                    streams.pop(key, None)
-                    entry[1].close()
-                if op in ("hyp", "finish"):
-                    conn.send((args[0], exc))
+        ear.work()
 
 
 class _Worker:

@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["CallOptions", "Limits", "ProxyStats", "TokenBucket"]
 
 _TRUE = ("1", "true", "yes", "on")
-_WINDOWS = ("latency", "loop_lag", "playback_delay")  # ProxyStats' sample windows
+_WINDOWS = ("latency", "latency_in_call", "loop_lag", "playback_delay")  # ProxyStats' sample windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,8 @@ class TokenBucket:
 class ProxyStats:
     """Service-wide counters, shown by ``/stats``; ``latency`` keeps the last 200,000 samples of
     added latency (seconds from an upstream frame's bytes read from the socket to the front-end
-    frame handed to its socket), ``loop_lag`` the last 100,000 lateness samples of a 10 ms
+    frame handed to its socket), ``latency_in_call`` the same for frames sent after their call's
+    first agent audio (no call-setup work of other calls in the way), ``loop_lag`` the last 100,000 lateness samples of a 10 ms
     event-loop timer (how long any ready callback may wait for the loop), ``playback_delay``
     per lip-sync chunk how long holding it for its alignment delayed the page's playback."""
 
@@ -104,13 +105,16 @@ class ProxyStats:
     send_failures: int = 0
     late_chunks: int = 0
     latency: deque = field(default_factory=lambda: deque(maxlen=200_000))
+    latency_in_call: deque = field(default_factory=lambda: deque(maxlen=200_000))
     loop_lag: deque = field(default_factory=lambda: deque(maxlen=100_000))
     playback_delay: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
     def percentiles(self) -> dict[str, float | None]:
-        """p50/p90/p99/max of the added latency, p99/max of the loop lag and p50/p99/max of the
-        lip-sync playback delay, in milliseconds."""
+        """p50/p90/p99/max of the added latency (all frames, and ``in_call_``: after the call's
+        first agent audio), p99/max of the loop lag and p50/p99/max of the lip-sync playback
+        delay, in milliseconds."""
         return {**_percentiles(self.latency, "", (0.5, 0.9, 0.99)),
+                **_percentiles(self.latency_in_call, "in_call_", (0.5, 0.99)),
                 **_percentiles(self.loop_lag, "loop_lag_", (0.99,)),
                 **_percentiles(self.playback_delay, "playback_delay_", (0.5, 0.99))}
 

@@ -145,7 +145,7 @@ class ProxyCall:
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed_by = ""
-        self.timings: dict[str, float] = {}  # call setup: upstream connected, first frame sent
+        self.timings: dict[str, float] = {}  # call setup: upstream connected, first audio sent
         self._arrivals: deque[float] | None = None
         self.counts = {"mic_frames": 0, "agent_frames": 0, "agent_samples": 0, "cleared": 0,
                        "rate_limited": 0, "malformed": 0, "events": 0,
@@ -395,6 +395,8 @@ class ProxyCall:
             nbytes / self.bytes_per_sample / self.sample_rate)
 
     def _delivered(self, nbytes: int) -> None:
+        if not self.delivered_samples:
+            self.timings["first_agent_audio_ms"] = round(1000 * self.now(), 1)
         samples = nbytes // self.bytes_per_sample
         self.delivered_samples += samples
         self.counts["agent_frames"] += 1
@@ -413,15 +415,17 @@ class ProxyCall:
             self.stats.send_failures += 1
             return False
         if t_in is not None:
-            self.stats.latency.append(time.perf_counter() - t_in)
-            if "first_agent_frame_ms" not in self.timings:
-                self.timings["first_agent_frame_ms"] = round(1000 * self.now(), 1)
+            latency = time.perf_counter() - t_in
+            self.stats.latency.append(latency)
+            if self.delivered_samples:  # past the call's start (its first agent audio)
+                self.stats.latency_in_call.append(latency)
         self.stats.frames_down += 1
         return True
 
     async def _clear(self, payload: str | bytes, t_in: float) -> None:
         """``clear`` overtakes queued frames: queued agent audio is dropped, the rest goes first."""
         self.generation += 1
+        self._page_dry_at = min(self._page_dry_at, self.now())  # the page's queue is emptied
         if self._outq is not None:
             keep = []
             while not self._outq.empty():
@@ -446,30 +450,34 @@ class ProxyCall:
     async def _send_ordered(self) -> None:
         """The lip-sync sender: for each chunk, its word/viseme events, then its audio.
 
-        A chunk's audio waits for its alignment at most ``limits.align_budget`` seconds after it
-        arrived; a slower alignment (a cold start, an overloaded machine) lets the audio go first
-        and its events follow as soon as they are ready, marked ``"late": true``.
+        A chunk's audio waits for its alignment as long as the page still has earlier audio to
+        play (a model of its queue: audio plays back-to-back from when it was sent), so the wait
+        costs nothing audible; when the page has nothing left (the first chunk of an utterance)
+        at most ``limits.align_budget`` seconds after the chunk arrived. A slower alignment (a
+        cold start, an overloaded machine) lets the audio go first and its events follow as
+        soon as they are ready, marked ``"late": true``.
         """
-        late: deque = deque()  # (alignment task, sample offset, generation), in chunk order
+        # [alignment task, sample offset, generation, audio sent], in chunk order
+        pending: deque[list] = deque()
         try:
-            await self._send_ordered_loop(late)
+            await self._send_ordered_loop(pending)
         finally:
-            for task, _, _ in late:
-                task.cancel()
+            for entry in pending:
+                entry[0].cancel()
 
-    async def _send_ordered_loop(self, late: deque) -> None:
+    async def _send_ordered_loop(self, pending: deque[list]) -> None:
         lipsync = self.lipsync
         while True:
-            if not await self._send_late(late):
+            if not await self._send_aligned(pending):
                 return
-            if lipsync.pending_tail and not late and not lipsync.busy and self._outq.empty():
+            if lipsync.pending_tail and not pending and not lipsync.busy and self._outq.empty():
                 try:  # no chunk follows yet: the held-back cues go out after a short wait
                     item = await asyncio.wait_for(self._outq.get(), _TAIL_WAIT)
                 except TimeoutError:
                     if not await self._send_events(await lipsync.flush(), self.delivered_samples):
                         return
                     continue
-            elif late:
+            elif pending:
                 try:
                     item = await asyncio.wait_for(self._outq.get(), _TAIL_WAIT)
                 except TimeoutError:
@@ -477,10 +485,10 @@ class ProxyCall:
             else:
                 item = await self._outq.get()
             if item is None:
-                for task, _, _ in late:
+                for entry in pending:
                     with contextlib.suppress(Exception):
-                        await task
-                await self._send_late(late)
+                        await entry[0]
+                await self._send_aligned(pending)
                 if lipsync.pending_tail and not lipsync.busy:
                     await self._send_events(await lipsync.flush(), self.delivered_samples)
                 return
@@ -494,24 +502,24 @@ class ProxyCall:
             # least align_budget
             slack = self._page_dry_at - self.now() - _PLAYBACK_MARGIN
             budget = max(self.limits.align_budget, slack) - (time.perf_counter() - t_in)
-            events: list[dict[str, Any]] = []
-            if late:  # earlier events are still late: keep order, do not wait for this one
-                late.append((task, offset, generation))
-            else:
-                try:
-                    events = await asyncio.wait_for(asyncio.shield(task), max(budget, 0.001))
-                except TimeoutError:
-                    late.append((task, offset, generation))
-                    self.counts["late_chunks"] += 1
-                    self.stats.late_chunks += 1
-                except Exception:  # alignment must never cost the call its audio
-                    log.exception("alignment failed call_id=%s", self.call_id)
+            entry = [task, offset, generation, False]
+            pending.append(entry)
+            try:  # alignments finish in chunk order: this one last
+                await asyncio.wait_for(asyncio.shield(task), max(budget, 0.001))
+            except TimeoutError:
+                self.counts["late_chunks"] += 1
+                self.stats.late_chunks += 1
+            except Exception:  # alignment must never cost the call its audio (logged below)
+                pass
+            if not await self._send_aligned(pending):
+                return
             if generation != self.generation:  # cleared while aligning: never delivered
                 self.counts["cleared"] += 1
                 self.stats.frames_cleared += 1
                 continue
-            if not await self._send_events(events, offset) or not await self._send(out, t_in):
+            if not await self._send(out, t_in):
                 return
+            entry[3] = True  # its events, if still to come, are late
             self._delivered(len(audio))
             self._page_played(len(audio), t_in)
 
@@ -545,16 +553,19 @@ class ProxyCall:
                 self._publish({**ev, "start_sample": ev["start_sample"] + offset,
                                "end_sample": ev["end_sample"] + offset})
 
-    async def _send_late(self, late: deque) -> bool:
-        """Send the events of late alignments that have finished, in chunk order."""
-        while late and late[0][0].done():
-            task, offset, generation = late.popleft()
+    async def _send_aligned(self, pending: deque[list]) -> bool:
+        """Send the events of the alignments that have finished, in chunk order; those of a
+        chunk whose audio went first are marked ``"late": true``."""
+        while pending and pending[0][0].done():
+            task, offset, generation, audio_sent = pending.popleft()
             if task.cancelled() or task.exception() is not None:
                 log.warning("alignment failed call_id=%s: %r", self.call_id,
                             None if task.cancelled() else task.exception())
                 continue
             if generation == self.generation:
-                events = [{**ev, "late": True} for ev in task.result()]
+                events = task.result()
+                if audio_sent:
+                    events = [{**ev, "late": True} for ev in events]
                 if not await self._send_events(events, offset):
                     return False
         return True

@@ -1,0 +1,180 @@
+"""Phones for visemes from audio: re-timed on the shipped phone model, or recognised from sound.
+
+:func:`text_phones` aligns audio with its text (:func:`aligner.align`) and re-times every phone
+on the frame scores of :class:`aligner.viseme_model.PhoneModel`; :func:`retime` does the same for
+phones already aligned (a recorded timeline with its audio, or live chunk by chunk), and
+:func:`estimate_phones` recognises phones from audio alone (no text). :mod:`aligner.visemes`
+turns them into mouth shapes.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Collection, Sequence
+
+import numpy as np
+
+from .timeline import Phone, Word
+from .viseme_sets import SETS
+
+__all__ = ["METHODS", "estimate_phones", "pause_after", "retime", "text_phones"]
+
+_EPS = 1e-9
+
+
+def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start: float = 0.0,
+           pauses: Collection[int] = (), context: float = 0.5) -> list[Phone]:
+    """``phones`` re-timed on their audio with the shipped phone model, stretch by stretch.
+
+    Each stretch of phones without a gap between them keeps its first start and last end (the
+    aligner's word edges are accurate) and is re-timed inside on the frame scores of
+    :meth:`aligner.viseme_model.PhoneModel.force_align`, with ``context`` seconds of audio on
+    each side for the features. Pure and local: the same phones re-time the same way whether
+    they come all at once (a recorded timeline) or chunk by chunk (live).
+
+    Args:
+        phones: time-ordered phones, on a clock where ``pcm`` starts at ``start``.
+        pcm: mono int16 samples covering them (silence elsewhere is fine).
+        sample_rate: their rate.
+        start: the time of ``pcm``'s first sample (a live caller keeps only recent audio).
+        pauses: word indexes after which the text allows a pause (:func:`pause_after`).
+        context: seconds of audio around each stretch seen by the features.
+
+    Returns:
+        The phones with new times; stretches not inside the audio keep theirs.
+    """
+    from .viseme_model import PhoneModel
+
+    model = PhoneModel.load()
+    out: list[Phone] = []
+    total = len(pcm) / sample_rate
+    for run in _stretches(phones):
+        a, b = run[0].start - start, run[-1].end - start
+        if a < -_EPS or b > total + _EPS:
+            out += run
+            continue
+        run = [Phone(p.phone, p.start - start, p.end - start, p.word_index) for p in run]
+        w0 = max(0.0, a - context)
+        window = pcm[int(round(w0 * sample_rate)):int(round(min(total, b + context)
+                                                               * sample_rate))]
+        got = model.force_align(window, sample_rate, run, span=(a - w0, b - w0), pauses=pauses)
+        out += [Phone(p.phone, p.start + w0 + start, p.end + w0 + start, p.word_index)
+                for p in got]
+    return out
+
+
+def pause_after(text: str, words: Sequence[Word]) -> set[int]:
+    """Indexes of the ``words`` (with ``char_start``/``char_end`` into ``text``) followed by
+    punctuation, where a speaker may pause even if the aligner heard none."""
+    return {i for i in range(len(words) - 1)
+            if _PUNCTUATION.search(text[words[i].char_end:words[i + 1].char_start])}
+
+
+_PUNCTUATION = re.compile(r"[,;:.!?()\u2013\u2014-]")
+
+
+def _stretches(phones: Sequence[Phone]) -> list[list[Phone]]:
+    """Runs of phones with no gap between neighbours."""
+    runs: list[list[Phone]] = []
+    for p in phones:
+        if p.end <= p.start:
+            continue
+        if runs and p.start <= runs[-1][-1].end + 1e-3:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
+
+
+def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = True
+                ) -> list[Phone]:
+    """Phones of audio whose text is known: :func:`aligner.align`, then (``refine``) each
+    phone re-timed on the frame scores of the shipped phone model
+    (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at punctuation),
+    which sharpens mouth-shape boundaries.
+
+    Raises:
+        AlignmentError: the aligner cannot work with the input.
+    """
+    from .alignment import align
+
+    result = align(pcm, sample_rate, text)
+    phones = list(result.phones)
+    if not refine:
+        return phones
+    from .viseme_model import PhoneModel
+
+    return PhoneModel.load().force_align(pcm, sample_rate, phones,
+                                         pauses=pause_after(text, result.words))
+
+
+METHODS = ("model", "pocketsphinx")
+
+
+def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "model") -> list[Phone]:
+    """Phones from audio alone, for audio without text (binary audio with alignment off, a
+    Twilio stream, a WAV file).
+
+    Args:
+        pcm: mono int16 samples.
+        sample_rate: their rate (resampled to 16 kHz).
+        method: ``"model"``: the small acoustic phone model shipped with the package
+            (:mod:`aligner.viseme_model`; trained on synthetic voices, fastest);
+            ``"pocketsphinx"``: pocketsphinx phone-loop decoding with its en-us phone LM.
+
+    Returns:
+        ARPAbet phones with times in seconds from the start of ``pcm`` (``"sil"`` pauses).
+
+    Raises:
+        ValueError: unknown method.
+    """
+    if method == "model":
+        from .viseme_model import PhoneModel
+
+        return PhoneModel.load().phones(pcm, sample_rate)
+    if method != "pocketsphinx":
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    from .audio import resample
+
+    if sample_rate != 16000:
+        pcm = resample(np.asarray(pcm, np.int16), sample_rate, 16000)
+    with _DECODER_LOCK:
+        dec = _phone_decoder()
+        dec.start_utt()
+        dec.process_raw(np.ascontiguousarray(pcm, dtype="<i2").tobytes(), full_utt=True)
+        dec.end_utt()
+        segs = [(s.word, s.start_frame, s.end_frame) for s in dec.seg()]
+    from .viseme_model import _QUIET_DB, _frame_db
+
+    level = _frame_db(pcm)
+    out: list[Phone] = []
+    for word, start_frame, end_frame in segs:
+        name = word.upper()
+        name = name if name in SETS["oculus"].mapping else "sil"
+        if level[start_frame:end_frame + 1].max(initial=-200.0) < _QUIET_DB:
+            name = "sil"  # the phone loop hears phones in digital silence
+        s, e = start_frame / 100, (end_frame + 1) / 100
+        if out and out[-1].phone == "sil" == name:
+            out[-1] = Phone("sil", out[-1].start, e)
+        elif e > s:
+            out.append(Phone(name, s, e))
+    return out
+
+
+_DECODER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _phone_decoder():
+    """The phone-loop decoder, made on first use (0.4 s: model load) and reused under a lock."""
+    import os
+
+    from pocketsphinx import Config, Decoder, get_model_path
+
+    model = os.path.join(get_model_path(), "en-us")
+    cfg = Config(hmm=os.path.join(model, "en-us"),
+                 allphone=os.path.join(model, "en-us-phone.lm.bin"),
+                 lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
+    return Decoder(cfg)

@@ -1,0 +1,87 @@
+"""Backend choice and the permissive path: pause trimming, dithered pocketsphinx, the cost gate."""
+
+import numpy as np
+
+from aligner import align
+from aligner.acoustic import acoustic_spans
+from aligner.alignment import MAX_REFERENCE_COST
+from aligner.pronounce import token_phones
+from aligner.reference import reference_spans
+from aligner.refine import trim_pauses
+from aligner.speech import synthesize
+from aligner.text import tokenize
+
+TEXT = "Hello there, how are you doing today?"
+
+
+def _padded(text, seconds=0.4):
+    """espeak-ng speech with ``seconds`` of digital silence on both sides, and its word times."""
+    s = synthesize(text, "en-us", 150)
+    pad = np.zeros(int(seconds * s.sample_rate), np.int16)
+    words = [(seconds + w.start, seconds + w.end) for w in s.words]
+    return np.concatenate([pad, s.samples, pad]), s.sample_rate, words
+
+
+def test_trim_pauses_takes_silence_out_of_words_and_keeps_a_stops_closure():
+    pcm = np.zeros(16000, np.int16)
+    pcm[4000:7200] = 3000  # speech 0.25-0.45 s, a pause, speech 0.6-0.75 s
+    pcm[9600:12000] = 3000
+    prons = [token_phones("hello"), token_phones("today")]
+    spans = trim_pauses([(0.0, 0.55), (0.55, 0.9)], prons, pcm, 16000)
+    (a0, a1), (b0, b1) = spans
+    assert abs(a0 - 0.25) < 0.01 and abs(a1 - 0.45) < 0.01
+    assert abs(b0 - 0.57) < 0.01  # "today" starts with T: it keeps 30 ms of closure
+    assert abs(b1 - 0.75) < 0.01
+    # A word placed wholly in a pause shares the speech of the next word, in order.
+    lost = trim_pauses([(0.0, 0.45), (0.46, 0.5), (0.5, 0.9)],
+                       [token_phones("hello"), token_phones("oh"), token_phones("away")],
+                       pcm, 16000)
+    assert 0.6 - 1e-9 <= lost[1][0] < lost[1][1] <= lost[2][0] < lost[2][1]
+
+
+def test_pauses_are_taken_back_out_of_pocketsphinx_words():
+    pcm, rate, truth = _padded(TEXT)
+    tokens = tokenize(TEXT)
+    prons = [token_phones(t.word) for t in tokens]
+    raw = acoustic_spans(pcm, rate, tokens, prons, plain=True)
+    assert all(r is not None for r in raw)
+    assert raw[0][0] < 0.2 and raw[-1][1] > truth[-1][1] + 0.2  # words cover the silence
+    trimmed = trim_pauses(raw, prons, pcm, rate)
+    assert abs(trimmed[0][0] - truth[0][0]) < 0.03
+    assert abs(trimmed[-1][1] - truth[-1][1]) < 0.03
+    err = [abs(a - b) for sp, g in ((raw, truth), (trimmed, truth))
+           for x, y in zip(sp, g, strict=True) for a, b in zip(x, y, strict=True)]
+    half = len(err) // 2
+    assert np.mean(err[half:]) < np.mean(err[:half]) / 2
+    assert all(a <= b <= c for (a, b), (c, _) in zip(trimmed, trimmed[1:], strict=False))
+    # The permissive backend does all of it: cut, dither, align, trim.
+    result = align(pcm, rate, TEXT, backend="pocketsphinx")
+    assert result.backend == "pocketsphinx"
+    ours = np.abs(np.array([(w.start, w.end) for w in result.words]) - truth)
+    assert np.median(ours) < 0.02 and np.mean(ours) < np.mean(err[:half]) / 2
+
+
+def test_dithered_pocketsphinx_aligns_a_clip_the_same_way_every_time():  # seeded noise
+    pcm, rate, _ = _padded(TEXT, 0.1)
+    tokens = tokenize(TEXT)
+    prons = [token_phones(t.word) for t in tokens]
+    first = acoustic_spans(pcm, rate, tokens, prons)
+    assert acoustic_spans(pcm, rate, tokens, prons) == first
+
+
+def test_a_voice_unlike_espeaks_is_timed_by_pocketsphinx():
+    s = synthesize(TEXT, "en-us", 150)
+    tokens = tokenize(TEXT)
+    _, _, cost = reference_spans(s.samples, s.sample_rate, TEXT, tokens)
+    assert cost <= MAX_REFERENCE_COST
+    assert align(s.samples, s.sample_rate, TEXT).backend == "reference"
+    # Played 25% fast, the same speech has another speaker's pitch and formants.
+    rate = int(s.sample_rate * 1.25)
+    _, _, other = reference_spans(s.samples, rate, TEXT, tokens)
+    assert other > MAX_REFERENCE_COST > cost
+    result = align(s.samples, rate, TEXT)
+    assert result.backend == "pocketsphinx"
+    assert align(s.samples, rate, TEXT, backend="reference").backend == "reference"
+    truth = np.array([(w.start, w.end) for w in s.words]) * s.sample_rate / rate
+    err = np.abs(np.array([(w.start, w.end) for w in result.words]) - truth)
+    assert np.median(err) < 0.03
