@@ -80,6 +80,9 @@ class SpeechEnded:
     end: float
 
 
+_PAUSE_REPEAT = 5  # frames (0.1 s) between two reports of the same pause
+
+
 class VoiceActivityDetector:
     """Energy VAD with hangover over 20 ms frames (sans-I/O: feed samples, get events).
 
@@ -87,7 +90,8 @@ class VoiceActivityDetector:
     the tracked noise floor. The floor starts as the quietest of the first 200 ms (never speech)
     and then follows quiet frames. An utterance starts after ``min_speech`` s of speech frames
     (short clicks are ignored) and ends after ``hangover`` s of non-speech. With ``pause``,
-    ``pause`` s of silence first report :class:`SpeechPaused`, and the caller may end the
+    ``pause`` s of silence first report :class:`SpeechPaused` (then again every 0.1 s of the
+    same silence, as what a recogniser makes of the end firms up), and the caller may end the
     utterance there (:meth:`end_utterance`) without waiting for the whole hangover.
 
     Args:
@@ -185,7 +189,9 @@ class VoiceActivityDetector:
             self._run, self._last_speech = 0, index
             return []
         self._run += 1
-        if self._run == self._pause_frames:
+        if (self._pause_frames is not None and self._run >= self._pause_frames
+                and (self._run - self._pause_frames) % _PAUSE_REPEAT == 0
+                and self._run < self._hang_frames):
             return [SpeechPaused(*self._span())]
         if self._run < self._hang_frames:
             return []
@@ -337,8 +343,12 @@ class RecognitionStream:
     """Recognition of one utterance while it is spoken (sans-I/O: feed samples, ask).
 
     The hypothesis so far is ready at any moment (:meth:`hypothesis`, cheap), and the final
-    words come from the same decode (:meth:`finish`): no second pass over the audio. Each
-    stream holds a decoder of its own, taken from (and given back to) a per-process pool.
+    words come from the same decode (:meth:`finish`): no second pass over the audio. The
+    partial hypothesis is pocketsphinx's best path so far; the final one may still differ
+    (measured once on espeak speech with hints: "you book table at to a the please" at the
+    pause, "the window table at seven please" at the end). Closing the utterance at each pause
+    instead was tried: it loses the hint grammar's context across the pause and heard less.
+    Each stream holds a decoder of its own, taken from (and given back to) a per-process pool.
 
     pocketsphinx normalises features by a cepstral mean, which it updates at the end of each
     utterance. Start a caller's next utterance with the mean its last one left (``cmn`` after
@@ -370,6 +380,7 @@ class RecognitionStream:
             else:
                 self._decoder = _new_decoder(self._key or None)
                 self._initial_cmn = self._decoder.get_cmn()
+        self._decoder.set_cmn(cmn or self._initial_cmn)
         self._resampler = None if sample_rate == RECOGNITION_RATE else av.AudioResampler(
             format="s16", layout="mono", rate=RECOGNITION_RATE)
         self._started = False
@@ -403,7 +414,6 @@ class RecognitionStream:
 
     def _decode(self, pcm: np.ndarray) -> None:
         if not self._started:
-            self._decoder.set_cmn(self.cmn or self._initial_cmn)
             self._decoder.start_utt()
             self._started = True
         if len(pcm):

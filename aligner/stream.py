@@ -87,6 +87,7 @@ class StreamAligner:
         self._fragments: list[_Fragment] = []
         self._finished = False
         self._last: StreamResult | None = None
+        self._voice = (0.0, 0.0)  # reference warp cost x seconds, seconds: see time_tokens
 
     @property
     def text(self) -> str:
@@ -115,7 +116,11 @@ class StreamAligner:
         local = tokenize(text)
         if local:
             prons = [token_phones(t.word) for t in local]
-            timing = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend)
+            timing = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend,
+                                 voice=self._voice)
+            if timing.cost is not None:
+                seconds = len(pcm) / self.sample_rate
+                self._voice = (self._voice[0] + timing.cost * seconds, self._voice[1] + seconds)
             phones = timing.phones or [[] for _ in local]
             self._fragments += [
                 _Fragment(c0 + t.char_start, c0 + t.char_end, t0 + s, t0 + e,

@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     """Train the shipped model from espeak-ng speech (needs the ``speech`` extra).
 
     Random dictionary words (5-12 per utterance) in 26 voices, 130-220 words per minute, random
-    pitch; about 11 minutes on one core, most of it fitting.
+    pitch; 10-15 minutes on a shared 2-core machine, most of it fitting.
     """
     import argparse
     import random

@@ -31,8 +31,8 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
     Each stretch of phones without a gap between them keeps its first start and last end (the
     aligner's word edges are accurate) and is re-timed inside on the frame scores of
     :meth:`aligner.viseme_model.PhoneModel.force_align`, with ``context`` seconds of audio on
-    each side for the features. Pure and local: the same phones re-time the same way whether
-    they come all at once (a recorded timeline) or chunk by chunk (live).
+    each side for the features. Pure and local, so a recorded timeline and a live stream re-time
+    alike; live, a stretch cut by a chunk edge is re-timed as two (the edge stays in place).
 
     Args:
         phones: time-ordered phones, on a clock where ``pcm`` starts at ``start``.

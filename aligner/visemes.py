@@ -5,6 +5,8 @@ Not one shape per phone: the mouth anticipates the next shape by ``Motion.lead``
 diphthongs glide between two shapes, ``P B M`` always close the lips (held for at least
 ``min_hold``), and the mouth relaxes to the set's rest shape in pauses and at once after a
 ``clear``. The blend-shape stream tweens between shapes. Everything here is pure: no I/O, no clock.
+The phones come from a timeline, or from audio via :mod:`aligner.viseme_phones` (re-timing on
+the shipped phone model, audio-only recognition; its functions are re-exported here).
 
 >>> from aligner.timeline import Phone
 >>> ph = [Phone("HH", 0.10, 0.16), Phone("AH", 0.16, 0.30), Phone("M", 0.30, 0.40)]
@@ -15,12 +17,14 @@ diphthongs glide between two shapes, ``P B M`` always close the lips (held for a
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .errors import AudioError
 from .timeline import Phone, Timeline
 from .viseme_phones import METHODS, estimate_phones, pause_after, retime, text_phones
 from .viseme_sets import ARKIT_SHAPES, ARKIT_WEIGHTS, BILABIALS, VisemeSet, get_set
@@ -42,6 +46,7 @@ __all__ = [
 
 
 _EPS = 1e-9
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +289,15 @@ def timeline_phones(timeline: Timeline, speaker: str = "agent", *, retimed: bool
     ``retimed``: when the timeline holds the speaker's audio track (in memory, or a file
     relative to ``base``), the phones of utterances aligned from text (``source`` ``"text"``
     or ``"recognized"``) are re-timed on it (:func:`retime`), as ``aligner visemes --text``
-    and the live stream do.
+    and the live stream do. An audio file that cannot be read is logged and skipped.
     """
     track = timeline.track(speaker) if retimed else None
-    pcm = track.load(base) if track is not None else None
+    pcm = None
+    if track is not None:
+        try:
+            pcm = track.load(base)
+        except AudioError as exc:  # the timeline's own phone times still animate
+            logger.warning("visemes: not re-timed, %s", exc)
     out = []
     for u in timeline.speaker(speaker):
         phones = [p for p in u.phones if p.end > p.start]

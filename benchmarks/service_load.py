@@ -151,14 +151,25 @@ def _upstream_frames(recordings: Path, call_id: str, before: float) -> int:
                and isinstance(s.event, AlignedAudio | AgentAudio))
 
 
+def _pressure() -> str:
+    """The machine's CPU contention (Linux PSI: share of time some task waited for a CPU) and
+    load: the figures above depend on them, as every process here shares the CPUs."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().split()[1:4]
+    except OSError:
+        some = ["unavailable"]
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return f"CPU pressure {' '.join(some)}, load average {' '.join(load)}"
+
+
 def _setup(recordings: Path, results: list[dict]) -> str:
-    """Median / max of the proxy's own call-setup timings (``call.json``: front-end socket
-    open -> upstream connected -> first agent audio sent)."""
+    """Median / max of the proxy's own call-setup timings (``call.json``: front-end request ->
+    its socket open; from there -> upstream connected, -> first agent audio sent)."""
     timings = [json.loads((recordings / r["call_id"] / "call.json").read_text()).get("timings",
                                                                                        {})
                for r in results]
     parts = []
-    for name in ("upstream_connect_ms", "first_agent_audio_ms"):
+    for name in ("frontend_accept_ms", "upstream_connect_ms", "first_agent_audio_ms"):
         values = [t[name] for t in timings if name in t]
         if values:
             parts.append(f"{name.removesuffix('_ms').replace('_', ' ')} median "
@@ -218,13 +229,14 @@ async def main() -> int:
               f"{stats['frames_rate_limited']})")
         print(f"added latency p50 / p99: {stats['p50_ms']:.2f} / {stats['p99_ms']:.2f} ms  "
               f"(max {stats['max_ms']:.2f} ms, {fresh} frames; event-loop lag p99 "
-              f"{stats['loop_lag_p99_ms']:.2f} ms)")
+              f"{stats['loop_lag_p99_ms']:.2f} / max {stats['loop_lag_max_ms']:.0f} ms)")
         print(f"  after each call's first agent audio: p50 / p99 {stats['in_call_p50_ms']:.2f} / "
               f"{stats['in_call_p99_ms']:.2f} ms  (the rest arrived while calls were being set "
               "up)")
         print(f"call setup in the proxy : {_setup(work / 'rec', proxied)}")
         print(f"peak RSS of the service: {rss:.0f} MB (with its worker processes: "
               f"{rss_all:.0f} MB)")
+        print(f"machine: {_pressure()}")
         p99 = stats["p99_ms"]
         ok = (sum(r["ok"] for r in proxied) == args.calls and dropped == 0
               and p99 <= 20.0 and rss_all < 1024)
@@ -253,6 +265,7 @@ async def main() -> int:
                   "page plays; 2 align worker processes)")
             print("peak RSS of the service: {:.0f} MB (with workers: {:.0f} MB)".format(
                 *_rss_peak_mb(svc.pid)))
+            print(f"machine: {_pressure()}")
         print(json.dumps({"calls": args.calls, "completed": sum(r["ok"] for r in proxied),
                           "dropped": dropped, "p99_ms": p99,
                           "rss_mb": round(rss_all)}), file=sys.stderr)

@@ -19,27 +19,37 @@ dictionary words in 26 espeak-ng voices, none of the 8 below (``aligner.viseme_m
 Rhubarb Lip Sync 1.14 cannot run here (no binary, no network): its figures are the published
 anchor measured on synthetic voices, printed beside ours for comparison.
 
+Speed is audio seconds per CPU second of this process (``time.process_time``), BLAS limited to
+one thread as in ``benchmarks/alignment.py`` (the targets are per core; a multi-threaded BLAS
+spinning on a shared machine inflated the CPU time of the re-timing 2-3x).
+
 Changes in session 2: 32 sentences instead of 8 (the figures moved: report these), the cause
-breakdown, and target verdicts; the agreement rule is unchanged.
+breakdown, target verdicts, and BLAS on one thread; the agreement rule is unchanged.
 
 Run: ``python benchmarks/visemes.py [--quick]``
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
+import os
 
-import numpy as np
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from aligner.alignment import align
-from aligner.audio import resample
-from aligner.speech import synthesize
-from aligner.timeline import Phone, Timeline, Utterance
-from aligner.viseme_model import PhoneModel
-from aligner.viseme_sets import espeak_phones, get_set
-from aligner.visemes import Motion, cues, estimate_phones, pause_after, timeline_cues
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from aligner.alignment import align  # noqa: E402
+from aligner.audio import resample  # noqa: E402
+from aligner.speech import synthesize  # noqa: E402
+from aligner.timeline import Phone, Timeline, Utterance  # noqa: E402
+from aligner.viseme_model import PhoneModel  # noqa: E402
+from aligner.viseme_sets import espeak_phones, get_set  # noqa: E402
+from aligner.visemes import Motion, cues, estimate_phones, pause_after, timeline_cues  # noqa: E402
 
 # (text, espeak-ng voice, words per minute): a fixed list. Voices are disjoint from the ones the
 # shipped phone model was trained on (aligner.viseme_model._TRAIN_VOICES), and so are the

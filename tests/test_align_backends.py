@@ -4,7 +4,7 @@ import numpy as np
 
 from aligner import align
 from aligner.acoustic import acoustic_spans
-from aligner.alignment import MAX_REFERENCE_COST
+from aligner.alignment import MAX_REFERENCE_COST, time_tokens
 from aligner.pronounce import token_phones
 from aligner.reference import reference_spans
 from aligner.refine import trim_pauses
@@ -85,3 +85,15 @@ def test_a_voice_unlike_espeaks_is_timed_by_pocketsphinx():
     truth = np.array([(w.start, w.end) for w in s.words]) * s.sample_rate / rate
     err = np.abs(np.array([(w.start, w.end) for w in result.words]) - truth)
     assert np.median(err) < 0.03
+
+
+def test_a_stream_judges_the_voice_by_all_its_chunks_so_far():
+    s = synthesize(TEXT, "en-us", 150)
+    rate = int(s.sample_rate * 1.25)
+    tokens = tokenize(TEXT)
+    prons = [token_phones(t.word) for t in tokens]
+    alone = time_tokens(s.samples, rate, TEXT, tokens, prons)
+    assert alone.backend == "pocketsphinx" and alone.cost > MAX_REFERENCE_COST
+    # After 30 s of chunks that warped closely, one odd chunk does not change the verdict.
+    familiar = time_tokens(s.samples, rate, TEXT, tokens, prons, voice=(1.0 * 30, 30.0))
+    assert familiar.backend == "reference" and abs(familiar.cost - alone.cost) < 0.1

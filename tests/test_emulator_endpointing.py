@@ -62,7 +62,7 @@ async def test_pause_inside_a_sentence_continues_the_turn_and_a_whole_one_ends_i
             await _say(ws, silence(1.5, RATE))  # the greeting arrives and plays out
             await _say(ws, joined)
             await _say(ws, silence(2.0, RATE))
-            ended = await _say(ws, user_speech(USER_LINES[1], RATE))
+            ended = await _say(ws, user_speech(USER_LINES[0], RATE))
             await _say(ws, silence(1.5, RATE))
             await ws.close()
             await asyncio.wait_for(reader, 10)

@@ -151,18 +151,21 @@ def test_vad_reports_pauses_and_can_end_an_utterance_at_one():
     pcm = _with_silence(np.concatenate([a, np.zeros(int(0.35 * rate), np.int16), b]), rate,
                         0.5, 1.0)
     events = _feed(VoiceActivityDetector(rate, hangover=0.6, pause=0.2), pcm, 320)
-    # the 350 ms gap is a pause, not an end; so is the start of the final silence
-    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, SpeechPaused, SpeechEnded]
-    assert events[1].start == events[2].start == events[3].start
-    assert events[1].end < events[2].end == events[3].end
+    # the 350 ms gap is a pause (reported at 0.2 and 0.3 s), not an end; the final silence is
+    # reported at 0.2, 0.3, 0.4 and 0.5 s, and ends the utterance at 0.6 s
+    assert [type(e) for e in events] == [SpeechStarted] + [SpeechPaused] * 6 + [SpeechEnded]
+    assert len({e.start for e in events}) == 1
+    gap, final = events[1].end, events[-1].end
+    assert [e.end for e in events[1:-1]] == [gap] * 2 + [final] * 4 and gap < final
+    assert events[3].end == final
     # ending at the pause gives the same utterance, at once, and only during the pause
     vad = VoiceActivityDetector(rate, hangover=0.6, pause=0.2)
     assert vad.end_utterance() is None
     for i in range(0, len(pcm), 320):
         for event in vad.feed(pcm[i:i + 320]):
-            if isinstance(event, SpeechPaused) and event.end == events[2].end:
+            if isinstance(event, SpeechPaused) and event.end == final:
                 assert vad.paused_at == event.end
-                assert vad.end_utterance() == events[3]
+                assert vad.end_utterance() == events[-1]
                 assert not vad.in_speech and vad.paused_at is None
                 assert vad.end_utterance() is None
     with pytest.raises(ValueError):

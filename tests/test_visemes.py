@@ -484,6 +484,15 @@ def test_live_and_batch_renderers_retime_phones_on_the_audio():
     assert np.mean([a == b for a, b in zip(lv, bv, strict=True)]) > 0.9
 
 
+def test_renderers_keep_the_timeline_times_when_its_audio_file_is_missing(tmp_path, caplog):
+    tl = _timeline(TEXT)
+    gone = tl.with_audio(AudioTrack("agent", 16000, path="gone.wav"))
+    r = renderers.get("visemes")()
+    with caplog.at_level("WARNING", logger="aligner.visemes"):
+        assert r.render(gone, tmp_path, base=tmp_path)[0].read_text() == r.render_string(tl)
+    assert "not re-timed" in caplog.text and "gone.wav" in caplog.text
+
+
 def test_viseme_stream_retimes_phones_on_the_audio_it_is_given():
     from aligner.alignment import align
 

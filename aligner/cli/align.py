@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--text-file", help="a UTF-8 file holding what the audio says")
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "reference", "pocketsphinx", "fallback"),
-                        help="timing backend (default auto: reference if espeak-ng is installed)")
+                        help="timing backend (default auto: reference if espeak-ng is installed and "
+                             "its speech warps closely onto the clip, else pocketsphinx)")
     parser.add_argument("--rate", type=int, default=16000,
                         help="decode the audio at this sample rate (default 16000)")
     parser.add_argument("--out", help="write the JSON to this file (atomically) instead of stdout")

@@ -178,6 +178,7 @@ class _Service:
 
     # --- the audio websocket -----------------------------------------------------------------------
     async def audio_websocket(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
         call_id = request.match_info["call_id"]
         if not valid_call_id(call_id):
             raise web.HTTPBadRequest(text="invalid call id")
@@ -203,6 +204,7 @@ class _Service:
             self.store.io, call_id=call_id)
         proxy = ProxyCall(call_id, call, options, url, self.session, limits, self.stats,
                           self.hub, recorder, self._lipsync_factory(call))
+        proxy.timings["frontend_accept_ms"] = round(1000 * (proxy.t0 - started), 1)
         self.calls[call_id] = proxy
         self.stats.calls_active += 1
         self.stats.calls_total += 1

@@ -99,7 +99,10 @@ class CallRecorder:
 
     async def _flush(self) -> None:
         if self._opening is not None:  # shielded: a cancelled flush leaves it to the next
-            self.capture = await asyncio.shield(self._opening)
+            try:
+                self.capture = await asyncio.shield(self._opening)
+            except Exception:  # the call goes on without a recording
+                log.exception("recording unavailable call_id=%s", self.call_id)
             self._opening = None
             self._failed = self._failed or self.capture is None
         if self._writing is not None:  # one batch at a time, in order
