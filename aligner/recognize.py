@@ -1,15 +1,19 @@
 """Voice-activity detection and speech recognition of user audio (pocketsphinx, en-us).
 
-Two pieces, both pure functions of samples (no clock, no I/O):
+All pure functions of samples (no clock, no I/O):
 
 - :class:`VoiceActivityDetector`: energy-based VAD with hangover, fed int16 samples in any
-  frame size; it reports when an utterance starts and when it ends (after ``hangover`` seconds
-  of silence). Times are seconds of the audio fed so far.
+  frame size; it reports when an utterance starts, optionally when it pauses (a candidate end
+  of turn), and when it ends (after ``hangover`` seconds of silence). Times are seconds of the
+  audio fed so far.
 - :func:`recognize` / :func:`recognize_words`: pocketsphinx (the en-us model it ships) on a whole
   utterance at any sample rate. With ``vocabulary`` (phrase hints) the decoder searches a
   grammar: each hinted phrase as a whole (weighted, so a phrase that fits is heard whole), or
   else a free loop over the hinted words: much faster and far more accurate on synthetic speech
   than the general language model, which stays the default for open speech.
+- :class:`RecognitionStream`: the same recognition while the utterance is spoken, with the words
+  so far at any moment; :func:`sounds_complete` says whether they sound like a finished turn
+  (smart endpointing).
 
 pocketsphinx holds the GIL while it decodes, so :func:`recognize_words` feeds it 20 ms at a time:
 run in a worker thread (``asyncio.to_thread``), it lets an event loop in the same process run

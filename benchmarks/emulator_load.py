@@ -14,8 +14,15 @@ Printed figures:
   pause (200 ms) when the words heard so far sound complete, else the whole hangover (600 ms);
 - how many user turns ended on the quick path (short pause, sounded complete) and how many
   on the long one (whole hangover), from the server's counters;
+- per pause, how long the recogniser took to say what it had heard so far (it decodes while
+  the user speaks; when it falls behind, the turn cannot end on the quick path);
 - the delay inside the server (end-of-turn decision -> first chunk sent);
 - the baseline: one call alone, same measurement.
+
+Measurement change (issue 2, smart endpointing): the former second line, "net of the 600 ms
+hangover", is gone: the silence waited for is no longer a constant, so subtracting one would
+flatter or penalise turns arbitrarily. The raw figure, from the end of the speech in the clip,
+is THE figure and carries the verdict; the quick/long counts say which wait it includes.
 
 Usage: python benchmarks/emulator_load.py [--calls 50] [--rate 16000]
 """

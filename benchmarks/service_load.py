@@ -102,6 +102,7 @@ async def _one_call(http: aiohttp.ClientSession, base: str, api_key: str, second
     frame = b"\x00\x00" * (24 * mic_ms)  # silence at 24 kHz
     t0 = time.monotonic()
     async with http.ws_connect(ws_url, max_msg_size=0) as ws:
+        out["connect"] = time.monotonic() - t0
         async def mic() -> None:
             n = 0
             while not ws.closed:
@@ -180,8 +181,10 @@ def _setup(recordings: Path, results: list[dict]) -> str:
 def _summary(results: list[dict]) -> str:
     firsts = [r["first"] for r in results if r["first"] is not None]
     med = statistics.median(firsts) * 1000 if firsts else float("nan")
+    connect = statistics.median(r["connect"] for r in results) * 1000
     return (f"completed {sum(r['ok'] for r in results)}/{len(results)}, agent frames "
-            f"{sum(r['frames'] for r in results)}, median time to first agent audio {med:.0f} ms")
+            f"{sum(r['frames'] for r in results)}, median time to first agent audio {med:.0f} ms "
+            f"(websocket open {connect:.0f} ms)")
 
 
 async def main() -> int:
