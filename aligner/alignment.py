@@ -42,8 +42,8 @@ from .pronounce import token_phones
 from .text import Token, tokenize
 from .timeline import Char, Phone, Word
 
-__all__ = ["BACKENDS", "MAX_REFERENCE_COST", "Alignment", "Timing", "align", "assemble",
-           "time_tokens"]
+__all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timing", "align",
+           "assemble", "time_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ BACKENDS = ("auto", "reference", "pocketsphinx", "fallback")
 #: Measured on the alignment benchmark: whole espeak-ng clips cost under 2.5, Flite's voices
 #: over 3.4; 1 s stream chunks of espeak-ng speech (cut mid-word) reach 3.4 in 5% of cases.
 MAX_REFERENCE_COST = 3.3
+#: Seconds of a stream's judged speech (chunks whose warp cost was measured) after which its
+#: verdict on the voice holds: a voice like espeak's stays on the reference whatever one odd chunk
+#: costs, a voice unlike it goes straight to pocketsphinx without the warp.
+VOICE_SECONDS = 2.0
 _SIL = 0.03  # gaps between words at least this long become "sil" phones
 
 
@@ -142,35 +146,41 @@ class Timing:
 
 def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                 prons: list[tuple[tuple[str, ...], ...]], *, backend: str = "auto",
-                voice: tuple[float, float] = (0.0, 0.0)) -> Timing:
+                voice: tuple[float, float] = (0.0, 0.0),
+                partial: tuple[bool, bool] = (False, False)) -> Timing:
     """Time each token with a backend (see :func:`align`); never fails, never skips a token.
 
     ``voice``: (sum of cost x seconds, seconds) of earlier clips of the same voice (a stream's
     earlier chunks, see :attr:`Timing.cost`): ``auto`` then judges the voice by the running mean
-    of their costs and this clip's, not this clip's alone. A 1 s chunk cut mid-word warps less
-    closely than a whole clip (measured: 5% of espeak-ng chunks cost over 3.4, no whole clip).
+    of their costs and this clip's, not this clip's alone, and after :data:`VOICE_SECONDS` of
+    them by theirs only. ``partial``: whether the first and last token are pieces of words split
+    with the neighbouring chunks, left out of the cost (the reference says "Hel" as a word).
     """
     if not tokens:
         return Timing([], "fallback")
     duration = len(pcm) / sample_rate
     db = frame_db(pcm, sample_rate)
     mask = speech_mask(db)
+    known = _verdict(voice)
     cost: float | None = None
-    if backend in ("auto", "reference") and duration >= 0.25 and mask.any():
+    warp = backend == "reference" or (backend == "auto" and known is not False)
+    if warp and duration >= 0.25 and mask.any():
         try:
             from .reference import reference_spans
 
             expected = sum(expected_seconds(p) for pr in prons for p in pr)
             spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
                                                   speech_seconds=float(mask.sum()) * HOP,
-                                                  expected_seconds=expected)
+                                                  expected_seconds=expected, mask=mask,
+                                                  partial=partial)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
-            mean_cost = (voice[0] + cost * duration) / (voice[1] + duration)
-            if backend == "reference" or mean_cost <= MAX_REFERENCE_COST:
+            if known is None and cost is not None:
+                known = _verdict((voice[0] + cost * duration, voice[1] + duration), 0.0)
+            if backend == "reference" or known is not False:
                 return Timing(_clamp(spans, duration), "reference", phones, cost)
             log.debug("the reference does not sound like the clip (cost %.2f): pocketsphinx",
-                      mean_cost)
+                      cost)
         except MissingBackendError:
             if backend == "reference":
                 raise
@@ -200,6 +210,14 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
                        duration)
         return Timing(spans, "pocketsphinx", cost=cost)
     return Timing(spans, "fallback", cost=cost)
+
+
+def _verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS) -> bool | None:
+    """Whether ``voice`` (cost x seconds, seconds) sounds like espeak's, once it has at least
+    ``seconds`` of evidence (None before)."""
+    if voice[1] <= 0 or voice[1] < seconds:
+        return None
+    return voice[0] / voice[1] <= MAX_REFERENCE_COST
 
 
 def _pocketsphinx_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],

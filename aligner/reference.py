@@ -168,9 +168,10 @@ def _speech_span(mask: np.ndarray) -> tuple[int, int] | None:
 
 def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                     speech_seconds: float | None = None, expected_seconds: float | None = None,
-                    voice: str = "en-us",
+                    voice: str = "en-us", *, mask: np.ndarray | None = None,
+                    partial: tuple[bool, bool] = (False, False),
                     ) -> tuple[list[tuple[float, float]], list[list[tuple[str, float, float]]],
-                               float]:
+                               float | None]:
     """Times of each token and of its phones, carried over from espeak-ng speech of ``text``.
 
     Args:
@@ -180,13 +181,18 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
         expected_seconds: the duration model's estimate for the text, if known; with
             ``speech_seconds`` it sets the reference's speaking rate without a trial synthesis.
         voice: the espeak-ng voice of the reference.
+        mask: the clip's speech frames (:func:`aligner.fallback.speech_mask`), if known.
+        partial: whether the first and the last token are pieces of words that go on in the
+            neighbouring stream chunks ("Hel" + "lo"): the reference says the piece as a word of
+            its own, unlike the audio, so the cost leaves their frames out.
 
     Returns:
         ``(spans, phones, cost)``: (start, end) seconds per token; per token its phones as
         ``(ARPAbet phone, start, end)`` from espeak's own phone events (empty when espeak spoke
         the token under another token's word event); the mean feature distance along the warp
         (how alike the clip and the reference sound: under 2.5 for espeak-ng voices, over 3.5
-        for Flite's voices made from recordings, measured on the alignment benchmark).
+        for Flite's voices made from recordings, measured on the alignment benchmark), over the
+        whole words only (None when there are none: ``partial`` covers every token).
 
     Raises:
         MissingBackendError: espeak-ng (extra ``speech``) is not installed.
@@ -198,23 +204,22 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
     from .fallback import frame_db, speech_mask
     from .speech import synthesize
 
-    def speech(x: np.ndarray, rate: int) -> float:
-        return float(speech_mask(frame_db(x, rate)).sum()) / _FPS
-
-    t_speech = speech_seconds if speech_seconds is not None else speech(pcm, sample_rate)
+    t_mask = speech_mask(frame_db(pcm, sample_rate)) if mask is None else mask
+    t_speech = speech_seconds if speech_seconds is not None else float(t_mask.sum()) / _FPS
     rate = _BASE_RATE
     if expected_seconds and t_speech > 0:
         rate = int(np.clip(_BASE_RATE * expected_seconds / t_speech, 80, 450))
     ref = synthesize(text, voice=voice, rate=rate)
-    r_speech = speech(ref.samples, ref.sample_rate)
+    r_mask = speech_mask(frame_db(ref.samples, ref.sample_rate))
+    r_speech = float(r_mask.sum()) / _FPS
     if t_speech > 0 and r_speech > 0 and abs(r_speech / t_speech - 1) > 0.15:
         rate = int(np.clip(rate * r_speech / t_speech, 80, 450))
         ref = synthesize(text, voice=voice, rate=rate)
+        r_mask = speech_mask(frame_db(ref.samples, ref.sample_rate))
     top = min(7600.0, 0.475 * min(sample_rate, ref.sample_rate))
     a, b = mfcc(pcm, sample_rate, top), mfcc(ref.samples, ref.sample_rate, top)
     # Search near the line mapping the clip's speech onto the reference's speech.
-    t_span = _speech_span(speech_mask(frame_db(pcm, sample_rate)))
-    r_span = _speech_span(speech_mask(frame_db(ref.samples, ref.sample_rate)))
+    t_span, r_span = _speech_span(t_mask), _speech_span(r_mask)
     n, m = len(a), len(b)
     centre = None
     if t_span and r_span:
@@ -231,7 +236,7 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
         pi, pj = dtw_path(a, b, centre, band=40)
     else:
         pi, pj = dtw_path(a, b, centre)
-    cost = float(np.linalg.norm(a[pi] - b[pj], axis=1).mean())
+    distance = np.linalg.norm(a[pi] - b[pj], axis=1)
     # For each reference frame, the first and last clip frame warped onto it.
     first = np.full(len(b), len(a))
     last = np.full(len(b), -1)
@@ -285,7 +290,18 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
                 spans.append((float(cuts[n_g]), float(cuts[n_g + 1])))
                 phones.append([])
         k += len(group)
-    return spans, phones, cost
+    return spans, phones, _whole_word_cost(distance, pi, spans, partial)
+
+
+def _whole_word_cost(distance: np.ndarray, pi: np.ndarray, spans: list[tuple[float, float]],
+                     partial: tuple[bool, bool]) -> float | None:
+    """The mean warp distance over the clip frames outside the ``partial`` edge words."""
+    if len(spans) <= int(partial[0]) + int(partial[1]):  # no whole word: nothing to judge by
+        return None
+    lo = int(round(spans[0][1] * _FPS)) if partial[0] else 0
+    hi = int(round(spans[-1][0] * _FPS)) if partial[1] else int(pi[-1]) + 1
+    keep = (pi >= lo) & (pi < hi)
+    return float(distance[keep].mean()) if keep.any() else None
 
 
 def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: float,

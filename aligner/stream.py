@@ -116,8 +116,11 @@ class StreamAligner:
         local = tokenize(text)
         if local:
             prons = [token_phones(t.word) for t in local]
+            # Pieces of words split with the previous or the next chunk ("Hel" + "lo").
+            partial = (bool(self._text) and not self._text[-1].isspace()
+                       and local[0].token_start == 0, local[-1].token_end == len(text))
             timing = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend,
-                                 voice=self._voice)
+                                 voice=self._voice, partial=partial)
             if timing.cost is not None:
                 seconds = len(pcm) / self.sample_rate
                 self._voice = (self._voice[0] + timing.cost * seconds, self._voice[1] + seconds)

@@ -56,11 +56,12 @@ class _Live:
     def decode(self, seconds: float | None = None) -> None:
         """Decode the audio queued (at most about ``seconds`` of it)."""
         limit = None if seconds is None else seconds * self.stream.sample_rate
-        done = 0
+        pieces, done = [], 0
         while self.audio and (limit is None or done < limit):
-            pcm = self.audio.popleft()
-            self.stream.feed(pcm)
-            done += len(pcm)
+            pieces.append(self.audio.popleft())
+            done += len(pieces[-1])
+        if pieces:  # one decoder call for the whole slice
+            self.stream.feed(np.concatenate(pieces))
 
 
 class _Ear:
