@@ -53,10 +53,14 @@ BACKENDS = ("auto", "reference", "pocketsphinx", "fallback")
 #: Measured on the alignment benchmark: whole espeak-ng clips cost under 2.5, Flite's voices
 #: over 3.4; 1 s stream chunks of espeak-ng speech (cut mid-word) reach 3.4 in 5% of cases.
 MAX_REFERENCE_COST = 3.3
-#: Seconds of a stream's judged speech (chunks whose warp cost was measured) after which its
-#: verdict on the voice holds: a voice like espeak's stays on the reference whatever one odd chunk
-#: costs, a voice unlike it goes straight to pocketsphinx without the warp.
-VOICE_SECONDS = 2.0
+#: Seconds of a stream's judged speech (its chunks' whole words, see :func:`time_tokens`) after
+#: which its verdict on the voice holds: a voice like espeak's stays on the reference whatever one
+#: odd chunk costs, a voice clearly unlike it (mean cost over ``MAX_REFERENCE_COST + 0.2``) goes
+#: straight to pocketsphinx, without the warp. Measured on the alignment benchmark's 1 s chunks,
+#: whole words only: first chunks of espeak-ng speech cost at most 3.0 (99th percentile), of
+#: Flite's voices at least 3.4 (1st percentile).
+VOICE_SECONDS = 1.0
+_UNLIKE_MARGIN = 0.2
 _SIL = 0.03  # gaps between words at least this long become "sil" phones
 
 
@@ -176,7 +180,7 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
             if known is None and cost is not None:
-                known = _verdict((voice[0] + cost * duration, voice[1] + duration), 0.0)
+                known = _verdict((voice[0] + cost * duration, voice[1] + duration), 0.0, 0.0)
             if backend == "reference" or known is not False:
                 return Timing(_clamp(spans, duration), "reference", phones, cost)
             log.debug("the reference does not sound like the clip (cost %.2f): pocketsphinx",
@@ -212,12 +216,15 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     return Timing(spans, "fallback", cost=cost)
 
 
-def _verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS) -> bool | None:
-    """Whether ``voice`` (cost x seconds, seconds) sounds like espeak's, once it has at least
-    ``seconds`` of evidence (None before)."""
+def _verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS,
+             margin: float = _UNLIKE_MARGIN) -> bool | None:
+    """Whether ``voice`` (cost x seconds, seconds) sounds like espeak's: None (undecided) before
+    ``seconds`` of evidence, or when its mean cost is above the limit by less than ``margin``."""
     if voice[1] <= 0 or voice[1] < seconds:
         return None
-    return voice[0] / voice[1] <= MAX_REFERENCE_COST
+    mean = voice[0] / voice[1]
+    return True if mean <= MAX_REFERENCE_COST else (
+        False if mean > MAX_REFERENCE_COST + margin else None)
 
 
 def _pocketsphinx_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
