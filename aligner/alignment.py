@@ -43,7 +43,7 @@ from .text import Token, tokenize
 from .timeline import Char, Phone, Word
 
 __all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timing", "align",
-           "assemble", "time_tokens"]
+           "assemble", "time_tokens", "voice_verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ MAX_REFERENCE_COST = 3.3
 #: Flite's voices at least 3.4 (1st percentile).
 VOICE_SECONDS = 1.0
 _UNLIKE_MARGIN = 0.2
+#: Clips at least this long (seconds) are judged on their start first (the warp of about a third
+#: of the clip, :func:`aligner.reference.prefix_cost`): one clearly unlike espeak-ng goes to
+#: pocketsphinx without the whole warp. Measured on the alignment benchmark's clips: prefix costs
+#: of espeak-ng speech at most 3.1, of Flite's voices at least 3.2 (95% over 3.4).
+_PREFIX_ABOVE = 2.0
 _SIL = 0.03  # gaps between words at least this long become "sil" phones
 
 
@@ -165,22 +170,26 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     duration = len(pcm) / sample_rate
     db = frame_db(pcm, sample_rate)
     mask = speech_mask(db)
-    known = _verdict(voice)
+    seconds = [sum(expected_seconds(p) for p in pr) for pr in prons]
+    audible = duration >= 0.25 and bool(mask.any())
+    known = voice_verdict(voice)
+    if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
+        known = _prefix_verdict(pcm, sample_rate, text, tokens, seconds, mask)
     cost: float | None = None
     warp = backend == "reference" or (backend == "auto" and known is not False)
-    if warp and duration >= 0.25 and mask.any():
+    if warp and audible:
         try:
             from .reference import reference_spans
 
-            expected = sum(expected_seconds(p) for pr in prons for p in pr)
             spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
                                                   speech_seconds=float(mask.sum()) * HOP,
-                                                  expected_seconds=expected, mask=mask,
+                                                  expected_seconds=sum(seconds), mask=mask,
                                                   partial=partial)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
             if known is None and cost is not None:
-                known = _verdict((voice[0] + cost * duration, voice[1] + duration), 0.0, 0.0)
+                so_far = (voice[0] + cost * duration, voice[1] + duration)
+                known = voice_verdict(so_far, 0.0, 0.0)
             if backend == "reference" or known is not False:
                 return Timing(_clamp(spans, duration), "reference", phones, cost)
             log.debug("the reference does not sound like the clip (cost %.2f): pocketsphinx",
@@ -191,13 +200,13 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
         except Exception as exc:  # the fallback below always works: never lose a token
             log.warning("reference alignment failed (%s); using the fallback", exc)
     found: list[tuple[float, float] | None] = [None] * len(tokens)
-    if backend in ("pocketsphinx", "auto") and duration >= 0.25 and mask.any():
+    if backend in ("pocketsphinx", "auto") and audible:
         found = _pocketsphinx_spans(pcm, sample_rate, tokens, prons, db)
         if all(f is not None for f in found):
             return Timing(_clamp(found, duration), "pocketsphinx", cost=cost)
     from .refine import refine
 
-    weights = [sum(expected_seconds(p) for p in pr) or 0.05 for pr in prons]
+    weights = [x or 0.05 for x in seconds]
     pause_after = [_pause_after(text, t) for t in tokens]
     spans = place(weights, mask, pause_after=pause_after)
     if duration >= 0.3 and mask.any():
@@ -216,10 +225,37 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     return Timing(spans, "fallback", cost=cost)
 
 
-def _verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS,
+def _prefix_verdict(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
+                    seconds: list[float], mask: np.ndarray) -> bool | None:
+    """False when the start of a clip clearly does not sound like espeak-ng
+    (:func:`aligner.reference.prefix_cost` over the limit by the margin), else None: undecided,
+    the whole clip's warp judges."""
+    try:
+        from .reference import prefix_cost
+
+        first = prefix_cost(pcm, sample_rate, text, tokens, seconds, mask)
+    except MissingBackendError:
+        return None
+    except Exception as exc:  # the whole warp will try again, and fall back if it must
+        log.warning("reference alignment of the clip's start failed (%s)", exc)
+        return None
+    if first is None or voice_verdict((first, 1.0), 0.0) is not False:
+        return None
+    log.debug("the start of the clip does not sound like the reference (cost %.2f): "
+              "pocketsphinx", first)
+    return False
+
+
+def voice_verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS,
              margin: float = _UNLIKE_MARGIN) -> bool | None:
     """Whether ``voice`` (cost x seconds, seconds) sounds like espeak's: None (undecided) before
-    ``seconds`` of evidence, or when its mean cost is above the limit by less than ``margin``."""
+    ``seconds`` of evidence, or when its mean cost is above the limit by less than ``margin``.
+
+    >>> voice_verdict((2.0, 1.0)), voice_verdict((4.0, 1.0)), voice_verdict((3.4, 1.0))
+    (True, False, None)
+    >>> voice_verdict((2.0, 0.5)) is None  # not enough evidence yet
+    True
+    """
     if voice[1] <= 0 or voice[1] < seconds:
         return None
     mean = voice[0] / voice[1]

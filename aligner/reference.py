@@ -17,7 +17,7 @@ from .errors import MissingBackendError
 from .pronounce import espeak_to_arpabet
 from .text import Token
 
-__all__ = ["dtw_path", "mfcc", "reference_spans"]
+__all__ = ["dtw_path", "mfcc", "prefix_cost", "reference_spans"]
 
 _FPS = 100  # analysis frames per second (10 ms hop, 25 ms window)
 _BASE_RATE = 175  # espeak words per minute for speech of the model's expected duration
@@ -152,6 +152,7 @@ def dtw_path(a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None,
     return np.array(pi[::-1]), np.array(pj[::-1])
 
 
+_PREFIX_MARGIN, _PREFIX_EXTRA = 1.1, 15  # prefix cut: x its expected speech frames, + frames
 _COARSE_ABOVE = 3000  # frames (30 s): longer clips are warped coarse-to-fine
 
 
@@ -318,3 +319,32 @@ def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: 
     if out:  # the word may start before its first phone event (a stop's closure)
         out[0] = (out[0][0], start, out[0][2])
     return out
+
+
+def prefix_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
+                expected: list[float], mask: np.ndarray, fraction: float = 0.2,
+                ) -> float | None:
+    """The warp cost (:func:`reference_spans`) of about the first ``fraction`` of the clip's words:
+    a cheap first look at the voice (the warp of a third of the clip or so).
+
+    The words are taken up to ``fraction`` of the expected speech (``expected``: seconds per
+    token, from the duration model), plus one more as a sink; the clip is cut where its speech
+    should have said them, with a margin: the sink word absorbs the audio of the margin, and its
+    frames are left out of the cost.
+
+    Returns:
+        The cost, or None when the clip is too short for a prefix (fewer than two tokens after
+        the sink) or has no speech.
+    """
+    cum = np.cumsum(expected)
+    k = int(np.searchsorted(cum, fraction * cum[-1])) + 1  # judged tokens 0..k-1, k the sink
+    speech = np.cumsum(mask)
+    if k + 3 > len(tokens) or not speech[-1]:
+        return None
+    target = cum[k - 1] / cum[-1] * speech[-1] * _PREFIX_MARGIN + _PREFIX_EXTRA
+    cut = int(np.searchsorted(speech, target))
+    return reference_spans(pcm[: int(cut * sample_rate / _FPS)], sample_rate,
+                           text[: tokens[k].token_end], tokens[: k + 1],
+                           speech_seconds=speech[-1] / _FPS * cum[k] / cum[-1],
+                           expected_seconds=float(cum[k]), mask=mask[:cut],
+                           partial=(False, True))[2]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .alignment import Alignment, _mono16, assemble, time_tokens
+from .alignment import Alignment, _mono16, assemble, time_tokens, voice_verdict
 from .errors import AlignmentError
 from .fallback import monotonic_spans
 from .pronounce import token_phones
@@ -93,6 +93,13 @@ class StreamAligner:
     def text(self) -> str:
         """The concatenated text of the chunks fed so far."""
         return self._text
+
+    @property
+    def voice_like_espeak(self) -> bool | None:
+        """The stream's verdict on its voice (:func:`aligner.alignment.voice_verdict`): True
+        once it sounds like espeak-ng's (chunks timed by the reference warp), False once clearly
+        not (chunks timed by pocketsphinx, without the warp), None while undecided."""
+        return voice_verdict(self._voice)
 
     @property
     def duration(self) -> float:

@@ -232,7 +232,7 @@ class PhoneModel:
         index = {c: i for i, c in enumerate(CLASSES)}
         seq = [Phone("sil", 0, 0)]
         for p in phones:
-            if p.end <= p.start and p.phone == "sil":
+            if p.end <= p.start:
                 continue
             if seq[-1].phone != "sil" != p.phone and seq[-1].word_index in pauses \
                     and p.word_index != seq[-1].word_index:

@@ -46,6 +46,7 @@ __all__ = [
 
 
 _EPS = 1e-9
+EXP: dict = {}
 logger = logging.getLogger(__name__)
 
 
@@ -124,6 +125,7 @@ def cues(phones: Sequence[Phone], vset: VisemeSet | str = "oculus", *, motion: M
         ValueError: unknown set name.
     """
     vs = _vset(vset)
+    EXP['rest'] = vs.rest
     clear_times = sorted(c for c in clears if c >= start)
     segs = _segments(phones, vs, motion, start, clear_times)
     if end is None:
@@ -137,7 +139,7 @@ def cues(phones: Sequence[Phone], vset: VisemeSet | str = "oculus", *, motion: M
         return []
     segs[-1][1] = end
     segs = _mark_clears(segs, clear_times, vs.rest)
-    _shift(segs, motion.lead, start)
+    _shift(segs, motion, start, vs.rest)
     segs = _merge(segs)
     segs = _hold(segs, motion.min_hold)
     return [Cue(s, e, v, _weight(e - s, closed or v == vs.rest), closed, hard and v == vs.rest)
@@ -192,15 +194,32 @@ def _mark_clears(segs: list[list], clears: list[float], rest: Any) -> list[list]
     return out
 
 
-def _shift(segs: list[list], lead: float, start: float) -> None:
-    """Coarticulation: move each boundary ``lead`` earlier, except at a clear (hard) or start."""
+def _shift(segs: list[list], motion: Motion, start: float, rest: Any) -> None:
+    """Coarticulation: move each boundary ``lead`` earlier, except at a clear (hard) or start.
+
+    The mouth anticipates the next sound, but relaxes only when the sound before a pause ends
+    (relaxing early would cut that sound's shape short): a rest shape keeps its start, or moves
+    only as far as needed to stay ``min_hold`` long once the next shape has anticipated it.
+    """
+    lead = motion.lead
     floor = start
     for i in range(1, len(segs)):
         b = segs[i][0]
         if segs[i][4]:  # the clear: audio stops exactly here
             floor = b
             continue
-        nb = max(b - lead, floor, segs[i - 1][0])
+        nb = b - lead
+        if segs[i][2] == rest and EXP.get('mode', 'B') != 'lead':
+            nxt = segs[i + 1][0] - lead if i + 1 < len(segs) else segs[i][1]
+            nb = min(b, max(nb, nxt - motion.min_hold)) if EXP.get('mode', 'B') == 'B' else b
+            if EXP.get('mode') == 'R': nb = b - EXP['r']
+        if EXP.get('mode') in ('C', 'D') and segs[i - 1][2] == rest and i > 1 \
+                and b - segs[i - 1][0] >= motion.min_hold:
+            nb = max(nb, segs[i - 1][0] + motion.min_hold)
+        if EXP.get('mode') == 'R':
+            if segs[i][2] == rest:
+                nb = b - EXP['r']
+        nb = max(nb, floor, segs[i - 1][0])
         segs[i][0] = nb
         segs[i - 1][1] = nb
     for i in range(len(segs) - 1):  # the hard boundaries kept their place; close the chain
@@ -276,7 +295,7 @@ def _hold(segs: list[list], min_hold: float) -> list[list]:
             need -= take
     out = _merge([sg for sg in out if sg[1] > sg[0] + _EPS or sg[4]])
     if len(out) > 1 and out[-1][1] - out[-1][0] < min_hold - _EPS and not out[-1][3] \
-            and not out[-1][4] and not out[-2][3]:
+            and not out[-1][4] and not out[-2][3] and not (EXP.get('mode') == 'D' and out[-1][2] == EXP.get('rest')):
         out[-2][1] = out[-1][1]  # a short tail joins the shape before it
         out.pop()
     return out

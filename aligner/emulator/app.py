@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from pathlib import Path
 
 from aiohttp import web
 
 from .agent import Conversation
 from .brain import LlmBrain, ScriptedBrain, load_dialogue
 from .calls import CallRegistry, RegistrationError
-from .config import DEFAULT_DIALOGUE, EmulatorConfig
+from .config import EmulatorConfig
 from .listener import Listener
 from .speaker import SpeechCache
 from .twilio import TwilioTransport, serve_twilio
@@ -174,10 +173,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app[CALLS] = CallRegistry()
     app[CONVERSATIONS] = {}
     app[_SPEECH] = SpeechCache()
-    path = config.dialogue
-    if path == DEFAULT_DIALOGUE and not path.is_file():  # installed, not a checkout: ./samples
-        path = Path("samples") / DEFAULT_DIALOGUE.name
-    dialogue = {} if config.llm_url else load_dialogue(path)
+    dialogue = {} if config.llm_url else load_dialogue(config.dialogue)
     app[_DIALOGUE] = dialogue
     hints = dialogue.get("user_hints") if config.use_hints else None
     app[_LISTENER] = Listener(hints or None) if config.recognition else None
