@@ -217,6 +217,7 @@ _idle: dict = {}  # per process: vocabulary key -> decoders free for a stream
 _lock = threading.Lock()
 _PRIMING = 3  # passes over the features priming the cepstral mean of a whole utterance
 _PRIME_SEARCH = "_prime"  # the trivial search those passes run
+_PRIME_GRAMMAR = "#JSGF V1.0;\ngrammar prime;\npublic <u> = a;\n"
 _PIECE = RECOGNITION_RATE // 50  # samples fed per decoder call (GIL released in between)
 # JSGF weight of "a whole hinted phrase" against "a loop of hinted words": measured on espeak
 # speech, 10 lets a slightly mis-normalised phrase fall apart into loose words, 10000 does not,
@@ -246,7 +247,9 @@ def _new_decoder(vocabulary: tuple[str, ...] | None):
     from pocketsphinx import Decoder
 
     if not vocabulary:
-        return Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL")
+        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL")
+        decoder.add_jsgf_string(_PRIME_SEARCH, _PRIME_GRAMMAR)
+        return decoder
     # The default two-pass search only slows a grammar.
     decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", lm=None, dict=None,
                       fwdflat=False, bestpath=False)
@@ -265,6 +268,7 @@ def _new_decoder(vocabulary: tuple[str, ...] | None):
     grammar = (f"#JSGF V1.0;\ngrammar hints;\npublic <utterance> = {body};\n<word> = "
                + " | ".join(known) + ";\n")
     decoder.add_jsgf_string("hints", grammar)
+    decoder.add_jsgf_string(_PRIME_SEARCH, _PRIME_GRAMMAR)
     decoder.activate_search("hints")
     return decoder
 
@@ -274,7 +278,6 @@ def _decoder(vocabulary: tuple[str, ...] | None):
     key = vocabulary or ()
     if key not in _decoders:
         decoder = _new_decoder(vocabulary)
-        decoder.add_jsgf_string(_PRIME_SEARCH, "#JSGF V1.0;\ngrammar prime;\npublic <u> = a;\n")
         _decoders[key] = (decoder, decoder.get_cmn())
     return _decoders[key]
 
@@ -330,24 +333,30 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     pcm = resample(np.asarray(samples, np.int16), sample_rate, RECOGNITION_RATE)
     with _lock:
         decoder, cmn = _decoder(_vocabulary(vocabulary))
-        # Reset the live cepstral mean, then prime it on this utterance: the result depends on
-        # this audio only, not on what came before. ``no_search`` only defers the search to
-        # end_utt(), so the priming passes run on a one-word grammar (measured: ~0.1 s instead
-        # of a full language-model search each).
-        decoder.set_cmn(cmn)
-        main = decoder.current_search()
-        decoder.activate_search(_PRIME_SEARCH)
-        for _ in range(_PRIMING):
-            decoder.start_utt()
-            for i in range(0, len(pcm), _PIECE * 10):
-                decoder.process_raw(pcm[i:i + _PIECE * 10].tobytes(), True, False)
-            decoder.end_utt()
-        decoder.activate_search(main)
+        return _decode_primed(decoder, cmn, pcm)
+
+
+def _decode_primed(decoder, cmn: str, pcm: np.ndarray) -> list[RecognizedWord]:
+    """Decode a whole 16 kHz utterance after priming the cepstral mean on it.
+
+    The live mean is reset to ``cmn`` and primed on this utterance, so the result depends on
+    this audio only, not on what came before. ``no_search`` only defers the search to
+    ``end_utt()``, so the priming passes run on a one-word grammar (measured: ~0.1 s instead
+    of a full language-model search each)."""
+    decoder.set_cmn(cmn)
+    main = decoder.current_search()
+    decoder.activate_search(_PRIME_SEARCH)
+    for _ in range(_PRIMING):
         decoder.start_utt()
-        for i in range(0, len(pcm), _PIECE):
-            decoder.process_raw(pcm[i:i + _PIECE].tobytes(), False, False)
+        for i in range(0, len(pcm), _PIECE * 10):
+            decoder.process_raw(pcm[i:i + _PIECE * 10].tobytes(), True, False)
         decoder.end_utt()
-        return _segments(decoder)
+    decoder.activate_search(main)
+    decoder.start_utt()
+    for i in range(0, len(pcm), _PIECE):
+        decoder.process_raw(pcm[i:i + _PIECE].tobytes(), False, False)
+    decoder.end_utt()
+    return _segments(decoder)
 
 
 class RecognitionStream:
@@ -395,6 +404,9 @@ class RecognitionStream:
         self._resampler = None if sample_rate == RECOGNITION_RATE else av.AudioResampler(
             format="s16", layout="mono", rate=RECOGNITION_RATE)
         self._started = False
+        # Without a carried mean the live decode starts from the model's initial one and can
+        # mishear; the audio is kept so finish() can decode it once more, primed on itself.
+        self._kept: list[np.ndarray] | None = [] if cmn is None else None
         self.words: list[RecognizedWord] | None = None  # set by finish()
 
     def _to_16k(self, samples: np.ndarray, flush: bool = False) -> np.ndarray:
@@ -429,6 +441,8 @@ class RecognitionStream:
             self._started = True
         if len(pcm):
             self._decoder.process_raw(pcm.tobytes(), False, False)
+            if self._kept is not None:
+                self._kept.append(pcm)
 
     def hypothesis(self) -> str:
         """The words heard so far (lower case, space-separated; ``""`` for none)."""
@@ -441,13 +455,21 @@ class RecognitionStream:
 
     def finish(self) -> list[RecognizedWord]:
         """End the utterance: its words with times in seconds from the first sample fed.
-        Afterwards ``cmn`` is the mean to start this caller's next stream with."""
+        Afterwards ``cmn`` is the mean to start this caller's next stream with. A stream that
+        started without a mean decodes its utterance once more here, primed on itself (as
+        :func:`recognize_words` does), since the live pass heard it with the model's
+        initial mean."""
         if self.words is not None:
             return self.words
         self._decode(self._to_16k(np.zeros(0, np.int16), flush=True))
         self._decoder.end_utt()
+        if self._kept:  # no mean was carried in: decode again, primed on this utterance
+            self.words = _decode_primed(self._decoder, self._initial_cmn,
+                                        np.concatenate(self._kept))
+        else:
+            self.words = _segments(self._decoder)
         self.cmn = self._decoder.get_cmn()  # updated by this utterance
-        self.words = _segments(self._decoder)
+        self._kept = None
         self._release()
         return self.words
 

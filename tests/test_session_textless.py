@@ -9,6 +9,8 @@ silence around it), and the utterance says it was estimated (``source``).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from test_session import AGENT_TEXT, SR, Speech, twilio_events
@@ -104,7 +106,9 @@ def test_web_binary_audio_recognised_and_text_chunks_unchanged():
     spoken = synthesize(SHORT_TEXT, voice="en-us")
     pcm = resample(spoken.samples, spoken.sample_rate, SR)
     text_events = [Stamped(0.1, "in", AlignedAudio(encode(pcm, "s16le"), SHORT_TEXT))]
-    start = 0.1 + len(pcm) / SR + 1.0  # well after the first one ended: a new utterance
+    # well after the first one ended (a new utterance), on a whole half second (exact in
+    # binary: the session places chunks on whole samples)
+    start = math.ceil((0.1 + len(pcm) / SR + 1.0) * 2) / 2
     frames = [Stamped(start + i / SR / 2, "in", empty_or_binary(k, encode(pcm[i:i + 3200], "s16le")))
               for k, i in enumerate(range(0, len(pcm), 3200))]  # 200 ms frames, 2x real time
     session = Session(SR, backend="fallback")
