@@ -47,26 +47,33 @@ def _first_chunk(got: Received, text: str) -> float | None:
     return next((t for k, t, p in got.items if k == "chunk" and p[0] == text), None)
 
 
-async def test_pause_inside_a_sentence_continues_the_turn_and_a_whole_one_ends_it_quickly(
-        tmp_path):
-    half, rest = "Hi, I would like to", "book a table for two people tonight."
-    joined = np.concatenate([user_speech(half, RATE), silence(0.35, RATE),
-                             user_speech(rest, RATE)])
-    async with EmbeddedEmulator(dialogue=_dialogue(tmp_path), end_of_turn_ms=END_OF_TURN_MS) \
-            as emu, aiohttp.ClientSession() as session:
+async def _call(emu, pieces: list[np.ndarray]):
+    """One call: the greeting plays out, then ``pieces`` are said in turn (silence between
+    them is up to the caller). Returns what arrived, the call record, and when each piece's
+    speech ended."""
+    async with aiohttp.ClientSession() as session:
         call = await register(session, emu, sample_rate=RATE)
         url = f"{emu.ws_url}/audio-websocket/{call['call_id']}?enable_audio_alignment=true"
         async with session.ws_connect(url) as ws:
             got = Received()
             reader = asyncio.create_task(read_web(ws, got))
             await _say(ws, silence(1.5, RATE))  # the greeting arrives and plays out
-            await _say(ws, joined)
-            await _say(ws, silence(2.0, RATE))
-            ended = await _say(ws, user_speech(USER_LINES[0], RATE))
+            ended = [await _say(ws, pcm) for pcm in pieces]
             await _say(ws, silence(1.5, RATE))
             await ws.close()
             await asyncio.wait_for(reader, 10)
-        record = emu.calls.get(call["call_id"])
+    return got, emu.calls.get(call["call_id"]), ended
+
+
+async def test_pause_inside_a_sentence_continues_the_turn_and_a_whole_one_ends_it_quickly(
+        tmp_path):
+    half, rest = "Hi, I would like to", "book a table for two people tonight."
+    joined = np.concatenate([user_speech(half, RATE), silence(0.35, RATE),
+                             user_speech(rest, RATE)])
+    async with EmbeddedEmulator(dialogue=_dialogue(tmp_path),
+                                end_of_turn_ms=END_OF_TURN_MS) as emu:
+        got, record, (_, _, ended) = await _call(
+            emu, [joined, silence(2.0, RATE), user_speech(USER_LINES[0], RATE)])
 
     texts = [p[0] for k, _, p in got.items if k == "chunk"]
     # one answer per user turn: the pause after "I would like to" did not end the turn
@@ -86,19 +93,8 @@ async def test_pause_inside_a_sentence_continues_the_turn_and_a_whole_one_ends_i
 
 async def test_without_quick_endpointing_the_same_sentence_waits_for_the_hangover(tmp_path):
     async with EmbeddedEmulator(dialogue=_dialogue(tmp_path), end_of_turn_ms=END_OF_TURN_MS,
-                                quick_end_of_turn_ms=0) as emu, \
-            aiohttp.ClientSession() as session:
-        call = await register(session, emu, sample_rate=RATE)
-        url = f"{emu.ws_url}/audio-websocket/{call['call_id']}?enable_audio_alignment=true"
-        async with session.ws_connect(url) as ws:
-            got = Received()
-            reader = asyncio.create_task(read_web(ws, got))
-            await _say(ws, silence(1.5, RATE))
-            ended = await _say(ws, user_speech(USER_LINES[0], RATE))
-            await _say(ws, silence(1.5, RATE))
-            await ws.close()
-            await asyncio.wait_for(reader, 10)
-        record = emu.calls.get(call["call_id"])
+                                quick_end_of_turn_ms=0) as emu:
+        got, record, (ended,) = await _call(emu, [user_speech(USER_LINES[0], RATE)])
     assert record.turn_ends == ["long"]
     delay_ms = (_first_chunk(got, AGENT[1]) - ended) * 1000
     assert delay_ms >= END_OF_TURN_MS * 0.9, delay_ms
