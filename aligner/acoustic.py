@@ -37,19 +37,10 @@ def _config() -> dict:
             "fsgusefiller": False}
 
 
-#: Our decoder scores the acoustic model on every other frame (pocketsphinx's ``ds``; times stay
-#: at 100 frames per second). Measured on the alignment benchmark (backend ``pocketsphinx``): 1.5x
-#: faster (Flite voices 58x -> 90x real time, espeak-ng 50x -> 68x) and no less exact (mean word
-#: boundary error 11.3 -> 11.8 ms on Flite, 15.2 -> 13.4 ms on espeak-ng; within 50 ms 97.3 ->
-#: 97.4%, 95.3 -> 97.1%). The benchmark's raw pocketsphinx peer keeps every frame.
-_DOWNSAMPLE = 2
-
-
-def _decoder(**overrides):
-    """A decoder with this module's settings (``overrides`` on top): for the benchmark's peer."""
+def _decoder():
     from pocketsphinx import Decoder
 
-    return Decoder(**(_config() | overrides))
+    return Decoder(**_config())
 
 
 _local = threading.local()  # one decoder per thread, made on first use (loading takes ~0.2 s)
@@ -58,7 +49,7 @@ _local = threading.local()  # one decoder per thread, made on first use (loading
 def _thread_decoder():
     d = getattr(_local, "decoder", None)
     if d is None:
-        d = _local.decoder = _decoder(ds=_DOWNSAMPLE)
+        d = _local.decoder = _decoder()
     return d
 
 

@@ -17,8 +17,10 @@ times. Backends:
 
 ``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed and its speech warps onto
 the clip closely (a voice like espeak's; the warp cost is at most :data:`MAX_REFERENCE_COST`),
-else ``"pocketsphinx"``; any backend failure falls back, so every token is always timed and times
-are always monotonic.
+else ``"pocketsphinx"``. A clip of 2 s or more is first judged on its start (a clip clearly
+unlike espeak-ng skips the whole warp), and a stream judges its voice once for all its chunks
+(:data:`VOICE_SECONDS`). Any backend failure falls back, so every token is always timed and
+times are always monotonic.
 
 >>> import numpy as np
 >>> a = align(np.zeros(16000, np.int16), 16000, "Hello, world!", backend="fallback")
@@ -145,7 +147,8 @@ class Timing:
     """What a backend found: ``spans`` (start, end) per token, the ``backend`` name, and where
     the backend times phones itself, ``phones``: per token ``(ARPAbet, start, end)`` (an empty
     list for a token whose phones are to be spread by the duration model). ``cost``: the
-    reference warp's cost (:data:`MAX_REFERENCE_COST`) where it was measured."""
+    reference warp's cost (:data:`MAX_REFERENCE_COST`) where it was measured: of the whole clip,
+    or of its start alone when that was enough to judge the voice unlike espeak-ng's."""
 
     spans: list[tuple[float, float]]
     backend: str
@@ -173,9 +176,13 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     seconds = [sum(expected_seconds(p) for p in pr) for pr in prons]
     audible = duration >= 0.25 and bool(mask.any())
     known = voice_verdict(voice)
-    if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
-        known = _prefix_verdict(pcm, sample_rate, text, tokens, seconds, mask)
     cost: float | None = None
+    if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
+        first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask)
+        if first is not None and voice_verdict((first, 1.0), 0.0) is False:
+            log.debug("the start of the clip does not sound like the reference (cost %.2f): "
+                      "pocketsphinx", first)
+            known, cost = False, first
     warp = backend == "reference" or (backend == "auto" and known is not False)
     if warp and audible:
         try:
@@ -225,25 +232,18 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     return Timing(spans, "fallback", cost=cost)
 
 
-def _prefix_verdict(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
-                    seconds: list[float], mask: np.ndarray) -> bool | None:
-    """False when the start of a clip clearly does not sound like espeak-ng
-    (:func:`aligner.reference.prefix_cost` over the limit by the margin), else None: undecided,
-    the whole clip's warp judges."""
+def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
+                seconds: list[float], mask: np.ndarray) -> float | None:
+    """:func:`aligner.reference.prefix_cost`, None where it cannot be measured."""
     try:
         from .reference import prefix_cost
 
-        first = prefix_cost(pcm, sample_rate, text, tokens, seconds, mask)
+        return prefix_cost(pcm, sample_rate, text, tokens, seconds, mask)
     except MissingBackendError:
         return None
     except Exception as exc:  # the whole warp will try again, and fall back if it must
         log.warning("reference alignment of the clip's start failed (%s)", exc)
         return None
-    if first is None or voice_verdict((first, 1.0), 0.0) is not False:
-        return None
-    log.debug("the start of the clip does not sound like the reference (cost %.2f): "
-              "pocketsphinx", first)
-    return False
 
 
 def voice_verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS,

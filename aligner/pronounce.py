@@ -35,6 +35,7 @@ __all__ = [
     "PHONES",
     "VOWELS",
     "dictionary_phones",
+    "dictionary_variants",
     "espeak_to_arpabet",
     "guess_phones",
     "in_dictionary",
@@ -161,6 +162,37 @@ def in_dictionary(word: str) -> bool:
 def dictionary_phones(word: str) -> tuple[str, ...] | None:
     """The CMU dictionary's first pronunciation of ``word`` (stress stripped), or None."""
     return _cmudict().get(word.lower())
+
+
+@functools.cache
+def _cmudict_alternatives() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """The dictionary's alternative pronunciations ("read(2)"), by word; read on first use."""
+    from pocketsphinx import get_model_path
+
+    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
+    no_stress = str.maketrans("", "", "012")
+    out: dict[str, list[tuple[str, ...]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            word, _, pron = line.partition(" ")
+            if "(" in word:
+                out.setdefault(word.split("(", 1)[0], []).append(
+                    tuple(pron.translate(no_stress).split()))
+    return {w: tuple(dict.fromkeys(v)) for w, v in out.items()}
+
+
+def dictionary_variants(word: str) -> tuple[tuple[str, ...], ...]:
+    """Every CMU dictionary pronunciation of ``word`` (stress stripped), the first one first
+    (:func:`dictionary_phones`); empty when the word is not in the dictionary.
+
+    >>> dictionary_variants("tuesday")[:2]
+    (('T', 'UW', 'Z', 'D', 'IY'), ('T', 'UW', 'Z', 'D', 'EY'))
+    """
+    first = dictionary_phones(word)
+    if first is None:
+        return ()
+    others = _cmudict_alternatives().get(word.lower(), ())
+    return (first, *(p for p in others if p != first))
 
 
 def guess_phones(word: str, use_espeak: bool = True) -> tuple[str, ...]:

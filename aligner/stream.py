@@ -5,7 +5,9 @@ word (``"Hel"`` + ``"lo there"``). Every chunk is aligned as it arrives, on its 
 edges are hard anchors, so each piece of a word lies inside the chunk whose text holds it, and a
 word split over chunks becomes one word spanning both. A new chunk changes only the word left
 unfinished at the end of the previous one; everything before :attr:`StreamResult.final_until`
-is final.
+is final. The stream judges its voice on its first second or so of whole words
+(:attr:`StreamAligner.voice_like_espeak`) and keeps the verdict: chunks of a voice like
+espeak-ng's are warped onto its speech, the others go straight to pocketsphinx.
 
 Times are on the *concatenated chunk audio* clock (0 = first sample of the first chunk); char
 offsets index the concatenated text of all chunks.

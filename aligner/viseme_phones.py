@@ -12,20 +12,26 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .timeline import Phone, Word
 from .viseme_sets import SETS
 
-__all__ = ["METHODS", "estimate_phones", "pause_after", "retime", "text_phones"]
+if TYPE_CHECKING:
+    from .alignment import Alignment
+
+__all__ = ["METHODS", "estimate_phones", "pause_after", "pronunciation_variants",
+           "refine_alignment", "retime", "text_phones"]
 
 _EPS = 1e-9
 
 
 def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start: float = 0.0,
-           pauses: Collection[int] = (), context: float = 0.5) -> list[Phone]:
+           pauses: Collection[int] = (), context: float = 0.5,
+           variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None) -> list[Phone]:
     """``phones`` re-timed on their audio with the shipped phone model, stretch by stretch.
 
     Each stretch of phones without a gap between them keeps its first start and last end (the
@@ -41,6 +47,7 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
         start: the time of ``pcm``'s first sample (a live caller keeps only recent audio).
         pauses: word indexes after which the text allows a pause (:func:`pause_after`).
         context: seconds of audio around each stretch seen by the features.
+        variants: other pronunciations by word index (:func:`pronunciation_variants`).
 
     Returns:
         The phones with new times; stretches not inside the audio keep theirs.
@@ -55,13 +62,48 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
         if a < -_EPS or b > total + _EPS:
             out += run
             continue
-        run = [Phone(p.phone, p.start - start, p.end - start, p.word_index) for p in run]
-        w0 = max(0.0, a - context)
-        window = pcm[int(round(w0 * sample_rate)):int(round(min(total, b + context)
-                                                               * sample_rate))]
-        got = model.force_align(window, sample_rate, run, span=(a - w0, b - w0), pauses=pauses)
+        first = int(round(max(0.0, a - context) * sample_rate))
+        w0 = first / sample_rate  # the window's start, on the clock of ``pcm``
+        window = pcm[first:int(round(min(total, b + context) * sample_rate))]
+        run = [Phone(p.phone, p.start - start - w0, p.end - start - w0, p.word_index)
+               for p in run]
+        got = model.force_align(window, sample_rate, run, span=(a - w0, b - w0), pauses=pauses,
+                                variants=variants)
         out += [Phone(p.phone, p.start + w0 + start, p.end + w0 + start, p.word_index)
                 for p in got]
+    return out
+
+
+def pronunciation_variants(words: Sequence[Word], phones: Sequence[Phone]
+                           ) -> dict[int, tuple[tuple[str, ...], ...]]:
+    """The dictionary's pronunciations of the words said with its first one.
+
+    The aligner pronounces a word as the CMU dictionary's first entry unless its backend heard
+    the phones itself (espeak-ng's rendering on the reference backend, a recogniser's): the
+    phone model may then pick another entry (``Tuesday`` ending ``D EY``, not ``D IY``; ``on``
+    as ``AO N``). Words said otherwise keep their phones.
+
+    Args:
+        words: the utterance's words (``word_index`` of ``phones`` indexes them).
+        phones: its phones.
+
+    Returns:
+        Word index -> all its pronunciations (the one said first), for
+        :meth:`aligner.viseme_model.PhoneModel.force_align`.
+    """
+    from .pronounce import dictionary_variants
+    from .text import spoken
+
+    said: dict[int, list[str]] = {}
+    for p in phones:
+        if p.word_index >= 0 and p.phone != "sil" and p.end >= p.start:
+            said.setdefault(p.word_index, []).append(p.phone)
+    out = {}
+    for k, names in said.items():
+        spelt = spoken(words[k].word) if k < len(words) else ()
+        found = dictionary_variants(spelt[0]) if len(spelt) == 1 else ()
+        if len(found) > 1 and found[0] == tuple(names):
+            out[k] = found
     return out
 
 
@@ -92,8 +134,9 @@ def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = 
                 ) -> list[Phone]:
     """Phones of audio whose text is known: :func:`aligner.align`, then (``refine``) each
     phone re-timed on the frame scores of the shipped phone model
-    (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at punctuation),
-    which sharpens mouth-shape boundaries.
+    (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at punctuation, each
+    dictionary word in the pronunciation that fits best), which sharpens mouth-shape
+    boundaries.
 
     Raises:
         AlignmentError: the aligner cannot work with the input.
@@ -101,13 +144,17 @@ def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = 
     from .alignment import align
 
     result = align(pcm, sample_rate, text)
-    phones = list(result.phones)
-    if not refine:
-        return phones
+    return refine_alignment(pcm, sample_rate, result) if refine else list(result.phones)
+
+
+def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> list[Phone]:
+    """The phones of ``result`` (an alignment of ``pcm``) re-timed on the shipped phone model,
+    each dictionary word in the pronunciation that fits best (:func:`pronunciation_variants`)."""
     from .viseme_model import PhoneModel
 
-    return PhoneModel.load().force_align(pcm, sample_rate, phones,
-                                         pauses=pause_after(text, result.words))
+    return PhoneModel.load().force_align(
+        pcm, sample_rate, list(result.phones), pauses=pause_after(result.text, result.words),
+        variants=pronunciation_variants(result.words, result.phones))
 
 
 METHODS = ("model", "pocketsphinx")

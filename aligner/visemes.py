@@ -1,24 +1,25 @@
 """Viseme motion: phone timings -> natural mouth-shape cues, blend-shape frames, a live stream.
 
 Not one shape per phone: the mouth anticipates the next shape by ``Motion.lead`` (coarticulation,
-40-80 ms), shapes shorter than ``Motion.min_hold`` are dropped (the shape before is held),
-diphthongs glide between two shapes, ``P B M`` always close the lips (held for at least
-``min_hold``), and the mouth relaxes to the set's rest shape in pauses and at once after a
-``clear``. The blend-shape stream tweens between shapes. Everything here is pure: no I/O, no clock.
-The phones come from a timeline, or from audio via :mod:`aligner.viseme_phones` (re-timing on
-the shipped phone model, audio-only recognition; its functions are re-exported here).
+40-80 ms; but it relaxes only when the sound stops), shapes shorter than ``Motion.min_hold`` are
+dropped (the shape before is held), diphthongs glide between two shapes, ``P B M`` always close
+the lips (held for at least ``min_hold``), and the mouth relaxes to the set's rest shape in pauses
+and at once after a ``clear``. The blend-shape stream tweens between shapes. Everything here is
+pure: no I/O, no clock. The phones come from a timeline, or from audio via
+:mod:`aligner.viseme_phones` (re-timing on the shipped phone model, audio-only recognition; its
+functions are re-exported here).
 
 >>> from aligner.timeline import Phone
 >>> ph = [Phone("HH", 0.10, 0.16), Phone("AH", 0.16, 0.30), Phone("M", 0.30, 0.40)]
 >>> [(round(c.start, 2), c.viseme) for c in cues(ph, "rhubarb", end=0.6)]
-[(0.0, 'X'), (0.04, 'B'), (0.1, 'C'), (0.24, 'A'), (0.34, 'X')]
+[(0.0, 'X'), (0.04, 'B'), (0.1, 'C'), (0.24, 'A'), (0.4, 'X')]
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,15 @@ import numpy as np
 
 from .errors import AudioError
 from .timeline import Phone, Timeline
-from .viseme_phones import METHODS, estimate_phones, pause_after, retime, text_phones
+from .viseme_phones import (
+    METHODS,
+    estimate_phones,
+    pause_after,
+    pronunciation_variants,
+    refine_alignment,
+    retime,
+    text_phones,
+)
 from .viseme_sets import ARKIT_SHAPES, ARKIT_WEIGHTS, BILABIALS, VisemeSet, get_set
 
 __all__ = [
@@ -38,6 +47,8 @@ __all__ = [
     "cues",
     "estimate_phones",
     "pause_after",
+    "pronunciation_variants",
+    "refine_alignment",
     "retime",
     "text_phones",
     "timeline_cues",
@@ -46,7 +57,6 @@ __all__ = [
 
 
 _EPS = 1e-9
-EXP: dict = {}
 logger = logging.getLogger(__name__)
 
 
@@ -125,7 +135,6 @@ def cues(phones: Sequence[Phone], vset: VisemeSet | str = "oculus", *, motion: M
         ValueError: unknown set name.
     """
     vs = _vset(vset)
-    EXP['rest'] = vs.rest
     clear_times = sorted(c for c in clears if c >= start)
     segs = _segments(phones, vs, motion, start, clear_times)
     if end is None:
@@ -139,7 +148,7 @@ def cues(phones: Sequence[Phone], vset: VisemeSet | str = "oculus", *, motion: M
         return []
     segs[-1][1] = end
     segs = _mark_clears(segs, clear_times, vs.rest)
-    _shift(segs, motion, start, vs.rest)
+    _shift(segs, motion.lead, start, vs.rest)
     segs = _merge(segs)
     segs = _hold(segs, motion.min_hold)
     return [Cue(s, e, v, _weight(e - s, closed or v == vs.rest), closed, hard and v == vs.rest)
@@ -194,32 +203,17 @@ def _mark_clears(segs: list[list], clears: list[float], rest: Any) -> list[list]
     return out
 
 
-def _shift(segs: list[list], motion: Motion, start: float, rest: Any) -> None:
-    """Coarticulation: move each boundary ``lead`` earlier, except at a clear (hard) or start.
-
-    The mouth anticipates the next sound, but relaxes only when the sound before a pause ends
-    (relaxing early would cut that sound's shape short): a rest shape keeps its start, or moves
-    only as far as needed to stay ``min_hold`` long once the next shape has anticipated it.
-    """
-    lead = motion.lead
+def _shift(segs: list[list], lead: float, start: float, rest: Any) -> None:
+    """Coarticulation: move each boundary ``lead`` earlier, except at a clear (hard), at the
+    start, and into the rest shape: the mouth anticipates the next sound, but holds the last
+    one until it ends (relaxing early would cut its shape short, a final vowel most visibly)."""
     floor = start
     for i in range(1, len(segs)):
         b = segs[i][0]
-        if segs[i][4]:  # the clear: audio stops exactly here
+        if segs[i][4] or segs[i][2] == rest:  # a clear, or the sound stops here
             floor = b
             continue
-        nb = b - lead
-        if segs[i][2] == rest and EXP.get('mode', 'B') != 'lead':
-            nxt = segs[i + 1][0] - lead if i + 1 < len(segs) else segs[i][1]
-            nb = min(b, max(nb, nxt - motion.min_hold)) if EXP.get('mode', 'B') == 'B' else b
-            if EXP.get('mode') == 'R': nb = b - EXP['r']
-        if EXP.get('mode') in ('C', 'D') and segs[i - 1][2] == rest and i > 1 \
-                and b - segs[i - 1][0] >= motion.min_hold:
-            nb = max(nb, segs[i - 1][0] + motion.min_hold)
-        if EXP.get('mode') == 'R':
-            if segs[i][2] == rest:
-                nb = b - EXP['r']
-        nb = max(nb, floor, segs[i - 1][0])
+        nb = max(b - lead, floor, segs[i - 1][0])
         segs[i][0] = nb
         segs[i - 1][1] = nb
     for i in range(len(segs) - 1):  # the hard boundaries kept their place; close the chain
@@ -295,7 +289,7 @@ def _hold(segs: list[list], min_hold: float) -> list[list]:
             need -= take
     out = _merge([sg for sg in out if sg[1] > sg[0] + _EPS or sg[4]])
     if len(out) > 1 and out[-1][1] - out[-1][0] < min_hold - _EPS and not out[-1][3] \
-            and not out[-1][4] and not out[-2][3] and not (EXP.get('mode') == 'D' and out[-1][2] == EXP.get('rest')):
+            and not out[-1][4] and not out[-2][3]:
         out[-2][1] = out[-1][1]  # a short tail joins the shape before it
         out.pop()
     return out
@@ -321,7 +315,8 @@ def timeline_phones(timeline: Timeline, speaker: str = "agent", *, retimed: bool
     for u in timeline.speaker(speaker):
         phones = [p for p in u.phones if p.end > p.start]
         if pcm is not None and len(pcm) and u.source != "audio":
-            phones = retime(phones, pcm, track.sample_rate, pauses=pause_after(u.text, u.words))
+            phones = retime(phones, pcm, track.sample_rate, pauses=pause_after(u.text, u.words),
+                            variants=pronunciation_variants(u.words, phones))
         out += phones
     out.sort(key=lambda p: p.start)
     return out
@@ -421,8 +416,9 @@ class VisemeStream:
         self._last: Any = None  # the viseme emitted last
 
     def feed(self, phones: Iterable[Phone], final_until: float,
-             audio: tuple[np.ndarray, int] | None = None, audio_start: float = 0.0
-             ) -> list[Cue]:
+             audio: tuple[np.ndarray, int] | None = None, audio_start: float = 0.0, *,
+             pauses: Collection[int] = (),
+             variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None) -> list[Cue]:
         """Add aligned phones; return the cues that became final.
 
         Args:
@@ -432,13 +428,16 @@ class VisemeStream:
                 re-timed on it first (:func:`retime`, as offline). Only the audio around the
                 phones is read, so recent audio is enough.
             audio_start: the time of the first of those samples on the phones' clock.
+            pauses, variants: for the re-timing, by the phones' word indexes
+                (:func:`pause_after`, :func:`pronunciation_variants`).
 
         Returns:
             The new cues, contiguous with the ones returned before.
         """
         phones = [p for p in phones if p.end > self._t]
         if audio is not None and phones:
-            phones = retime(phones, audio[0], audio[1], start=audio_start)
+            phones = retime(phones, audio[0], audio[1], start=audio_start, pauses=pauses,
+                            variants=variants)
         self._phones.extend(phones)
         # the last cue before final_until may still grow, merge or anticipate the next phone
         limit = final_until - self.motion.lead - self.motion.min_hold

@@ -2,11 +2,12 @@
 
 import numpy as np
 
-from aligner import align
+from aligner import align, reference
 from aligner.acoustic import acoustic_spans
 from aligner.alignment import MAX_REFERENCE_COST, VOICE_SECONDS, time_tokens, voice_verdict
+from aligner.fallback import expected_seconds, frame_db, speech_mask
 from aligner.pronounce import token_phones
-from aligner.reference import reference_spans
+from aligner.reference import prefix_cost, reference_spans
 from aligner.refine import trim_pauses
 from aligner.speech import synthesize
 from aligner.stream import StreamAligner
@@ -152,3 +153,31 @@ def test_a_stream_settles_its_verdict_on_the_voice():
         words = sa.feed(*feeds[1]).words
         assert sa.voice_like_espeak is like
         assert [w.word for w in words] == [t.word for t in tokenize(text)]
+
+
+def test_a_long_clip_unlike_espeak_is_judged_on_its_start_without_the_whole_warp(monkeypatch):
+    text = "Thank you for calling Acme Insurance, this is Jordan speaking. How can I help?"
+    s = synthesize(text, "en-us", 150)
+    tokens = tokenize(text)
+    prons = [token_phones(t.word) for t in tokens]
+    seconds = [sum(expected_seconds(p) for p in pr) for pr in prons]
+    costs = {}
+    for rate in (s.sample_rate, int(s.sample_rate * 1.25)):
+        mask = speech_mask(frame_db(s.samples, rate))
+        costs[rate] = prefix_cost(s.samples, rate, text, tokens, seconds, mask)
+    like, unlike = costs[s.sample_rate], costs[int(s.sample_rate * 1.25)]
+    assert like <= MAX_REFERENCE_COST < MAX_REFERENCE_COST + 0.2 < unlike
+    warped = []  # the number of tokens of each warp (the real one, watched)
+
+    def watched(pcm, rate, text, tokens, *args, **kwargs):
+        warped.append(len(tokens))
+        return warp(pcm, rate, text, tokens, *args, **kwargs)
+
+    warp = reference.reference_spans
+    monkeypatch.setattr(reference, "reference_spans", watched)
+    timing = time_tokens(s.samples, int(s.sample_rate * 1.25), text, tokens, prons)
+    assert timing.backend == "pocketsphinx" and timing.cost > MAX_REFERENCE_COST + 0.2
+    assert len(warped) == 1 and warped[0] < len(tokens) / 2  # the start only
+    timing = time_tokens(s.samples, s.sample_rate, text, tokens, prons)
+    assert timing.backend == "reference" and timing.cost <= MAX_REFERENCE_COST
+    assert warped[1:] == [warped[0], len(tokens)]  # the start, then the whole clip

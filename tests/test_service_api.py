@@ -226,3 +226,67 @@ async def test_recorder_never_waits_for_the_capture_and_keeps_every_frame(tmp_pa
     cap = read(tmp_path / "cap")
     assert [(s.t, s.direction) for s in cap.events()] == [(0.1, "in"), (0.2, "out"), (0.3, "in")]
     assert cap.close.reason == "bye"
+
+
+def _live_cues(text: str, speech, cuts: list[int]) -> list[tuple[float, float, str]]:
+    """(start, end, viseme) of the live cues of ``speech`` fed in chunks cut before the words
+    ``cuts``, on the clock of the whole audio."""
+    from aligner.service.lipsync import ChunkEvents
+
+    rate = speech.sample_rate
+    edges = [0, *(round(speech.words[k].start * rate) for k in cuts), len(speech.samples)]
+    chars = [0, *(speech.words[k].char_start for k in cuts), len(text)]
+    ce = ChunkEvents(rate, "s16le")
+    fed = [(edges[i], ce.align_now(speech.samples[edges[i]:edges[i + 1]].tobytes(),
+                                   text[chars[i]:chars[i + 1]])) for i in range(len(edges) - 1)]
+    fed.append((edges[-1], ce.flush()))  # relative to the end of the audio fed
+    return [((e["start_sample"] + at) / rate, (e["end_sample"] + at) / rate, e["viseme"])
+            for at, events in fed for e in events if e["event_type"] == "viseme"]
+
+
+def test_live_visemes_are_retimed_on_the_chunks_audio(monkeypatch):
+    """The service re-times each chunk's phones on its audio (and the audio before it, where a
+    grown word's phones lie): its cues match espeak-ng's own phone times better than the
+    aligner's times alone (measured over 11 sentences: 88% of frames against 85%), and are
+    still contiguous."""
+    from aligner import viseme_phones, visemes
+    from aligner.speech import synthesize
+    from aligner.viseme_sets import espeak_phones, get_set
+
+    vs = get_set("oculus")
+
+    def agreement(truth, cue_list) -> float:
+        """Share of 10 ms frames whose cue shows the truth's shape now or within 60 ms."""
+        def truth_at(t):
+            p = next((p for p in truth if p.start <= t < p.end), None)
+            return vs.rest if p is None else vs.shapes(p.phone)[0]
+        frames = np.arange(0, truth[-1].end, 0.01)
+        ok = 0
+        for t in frames:
+            ours = next((v for s, e, v in cue_list if s <= t < e), vs.rest)
+            ok += any(ours == truth_at(t + d) for d in np.arange(0, 0.061, 0.01))
+        return ok / len(frames)
+
+    seen = []
+    real = viseme_phones.retime
+
+    def spy(phones, pcm, rate, *, start=0.0, **kw):
+        seen.append((phones[0].start, phones[-1].end, start, start + len(pcm) / rate))
+        return real(phones, pcm, rate, start=start, **kw)
+
+    gain = 0.0
+    for text, voice, wpm in (("Thank you for your patience; an agent will be with you shortly.",
+                              "en-us+f4", 185),
+                             ("Why don't we move the call to Wednesday at noon instead?",
+                              "en-us+m6", 175)):
+        speech = synthesize(text, voice=voice, rate=wpm)
+        truth = espeak_phones(speech.phones)
+        cuts = [len(speech.words) // 3, 2 * len(speech.words) // 3]
+        monkeypatch.setattr(visemes, "retime", spy)
+        retimed = _live_cues(text, speech, cuts)
+        # the re-timing saw the audio where the phones lie, the grown words' included
+        assert len(seen) >= 3 and all(a <= s + 1e-6 and e <= b + 1e-6 for s, e, a, b in seen)
+        assert all(a[1] == pytest.approx(b[0]) for a, b in zip(retimed, retimed[1:], strict=False))
+        monkeypatch.setattr(visemes, "retime", lambda phones, *a, **k: list(phones))
+        gain += agreement(truth, retimed) - agreement(truth, _live_cues(text, speech, cuts))
+    assert gain > 0.04

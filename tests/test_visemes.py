@@ -38,6 +38,8 @@ from aligner.visemes import (
     blendshape_frames,
     cues,
     estimate_phones,
+    pronunciation_variants,
+    refine_alignment,
     retime,
     timeline_cues,
 )
@@ -174,6 +176,17 @@ def test_a_short_shape_holds_the_shape_before_so_the_next_keeps_its_lead():
                motion=motion, end=0.6)
     assert [c.viseme for c in out] == ["sil", "PP", "aa", "sil"]
     assert _at(out, 0.15).start == pytest.approx(0.2 - motion.lead)
+
+
+def test_the_mouth_anticipates_speech_but_relaxes_only_when_the_sound_stops():
+    motion = Motion(lead=0.06, min_hold=0.04)
+    out = cues([Phone("AA", 0.2, 0.5), Phone("sil", 0.5, 0.8), Phone("IY", 0.8, 1.0)], "oculus",
+               motion=motion, end=1.2)
+    assert [c.viseme for c in out] == ["sil", "aa", "sil", "ih", "sil"]
+    assert out[1].start == pytest.approx(0.2 - motion.lead)  # opens ahead of the sound
+    assert out[2].start == pytest.approx(0.5)  # the vowel is held to its end, then rest
+    assert out[3].start == pytest.approx(0.8 - motion.lead)
+    assert out[4].start == pytest.approx(1.0)  # the last sound is not cut short either
 
 
 def test_clear_relaxes_the_mouth_at_once():
@@ -574,3 +587,29 @@ def test_cli_visemes_bad_input(tmp_path, capsys):
     wav = _wav(tmp_path / "s.wav", np.zeros(8000, np.int16), 16000)
     assert main(["visemes", str(wav), "--lead", "0.5"]) == 2
     assert "lead" in capsys.readouterr().err
+
+
+def test_retiming_says_dictionary_words_in_the_variant_that_fits_the_audio():
+    from aligner.alignment import align
+    from aligner.viseme_model import PhoneModel
+
+    text = "See you on Tuesday."
+    samples, rate, truth = _spoken(text)
+    said = [p.phone for p in truth if p.word_index == 3]
+    assert said[-2:] == ["D", "EY"]  # espeak's Tuesday, not the dictionary's first (-D IY)
+    result = align(samples, rate, text, backend="pocketsphinx")  # dictionary phones
+    assert [p.phone for p in result.phones if p.word_index == 3][-2:] == ["D", "IY"]
+    variants = pronunciation_variants(result.words, result.phones)
+    assert variants[3][0] == ("T", "UW", "Z", "D", "IY") and ("T", "UW", "Z", "D", "EY") in \
+        variants[3]
+    refined = refine_alignment(samples, rate, result)
+    assert [p.phone for p in refined if p.word_index == 3][-2:] == ["D", "EY"]
+    # words whose phones the aligner heard itself (not the dictionary's first entry) keep them
+    heard = [Phone("D", 0.0, 0.1, 0), Phone("EY", 0.1, 0.2, 0)]
+    assert pronunciation_variants([Word("day", 0.0, 0.2, 0, 3)], heard) == {}
+    # a word cut by a stream chunk (only some of its phones given) keeps its phones
+    model = PhoneModel.load()
+    part = [p for p in result.phones if p.word_index == 3][:3]
+    got = model.force_align(samples, rate, part, span=(part[0].start, part[-1].end),
+                            variants=variants)
+    assert [p.phone for p in got if p.phone != "sil"] == [p.phone for p in part]

@@ -15,6 +15,10 @@ chunk's first sample (the proxy adds the call's delivered-sample offset):
   "sample_rate": 24000, "weight": 1.0}``: a mouth shape (set chosen by the service) held
   from start to end; consecutive cues are contiguous.
 
+The phones are re-timed on the chunk's audio (with the end of the audio before it for context)
+by the shipped phone model before they become cues (:func:`aligner.visemes.retime`, as the
+offline ``aligner visemes --text`` does): sharper mouth-shape boundaries than the aligner's.
+
 A viseme cue is final only once the next phones are known (the mouth anticipates the next
 shape), so the last ~``lead + min_hold`` (about 0.1 s) of a chunk's cues go out with the next
 chunk, or from :meth:`flush` when none follows soon. They lie at the chunk's end, so they still
@@ -33,13 +37,19 @@ import asyncio
 from concurrent.futures import Executor
 from typing import Any
 
+import numpy as np
+
 from ..audio import decode
 from ..stream import StreamAligner
 from ..timeline import Phone
-from ..visemes import Cue, VisemeStream
+from ..visemes import Cue, VisemeStream, pause_after, pronunciation_variants
 from .workers import process_pool
 
-__all__ = ["AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
+__all__ = ["RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
+
+#: Seconds of audio before a chunk kept for re-timing its phones: a word grown across the chunk
+#: edge, and the context the phone model's features look at.
+RECENT_SECONDS = 2.0
 
 
 class ChunkEvents:
@@ -71,6 +81,7 @@ class ChunkEvents:
         self._cleared = False
         self._utterance = 0
         self.pending_tail = False  # cues held back waiting for the next chunk
+        self._recent = np.zeros(0, np.int16)  # the audio before the chunk: re-timing context
 
     def clear(self) -> None:
         """A ``clear``: the next chunk starts a new utterance."""
@@ -116,7 +127,13 @@ class ChunkEvents:
                       for p in result.phones if t0 + p.start >= self._phones_until - 1e-6]
         if new_phones:
             self._phones_until = new_phones[-1].end
-        cues = self._visemes.feed(new_phones, self._fed / rate)
+        # re-timed on the recent audio (the phones of a grown word reach into the chunk before)
+        audio = np.concatenate([self._recent, pcm])
+        cues = self._visemes.feed(new_phones, self._fed / rate, audio=(audio, rate),
+                                  audio_start=(self._fed - len(audio)) / rate,
+                                  pauses=pause_after(result.text, words),
+                                  variants=pronunciation_variants(words, result.phones))
+        self._recent = audio[-int(RECENT_SECONDS * rate):]
         events += self._cues(cues, chunk_at)
         self.pending_tail = True
         if result.final_until >= result.duration:  # no word straddles: next chunk starts afresh
@@ -140,6 +157,7 @@ class ChunkEvents:
         self._phones_until = 0.0
         self._cue_until = None
         self.pending_tail = False
+        self._recent = self._recent[:0]
 
     def _word(self, index: int, w, text: str, base: int, chunk_at: int,
               final: bool) -> dict[str, Any]:
