@@ -247,7 +247,7 @@ def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
 
 def voice_verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS,
-             margin: float = _UNLIKE_MARGIN) -> bool | None:
+                  margin: float = _UNLIKE_MARGIN) -> bool | None:
     """Whether ``voice`` (cost x seconds, seconds) sounds like espeak's: None (undecided) before
     ``seconds`` of evidence, or when its mean cost is above the limit by less than ``margin``.
 

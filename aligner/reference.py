@@ -339,7 +339,7 @@ def prefix_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     cum = np.cumsum(expected)
     k = int(np.searchsorted(cum, fraction * cum[-1])) + 1  # judged tokens 0..k-1, k the sink
     speech = np.cumsum(mask)
-    if k + 3 > len(tokens) or not speech[-1]:
+    if k + 3 > len(tokens) or not speech[-1] or cum[-1] <= 0:
         return None
     target = cum[k - 1] / cum[-1] * speech[-1] * _PREFIX_MARGIN + _PREFIX_EXTRA
     cut = int(np.searchsorted(speech, target))
