@@ -177,8 +177,9 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     audible = duration >= 0.25 and bool(mask.any())
     known = voice_verdict(voice)
     cost: float | None = None
+    ref_voice = _reference_voice(pcm, sample_rate) if audible else "en-us"
     if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
-        first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask)
+        first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask, ref_voice)
         if first is not None and voice_verdict((first, 1.0), 0.0) is False:
             log.debug("the start of the clip does not sound like the reference (cost %.2f): "
                       "pocketsphinx", first)
@@ -190,8 +191,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
             spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
                                                   speech_seconds=float(mask.sum()) * HOP,
-                                                  expected_seconds=sum(seconds), mask=mask,
-                                                  partial=partial)
+                                                  expected_seconds=sum(seconds),
+                                                  voice=ref_voice, mask=mask, partial=partial)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
             if known is None and cost is not None:
@@ -232,13 +233,21 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     return Timing(spans, "fallback", cost=cost)
 
 
+def _reference_voice(pcm: np.ndarray, sample_rate: int) -> str:
+    """The espeak-ng reference voice matching the clip's pitch (:func:`aligner.reference.
+    reference_voice`)."""
+    from .reference import reference_voice
+
+    return reference_voice(pcm, sample_rate)
+
+
 def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
-                seconds: list[float], mask: np.ndarray) -> float | None:
+                seconds: list[float], mask: np.ndarray, voice: str) -> float | None:
     """:func:`aligner.reference.prefix_cost`, None where it cannot be measured."""
     try:
         from .reference import prefix_cost
 
-        return prefix_cost(pcm, sample_rate, text, tokens, seconds, mask)
+        return prefix_cost(pcm, sample_rate, text, tokens, seconds, mask, voice=voice)
     except MissingBackendError:
         return None
     except Exception as exc:  # the whole warp will try again, and fall back if it must

@@ -520,7 +520,8 @@ def test_viseme_stream_retimes_phones_on_the_audio_it_is_given():
                     audio_start=cut / rate) + fed.finish()
     want = [*retime(aligned[:half], samples, rate), *retime(aligned[half:], samples, rate)]
     ref = plain.feed(want, want[-1].end) + plain.finish()
-    assert [(c.start, c.viseme) for c in got] == [(c.start, c.viseme) for c in ref]
+    assert [c.viseme for c in got] == [c.viseme for c in ref]
+    assert [c.start for c in got] == pytest.approx([c.start for c in ref], abs=1e-9)
     untimed = VisemeStream("oculus")
     assert [(c.start, c.viseme) for c in got] != \
         [(c.start, c.viseme) for c in untimed.feed(aligned, aligned[-1].end) + untimed.finish()]
