@@ -323,7 +323,9 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
             words can be recognised, and a hinted sentence that fits is recognised whole.
 
     Returns:
-        Words (lower case, fillers and silences removed) with start/end seconds.
+        Words (lower case, fillers and silences removed) with start/end seconds. The cepstral
+        mean is primed on this audio, but pocketsphinx's noise tracking carries over from the
+        audio the process decoded before, so a repeat on other history may hear other words.
 
     Raises:
         ValueError: no hinted word is in the dictionary.
