@@ -11,7 +11,7 @@ from pathlib import Path
 
 _SERVICE = """
 import os, time
-from aligner.service.workers import process_pool
+from aligner.workers import process_pool
 pool = process_pool(1)
 print(pool.submit(os.getpid).result(), flush=True)
 time.sleep(60)

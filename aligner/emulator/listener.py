@@ -28,12 +28,12 @@ import pickle
 import socket
 import struct
 import threading
-import time
 from typing import Any
 
 import numpy as np
 
 from ..recognize import RECOGNITION_RATE, RecognitionStream, RecognizedWord
+from ..workers import exit_with_parent
 
 __all__ = ["Listener", "ListenerStream"]
 
@@ -166,13 +166,7 @@ def _serve(conn, hints: list[str] | None, parent: int | None) -> None:
     req), ``close`` (key), ``forget`` (caller): the caller's cepstral mean is dropped."""
     if parent is not None:  # a process: below the server's priority; exit with it
         os.nice(10)
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(1.0)
-            os._exit(0)
-
-        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+        exit_with_parent(parent)
     RecognitionStream(RECOGNITION_RATE, hints).close()  # load a decoder now, not mid-call
     conn.send((None, "ready"))
     ear = _Ear(hints, conn.send)

@@ -43,7 +43,7 @@ from ..audio import decode
 from ..stream import StreamAligner
 from ..timeline import Phone
 from ..visemes import Cue, VisemeStream, pause_after, pronunciation_variants
-from .workers import process_pool
+from ..workers import process_pool
 
 __all__ = ["RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
 

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from ..errors import AlignerError
 from ..timeline import write_atomic
-from .workers import process_pool
+from ..workers import process_pool
 
 __all__ = ["CALL_ID_RE", "RecordingStore", "render_call", "valid_call_id"]
 
