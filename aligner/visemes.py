@@ -304,6 +304,9 @@ def timeline_phones(timeline: Timeline, speaker: str = "agent", *, retimed: bool
     or ``"recognized"``) are re-timed on it (:func:`retime`), as ``aligner visemes --text``
     and the live stream do. An audio file that cannot be read is logged and skipped.
     """
+    key = (speaker, retimed, base)
+    if _last_phones is not None and _last_phones[0] is timeline and _last_phones[1] == key:
+        return list(_last_phones[2])  # every viseme renderer of one timeline asks again
     track = timeline.track(speaker) if retimed else None
     pcm = None
     if track is not None:
@@ -319,7 +322,18 @@ def timeline_phones(timeline: Timeline, speaker: str = "agent", *, retimed: bool
                             variants=pronunciation_variants(u.words, phones))
         out += phones
     out.sort(key=lambda p: p.start)
-    return out
+    _remember(timeline, key, out)
+    return list(out)
+
+
+# The last timeline_phones() answer: rendering several viseme formats of one timeline (as
+# `aligner run` and `aligner render --to all` do) re-times its audio once, not once per format.
+_last_phones: tuple[Timeline, tuple, list[Phone]] | None = None
+
+
+def _remember(timeline: Timeline, key: tuple, phones: list[Phone]) -> None:
+    global _last_phones
+    _last_phones = (timeline, key, phones)
 
 
 def _clears(timeline: Timeline) -> list[float]:
