@@ -177,7 +177,11 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     audible = duration >= 0.25 and bool(mask.any())
     known = voice_verdict(voice)
     cost: float | None = None
-    ref_voice = _reference_voice(pcm, sample_rate) if audible else "en-us"
+    ref_voice = "en-us"  # the reference's voice follows the clip's pitch, when it is warped
+    if audible and (backend == "reference" or (backend == "auto" and known is not False)):
+        from .reference import reference_voice
+
+        ref_voice = reference_voice(pcm, sample_rate)
     if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
         first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask, ref_voice)
         if first is not None and voice_verdict((first, 1.0), 0.0) is False:
@@ -231,14 +235,6 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
                        duration)
         return Timing(spans, "pocketsphinx", cost=cost)
     return Timing(spans, "fallback", cost=cost)
-
-
-def _reference_voice(pcm: np.ndarray, sample_rate: int) -> str:
-    """The espeak-ng reference voice matching the clip's pitch (:func:`aligner.reference.
-    reference_voice`)."""
-    from .reference import reference_voice
-
-    return reference_voice(pcm, sample_rate)
 
 
 def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
