@@ -177,13 +177,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     audible = duration >= 0.25 and bool(mask.any())
     known = voice_verdict(voice)
     cost: float | None = None
-    ref_voice = "en-us"  # the reference's voice follows the clip's pitch, when it is warped
-    if audible and (backend == "reference" or (backend == "auto" and known is not False)):
-        from .reference import reference_voice
-
-        ref_voice = reference_voice(pcm, sample_rate)
     if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
-        first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask, ref_voice)
+        first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask)
         if first is not None and voice_verdict((first, 1.0), 0.0) is False:
             log.debug("the start of the clip does not sound like the reference (cost %.2f): "
                       "pocketsphinx", first)
@@ -195,8 +190,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
             spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
                                                   speech_seconds=float(mask.sum()) * HOP,
-                                                  expected_seconds=sum(seconds),
-                                                  voice=ref_voice, mask=mask, partial=partial)
+                                                  expected_seconds=sum(seconds), mask=mask,
+                                                  partial=partial)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
             if known is None and cost is not None:
@@ -238,12 +233,12 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
 
 def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
-                seconds: list[float], mask: np.ndarray, voice: str) -> float | None:
+                seconds: list[float], mask: np.ndarray) -> float | None:
     """:func:`aligner.reference.prefix_cost`, None where it cannot be measured."""
     try:
         from .reference import prefix_cost
 
-        return prefix_cost(pcm, sample_rate, text, tokens, seconds, mask, voice=voice)
+        return prefix_cost(pcm, sample_rate, text, tokens, seconds, mask)
     except MissingBackendError:
         return None
     except Exception as exc:  # the whole warp will try again, and fall back if it must

@@ -17,7 +17,7 @@ from .errors import MissingBackendError
 from .pronounce import espeak_to_arpabet
 from .text import Token
 
-__all__ = ["dtw_path", "median_pitch", "mfcc", "prefix_cost", "reference_spans", "reference_voice"]
+__all__ = ["dtw_path", "mfcc", "prefix_cost", "reference_spans"]
 
 _FPS = 100  # analysis frames per second (10 ms hop, 25 ms window)
 _BASE_RATE = 175  # espeak words per minute for speech of the model's expected duration
@@ -323,7 +323,7 @@ def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: 
 
 def prefix_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                 expected: list[float], mask: np.ndarray, fraction: float = 0.2,
-                voice: str = "en-us") -> float | None:
+                ) -> float | None:
     """The warp cost (:func:`reference_spans`) of about the first ``fraction`` of the clip's words:
     a cheap first look at the voice (the warp of a third of the clip or so).
 
@@ -346,49 +346,5 @@ def prefix_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     return reference_spans(pcm[: int(cut * sample_rate / _FPS)], sample_rate,
                            text[: tokens[k].token_end], tokens[: k + 1],
                            speech_seconds=speech[-1] / _FPS * cum[k] / cum[-1],
-                           expected_seconds=float(cum[k]), voice=voice, mask=mask[:cut],
+                           expected_seconds=float(cum[k]), mask=mask[:cut],
                            partial=(False, True))[2]
-
-
-#: The reference voice by the clip's median pitch: espeak-ng's male voices speak at ~95-110 Hz,
-#: its female variants at ~175-215 Hz; warped onto a clip of the other kind the reference costs
-#: over :data:`aligner.alignment.MAX_REFERENCE_COST` (measured: espeak's ``+f3``/``+f4`` against
-#: ``en-us`` ~4.0, against ``en-us+f3`` 1.0-2.6), so a higher voice gets a female reference.
-HIGH_PITCH_HZ = 150.0
-VOICES = ("en-us", "en-us+f3")  # (lower, higher)
-
-
-def reference_voice(pcm: np.ndarray, sample_rate: int) -> str:
-    """The espeak-ng voice to warp onto the clip: :data:`VOICES` ``[1]`` when its median pitch
-    is above :data:`HIGH_PITCH_HZ`, else ``[0]`` (also when no pitch is found).
-
-    >>> t = np.arange(16000) / 16000
-    >>> reference_voice((np.sin(2 * np.pi * 220 * t) * 8000).astype(np.int16), 16000)
-    'en-us+f3'
-    """
-    f0 = median_pitch(pcm, sample_rate)
-    return VOICES[1] if f0 is not None and f0 > HIGH_PITCH_HZ else VOICES[0]
-
-
-def median_pitch(pcm: np.ndarray, sample_rate: int, lo: float = 60.0, hi: float = 400.0,
-                 ) -> float | None:
-    """Median fundamental frequency (Hz) of the clip's loud, periodic 40 ms frames, by
-    autocorrelation (a peak of at least half the frame's energy between ``lo`` and ``hi``);
-    None when no frame is periodic. About 1 ms of CPU per second of audio."""
-    n, hop = int(0.04 * sample_rate), int(0.02 * sample_rate)
-    x = np.asarray(pcm, np.float32)
-    if len(x) < n:
-        return None
-    frames = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
-    energy = (frames ** 2).mean(axis=1)
-    frames = frames[energy > 0.1 * energy.max()]
-    if not len(frames) or not energy.max():
-        return None
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    spec = np.fft.rfft(frames, 2 * n)
-    ac = np.fft.irfft(spec * np.conj(spec))[:, :n]
-    ac = ac / (ac[:, :1] + 1e-9)
-    a, b = int(sample_rate / hi), min(n - 1, int(sample_rate / lo))
-    lag = a + np.argmax(ac[:, a:b], axis=1)
-    periodic = ac[np.arange(len(ac)), lag] > 0.5
-    return float(np.median(sample_rate / lag[periodic])) if periodic.any() else None
