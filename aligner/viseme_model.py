@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +74,7 @@ def features(pcm: np.ndarray) -> np.ndarray:
     m = np.hstack([cep, np.log(power.sum(1) + 1e-10)[:, None]])
     m = (m - m.mean(0)) / (m.std(0) + 1e-6)
     idx = np.clip(np.arange(n)[:, None] + np.array(_CONTEXT)[None, :], 0, n - 1)
-    return m[idx].reshape(n, -1).astype(np.float32)
+    return m.astype(np.float32)[idx].reshape(n, -1)
 
 
 class PhoneStream:
@@ -175,7 +175,9 @@ class PhoneModel:
 
     def scores(self, feats: np.ndarray) -> np.ndarray:
         """Phone scores (frames, len(CLASSES)) for :func:`features` output."""
-        return np.maximum(feats @ self.w1 + self.b1, 0) @ self.w2
+        h = feats @ self.w1
+        h += self.b1  # in place: the hidden layer is the largest array here
+        return np.maximum(h, 0, out=h) @ self.w2
 
     def _scores(self, pcm: np.ndarray) -> np.ndarray:
         """Scores of 16 kHz ``pcm``; frames quieter than -55 dBFS are silence, whatever the
@@ -255,15 +257,13 @@ class PhoneModel:
             return list(phones)
         seq[0] = Phone("sil", 0.0, seq[1].start)
         seq.append(Phone("sil", seq[-1].end, dur))
-        cls = _classes(seq)
-        emit = scores[:, cls] - _STAY * _far(seq, len(scores))
-        lo, hi = (0, len(emit)) if span is None else \
-            (max(0, int(round(span[0] * 100))), min(len(emit), int(round(span[1] * 100))))
-        emit = emit[lo:hi]
-        n, m = emit.shape
+        cls = _classes([p.phone for p in seq])
+        lo, hi = (0, len(scores)) if span is None else \
+            (max(0, int(round(span[0] * 100))), min(len(scores), int(round(span[1] * 100))))
+        n, m = hi - lo, len(seq)
         if m > n:
             return list(phones)
-        path = _forced(emit, cls == 0)
+        path = _forced(scores[lo:hi, cls] - _STAY * _far(seq, lo, hi), cls == 0)
         out = []
         cuts = np.flatnonzero(np.diff(path)) + 1
         for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]]), strict=True):
@@ -283,19 +283,21 @@ _STAY = 0.03
 _NEAR = 0.03
 
 
-def _far(phones: Sequence[Phone], frames: int) -> np.ndarray:
-    """(frames, phones): how many 10 ms steps each frame lies beyond :data:`_NEAR` outside
-    each phone's span."""
-    t = (np.arange(frames) + 0.5) / 100
+def _far(phones: Sequence[Phone], lo: int, hi: int) -> np.ndarray:
+    """(frames lo..hi-1, phones): how many 10 ms steps each frame lies beyond :data:`_NEAR`
+    outside each phone's span."""
+    t = (np.arange(lo, hi) + 0.5) / 100
     start = np.array([p.start for p in phones]) - _NEAR
     end = np.array([p.end for p in phones]) + _NEAR
     return np.maximum(0.0, np.maximum(start[None, :] - t[:, None], t[:, None] - end[None, :])
                       ) * 100
 
 
-def _classes(phones: Sequence[Phone]) -> np.ndarray:
-    """The :data:`CLASSES` index of each phone (stress stripped; unknown ones are silence)."""
-    return np.array([_INDEX.get(p.phone.rstrip("012").upper(), 0) for p in phones], np.int64)
+def _classes(names: Iterable[str]) -> np.ndarray:
+    """The :data:`CLASSES` index of each phone name (stress stripped; unknown ones are
+    silence)."""
+    return np.array([_INDEX[x] if x in _INDEX else _INDEX.get(x.rstrip("012").upper(), 0)
+                     for x in names], np.int64)
 
 
 def _pick_variants(scores: np.ndarray, phones: list[Phone],
@@ -320,14 +322,14 @@ def _pick_variants(scores: np.ndarray, phones: list[Phone],
         known = variants.get(run[0].word_index, ())
         if given not in known or len(known) < 2:
             continue
-        others = [v for v in known if v and v != given]
+        candidates = [given, *(v for v in known if v and v != given)]
         before = runs[words[n - 1]][-1:] if n > 0 else []
         after = runs[words[n + 1]][:1] if n + 1 < len(words) else []
         window = scores[int(round((before or run)[0].start * 100)):
                         int(round((after or run)[-1].end * 100))]
         context = ([p.phone for p in before], [p.phone for p in after])
-        # max keeps the first of equals: the phones given
-        best = max([given, *others], key=lambda v: _fit(window, v, context))
+        # argmax keeps the first of equals: the phones given
+        best = candidates[int(np.argmax(_fits(window, candidates, context)))]
         if best != given:
             a, b = run[0].start, run[-1].end
             step = (b - a) / len(best)
@@ -336,48 +338,73 @@ def _pick_variants(scores: np.ndarray, phones: list[Phone],
     return [p for r in runs for p in r]
 
 
-def _fit(scores: np.ndarray, names: tuple[str, ...], context: tuple[list[str], list[str]]
-         ) -> float:
-    """Score of the best path through ``context[0] + names + context[1]`` over ``scores``."""
-    cls = _classes([Phone(x, 0, 0) for x in (*context[0], *names, *context[1])])
-    emit = scores[:, cls]
-    if len(emit) < len(cls):
-        return -np.inf
-    dp = np.full(len(cls), -np.inf)  # as _forced, without skips, and the score only
-    dp[0] = emit[0, 0]
-    for row in emit[1:]:
-        dp[1:] = np.maximum(dp[1:], dp[:-1])
-        dp += row
-    return float(dp[-1])
+def _fits(scores: np.ndarray, candidates: Sequence[tuple[str, ...]],
+          context: tuple[list[str], list[str]]) -> np.ndarray:
+    """Score of the best path through ``context[0] + v + context[1]`` over ``scores``, for each
+    ``v`` of ``candidates`` (-inf if it has more phones than there are frames).
+
+    One pass for all: the sequences lie side by side in one row of states, each after a
+    state that no path can be in (its scores are -inf), where paths start.
+    """
+    seqs = [(*context[0], *v, *context[1]) for v in candidates]
+    emit = scores[:, _classes([x for seq in seqs for x in ("sil", *seq)])]
+    walls = np.cumsum([0] + [len(seq) + 1 for seq in seqs[:-1]])
+    emit[:, walls] = -np.inf
+    table = _table(emit, np.full(emit.shape[1], -np.inf), walls + 1)
+    return table[-1, walls + [len(seq) + 2 for seq in seqs]]
+
+
+def _table(emit: np.ndarray, skip: np.ndarray, starts: Sequence[int] | np.ndarray
+           ) -> np.ndarray:
+    """Dynamic-programming table of the best left-to-right paths through ``emit`` (frames x
+    states).
+
+    A path starts at frame 0 in one of the states ``starts``, and at each frame stays, moves
+    to the next state, or to the one after over state ``s - 1``, paying ``skip[s]`` (0 where
+    state ``s - 1`` may be skipped, also at the start, else -inf). Row ``t + 1`` holds the best
+    score of a path in each state at frame ``t`` in columns 2 onwards; row 0 is where paths
+    start (0 just before each start, else -inf), and columns 0-1 are states before the first
+    (-inf but for a start), so that each move reads a slice of the row before: no copies, as
+    the loop runs per frame.
+    """
+    n, m = emit.shape
+    table = np.full((n + 1, m + 2), -np.inf)
+    table[0, np.asarray(starts) + 1] = 0.0
+    over, step, stay = table[:, :m], table[:, 1:-1], table[:, 2:]
+    add, maximum = np.add, np.maximum
+    for two, one, same, out, row in zip(over[:-1], step[:-1], stay[:-1], stay[1:], emit,
+                                        strict=True):
+        add(two, skip, out=out)  # from two states back
+        maximum(out, one, out=out)
+        maximum(out, same, out=out)
+        add(out, row, out=out)
+    return table
 
 
 def _forced(emit: np.ndarray, optional: np.ndarray) -> np.ndarray:
     """Best left-to-right state path through ``emit`` (frames x states); optional states may be
     skipped. Returns the state of each frame."""
     n, m = emit.shape
-    neg = -1e18
-    back = np.zeros((n, m), np.int8)  # how many states the path advanced into this frame
-    dp = np.full(m, neg)
-    dp[0] = emit[0, 0]
-    if optional[0]:
-        dp[1] = emit[0, 1]
-    no_skip = ~np.concatenate([[False, False], optional[1:-1]])  # into s from s-2 over s-1
-    step, skip = np.full(m, neg), np.full(m, neg)  # reused buffers: the loop runs per frame
-    for t in range(1, n):
-        step[1:] = dp[:-1]
-        skip[2:] = dp[:-2]
-        skip[no_skip] = neg
-        move = np.maximum(step, skip)
-        ahead = move > dp  # ties stay, then step rather than skip
-        back[t] = ahead
-        back[t] += ahead & (skip > step)
-        dp = np.maximum(dp, move) + emit[t]
-    s = m - 1 if not optional[-1] or dp[m - 1] >= dp[m - 2] else m - 2
-    path = np.empty(n, np.int64)
-    for t in range(n - 1, -1, -1):
+    skip = np.where(np.concatenate([[False], optional[:-1]]), 0.0, -np.inf)  # into s over s-1
+    table = _table(emit, skip, [0])
+    # how many states the path advanced into each frame after the first, read from the table
+    # (it keeps every frame, as large as ``emit``) after the loop: ties stay, then step rather
+    # than skip
+    prior = table[1:-1]
+    over = prior[:, :m] + skip
+    step = prior[:, 1:-1]
+    ahead = np.maximum(step, over) > prior[:, 2:]
+    back = ahead.astype(np.uint8)
+    back += ahead & (over > step)
+    last = table[-1, 2:]
+    s = m - 1 if not optional[-1] or last[m - 1] >= last[m - 2] else m - 2
+    moves = back.tobytes()  # indexing bytes gives ints, much faster than numpy scalars
+    path = [0] * n
+    for t in range(n - 1, 0, -1):
         path[t] = s
-        s -= int(back[t, s])
-    return path
+        s -= moves[(t - 1) * m + s]
+    path[0] = s
+    return np.array(path, np.int64)
 
 
 @functools.cache
@@ -392,20 +419,21 @@ def _load(path: str) -> PhoneModel:
 def _viterbi(scores: np.ndarray, switch: float) -> np.ndarray:
     """Best class path: sum of scores minus ``switch`` per change of class."""
     n, k = scores.shape
-    back = np.empty((n, k), np.int32)
-    best = scores[0].astype(np.float64)
-    ar = np.arange(k)
-    for t in range(1, n):
-        j = int(best.argmax())
-        jump = best[j] - switch
-        stay = best >= jump
-        back[t] = np.where(stay, ar, j)
-        best = np.where(stay, best, jump) + scores[t]
-    path = np.empty(n, np.int32)
-    path[-1] = int(best.argmax())
+    table = np.empty((n, k))  # best score of a path in each class at each frame
+    table[0] = scores[0]
+    leader = [0] * n  # the best class of the frame before, the one a change comes from
+    for t, (before, out, row) in enumerate(zip(table[:-1], table[1:], scores[1:], strict=True),
+                                           1):
+        j = leader[t] = int(before.argmax())
+        np.maximum(before, before[j] - switch, out=out)  # stay, or change from the best
+        out += row
+    # a path stays in its class wherever that was not worse than changing (read after the loop)
+    stays = (table[:-1] >= table[np.arange(n - 1), leader[1:]][:, None] - switch).tobytes()
+    path = [0] * n
+    c = path[-1] = int(table[-1].argmax())
     for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
+        c = path[t - 1] = c if stays[(t - 1) * k + c] else leader[t]
+    return np.array(path, np.int32)
 
 
 def train(clips, hidden: int = 2000, ridge: float = 1.0, seed: int = 0,
