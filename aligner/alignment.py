@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from .fallback import HOP, PHONE_SECONDS, expected_seconds, frame_db, place, spe
 from .pronounce import token_phones
 from .text import Token, tokenize
 from .timeline import Char, Phone, Word
+
+if TYPE_CHECKING:
+    from .reference import Reference
 
 __all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timing", "align",
            "assemble", "time_tokens", "voice_verdict"]
@@ -177,8 +180,9 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     audible = duration >= 0.25 and bool(mask.any())
     known = voice_verdict(voice)
     cost: float | None = None
+    reference = None
     if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
-        first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask)
+        reference, first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask)
         if first is not None and voice_verdict((first, 1.0), 0.0) is False:
             log.debug("the start of the clip does not sound like the reference (cost %.2f): "
                       "pocketsphinx", first)
@@ -191,7 +195,7 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
             spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
                                                   speech_seconds=float(mask.sum()) * HOP,
                                                   expected_seconds=sum(seconds), mask=mask,
-                                                  partial=partial)
+                                                  partial=partial, reference=reference)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
             if known is None and cost is not None:
@@ -233,17 +237,23 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
 
 def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
-                seconds: list[float], mask: np.ndarray) -> float | None:
-    """:func:`aligner.reference.prefix_cost`, None where it cannot be measured."""
+                seconds: list[float], mask: np.ndarray,
+                ) -> tuple[Reference | None, float | None]:
+    """espeak-ng's reference speech of the clip's text (:func:`aligner.reference.speak`, which
+    the warp of the whole clip reuses) and the warp cost of the clip's start on its start
+    (:func:`aligner.reference.prefix_cost`); None for what cannot be made or measured."""
+    reference = None
     try:
-        from .reference import prefix_cost
+        from .reference import prefix_cost, speak
 
-        return prefix_cost(pcm, sample_rate, text, tokens, seconds, mask)
+        reference = speak(text, float(mask.sum()) * HOP, sum(seconds))
+        return reference, prefix_cost(pcm, sample_rate, text, tokens, seconds, mask,
+                                      reference=reference)
     except MissingBackendError:
-        return None
+        return None, None
     except Exception as exc:  # the whole warp will try again, and fall back if it must
         log.warning("reference alignment of the clip's start failed (%s)", exc)
-        return None
+        return reference, None
 
 
 def voice_verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS,

@@ -61,10 +61,10 @@ def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP,
         return np.zeros(0)
     x = pcm.astype(np.float32) / 32768.0
     win = max(1, int(window * sample_rate))
-    x = np.pad(x, (win // 2, n * step + win))
-    sq = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
-    starts = np.arange(n) * step
-    energy = (sq[starts + win] - sq[starts]) / win
+    sq = np.zeros(len(x) + 1)  # sq[k]: the energy of x[:k]; silence before and after x
+    np.cumsum(np.square(x, dtype=np.float64), out=sq[1:])
+    starts = np.arange(n) * step - win // 2
+    energy = (sq[np.clip(starts + win, 0, len(x))] - sq[np.clip(starts, 0, len(x))]) / win
     return 10 * np.log10(np.maximum(energy, 1e-10))
 
 
@@ -75,8 +75,7 @@ def speech_threshold(db: np.ndarray) -> float:
     """
     if len(db) == 0:
         return float("inf")
-    peak = float(np.percentile(db, 99))
-    floor = float(np.percentile(db, 5))
+    peak, floor = (float(x) for x in np.percentile(db, [99, 5]))
     if peak < -60:
         return float("inf")
     if peak - floor < 10:  # flat noise: no structure to use

@@ -9,7 +9,9 @@ clip's speech duration so the warp stays close to the diagonal. Needs the ``spee
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,10 +19,17 @@ from .errors import MissingBackendError
 from .pronounce import espeak_to_arpabet
 from .text import Token
 
-__all__ = ["dtw_path", "mfcc", "prefix_cost", "reference_spans"]
+if TYPE_CHECKING:
+    from .speech import Synthesis
+
+__all__ = ["Reference", "dtw_path", "mfcc", "prefix_cost", "reference_spans", "speak"]
 
 _FPS = 100  # analysis frames per second (10 ms hop, 25 ms window)
 _BASE_RATE = 175  # espeak words per minute for speech of the model's expected duration
+_BLOCK = 1000  # MFCC frames per block (bounded memory for long clips)
+#: Frames per FFT call: numpy's float32 FFT of a 1024-point batch of hundreds of rows runs 3-4x
+#: slower per row than in batches of tens (measured, numpy 2.4); every row's result is the same.
+_FFT_ROWS = 64
 
 
 @functools.cache
@@ -60,12 +69,15 @@ def mfcc(pcm: np.ndarray, sample_rate: int, top: float = 7600.0) -> np.ndarray:
     x = np.append(x[0], x[1:] - 0.97 * x[:-1])
     fb, dct = _mel_dct(sample_rate, nfft, min(top, 0.475 * sample_rate))
     window = np.hamming(win).astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop]  # a view: no copy
     logmel = np.empty((n, fb.shape[1]), np.float32)
-    for b0 in range(0, n, 1000):  # in blocks: bounded memory for long clips
-        b1 = min(n, b0 + 1000)
-        idx = np.arange(b0, b1)[:, None] * hop + np.arange(win)[None, :]
-        power = np.abs(np.fft.rfft(x[idx] * window, nfft)) ** 2
-        logmel[b0:b1] = np.log(power @ fb + 1e-8)
+    power = np.empty((min(n, _BLOCK), nfft // 2 + 1), np.float32)
+    for b0 in range(0, n, _BLOCK):  # in blocks: bounded memory for long clips
+        b1 = min(n, b0 + _BLOCK)
+        for f0 in range(b0, b1, _FFT_ROWS):
+            f1 = min(b1, f0 + _FFT_ROWS)
+            power[f0 - b0: f1 - b0] = np.abs(np.fft.rfft(frames[f0:f1] * window, nfft)) ** 2
+        logmel[b0:b1] = np.log(power[: b1 - b0] @ fb + 1e-8)
     ceps = (logmel @ dct)[:, 1:]
     ceps -= ceps.mean(axis=0)
     ceps /= ceps.std(axis=0) + 1e-6
@@ -77,10 +89,12 @@ def dtw_path(a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None,
              band: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The minimal-cost monotonic path between feature sequences ``a`` (n, d) and ``b`` (m, d).
 
-    Euclidean frame distances; steps (1, 0), (0, 1), (1, 1). Only cells within ``band`` frames of
-    ``centre[i]`` (the expected ``j`` for row ``i``; default the diagonal) are searched, so long
-    clips need memory n x band, not n x m. Each row is solved in vectorised form: the in-row
-    recursion ``row[j] = min(a[j], row[j-1] + d[j])`` is a cumulative minimum.
+    Euclidean frame distances; steps (1, 0), (0, 1), (1, 1); ties go diagonal, then (1, 0),
+    then (0, 1). Only cells within ``band`` frames of ``centre[i]`` (the expected ``j`` for row
+    ``i``; default the diagonal) are searched, so long clips need memory n x band, not n x m;
+    consecutive rows' bands always overlap, so every searched cell is reachable. Each row is
+    solved in vectorised form: the in-row recursion ``row[j] = min(a[j], row[j-1] + d[j])`` is a
+    cumulative minimum.
 
     Returns:
         ``(i, j)`` index arrays of the path from (0, 0) to (n-1, m-1), in order.
@@ -96,42 +110,34 @@ def dtw_path(a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None,
         band = max(100, int(0.1 * max(n, m)))
     lo = np.clip(np.floor(centre).astype(int) - band, 0, m - 1)
     hi = np.clip(np.ceil(centre).astype(int) + band + 1, 1, m)
-    lo = np.minimum.accumulate(lo[::-1])[::-1]  # non-decreasing, lo[0] = 0, hi[-1] = m
     hi = np.maximum.accumulate(hi)
+    lo[1:] = np.minimum(lo[1:], hi[:-1] - 1)  # overlap the row above: every cell is reachable
+    lo = np.minimum.accumulate(lo[::-1])[::-1]  # non-decreasing, lo[0] = 0, hi[-1] = m
     lo[0], hi[-1] = 0, m
-    width = int((hi - lo).max())
-    acc = np.full((n, width), np.inf)
-    bb = (b * b).sum(1)
-    aa = (a * a).sum(1)
-
-    full = None
-    if n * m <= 2_000_000:  # small: one matrix product beats a product per row
-        full = np.sqrt(np.maximum(aa[:, None] + bb[None, :] - 2 * a @ b.T, 0.0))
-
-    def dist(i: int) -> np.ndarray:
-        seg = slice(lo[i], hi[i])
-        if full is not None:
-            return full[i, seg]
-        return np.sqrt(np.maximum(aa[i] + bb[seg] - 2 * b[seg] @ a[i], 0.0))
-
-    d = dist(0)
-    acc[0, : len(d)] = np.cumsum(d)
-    for i in range(1, n):
-        d = dist(i)
-        k = len(d)
-        # prev[j] for j = lo[i]-1 .. hi[i]-1 (inf outside the previous row's band)
-        p = np.full(k + 1, np.inf)
-        j0, j1 = lo[i] - 1, hi[i]
-        q0, q1 = max(j0, lo[i - 1]), min(j1, hi[i - 1])
-        if q1 > q0:
-            p[q0 - j0: q1 - j0] = acc[i - 1, q0 - lo[i - 1]: q1 - lo[i - 1]]
-        step = d + np.minimum(p[1:], p[:-1])
-        cd = np.cumsum(d)
-        acc[i, :k] = cd + np.minimum.accumulate(step - cd)
-
-    def at(i: int, j: int) -> float:
-        return acc[i, j - lo[i]] if lo[i] <= j < hi[i] else np.inf
-
+    width = hi - lo
+    # acc[i, 1 + t] (flat: acc[i * cols + 1 + t]): the cost of reaching (i, lo[i] + t). Column 0
+    # and the columns past the band stay inf, so that the row above seen from row i (j = lo[i] -
+    # 1 .. hi[i] - 1) is one slice, and so is each row of the distances and their running sums.
+    cols = 1 + max(int(width.max()), int((hi[1:] - lo[:-1]).max(initial=0)))
+    dist = _band_distances(a, b, lo, hi, cols)
+    cum = np.cumsum(dist, axis=1).ravel()
+    dist = dist.ravel()
+    acc = np.full(n * cols, np.inf)
+    acc[1: 1 + width[0]] = cum[: width[0]]
+    lo_ = lo.tolist()
+    step = np.empty(cols)
+    for i, k in enumerate(width[1:].tolist(), 1):
+        r = i * cols
+        q = r - cols + lo_[i] - lo_[i - 1]  # (i - 1, lo[i] - 1)
+        st = step[:k]
+        np.minimum(acc[q + 1: q + k + 1], acc[q: q + k], out=st)
+        st += dist[r: r + k]
+        cd = cum[r: r + k]
+        st -= cd
+        np.minimum.accumulate(st, out=st)
+        np.add(cd, st, out=acc[r + 1: r + 1 + k])
+    # The way back: from each cell to its cheapest predecessor, ties diagonal, up, left.
+    at = memoryview(acc)  # Python floats, fast to index one by one
     i, j = n - 1, m - 1
     pi, pj = [i], [j]
     while i > 0 or j > 0:
@@ -140,16 +146,43 @@ def dtw_path(a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None,
         elif j == 0:
             i -= 1
         else:
-            diag, up, left = at(i - 1, j - 1), at(i - 1, j), at(i, j - 1)
-            if diag <= up and diag <= left:
+            left = i * cols + j - lo_[i]  # (i, j - 1)
+            diag = left - cols + lo_[i] - lo_[i - 1]  # (i - 1, j - 1); (i - 1, j) is next
+            if at[diag] <= at[diag + 1] and at[diag] <= at[left]:
                 i, j = i - 1, j - 1
-            elif up <= left:
+            elif at[diag + 1] <= at[left]:
                 i -= 1
             else:
                 j -= 1
         pi.append(i)
         pj.append(j)
     return np.array(pi[::-1]), np.array(pj[::-1])
+
+
+def _band_distances(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, cols: int,
+                    ) -> np.ndarray:
+    """Euclidean distances ``|a[i] - b[lo[i] + t]|`` of the band's cells, (n, cols); inf past
+    each row's band."""
+    n, m = len(a), len(b)
+    bb = (b * b).sum(1)
+    aa = (a * a).sum(1)
+    if n * m <= 2_000_000:  # small: one matrix product beats a product per row
+        j = lo[:, None] + np.arange(cols)
+        past = j >= hi[:, None]
+        np.minimum(j, m - 1, out=j)
+        ab = (2 * a @ b.T).ravel()[j + np.arange(n)[:, None] * m]  # only the band's cells
+        squared = bb[j]
+        squared += aa[:, None]
+        squared -= ab
+        out = np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+        out[past] = np.inf
+        return out
+    rows = [np.sqrt(np.maximum(aa[i] + bb[lo[i]:hi[i]] - 2 * b[lo[i]:hi[i]] @ a[i], 0.0))
+            for i in range(n)]
+    out = np.full((n, cols), np.inf, rows[0].dtype)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 _PREFIX_MARGIN, _PREFIX_EXTRA = 1.1, 15  # prefix cut: x its expected speech frames, + frames
@@ -167,10 +200,67 @@ def _speech_span(mask: np.ndarray) -> tuple[int, int] | None:
     return (int(idx[0]), int(idx[-1])) if len(idx) >= 2 and idx[-1] > idx[0] else None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reference:
+    """espeak-ng speech of a clip's text (:func:`speak`) and its speech frames (100 a second)."""
+
+    speech: Synthesis
+    mask: np.ndarray
+
+    def head(self, char: int) -> Reference:
+        """The speech before the first word at or after character ``char`` of the text (all of
+        it when there is none)."""
+        s = self.speech
+        after = [w.start for w in s.words if w.char_start >= char]
+        if not after:
+            return self
+        from .fallback import frame_db, speech_mask
+
+        kept = sum(w.char_start < char for w in s.words)
+        samples = s.samples[: int(after[0] * s.sample_rate)]
+        cut = dataclasses.replace(
+            s, text=s.text[:char], samples=samples, words=s.words[:kept],
+            phones=tuple(p for p in s.phones if p.start < after[0] and p.word_index < kept))
+        return Reference(cut, speech_mask(frame_db(samples, s.sample_rate)))
+
+
+def speak(text: str, speech_seconds: float, expected_seconds: float | None = None,
+          voice: str = "en-us") -> Reference:
+    """espeak-ng speech of ``text`` at about the speaking rate of a clip with ``speech_seconds``
+    of speech: the reference that :func:`reference_spans` warps onto the clip.
+
+    ``expected_seconds`` (the duration model's estimate for the text) sets the first rate tried;
+    when the speech comes out more than 15% longer or shorter than the clip's, it is spoken again
+    at the rate that corrects it.
+
+    Raises:
+        MissingBackendError: espeak-ng (extra ``speech``) is not installed.
+    """
+    try:
+        import espeakng_loader  # noqa: F401
+    except ImportError as exc:
+        raise MissingBackendError("espeak-ng", "speech") from exc
+    from .fallback import frame_db, speech_mask
+    from .speech import synthesize
+
+    rate = _BASE_RATE
+    if expected_seconds and speech_seconds > 0:
+        rate = int(np.clip(_BASE_RATE * expected_seconds / speech_seconds, 80, 450))
+    ref = synthesize(text, voice=voice, rate=rate)
+    r_mask = speech_mask(frame_db(ref.samples, ref.sample_rate))
+    r_speech = float(r_mask.sum()) / _FPS
+    if speech_seconds > 0 and r_speech > 0 and abs(r_speech / speech_seconds - 1) > 0.15:
+        rate = int(np.clip(rate * r_speech / speech_seconds, 80, 450))
+        ref = synthesize(text, voice=voice, rate=rate)
+        r_mask = speech_mask(frame_db(ref.samples, ref.sample_rate))
+    return Reference(ref, r_mask)
+
+
 def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                     speech_seconds: float | None = None, expected_seconds: float | None = None,
                     voice: str = "en-us", *, mask: np.ndarray | None = None,
                     partial: tuple[bool, bool] = (False, False),
+                    reference: Reference | None = None,
                     ) -> tuple[list[tuple[float, float]], list[list[tuple[str, float, float]]],
                                float | None]:
     """Times of each token and of its phones, carried over from espeak-ng speech of ``text``.
@@ -186,6 +276,8 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
         partial: whether the first and the last token are pieces of words that go on in the
             neighbouring stream chunks ("Hel" + "lo"): the reference says the piece as a word of
             its own, unlike the audio, so the cost leaves their frames out.
+        reference: the reference speech of ``text``, if already spoken (:func:`speak`, which
+            is called with ``speech_seconds``, ``expected_seconds`` and ``voice`` otherwise).
 
     Returns:
         ``(spans, phones, cost)``: (start, end) seconds per token; per token its phones as
@@ -198,25 +290,13 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
     Raises:
         MissingBackendError: espeak-ng (extra ``speech``) is not installed.
     """
-    try:
-        import espeakng_loader  # noqa: F401
-    except ImportError as exc:
-        raise MissingBackendError("espeak-ng", "speech") from exc
     from .fallback import frame_db, speech_mask
-    from .speech import synthesize
 
     t_mask = speech_mask(frame_db(pcm, sample_rate)) if mask is None else mask
-    t_speech = speech_seconds if speech_seconds is not None else float(t_mask.sum()) / _FPS
-    rate = _BASE_RATE
-    if expected_seconds and t_speech > 0:
-        rate = int(np.clip(_BASE_RATE * expected_seconds / t_speech, 80, 450))
-    ref = synthesize(text, voice=voice, rate=rate)
-    r_mask = speech_mask(frame_db(ref.samples, ref.sample_rate))
-    r_speech = float(r_mask.sum()) / _FPS
-    if t_speech > 0 and r_speech > 0 and abs(r_speech / t_speech - 1) > 0.15:
-        rate = int(np.clip(rate * r_speech / t_speech, 80, 450))
-        ref = synthesize(text, voice=voice, rate=rate)
-        r_mask = speech_mask(frame_db(ref.samples, ref.sample_rate))
+    if reference is None:
+        t_speech = speech_seconds if speech_seconds is not None else float(t_mask.sum()) / _FPS
+        reference = speak(text, t_speech, expected_seconds, voice)
+    ref, r_mask = reference.speech, reference.mask
     top = min(7600.0, 0.475 * min(sample_rate, ref.sample_rate))
     a, b = mfcc(pcm, sample_rate, top), mfcc(ref.samples, ref.sample_rate, top)
     # Search near the line mapping the clip's speech onto the reference's speech.
@@ -323,14 +403,16 @@ def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: 
 
 def prefix_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                 expected: list[float], mask: np.ndarray, fraction: float = 0.2,
-                ) -> float | None:
+                reference: Reference | None = None) -> float | None:
     """The warp cost (:func:`reference_spans`) of about the first ``fraction`` of the clip's words:
     a cheap first look at the voice (the warp of a third of the clip or so).
 
     The words are taken up to ``fraction`` of the expected speech (``expected``: seconds per
     token, from the duration model), plus one more as a sink; the clip is cut where its speech
     should have said them, with a margin: the sink word absorbs the audio of the margin, and its
-    frames are left out of the cost.
+    frames are left out of the cost. The reference is the start of the whole text's
+    (``reference``, spoken by :func:`speak` if not given) up to the word after the sink, so that
+    the warp of the whole clip can use the same speech.
 
     Returns:
         The cost, or None when the clip is too short for a prefix (fewer than two tokens after
@@ -343,8 +425,9 @@ def prefix_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
         return None
     target = cum[k - 1] / cum[-1] * speech[-1] * _PREFIX_MARGIN + _PREFIX_EXTRA
     cut = int(np.searchsorted(speech, target))
+    if reference is None:
+        reference = speak(text, speech[-1] / _FPS, float(cum[-1]))
     return reference_spans(pcm[: int(cut * sample_rate / _FPS)], sample_rate,
-                           text[: tokens[k].token_end], tokens[: k + 1],
-                           speech_seconds=speech[-1] / _FPS * cum[k] / cum[-1],
-                           expected_seconds=float(cum[k]), mask=mask[:cut],
-                           partial=(False, True))[2]
+                           text[: tokens[k].token_end], tokens[: k + 1], mask=mask[:cut],
+                           partial=(False, True),
+                           reference=reference.head(tokens[k + 1].token_start))[2]
