@@ -65,12 +65,15 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
         first = int(round(max(0.0, a - context) * sample_rate))
         w0 = first / sample_rate  # the window's start, on the clock of ``pcm``
         window = pcm[first:int(round(min(total, b + context) * sample_rate))]
-        run = [Phone(p.phone, p.start - start - w0, p.end - start - w0, p.word_index)
-               for p in run]
-        got = model.force_align(window, sample_rate, run, span=(a - w0, b - w0), pauses=pauses,
-                                variants=variants)
-        out += [Phone(p.phone, p.start + w0 + start, p.end + w0 + start, p.word_index)
-                for p in got]
+        run_w = [Phone(p.phone, p.start - start - w0, p.end - start - w0, p.word_index)
+                 for p in run]
+        got = [Phone(p.phone, p.start + w0 + start, p.end + w0 + start, p.word_index)
+               for p in model.force_align(window, sample_rate, run_w, span=(a - w0, b - w0),
+                                          pauses=pauses, variants=variants)]
+        if got:  # the model works in whole frames: the stretch's ends go back in place
+            got[0] = Phone(got[0].phone, run[0].start, got[0].end, got[0].word_index)
+            got[-1] = Phone(got[-1].phone, got[-1].start, run[-1].end, got[-1].word_index)
+        out += got
     return out
 
 

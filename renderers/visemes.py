@@ -288,15 +288,23 @@ class _LiveVisemes(LiveRenderer):
         self._last_clear = -1.0
 
     def _new(self, timeline: Timeline, final_until: float) -> list[Phone]:
+        """The phones final since the last call, re-timed on the audio if the timeline has it.
+
+        What was fed is tracked on the timeline's own phone times: re-timing may move a chunk's
+        last phone (a pause it ends with may vanish), which must not be fed again next time.
+        """
         track = timeline.track(self._speaker) if self._retimed else None
         pcm = track.samples if track is not None else None
         new: list[Phone] = []
+        seen = self._seen
         for u in timeline.speaker(self._speaker):
             got = [p for p in u.phones if p.end > self._seen + _EPS
                    and p.end <= final_until + _EPS and p.end > p.start]
+            seen = max([seen] + [p.end for p in got])
             if got and pcm is not None and len(pcm) and u.source != "audio":
                 got = retime(got, pcm, track.sample_rate, pauses=pause_after(u.text, u.words))
             new += got
+        self._seen = seen
         return sorted(new, key=lambda p: p.start)
 
     def feed(self, timeline: Timeline, final_until: float) -> list[Any]:
@@ -310,8 +318,6 @@ class _LiveVisemes(LiveRenderer):
                 self._last_clear = c
                 self._seen = max(self._seen, c)
         out += self._stream.feed(new, final_until)
-        if new:
-            self._seen = max(self._seen, new[-1].end)
         return [self._item(c) for c in out]
 
     def finish(self, timeline: Timeline) -> list[Any]:

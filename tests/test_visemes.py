@@ -528,6 +528,21 @@ def test_renderers_keep_the_timeline_times_when_its_audio_file_is_missing(tmp_pa
     assert "not re-timed" in caplog.text and "gone.wav" in caplog.text
 
 
+def test_retiming_keeps_the_ends_of_each_stretch_so_live_pieces_join():
+    from aligner.alignment import align
+
+    samples, rate, _truth = _spoken(TEXT3, voice="en-us+f4")
+    aligned = [p for p in align(samples, rate, TEXT3).phones if p.end > p.start]
+    whole = retime(aligned, samples, rate)
+    assert (whole[0].start, whole[-1].end) == (aligned[0].start, aligned[-1].end)
+    assert [p.start for p in whole] != [p.start for p in aligned]  # the inside moved
+    # a live chunk edge inside a stretch stays where the aligner put it: the pieces join
+    cut = len(aligned) // 2
+    first, second = retime(aligned[:cut], samples, rate), retime(aligned[cut:], samples, rate)
+    assert first[-1].end == second[0].start == aligned[cut].start
+    assert all(a.end == b.start for a, b in zip(first, first[1:], strict=False))
+
+
 def test_viseme_stream_retimes_phones_on_the_audio_it_is_given():
     from aligner.alignment import align
 
