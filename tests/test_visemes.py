@@ -603,6 +603,24 @@ def test_phone_model_trains_saves_and_loads(tmp_path):
         train([], hidden=10)
 
 
+def test_audio_only_phones_follow_english_phonotactics():
+    from aligner.viseme_model import _INDEX, _moves, _phone_bigram, _viterbi
+
+    bigram = _phone_bigram()
+    total = np.exp(bigram).sum(1)  # probabilities of the next phone (the rest: the end)
+    assert ((total > 0.85) & (total < 1.001)).all()
+    dh, ah, zh = _INDEX["DH"], _INDEX["AH"], _INDEX["ZH"]
+    assert bigram[dh, ah] > bigram[dh, zh] + 3  # "the": a vowel follows DH, ZH hardly ever
+    # DH clearly, then a frame where the sound is a toss-up between ZH and AH (ZH a hair ahead)
+    scores = np.zeros((6, len(_INDEX)))
+    scores[:3, dh] = 1.0
+    scores[3:, zh], scores[3:, ah] = 0.51, 0.5
+    flat = np.full_like(bigram, -0.1)  # the switching penalty alone
+    np.fill_diagonal(flat, 0.0)
+    assert _viterbi(scores, flat).tolist() == [dh] * 3 + [zh] * 3
+    assert _viterbi(scores, _moves(0.1)).tolist() == [dh] * 3 + [ah] * 3
+
+
 def test_cli_visemes_with_text_and_audio_only(tmp_path, capsys):
     samples, rate, truth = _spoken(TEXT2)
     wav = _wav(tmp_path / "clip.wav", samples, rate)
