@@ -209,6 +209,67 @@ def _shape_run(phones, vs) -> list:
     return out
 
 
+def _table(results: dict[str, list], motion: Motion) -> dict[str, list[dict[str, int]]]:
+    """Print OVR and Rhubarb-set agreement per input; return the missed frames by cause."""
+    print(f"{'input':<26} {'oculus':>8} {'rhubarb':>8}   Rhubarb 1.14 (published, its set)")
+    missed: dict[str, list[dict[str, int]]] = {}
+    for key, rows in results.items():
+        cells, missed[key] = [], []
+        for vset in ("oculus", "rhubarb"):
+            count = {"frames": 0, **dict.fromkeys(CAUSES, 0)}
+            for dur, truth, phones in rows:
+                for c, v in misses(truth, phones, vset, dur, motion).items():
+                    count[c] += v
+            missed[key].append(count)
+            cells.append(f"{1 - sum(count[c] for c in CAUSES) / count['frames']:6.1%}")
+        anchor = f"{RHUBARB[key]:.0%}" if key in RHUBARB else "-"
+        print(f"{key:<26} {cells[0]:>8} {cells[1]:>8}   {anchor}")
+    return missed
+
+
+#: Flite voices for the other-voices table, in turn (``benchmarks/flite_speech.py``), with their
+#: duration stretch, as in ``benchmarks/alignment.py``.
+FLITE_VOICES = [("kal16", 1.0), ("slt", 0.8), ("rms", 1.0), ("awb", 0.8)]
+_FLITE_NAMES = {"AX": "AH", "PAU": "sil"}  # Flite's phones not spelt as ARPAbet
+
+
+def _other_voices(items, motion: Motion) -> None:
+    """The same sentences and scoring on Flite's voices made from recordings of people (the
+    phone model never heard them; truth = Flite's own segment times), when Flite loads."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import flite_speech
+    except ImportError as exc:
+        print(f"\nother voices: SKIPPED, flite_speech did not import ({exc})")
+        return
+    why = flite_speech.available()
+    if why is not None:
+        print(f"\nother voices: SKIPPED, Flite is not available: {why} (apt-get install libflite1)")
+        return
+    results: dict[str, list] = {"with text": [], "with text (aligner timing)": [],
+                                "audio only": [], "audio only (pocketsphinx)": []}
+    total = 0.0
+    for i, (text, _voice, _rate) in enumerate(items):
+        voice, stretch = FLITE_VOICES[i % len(FLITE_VOICES)]
+        syn = flite_speech.synthesize(text, voice, stretch)
+        pcm = resample(syn.samples, syn.sample_rate, 16000)
+        dur = len(pcm) / 16000
+        total += dur
+        truth = [Phone(_FLITE_NAMES.get(p.phone.upper(), p.phone.upper()), p.start, p.end,
+                       p.word_index) for p in syn.phones]
+        result = align(pcm, 16000, text)
+        for key, phones in (("with text", refine_alignment(pcm, 16000, result)),
+                            ("with text (aligner timing)", list(result.phones)),
+                            ("audio only", estimate_phones(pcm, 16000)),
+                            ("audio only (pocketsphinx)",
+                             estimate_phones(pcm, 16000, method="pocketsphinx"))):
+            results[key].append((dur, truth, phones))
+    print(f"\nother voices: Flite ({', '.join(v for v, _ in FLITE_VOICES)}; voices made from "
+          f"recordings of people, never heard by the phone model), the same sentences, "
+          f"{total:.1f} s; truth = Flite's segment times")
+    _table(results, motion)
+
+
 def _pick(quick: bool) -> list[tuple[str, str, int]]:
     """The sentences: all, or (quick) every fifth, still several voices and rates."""
     return SENTENCES[::5] if quick else SENTENCES
@@ -268,19 +329,7 @@ def main() -> int:
           f"({len(clips)} clips, {len({v for _, v, _ in items})} voices, "
           f"{min(r for *_, r in items)}-{max(r for *_, r in items)} wpm), "
           f"lead {motion.lead * 1000:.0f} ms allowed")
-    print(f"{'input':<26} {'oculus':>8} {'rhubarb':>8}   Rhubarb 1.14 (published, its set)")
-    missed: dict[str, list[dict[str, int]]] = {}
-    for key, rows in results.items():
-        cells, missed[key] = [], []
-        for vset in ("oculus", "rhubarb"):
-            count = {"frames": 0, **dict.fromkeys(CAUSES, 0)}
-            for dur, truth, phones in rows:
-                for c, v in misses(truth, phones, vset, dur, motion).items():
-                    count[c] += v
-            missed[key].append(count)
-            cells.append(f"{1 - sum(count[c] for c in CAUSES) / count['frames']:6.1%}")
-        anchor = f"{RHUBARB[key]:.0%}" if key in RHUBARB else "-"
-        print(f"{key:<26} {cells[0]:>8} {cells[1]:>8}   {anchor}")
+    missed = _table(results, motion)
     print("\nmissed frames by cause, % of all frames, oculus | rhubarb (see misses()):")
     print(f"{'input':<26} " + "  ".join(f"{c:>15}" for c in CAUSES))
     for key, counts in missed.items():
@@ -291,6 +340,7 @@ def main() -> int:
         got = 1 - sum(cnt[c] for c in CAUSES) / cnt["frames"]
         print(f"verdict {key}: oculus {got:.1%}, target >= {target:.0%}: "
               f"{'MET' if got >= target else 'MISSED'}")
+    _other_voices(items, motion)
 
     # speed: from an existing timeline (phones known), from audio + text, audio only
     phones_all, t = [], 0.0
