@@ -42,3 +42,18 @@ def test_workers_exit_when_the_service_is_killed():
     finally:
         service.kill()
         service.wait()
+
+
+def test_workers_keep_numpy_to_one_blas_thread():
+    # the workers share the cores: a BLAS thread per core in each made lip-sync chunks late
+    from threadpoolctl import threadpool_info
+
+    from aligner.workers import process_pool
+
+    pool = process_pool(1)
+    try:
+        blas = [lib for lib in pool.submit(threadpool_info).result()
+                if lib["user_api"] == "blas"]
+    finally:
+        pool.shutdown()
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..emulator import EmbeddedEmulator, EmulatorConfig
     from ..errors import AlignerError
+    from ..workers import one_blas_thread
 
     options = dict(
         api_key=args.api_key, llm_url=args.llm_url, voice=args.voice,
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         config = EmulatorConfig(**options)
     except ValueError as exc:
         raise AlignerError(str(exc)) from exc
+
+    one_blas_thread()  # a server: its recognition workers have the cores
 
     async def serve() -> None:
         emulator = EmbeddedEmulator(config, host=args.host, port=args.port)

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from ..service.app import ServiceConfig
     from ..service.proxy import Limits
     from ..viseme_sets import get_set
+    from ..workers import one_blas_thread
 
     names = tuple(n.strip() for n in args.render.split(",") if n.strip())
     for name in names:
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                       mic_realtime_factor=args.mic_rate),
         secret=args.secret.encode() if args.secret else None,
         shutdown_timeout=args.shutdown_timeout)
+    one_blas_thread()  # the align and render workers have the cores
     try:
         asyncio.run(_serve(config, args.host, args.port))
     except OSError as exc:

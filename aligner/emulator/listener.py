@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..recognize import RECOGNITION_RATE, RecognitionStream, RecognizedWord
-from ..workers import exit_with_parent
+from ..workers import start_worker
 
 __all__ = ["Listener", "ListenerStream"]
 
@@ -166,7 +166,7 @@ def _serve(conn, hints: list[str] | None, parent: int | None) -> None:
     req), ``close`` (key), ``forget`` (caller): the caller's cepstral mean is dropped."""
     if parent is not None:  # a process: below the server's priority; exit with it
         os.nice(10)
-        exit_with_parent(parent)
+        start_worker(parent)
     RecognitionStream(RECOGNITION_RATE, hints).close()  # load a decoder now, not mid-call
     conn.send((None, "ready"))
     ear = _Ear(hints, conn.send)
