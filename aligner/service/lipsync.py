@@ -227,8 +227,20 @@ def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
 
 
 def warm_up(viseme_set: str = "oculus") -> bool:
-    """Align a tiny chunk once, so that the first call does not pay for loading the aligner."""
-    ChunkEvents(16000, "s16le", viseme_set=viseme_set).align_now(b"\x00\x00" * 8000, "Hi there")
+    """Align a short spoken chunk once, so that the first call does not pay for loading the
+    aligner and for the first run of its reference warp and re-timing (silence without the
+    ``speech`` extra: the fallback aligner is what runs then)."""
+    text = "Hi there, how can I help?"
+    from ..audio import resample
+    from ..errors import MissingBackendError
+    from ..speech import synthesize
+
+    try:
+        said = synthesize(text)
+        pcm = resample(said.samples, said.sample_rate, 16000)
+    except MissingBackendError:
+        pcm = np.zeros(8000, np.int16)
+    ChunkEvents(16000, "s16le", viseme_set=viseme_set).align_now(pcm.tobytes(), text)
     return True
 
 
