@@ -450,16 +450,16 @@ def _moves(switch: float) -> np.ndarray:
 def _viterbi(scores: np.ndarray, moves: np.ndarray) -> np.ndarray:
     """Best class path: sum of ``scores`` plus ``moves[a, b]`` per step from class a to b."""
     n, k = scores.shape
-    table = np.empty((n, k))  # best score of a path in each class at each frame
-    table[0] = scores[0]
-    back = np.empty((n, k), np.intp)  # the class of the frame before on that path
+    best = scores[0].astype(np.float64)  # best score of a path in each class at this frame
+    back = np.empty((n, k), np.int8)  # the class of the frame before on that path (k < 128)
     cols = np.arange(k)
     for t in range(1, n):
-        ways = table[t - 1][:, None] + moves
-        came = back[t] = ways.argmax(0)
-        np.add(ways[came, cols], scores[t], out=table[t])
+        ways = best[:, None] + moves
+        came = ways.argmax(0)
+        back[t] = came
+        best = ways[came, cols] + scores[t]
     path = np.empty(n, np.int32)
-    c = path[-1] = int(table[-1].argmax())
+    c = path[-1] = int(best.argmax())
     for t in range(n - 1, 0, -1):
         c = path[t - 1] = back[t, c]
     return path
