@@ -8,7 +8,7 @@ Corpus: the sentences below (numbers, money, times, dates, acronyms, names, ques
 long), spoken by two synthesiser families, each measured in its own table:
 
 - espeak-ng (formant synthesis) at two voices and two rates (:data:`CONDITIONS`);
-- "other voices": Flite's voices made from recordings of people (:data:`OTHER_CONDITIONS`: the
+- "other voices": Flite's voices made from recordings of people (:data:`flite_speech.CONDITIONS`: the
   ``kal16`` diphone voice and the ``slt``, ``rms``, ``awb`` statistical parametric voices, two at
   a faster rate), through ``benchmarks/flite_speech.py``. Needs the Debian package ``libflite1``
   (``apt-get install libflite1``); without it the table is skipped with the reason printed.
@@ -149,8 +149,6 @@ SENTENCES = [
 ]
 
 CONDITIONS = [("en-us", 150), ("en-us", 200), ("en+m3", 150), ("en+m3", 200)]
-#: Flite voices (``benchmarks/flite_speech.py``) and their duration stretch (below 1 is faster).
-OTHER_CONDITIONS = [("kal16", 1.0), ("slt", 0.8), ("rms", 1.0), ("awb", 0.8)]
 
 
 def _uniform(text: str, tokens, duration: float):
@@ -427,7 +425,7 @@ def _families() -> tuple[list[_Family], str | None]:
         return families, f"flite_speech did not import ({exc})"
     why = flite_speech.available()
     if why is None:
-        families.append(_Family("flite (other voices)", OTHER_CONDITIONS,
+        families.append(_Family("flite (other voices)", flite_speech.CONDITIONS,
                                 lambda t, v, x: flite_speech.synthesize(t, v, x),
                                 lambda p: p != "pau", "x{:.2g} duration"))
     return families, why

@@ -23,10 +23,12 @@ import numpy as np
 
 from aligner.speech import SpokenPhone, SpokenWord, Synthesis
 
-__all__ = ["VOICES", "available", "synthesize"]
+__all__ = ["CONDITIONS", "VOICES", "available", "synthesize"]
 
 #: Flite voices and the shared library that registers each.
 VOICES = {"kal16": "cmu_us_kal16", "slt": "cmu_us_slt", "rms": "cmu_us_rms", "awb": "cmu_us_awb"}
+#: The benchmarks' Flite conditions: each voice and its duration stretch (below 1 is faster).
+CONDITIONS = [("kal16", 1.0), ("slt", 0.8), ("rms", 1.0), ("awb", 0.8)]
 
 _P = ctypes.c_void_p
 

@@ -227,16 +227,12 @@ def _table(results: dict[str, list], motion: Motion) -> dict[str, list[dict[str,
     return missed
 
 
-#: Flite voices for the other-voices table, in turn (``benchmarks/flite_speech.py``), with their
-#: duration stretch, as in ``benchmarks/alignment.py``.
-FLITE_VOICES = [("kal16", 1.0), ("slt", 0.8), ("rms", 1.0), ("awb", 0.8)]
 _FLITE_NAMES = {"AX": "AH", "PAU": "sil"}  # Flite's phones not spelt as ARPAbet
 
 
 def _other_voices(items, motion: Motion) -> None:
     """The same sentences and scoring on Flite's voices made from recordings of people (the
     phone model never heard them; truth = Flite's own segment times), when Flite loads."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     try:
         import flite_speech
     except ImportError as exc:
@@ -250,7 +246,7 @@ def _other_voices(items, motion: Motion) -> None:
                                 "audio only": [], "audio only (pocketsphinx)": []}
     total = 0.0
     for i, (text, _voice, _rate) in enumerate(items):
-        voice, stretch = FLITE_VOICES[i % len(FLITE_VOICES)]
+        voice, stretch = flite_speech.CONDITIONS[i % len(flite_speech.CONDITIONS)]
         syn = flite_speech.synthesize(text, voice, stretch)
         pcm = resample(syn.samples, syn.sample_rate, 16000)
         dur = len(pcm) / 16000
@@ -264,7 +260,7 @@ def _other_voices(items, motion: Motion) -> None:
                             ("audio only (pocketsphinx)",
                              estimate_phones(pcm, 16000, method="pocketsphinx"))):
             results[key].append((dur, truth, phones))
-    print(f"\nother voices: Flite ({', '.join(v for v, _ in FLITE_VOICES)}; voices made from "
+    print(f"\nother voices: Flite ({', '.join(v for v, _ in flite_speech.CONDITIONS)}; voices made from "
           f"recordings of people, never heard by the phone model), the same sentences, "
           f"{total:.1f} s; truth = Flite's segment times")
     _table(results, motion)
