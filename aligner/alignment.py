@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from .reference import Reference
 
 __all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timing", "align",
-           "assemble", "time_tokens", "voice_verdict"]
+           "align_timing", "assemble", "time_tokens", "voice_verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,14 @@ def align(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto"
         AlignmentError: a bad sample rate or backend name.
         MissingBackendError: ``backend="reference"`` without the ``speech`` extra.
     """
+    return align_timing(pcm, sample_rate, text, backend=backend)[0]
+
+
+def align_timing(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto"
+                 ) -> tuple[Alignment, Timing]:
+    """:func:`align`, and the backend's :class:`Timing` that the alignment was built from
+    (where each phone sounds, on the reference backend: see
+    :func:`aligner.viseme_phones.text_phones`)."""
     if not isinstance(sample_rate, int) or sample_rate <= 0:
         raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
     if backend not in BACKENDS:
@@ -142,7 +150,7 @@ def align(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto"
     prons = [token_phones(t.word) for t in tokens]
     timing = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend)
     return assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate, timing.backend,
-                    timing.phones)
+                    timing.phones), timing
 
 
 @dataclass(frozen=True, slots=True)

@@ -387,7 +387,14 @@ def _whole_word_cost(distance: np.ndarray, pi: np.ndarray, spans: list[tuple[flo
 
 def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: float,
                  ) -> list[tuple[str, float, float]]:
-    """Phones with times inside [start, end] from (ARPAbet phones, onset) marks in order."""
+    """Phones with times inside [start, end] from (ARPAbet phones, onset) marks in order.
+
+    The first phone starts at its own onset, which may come after the word's start: espeak-ng
+    starts a word at the silent closure of a stop it begins with ("total") and the stop's phone
+    at the burst. :func:`aligner.alignment.assemble` gives the closure to the stop; the viseme
+    phones (:func:`aligner.viseme_phones.text_phones`) give it to the sound before, as espeak
+    does.
+    """
     out: list[tuple[str, float, float]] = []
     t_prev = start
     for i, (names, t0) in enumerate(marks):
@@ -396,8 +403,6 @@ def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: 
         step = (t1 - t0) / len(names)
         out += [(p, t0 + j * step, t0 + (j + 1) * step) for j, p in enumerate(names)]
         t_prev = t1
-    if out:  # the word may start before its first phone event (a stop's closure)
-        out[0] = (out[0][0], start, out[0][2])
     return out
 
 

@@ -1,8 +1,10 @@
 """Phones for visemes from audio: re-timed on the shipped phone model, or recognised from sound.
 
-:func:`text_phones` aligns audio with its text (:func:`aligner.align`) and re-times every phone
-on the frame scores of :class:`aligner.viseme_model.PhoneModel`; :func:`retime` does the same for
-phones already aligned (a recorded timeline with its audio, or live chunk by chunk), and
+:func:`text_phones` aligns audio with its text (:func:`aligner.alignment.align_timing`) and
+refines the phones (:func:`refine_alignment`): where espeak-ng's own speech of the text says they
+sound when the aligner warped it onto the clip, else re-timed on the frame scores of
+:class:`aligner.viseme_model.PhoneModel`; :func:`retime` re-times phones already aligned (a
+recorded timeline with its audio, or live chunk by chunk), and
 :func:`estimate_phones` recognises phones from audio alone (no text). :mod:`aligner.visemes`
 turns them into mouth shapes.
 """
@@ -21,7 +23,7 @@ from .timeline import Phone, Word
 from .viseme_sets import SETS
 
 if TYPE_CHECKING:
-    from .alignment import Alignment
+    from .alignment import Alignment, Timing
 
 __all__ = ["METHODS", "estimate_phones", "pause_after", "pronunciation_variants",
            "refine_alignment", "retime", "text_phones"]
@@ -135,29 +137,74 @@ def _stretches(phones: Sequence[Phone]) -> list[list[Phone]]:
 
 def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = True
                 ) -> list[Phone]:
-    """Phones of audio whose text is known: :func:`aligner.align`, then (``refine``) each
-    phone re-timed on the frame scores of the shipped phone model
-    (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at punctuation, each
-    dictionary word in the pronunciation that fits best), which sharpens mouth-shape
-    boundaries.
+    """Phones of audio whose text is known: :func:`aligner.alignment.align_timing`, then
+    (``refine``) sharper mouth-shape boundaries (:func:`refine_alignment`).
 
     Raises:
         AlignmentError: the aligner cannot work with the input.
     """
-    from .alignment import align
+    from .alignment import align_timing
 
-    result = align(pcm, sample_rate, text)
-    return refine_alignment(pcm, sample_rate, result) if refine else list(result.phones)
+    result, timing = align_timing(pcm, sample_rate, text)
+    return refine_alignment(pcm, sample_rate, result, timing) if refine else list(result.phones)
 
 
-def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> list[Phone]:
-    """The phones of ``result`` (an alignment of ``pcm``) re-timed on the shipped phone model,
-    each dictionary word in the pronunciation that fits best (:func:`pronunciation_variants`)."""
+def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment,
+                     timing: Timing | None = None) -> list[Phone]:
+    """The phones of ``result`` (an alignment of ``pcm``) with sharper mouth-shape boundaries.
+
+    Given the backend's ``timing`` of a reference-backend alignment (a voice like espeak-ng's,
+    :func:`aligner.alignment.align_timing`), the phones go where espeak-ng's own speech of the
+    text says they sound (:func:`_sounded`): as accurate as the phone model there (OVR 94.5%
+    against 94.2% on the viseme benchmark's espeak-ng voices), for nearly nothing. Otherwise
+    (pocketsphinx and the fallback spread each word's phones by a duration model) every phone is
+    re-timed on the frame scores of the shipped phone model
+    (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at punctuation, each
+    dictionary word in the pronunciation that fits best, :func:`pronunciation_variants`).
+    """
+    if timing is not None and timing.backend == "reference" and timing.phones is not None:
+        return _sounded(pcm, sample_rate, result, timing.phones)
     from .viseme_model import PhoneModel
 
     return PhoneModel.load().force_align(
         pcm, sample_rate, list(result.phones), pauses=pause_after(result.text, result.words),
         variants=pronunciation_variants(result.words, result.phones))
+
+
+def _sounded(pcm: np.ndarray, sample_rate: int, result: Alignment,
+             timed: Sequence[Sequence[tuple[str, float, float]]]) -> list[Phone]:
+    """The phones of ``result`` (reference backend) with each word's first phone starting at
+    its own onset in ``timed`` (the backend's phones per token): espeak-ng starts a word at the
+    silent closure of a stop ("calling") and the stop's phone at the burst, and the sound before
+    (the last phone of the word before, or a pause) runs on until then. Words without phones of
+    their own in ``timed`` (espeak-ng said them under one word event, "on the", and the aligner
+    spread their phones by duration) are re-timed on the phone model (:func:`retime`), the run
+    of them keeping its outer edges.
+    """
+    onset = {k: t[0][1] for k, t in enumerate(timed) if t}
+    out = list(result.phones)
+    for i in range(1, len(out)):
+        before, p = out[i - 1], out[i]
+        t = onset.get(p.word_index)
+        if t is not None and p.word_index != before.word_index and p.start < t < p.end \
+                and abs(before.end - p.start) < _EPS:
+            out[i - 1] = Phone(before.phone, before.start, t, before.word_index)
+            out[i] = Phone(p.phone, t, p.end, p.word_index)
+    spread = [i for i, p in enumerate(out)
+              if p.word_index >= 0 and not timed[p.word_index] and p.end > p.start]
+    runs: list[list[int]] = []  # index runs of consecutive spread phones
+    for i in spread:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    if runs:
+        pauses = pause_after(result.text, result.words)
+        variants = pronunciation_variants(result.words, result.phones)
+        for run in reversed(runs):
+            out[run[0]:run[-1] + 1] = retime([out[i] for i in run], pcm, sample_rate,
+                                             pauses=pauses, variants=variants)
+    return out
 
 
 METHODS = ("model", "pocketsphinx")

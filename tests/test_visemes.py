@@ -41,6 +41,7 @@ from aligner.visemes import (
     pronunciation_variants,
     refine_alignment,
     retime,
+    text_phones,
     timeline_cues,
 )
 
@@ -643,6 +644,59 @@ def test_cli_visemes_bad_input(tmp_path, capsys):
     wav = _wav(tmp_path / "s.wav", np.zeros(8000, np.int16), 16000)
     assert main(["visemes", str(wav), "--lead", "0.5"]) == 2
     assert "lead" in capsys.readouterr().err
+
+
+def _first_phones(phones, words):
+    return {k: next(p for p in phones if p.word_index == k) for k in words}
+
+
+def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model(monkeypatch):
+    from aligner.alignment import align_timing
+    from aligner.viseme_model import PhoneModel
+
+    calls = []
+    real = PhoneModel.force_align
+    monkeypatch.setattr(PhoneModel, "force_align",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    text = "Call Bob today, please. We kept a good deal for you."
+    samples, rate, truth = _spoken(text)
+    result, timing = align_timing(samples, rate, text)
+    phones = refine_alignment(samples, rate, result, timing)
+    assert timing.backend == "reference" and not calls  # espeak-ng's speech timed every phone
+    assert [p.phone for p in phones] == [p.phone for p in result.phones]
+    assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(phones, phones[1:]))  # in turn
+    # words starting with a stop after another sound: the stop starts at its burst, where
+    # espeak-ng's phone event puts it, and the sound before runs on through the closure
+    stops = [k for k in range(1, len(result.words))
+             if _first_phones(truth, [k])[k].phone in {"P", "B", "T", "D", "K", "G"}]
+    assert len(stops) >= 4
+    said, ours, aligned = (_first_phones(x, stops) for x in (truth, phones, result.phones))
+    assert all(abs(ours[k].start - said[k].start) < 0.015 for k in stops)
+    gains = [abs(aligned[k].start - said[k].start) - abs(ours[k].start - said[k].start)
+             for k in stops]
+    assert sum(gains) / len(gains) > 0.02  # the aligner's phones start at the closure
+    # without the backend's timing, every phone is re-timed on the phone model
+    assert refine_alignment(samples, rate, result) != phones and calls == [1]
+    # words espeak-ng said under one word event ("in the") have their phones spread by the
+    # aligner: those alone are re-timed on the phone model, from where they started
+    text = "We're open from nine in the morning."
+    samples, rate, _truth = _spoken(text)
+    result, timing = align_timing(samples, rate, text)
+    spread = [k for k, t in enumerate(timing.phones) if not t]
+    assert [result.words[k].word for k in spread] == ["in", "the"]
+    phones = refine_alignment(samples, rate, result, timing)
+    assert calls == [1, 1]
+    mine = [p for p in phones if p.word_index in spread]
+    given = [p for p in result.phones if p.word_index in spread]
+    assert [p.phone for p in mine] == [p.phone for p in given] and mine != given
+    assert given[0].start in [p.start for p in phones]
+    assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(phones, phones[1:]))
+    # text_phones aligns and refines in one call (espeak-ng's reference speech varies a little
+    # from call to call, so the times of two alignments agree only closely)
+    for got, want in ((text_phones(samples, rate, text, refine=False), result.phones),
+                      (text_phones(samples, rate, text), phones)):
+        assert [p.phone for p in got] == [p.phone for p in want]
+        assert max(abs(a.start - b.start) for a, b in zip(got, want)) < 0.02
 
 
 def test_retiming_says_dictionary_words_in_the_variant_that_fits_the_audio():

@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shortest shape in seconds; a shorter one is dropped and the "
                              "shape before it held (0.04)")
     parser.add_argument("--no-refine", action="store_true",
-                        help="with text: keep the aligner's phone times (default: re-time them "
-                             "on the shipped phone model)")
+                        help="with text: keep the aligner's phone times (default: espeak-ng's "
+                             "own phone times where the aligner warped its speech onto the "
+                             "audio, else re-timed on the shipped phone model)")
     parser.add_argument("--audio-only", default="model", choices=("model", "pocketsphinx"),
                         help="without text: the shipped phone model (default) or the "
                              "pocketsphinx phone loop")
