@@ -4,9 +4,10 @@ The pipeline: tokenise and normalise the text (:mod:`aligner.text`), pronounce e
 (:mod:`aligner.pronounce`), time the tokens with a backend, then derive character and phone
 times. Backends:
 
-- ``"reference"``: dynamic time warping against espeak-ng speech of the same text, carrying
-  espeak's word and phone times over with sub-frame interpolation (the best on TTS audio; needs
-  the ``speech`` extra), see :mod:`aligner.reference`;
+- ``"reference"``: dynamic time warping against espeak-ng speech of the same text (a male or a
+  female voice by the clip's pitch, :func:`aligner.reference.reference_voice`), carrying espeak's
+  word and phone times over with sub-frame interpolation (the best on TTS audio; needs the
+  ``speech`` extra), see :mod:`aligner.reference`;
 - ``"pocketsphinx"``: pocketsphinx forced alignment (:mod:`aligner.acoustic`) for the tokens it
   reaches, with the pauses it stretched words over taken back out
   (:func:`aligner.refine.trim_pauses`), the fallback's times for the others (permissive; slower:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .reference import Reference
 
 __all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timing", "align",
-           "align_timing", "assemble", "time_tokens", "voice_verdict"]
+           "assemble", "time_tokens", "voice_verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,12 @@ class Alignment:
 
     ``words``: one per token of ``text`` holding a letter or digit, in order; ``chars``: every
     character of ``text``; ``phones``: ARPAbet (no stress) with ``word_index``, ``"sil"`` (index
-    -1) for pauses. ``backend`` names what timed it.
+    -1) for pauses. ``backend`` names what timed it. ``onsets``: per word, when its first phone
+    sounds where the backend timed the word's phones itself (the reference warp carries
+    espeak-ng's phone events over: a word that starts with a stop starts at its silent closure,
+    the stop's phone at the burst), else None (phones spread over the word by the duration model:
+    pocketsphinx, the fallback, a word espeak-ng said under another's word event, a word split
+    between stream chunks); not part of the JSON (:mod:`aligner.viseme_phones` uses them).
     """
 
     duration: float
@@ -89,6 +95,7 @@ class Alignment:
     phones: tuple[Phone, ...] = ()
     text: str = ""
     backend: str = "fallback"
+    onsets: tuple[float | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``aligner align``: duration, words, chars, phones."""
@@ -133,14 +140,6 @@ def align(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto"
         AlignmentError: a bad sample rate or backend name.
         MissingBackendError: ``backend="reference"`` without the ``speech`` extra.
     """
-    return align_timing(pcm, sample_rate, text, backend=backend)[0]
-
-
-def align_timing(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto"
-                 ) -> tuple[Alignment, Timing]:
-    """:func:`align`, and the backend's :class:`Timing` that the alignment was built from
-    (where each phone sounds, on the reference backend: see
-    :func:`aligner.viseme_phones.text_phones`)."""
     if not isinstance(sample_rate, int) or sample_rate <= 0:
         raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
     if backend not in BACKENDS:
@@ -150,7 +149,7 @@ def align_timing(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str =
     prons = [token_phones(t.word) for t in tokens]
     timing = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend)
     return assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate, timing.backend,
-                    timing.phones), timing
+                    timing.phones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +188,13 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     known = voice_verdict(voice)
     cost: float | None = None
     reference = None
+    ref_voice = "en-us"  # the reference's voice follows the clip's pitch, when it may be warped
+    if audible and (backend == "reference" or (backend == "auto" and known is not False)):
+        from .reference import reference_voice
+
+        ref_voice = reference_voice(pcm, sample_rate)
     if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
-        reference, first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask)
+        reference, first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask, ref_voice)
         if first is not None and voice_verdict((first, 1.0), 0.0) is False:
             log.debug("the start of the clip does not sound like the reference (cost %.2f): "
                       "pocketsphinx", first)
@@ -202,8 +206,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
             spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
                                                   speech_seconds=float(mask.sum()) * HOP,
-                                                  expected_seconds=sum(seconds), mask=mask,
-                                                  partial=partial, reference=reference)
+                                                  expected_seconds=sum(seconds), voice=ref_voice,
+                                                  mask=mask, partial=partial, reference=reference)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
             if known is None and cost is not None:
@@ -245,16 +249,17 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 
 
 def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
-                seconds: list[float], mask: np.ndarray,
+                seconds: list[float], mask: np.ndarray, voice: str,
                 ) -> tuple[Reference | None, float | None]:
-    """espeak-ng's reference speech of the clip's text (:func:`aligner.reference.speak`, which
-    the warp of the whole clip reuses) and the warp cost of the clip's start on its start
-    (:func:`aligner.reference.prefix_cost`); None for what cannot be made or measured."""
+    """espeak-ng's reference speech of the clip's text in ``voice`` (:func:`aligner.reference.
+    speak`, which the warp of the whole clip reuses) and the warp cost of the clip's start on
+    its start (:func:`aligner.reference.prefix_cost`); None for what cannot be made or
+    measured."""
     reference = None
     try:
         from .reference import prefix_cost, speak
 
-        reference = speak(text, float(mask.sum()) * HOP, sum(seconds))
+        reference = speak(text, float(mask.sum()) * HOP, sum(seconds), voice)
         return reference, prefix_cost(pcm, sample_rate, text, tokens, seconds, mask,
                                       reference=reference)
     except MissingBackendError:
@@ -331,8 +336,10 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
         spans: monotonic (start, end) per token.
         duration: clip length in seconds.
         backend: name recorded in the result.
-        phone_times: per token, phones the backend timed itself (kept inside the word's span);
-            tokens without them get their pronunciation spread by expected phone durations.
+        phone_times: per token, phones the backend timed itself (kept inside the word's span,
+            the first one from the word's start; where it starts is the word's onset, see
+            :class:`Alignment`); tokens without them get their pronunciation spread by expected
+            phone durations.
 
     Returns:
         The alignment; characters inside a word share its span in proportion, characters
@@ -356,11 +363,13 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
             a, b = (prev_end, nxt) if c.isspace() else ((prev_end, prev_end) if wi > 0 else (nxt, nxt))
             chars.append(Char(c, a, max(a, b)))
     phones: list[Phone] = []
+    onsets: list[float | None] = []
     t = 0.0
     for k, (w, pr) in enumerate(zip(words, prons, strict=True)):
         if w.start - t >= _SIL:
             phones.append(Phone("sil", t, w.start, -1))
         timed = phone_times[k] if phone_times is not None and k < len(phone_times) else None
+        onsets.append(min(max(timed[0][1], w.start), w.end) if timed else None)
         if timed:
             a = w.start
             for j, (p, _, e) in enumerate(timed):
@@ -377,4 +386,4 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
         t = w.end
     if duration - t >= _SIL:
         phones.append(Phone("sil", t, duration, -1))
-    return Alignment(duration, words, tuple(chars), tuple(phones), text, backend)
+    return Alignment(duration, words, tuple(chars), tuple(phones), text, backend, tuple(onsets))

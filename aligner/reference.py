@@ -22,7 +22,8 @@ from .text import Token
 if TYPE_CHECKING:
     from .speech import Synthesis
 
-__all__ = ["Reference", "dtw_path", "mfcc", "prefix_cost", "reference_spans", "speak"]
+__all__ = ["HIGH_PITCH_HZ", "VOICES", "Reference", "dtw_path", "median_pitch", "mfcc", "prefix_cost",
+           "reference_spans", "reference_voice", "speak"]
 
 _FPS = 100  # analysis frames per second (10 ms hop, 25 ms window)
 _BASE_RATE = 175  # espeak words per minute for speech of the model's expected duration
@@ -254,6 +255,56 @@ def speak(text: str, speech_seconds: float, expected_seconds: float | None = Non
         ref = synthesize(text, voice=voice, rate=rate)
         r_mask = speech_mask(frame_db(ref.samples, ref.sample_rate))
     return Reference(ref, r_mask)
+
+
+#: The reference voice by the clip's median pitch: espeak-ng's male voices speak at ~95-110 Hz,
+#: its female variants at ~175-215 Hz; warped onto a clip of the other kind the reference costs
+#: over :data:`aligner.alignment.MAX_REFERENCE_COST` (measured on the viseme benchmark's clips:
+#: espeak's ``+f2``/``+f3``/``+f4`` against ``en-us`` 3.0-4.1, so most went to pocketsphinx;
+#: against ``en-us+f3`` they all warp), so a higher voice gets a female reference. Flite's female
+#: voice (``slt``, made from recordings) costs over the limit against either and still goes to
+#: pocketsphinx.
+HIGH_PITCH_HZ = 150.0
+VOICES = ("en-us", "en-us+f3")  # (lower, higher)
+
+
+def reference_voice(pcm: np.ndarray, sample_rate: int) -> str:
+    """The espeak-ng voice to warp onto the clip: :data:`VOICES` ``[1]`` when its median pitch
+    is above :data:`HIGH_PITCH_HZ`, else ``[0]`` (also when no pitch is found).
+
+    >>> t = np.arange(16000) / 16000
+    >>> reference_voice((np.sin(2 * np.pi * 220 * t) * 8000).astype(np.int16), 16000)
+    'en-us+f3'
+    """
+    f0 = median_pitch(pcm, sample_rate)
+    return VOICES[1] if f0 is not None and f0 > HIGH_PITCH_HZ else VOICES[0]
+
+
+def median_pitch(pcm: np.ndarray, sample_rate: int, lo: float = 60.0, hi: float = 400.0,
+                 frames: int = 24) -> float | None:
+    """Median fundamental frequency (Hz) of the clip's loud, periodic 40 ms frames, by
+    autocorrelation (a peak of at least half the frame's energy between ``lo`` and ``hi``), on
+    at most ``frames`` of them spread over the clip; None when no frame is periodic. About
+    0.1 ms of CPU per second of audio."""
+    n, hop = int(0.04 * sample_rate), int(0.02 * sample_rate)
+    x = np.asarray(pcm, np.float32)
+    if len(x) < n:
+        return None
+    windows = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+    blocks = (x[: len(x) // hop * hop].reshape(-1, hop) ** 2).sum(axis=1)
+    energy = (blocks[:-1] + blocks[1:])[: len(windows)]  # a window is two blocks
+    if not len(energy) or not energy.max():
+        return None
+    loud = np.flatnonzero(energy > 0.1 * energy.max())
+    loud = loud[np.linspace(0, len(loud) - 1, min(frames, len(loud))).astype(int)]
+    w = windows[loud] - windows[loud].mean(axis=1, keepdims=True)
+    a, b = int(sample_rate / hi), min(n - 1, int(sample_rate / lo))
+    spec = np.fft.rfft(w, 1 << int(np.ceil(np.log2(n + b))))  # no wrap-around up to lag b
+    ac = np.fft.irfft(spec.real ** 2 + spec.imag ** 2)[:, :n]
+    ac = ac / (ac[:, :1] + 1e-9)
+    lag = a + np.argmax(ac[:, a:b], axis=1)
+    periodic = ac[np.arange(len(ac)), lag] > 0.5
+    return float(np.median(sample_rate / lag[periodic])) if periodic.any() else None
 
 
 def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],

@@ -1,8 +1,8 @@
 """Phones for visemes from audio: re-timed on the shipped phone model, or recognised from sound.
 
-:func:`text_phones` aligns audio with its text (:func:`aligner.alignment.align_timing`) and
-refines the phones (:func:`refine_alignment`): where espeak-ng's own speech of the text says they
-sound when the aligner warped it onto the clip, else re-timed on the frame scores of
+:func:`text_phones` aligns audio with its text (:func:`aligner.align`) and refines the phones
+(:func:`refine_alignment`): where espeak-ng's own speech of the text says they sound when the
+aligner warped it onto the clip (:func:`by_sound`), else re-timed on the frame scores of
 :class:`aligner.viseme_model.PhoneModel`; :func:`retime` re-times phones already aligned (a
 recorded timeline with its audio, or live chunk by chunk), and
 :func:`estimate_phones` recognises phones from audio alone (no text). :mod:`aligner.visemes`
@@ -12,6 +12,7 @@ turns them into mouth shapes.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 from collections.abc import Collection, Mapping, Sequence
@@ -23,9 +24,9 @@ from .timeline import Phone, Word
 from .viseme_sets import SETS
 
 if TYPE_CHECKING:
-    from .alignment import Alignment, Timing
+    from .alignment import Alignment
 
-__all__ = ["METHODS", "estimate_phones", "pause_after", "pronunciation_variants",
+__all__ = ["METHODS", "by_sound", "estimate_phones", "pause_after", "pronunciation_variants",
            "refine_alignment", "retime", "text_phones"]
 
 _EPS = 1e-9
@@ -64,9 +65,11 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
         if a < -_EPS or b > total + _EPS:
             out += run
             continue
-        first = int(round(max(0.0, a - context) * sample_rate))
+        # round half up (not to even): a live caller's audio cut at an odd sample count rounds
+        # the window's edges to the same samples as the whole audio does
+        first = math.floor(max(0.0, a - context) * sample_rate + 0.5)
         w0 = first / sample_rate  # the window's start, on the clock of ``pcm``
-        window = pcm[first:int(round(min(total, b + context) * sample_rate))]
+        window = pcm[first:math.floor(min(total, b + context) * sample_rate + 0.5)]
         run_w = [Phone(p.phone, p.start - start - w0, p.end - start - w0, p.word_index)
                  for p in run]
         got = [Phone(p.phone, p.start + w0 + start, p.end + w0 + start, p.word_index)
@@ -137,73 +140,76 @@ def _stretches(phones: Sequence[Phone]) -> list[list[Phone]]:
 
 def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = True
                 ) -> list[Phone]:
-    """Phones of audio whose text is known: :func:`aligner.alignment.align_timing`, then
-    (``refine``) sharper mouth-shape boundaries (:func:`refine_alignment`).
+    """Phones of audio whose text is known: :func:`aligner.align`, then (``refine``) sharper
+    mouth-shape boundaries (:func:`refine_alignment`).
 
     Raises:
         AlignmentError: the aligner cannot work with the input.
     """
-    from .alignment import align_timing
+    from .alignment import align
 
-    result, timing = align_timing(pcm, sample_rate, text)
-    return refine_alignment(pcm, sample_rate, result, timing) if refine else list(result.phones)
+    result = align(pcm, sample_rate, text)
+    return refine_alignment(pcm, sample_rate, result) if refine else list(result.phones)
 
 
-def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment,
-                     timing: Timing | None = None) -> list[Phone]:
+def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> list[Phone]:
     """The phones of ``result`` (an alignment of ``pcm``) with sharper mouth-shape boundaries.
 
-    Given the backend's ``timing`` of a reference-backend alignment (a voice like espeak-ng's,
-    :func:`aligner.alignment.align_timing`), the phones go where espeak-ng's own speech of the
-    text says they sound (:func:`_sounded`): as accurate as the phone model there (OVR 94.5%
-    against 94.2% on the viseme benchmark's espeak-ng voices), for nearly nothing. Otherwise
-    (pocketsphinx and the fallback spread each word's phones by a duration model) every phone is
-    re-timed on the frame scores of the shipped phone model
-    (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at punctuation, each
-    dictionary word in the pronunciation that fits best, :func:`pronunciation_variants`).
+    Where the aligner timed words' phones itself (``result.onsets``: the reference warp of a
+    voice like espeak-ng's), they go where espeak-ng's own speech of the text says they sound
+    (:func:`by_sound`): as accurate as the phone model there, for nearly nothing (viseme
+    benchmark, espeak-ng voices: OVR 94.5% against 94.2%; on three test sentences the phone
+    model loses 1-6 points on these phones). Otherwise (pocketsphinx and the fallback spread
+    each word's phones by a duration model) every phone is re-timed on the frame scores of the
+    shipped phone model (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at
+    punctuation, each dictionary word in the pronunciation that fits best,
+    :func:`pronunciation_variants`).
     """
-    if timing is not None and timing.backend == "reference" and timing.phones is not None:
-        return _sounded(pcm, sample_rate, result, timing.phones)
+    pauses = pause_after(result.text, result.words)
+    variants = pronunciation_variants(result.words, result.phones)
+    if any(t is not None for t in result.onsets):
+        return by_sound(result.phones, result.onsets, pcm, sample_rate, pauses=pauses,
+                        variants=variants)
     from .viseme_model import PhoneModel
 
-    return PhoneModel.load().force_align(
-        pcm, sample_rate, list(result.phones), pauses=pause_after(result.text, result.words),
-        variants=pronunciation_variants(result.words, result.phones))
+    return PhoneModel.load().force_align(pcm, sample_rate, list(result.phones), pauses=pauses,
+                                         variants=variants)
 
 
-def _sounded(pcm: np.ndarray, sample_rate: int, result: Alignment,
-             timed: Sequence[Sequence[tuple[str, float, float]]]) -> list[Phone]:
-    """The phones of ``result`` (reference backend) with each word's first phone starting at
-    its own onset in ``timed`` (the backend's phones per token): espeak-ng starts a word at the
-    silent closure of a stop ("calling") and the stop's phone at the burst, and the sound before
-    (the last phone of the word before, or a pause) runs on until then. Words without phones of
-    their own in ``timed`` (espeak-ng said them under one word event, "on the", and the aligner
-    spread their phones by duration) are re-timed on the phone model (:func:`retime`), the run
-    of them keeping its outer edges.
+def by_sound(phones: Sequence[Phone], onsets: Sequence[float | None], pcm: np.ndarray,
+             sample_rate: int, *, start: float = 0.0, pauses: Collection[int] = (),
+             variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None) -> list[Phone]:
+    """``phones`` where their sound is: each word's first phone starts at the word's onset and
+    the sound before it (the last phone of the word before, or a pause) runs on until then, as
+    in espeak-ng's own phone times (it starts a word at the silent closure of a stop it begins
+    with, "calling", and the stop's phone at the burst); the words without an onset (their
+    phones spread by a duration model) are re-timed on the phone model (:func:`retime`), each
+    run of them between its outer edges.
+
+    Args:
+        phones: time-ordered phones, on a clock where ``pcm`` starts at ``start``; the first
+            one's start stays (live, the phone before it was already used).
+        onsets: by word index, :attr:`aligner.alignment.Alignment.onsets` on the same clock.
+        pcm, sample_rate, start, pauses, variants: for the re-timing, as :func:`retime`.
     """
-    onset = {k: t[0][1] for k, t in enumerate(timed) if t}
-    out = list(result.phones)
+    out = list(phones)
     for i in range(1, len(out)):
         before, p = out[i - 1], out[i]
-        t = onset.get(p.word_index)
+        t = onsets[p.word_index] if 0 <= p.word_index < len(onsets) else None
         if t is not None and p.word_index != before.word_index and p.start < t < p.end \
                 and abs(before.end - p.start) < _EPS:
             out[i - 1] = Phone(before.phone, before.start, t, before.word_index)
             out[i] = Phone(p.phone, t, p.end, p.word_index)
-    spread = [i for i, p in enumerate(out)
-              if p.word_index >= 0 and not timed[p.word_index] and p.end > p.start]
-    runs: list[list[int]] = []  # index runs of consecutive spread phones
-    for i in spread:
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    if runs:
-        pauses = pause_after(result.text, result.words)
-        variants = pronunciation_variants(result.words, result.phones)
-        for run in reversed(runs):
-            out[run[0]:run[-1] + 1] = retime([out[i] for i in run], pcm, sample_rate,
-                                             pauses=pauses, variants=variants)
+    runs: list[list[int]] = []  # index runs of consecutive phones of words without an onset
+    for i, p in enumerate(out):
+        if 0 <= p.word_index < len(onsets) and onsets[p.word_index] is None and p.end > p.start:
+            if runs and i == runs[-1][-1] + 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+    for run in reversed(runs):
+        out[run[0]:run[-1] + 1] = retime([out[i] for i in run], pcm, sample_rate, start=start,
+                                         pauses=pauses, variants=variants)
     return out
 
 

@@ -29,6 +29,7 @@ from .errors import AudioError
 from .timeline import Phone, Timeline
 from .viseme_phones import (
     METHODS,
+    by_sound,
     estimate_phones,
     pause_after,
     pronunciation_variants,
@@ -44,6 +45,7 @@ __all__ = [
     "Motion",
     "VisemeStream",
     "blendshape_frames",
+    "by_sound",
     "cues",
     "estimate_phones",
     "pause_after",

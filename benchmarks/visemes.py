@@ -48,7 +48,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from aligner.alignment import align, align_timing  # noqa: E402
+from aligner.alignment import align  # noqa: E402
 from aligner.audio import resample  # noqa: E402
 from aligner.pronounce import dictionary_variants  # noqa: E402
 from aligner.speech import synthesize  # noqa: E402
@@ -253,8 +253,8 @@ def _other_voices(items, motion: Motion) -> None:
         total += dur
         truth = [Phone(_FLITE_NAMES.get(p.phone.upper(), p.phone.upper()), p.start, p.end,
                        p.word_index) for p in syn.phones]
-        result, timing = align_timing(pcm, 16000, text)
-        for key, phones in (("with text", refine_alignment(pcm, 16000, result, timing)),
+        result = align(pcm, 16000, text)
+        for key, phones in (("with text", refine_alignment(pcm, 16000, result)),
                             ("with text (aligner timing)", list(result.phones)),
                             ("audio only", estimate_phones(pcm, 16000)),
                             ("audio only (pocketsphinx)",
@@ -305,13 +305,13 @@ def main() -> int:
     for _text, _syn, pcm, truth in clips:
         dur = len(pcm) / 16000
         t0 = time.process_time()
-        result, timing = align_timing(pcm, 16000, _text)
+        result = align(pcm, 16000, _text)
         aligned = list(result.phones)
         t1 = time.process_time()  # then what aligner.visemes.text_phones adds to the aligner
-        refined = refine_alignment(pcm, 16000, result, timing)
+        refined = refine_alignment(pcm, 16000, result)
         t2 = time.process_time()
         t_align, t_refine = t_align + t1 - t0, t_refine + t2 - t1
-        part = by_backend.setdefault(timing.backend, [0.0, 0.0, 0.0])
+        part = by_backend.setdefault(result.backend, [0.0, 0.0, 0.0])
         part[0], part[1], part[2] = part[0] + dur, part[1] + t1 - t0, part[2] + t2 - t1
         heard = {}
         for method in t_audio:

@@ -181,3 +181,23 @@ def test_a_long_clip_unlike_espeak_is_judged_on_its_start_without_the_whole_warp
     timing = time_tokens(s.samples, s.sample_rate, text, tokens, prons)
     assert timing.backend == "reference" and timing.cost <= MAX_REFERENCE_COST
     assert warped[1:] == [warped[0], len(tokens)]  # the start, then the whole clip
+
+
+def test_a_higher_voice_is_warped_against_a_female_reference():
+    """espeak-ng's female variants cost too much against the male reference (so they went to
+    pocketsphinx); the clip's pitch picks the female reference, and they warp closely."""
+    for voice, expected in (("en-us+f3", "en-us+f3"), ("en-us+f2", "en-us+f3"),
+                            ("en-us+m3", "en-us"), ("en-us", "en-us")):
+        s = synthesize(TEXT, voice, 160)
+        assert reference.reference_voice(s.samples, s.sample_rate) == expected, voice
+    assert reference.reference_voice(np.zeros(16000, np.int16), 16000) == "en-us"  # no pitch
+    s = synthesize(TEXT, "en-us+f4", 160)
+    tokens = tokenize(TEXT)
+    _, _, male = reference_spans(s.samples, s.sample_rate, TEXT, tokens, voice="en-us")
+    _, _, female = reference_spans(s.samples, s.sample_rate, TEXT, tokens, voice="en-us+f3")
+    assert female <= MAX_REFERENCE_COST < male
+    result = align(s.samples, s.sample_rate, TEXT)
+    assert result.backend == "reference"
+    truth = np.array([(w.start, w.end) for w in s.words])
+    err = np.abs(np.array([(w.start, w.end) for w in result.words]) - truth)
+    assert np.median(err) < 0.015

@@ -228,7 +228,8 @@ async def test_recorder_never_waits_for_the_capture_and_keeps_every_frame(tmp_pa
     assert cap.close.reason == "bye"
 
 
-def _live_cues(text: str, speech, cuts: list[int]) -> list[tuple[float, float, str]]:
+def _live_cues(text: str, speech, cuts: list[int], backend: str = "auto",
+               ) -> list[tuple[float, float, str]]:
     """(start, end, viseme) of the live cues of ``speech`` fed in chunks cut before the words
     ``cuts``, on the clock of the whole audio."""
     from aligner.service.lipsync import ChunkEvents
@@ -236,7 +237,7 @@ def _live_cues(text: str, speech, cuts: list[int]) -> list[tuple[float, float, s
     rate = speech.sample_rate
     edges = [0, *(round(speech.words[k].start * rate) for k in cuts), len(speech.samples)]
     chars = [0, *(speech.words[k].char_start for k in cuts), len(text)]
-    ce = ChunkEvents(rate, "s16le")
+    ce = ChunkEvents(rate, "s16le", backend=backend)
     fed = [(edges[i], ce.align_now(speech.samples[edges[i]:edges[i + 1]].tobytes(),
                                    text[chars[i]:chars[i + 1]])) for i in range(len(edges) - 1)]
     fed.append((edges[-1], ce.flush()))  # relative to the end of the audio fed
@@ -244,12 +245,14 @@ def _live_cues(text: str, speech, cuts: list[int]) -> list[tuple[float, float, s
             for at, events in fed for e in events if e["event_type"] == "viseme"]
 
 
-def test_live_visemes_are_retimed_on_the_chunks_audio(monkeypatch):
-    """The service re-times each chunk's phones on its audio (and the audio before it, where a
-    grown word's phones lie): its cues match espeak-ng's own phone times better than the
-    aligner's times alone (measured over 11 sentences: 88% of frames against 85%), and are
-    still contiguous."""
+def test_live_visemes_are_refined_on_the_chunks_audio(monkeypatch):
+    """The service refines each chunk's phones as ``aligner visemes --text`` does: a voice like
+    espeak-ng's, warped, gets espeak-ng's own phone times (no phone model); phones spread by a
+    duration model (pocketsphinx) are re-timed on the chunk's audio (and the audio before it,
+    where a grown word's phones lie). Either way its cues match espeak-ng's own phone times
+    better than the aligner's phones as they are, and are still contiguous."""
     from aligner import viseme_phones, visemes
+    from aligner.service import lipsync
     from aligner.speech import synthesize
     from aligner.viseme_sets import espeak_phones, get_set
 
@@ -274,19 +277,32 @@ def test_live_visemes_are_retimed_on_the_chunks_audio(monkeypatch):
         seen.append((phones[0].start, phones[-1].end, start, start + len(pcm) / rate))
         return real(phones, pcm, rate, start=start, **kw)
 
-    gain = 0.0
-    for text, voice, wpm in (("Thank you for your patience; an agent will be with you shortly.",
-                              "en-us+f4", 185),
-                             ("Why don't we move the call to Wednesday at noon instead?",
-                              "en-us+m6", 175)):
-        speech = synthesize(text, voice=voice, rate=wpm)
-        truth = espeak_phones(speech.phones)
-        cuts = [len(speech.words) // 3, 2 * len(speech.words) // 3]
-        monkeypatch.setattr(visemes, "retime", spy)
-        retimed = _live_cues(text, speech, cuts)
-        # the re-timing saw the audio where the phones lie, the grown words' included
-        assert len(seen) >= 3 and all(a <= s + 1e-6 and e <= b + 1e-6 for s, e, a, b in seen)
-        assert all(a[1] == pytest.approx(b[0]) for a, b in zip(retimed, retimed[1:], strict=False))
-        monkeypatch.setattr(visemes, "retime", lambda phones, *a, **k: list(phones))
-        gain += agreement(truth, retimed) - agreement(truth, _live_cues(text, speech, cuts))
-    assert gain > 0.04
+    def as_they_are(phones, *a, **k):
+        return list(phones)
+
+    for backend in ("auto", "pocketsphinx"):
+        gain = 0.0
+        for text, voice, wpm in (
+                ("Thank you for your patience; an agent will be with you shortly.",
+                 "en-us+f4", 185),
+                ("Why don't we move the call to Wednesday at noon instead?", "en-us+m6", 175)):
+            speech = synthesize(text, voice=voice, rate=wpm)
+            truth = espeak_phones(speech.phones)
+            cuts = [len(speech.words) // 3, 2 * len(speech.words) // 3]
+            seen.clear()
+            monkeypatch.setattr(visemes, "retime", spy)
+            monkeypatch.setattr(viseme_phones, "retime", spy)
+            refined = _live_cues(text, speech, cuts, backend)
+            if backend == "auto":  # warped (chunks cut between words): no phone model
+                assert seen == []
+            else:  # the re-timing saw the audio where the phones lie, the grown words' included
+                assert len(seen) >= 3
+                assert all(a <= s + 1e-6 and e <= b + 1e-6 for s, e, a, b in seen)
+            assert all(a[1] == pytest.approx(b[0])
+                       for a, b in zip(refined, refined[1:], strict=False))
+            monkeypatch.setattr(visemes, "retime", as_they_are)
+            monkeypatch.setattr(lipsync, "by_sound", as_they_are)
+            plain = _live_cues(text, speech, cuts, backend)
+            monkeypatch.undo()
+            gain += agreement(truth, refined) - agreement(truth, plain)
+        assert gain > 0.04, backend

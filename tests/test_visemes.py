@@ -6,6 +6,7 @@ Speech is real: espeak-ng synthesises it and reports its phone times (the ground
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -438,16 +439,20 @@ def test_phone_model_decodes_and_retimes_real_speech():
     assert _agreement(truth, heard) > 0.7
     for text, voice in ((TEXT2, "en-us+f2"), (TEXT, "en-us+m3"), (TEXT3, "en-us+f4")):
         samples, rate, truth = _spoken(text, voice=voice)
-        aligned = list(align(samples, rate, text).phones)
-        retimed = PhoneModel.load().force_align(samples, rate, aligned)
-        speech = [p.phone for p in aligned if p.phone != "sil"]
-        assert [p.phone for p in retimed if p.phone != "sil"] == speech  # same phones, new times
-        assert all(a.end == pytest.approx(b.start)
-                   for a, b in zip(retimed, retimed[1:], strict=False))
-        # good whatever the aligner's phone times were (they vary with the voice), and never
-        # much worse than them
-        got = _agreement(truth, retimed, "oculus")
-        assert got > 0.8 and got > _agreement(truth, aligned, "oculus") - 0.05
+        for backend in ("pocketsphinx", "reference"):
+            aligned = list(align(samples, rate, text, backend=backend).phones)
+            retimed = PhoneModel.load().force_align(samples, rate, aligned)
+            speech = [p.phone for p in aligned if p.phone != "sil"]
+            assert [p.phone for p in retimed if p.phone != "sil"] == speech  # new times only
+            assert all(a.end == pytest.approx(b.start)
+                       for a, b in zip(retimed, retimed[1:], strict=False))
+            got, given = (_agreement(truth, x, "oculus") for x in (retimed, aligned))
+            assert got > 0.8, (voice, backend)
+            if backend == "pocketsphinx":  # phones spread over each word by a duration model:
+                assert got > given + 0.04, voice  # the re-timing places them
+            else:  # espeak-ng's own phone times, warped onto the clip: it stays near them (it
+                # loses 0.01-0.06 here, so refine_alignment keeps them, see the test below)
+                assert got > given - 0.1, voice
 
 
 def _event_cues(events, end):
@@ -651,7 +656,7 @@ def _first_phones(phones, words):
 
 
 def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model(monkeypatch):
-    from aligner.alignment import align_timing
+    from aligner.alignment import align
     from aligner.viseme_model import PhoneModel
 
     calls = []
@@ -660,11 +665,14 @@ def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     text = "Call Bob today, please. We kept a good deal for you."
     samples, rate, truth = _spoken(text)
-    result, timing = align_timing(samples, rate, text)
-    phones = refine_alignment(samples, rate, result, timing)
-    assert timing.backend == "reference" and not calls  # espeak-ng's speech timed every phone
+    result = align(samples, rate, text)
+    phones = refine_alignment(samples, rate, result)
+    assert result.backend == "reference" and not calls  # espeak-ng's speech timed every phone
+    assert all(t is not None and w.start <= t < w.end
+               for t, w in zip(result.onsets, result.words, strict=True))
     assert [p.phone for p in phones] == [p.phone for p in result.phones]
-    assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(phones, phones[1:]))  # in turn
+    assert all(abs(a.end - b.start) < 1e-9  # one after another
+               for a, b in zip(phones, phones[1:], strict=False))
     # words starting with a stop after another sound: the stop starts at its burst, where
     # espeak-ng's phone event puts it, and the sound before runs on through the closure
     stops = [k for k in range(1, len(result.words))
@@ -675,28 +683,29 @@ def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model
     gains = [abs(aligned[k].start - said[k].start) - abs(ours[k].start - said[k].start)
              for k in stops]
     assert sum(gains) / len(gains) > 0.02  # the aligner's phones start at the closure
-    # without the backend's timing, every phone is re-timed on the phone model
-    assert refine_alignment(samples, rate, result) != phones and calls == [1]
+    # without the onsets, every phone is re-timed on the phone model
+    plain = dataclasses.replace(result, onsets=())
+    assert refine_alignment(samples, rate, plain) != phones and calls == [1]
     # words espeak-ng said under one word event ("in the") have their phones spread by the
     # aligner: those alone are re-timed on the phone model, from where they started
     text = "We're open from nine in the morning."
     samples, rate, _truth = _spoken(text)
-    result, timing = align_timing(samples, rate, text)
-    spread = [k for k, t in enumerate(timing.phones) if not t]
+    result = align(samples, rate, text)
+    spread = [k for k, t in enumerate(result.onsets) if t is None]
     assert [result.words[k].word for k in spread] == ["in", "the"]
-    phones = refine_alignment(samples, rate, result, timing)
+    phones = refine_alignment(samples, rate, result)
     assert calls == [1, 1]
     mine = [p for p in phones if p.word_index in spread]
     given = [p for p in result.phones if p.word_index in spread]
     assert [p.phone for p in mine] == [p.phone for p in given] and mine != given
     assert given[0].start in [p.start for p in phones]
-    assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(phones, phones[1:]))
+    assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(phones, phones[1:], strict=False))
     # text_phones aligns and refines in one call (espeak-ng's reference speech varies a little
     # from call to call, so the times of two alignments agree only closely)
     for got, want in ((text_phones(samples, rate, text, refine=False), result.phones),
                       (text_phones(samples, rate, text), phones)):
         assert [p.phone for p in got] == [p.phone for p in want]
-        assert max(abs(a.start - b.start) for a, b in zip(got, want)) < 0.02
+        assert max(abs(a.start - b.start) for a, b in zip(got, want, strict=True)) < 0.02
 
 
 def test_retiming_says_dictionary_words_in_the_variant_that_fits_the_audio():

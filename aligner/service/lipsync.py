@@ -15,9 +15,12 @@ chunk's first sample (the proxy adds the call's delivered-sample offset):
   "sample_rate": 24000, "weight": 1.0}``: a mouth shape (set chosen by the service) held
   from start to end; consecutive cues are contiguous.
 
-The phones are re-timed on the chunk's audio (with the end of the audio before it for context)
-by the shipped phone model before they become cues (:func:`aligner.visemes.retime`, as the
-offline ``aligner visemes --text`` does): sharper mouth-shape boundaries than the aligner's.
+The phones are refined before they become cues, as the offline ``aligner visemes --text`` does
+(:func:`aligner.visemes.refine_alignment`): where the aligner warped espeak-ng's speech of the
+text onto the chunk, they go where that speech says they sound (:func:`aligner.visemes.by_sound`);
+phones it spread by a duration model (pocketsphinx, words split between chunks) are re-timed on
+the chunk's audio (with the end of the audio before it for context) by the shipped phone model
+(:func:`aligner.visemes.retime`): sharper mouth-shape boundaries than the aligner's.
 
 A viseme cue is final only once the next phones are known (the mouth anticipates the next
 shape), so the last ~``lead + min_hold`` (about 0.1 s) of a chunk's cues go out with the next
@@ -42,7 +45,7 @@ import numpy as np
 from ..audio import decode
 from ..stream import StreamAligner
 from ..timeline import Phone
-from ..visemes import Cue, VisemeStream, pause_after, pronunciation_variants
+from ..visemes import Cue, VisemeStream, by_sound, pause_after, pronunciation_variants
 from ..workers import process_pool
 
 __all__ = ["RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
@@ -127,12 +130,19 @@ class ChunkEvents:
                       for p in result.phones if t0 + p.start >= self._phones_until - 1e-6]
         if new_phones:
             self._phones_until = new_phones[-1].end
-        # re-timed on the recent audio (the phones of a grown word reach into the chunk before)
+        # refined on the recent audio (the phones of a grown word reach into the chunk before)
         audio = np.concatenate([self._recent, pcm])
-        cues = self._visemes.feed(new_phones, self._fed / rate, audio=(audio, rate),
-                                  audio_start=(self._fed - len(audio)) / rate,
-                                  pauses=pause_after(result.text, words),
-                                  variants=pronunciation_variants(words, result.phones))
+        audio_start = (self._fed - len(audio)) / rate
+        pauses = pause_after(result.text, words)
+        variants = pronunciation_variants(words, result.phones)
+        if any(t is not None for t in result.onsets):  # the aligner timed them: where they sound
+            onsets = [None if t is None else t0 + t for t in result.onsets]
+            cues = self._visemes.feed(by_sound(new_phones, onsets, audio, rate, start=audio_start,
+                                               pauses=pauses, variants=variants),
+                                      self._fed / rate)
+        else:  # spread by a duration model: re-timed on the phone model
+            cues = self._visemes.feed(new_phones, self._fed / rate, audio=(audio, rate),
+                                      audio_start=audio_start, pauses=pauses, variants=variants)
         self._recent = audio[-int(RECENT_SECONDS * rate):]
         events += self._cues(cues, chunk_at)
         self.pending_tail = True
