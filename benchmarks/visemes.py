@@ -31,6 +31,14 @@ sound's end before a pause too: that only moves frames between causes, the agree
 as before; and the aligner's and the re-timing's tables load before the speed is timed (the
 aligner's first call used to carry its dictionary load, 0.7 s).
 
+Session 4: "with text" is :func:`aligner.visemes.refine_alignment` of the aligner's result, as
+``aligner visemes --text`` does: phones the aligner warped from espeak-ng's speech go where that
+speech says they sound, the others are re-timed on the phone model (before, every phone was
+re-timed); the aligner's reference voice follows the clip's pitch, so espeak-ng's female voices
+are warped too (before, pocketsphinx timed them). The speed verdict "as fast as the aligner"
+allows 5% (the aligner is part of the path, so the ratio cannot exceed 100%); the per-backend
+lines and the Flite table's speed line show where the rest goes.
+
 Run: ``python benchmarks/visemes.py [--quick]``
 """
 
@@ -244,7 +252,7 @@ def _other_voices(items, motion: Motion) -> None:
         return
     results: dict[str, list] = {"with text": [], "with text (aligner timing)": [],
                                 "audio only": [], "audio only (pocketsphinx)": []}
-    total = 0.0
+    total = t_align = t_refine = 0.0
     for i, (text, _voice, _rate) in enumerate(items):
         voice, stretch = flite_speech.CONDITIONS[i % len(flite_speech.CONDITIONS)]
         syn = flite_speech.synthesize(text, voice, stretch)
@@ -253,8 +261,12 @@ def _other_voices(items, motion: Motion) -> None:
         total += dur
         truth = [Phone(_FLITE_NAMES.get(p.phone.upper(), p.phone.upper()), p.start, p.end,
                        p.word_index) for p in syn.phones]
+        t0 = time.process_time()
         result = align(pcm, 16000, text)
-        for key, phones in (("with text", refine_alignment(pcm, 16000, result)),
+        t1 = time.process_time()
+        refined = refine_alignment(pcm, 16000, result)
+        t_align, t_refine = t_align + t1 - t0, t_refine + time.process_time() - t1
+        for key, phones in (("with text", refined),
                             ("with text (aligner timing)", list(result.phones)),
                             ("audio only", estimate_phones(pcm, 16000)),
                             ("audio only (pocketsphinx)",
@@ -264,6 +276,10 @@ def _other_voices(items, motion: Motion) -> None:
           f"recordings of people, never heard by the phone model), the same sentences, "
           f"{total:.1f} s; truth = Flite's segment times")
     _table(results, motion)
+    print(f"speed with text (CPU time): aligner alone {total / t_align:.1f}x, with the phones "
+          f"refined {total / (t_align + t_refine):.1f}x ({t_align / (t_align + t_refine):.0%} of "
+          f"the aligner: these voices are timed with pocketsphinx, whose phones are re-timed on "
+          f"the phone model)")
 
 
 def _pick(quick: bool) -> list[tuple[str, str, int]]:
