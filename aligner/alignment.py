@@ -81,12 +81,11 @@ class Alignment:
 
     ``words``: one per token of ``text`` holding a letter or digit, in order; ``chars``: every
     character of ``text``; ``phones``: ARPAbet (no stress) with ``word_index``, ``"sil"`` (index
-    -1) for pauses. ``backend`` names what timed it. ``onsets``: per word, when its first phone
-    sounds where the backend timed the word's phones itself (the reference warp carries
-    espeak-ng's phone events over: a word that starts with a stop starts at its silent closure,
-    the stop's phone at the burst), else None (phones spread over the word by the duration model:
-    pocketsphinx, the fallback, a word espeak-ng said under another's word event, a word split
-    between stream chunks); not part of the JSON (:mod:`aligner.viseme_phones` uses them).
+    -1) for pauses. ``backend`` names what timed it. A word's ``onset`` is set where the backend
+    timed its phones itself (the reference warp carries espeak-ng's phone events over); it is
+    None where they are spread over the word by the duration model (pocketsphinx, the fallback,
+    a word espeak-ng said under another's word event, a word split between stream chunks). Not
+    part of the JSON.
     """
 
     duration: float
@@ -95,7 +94,6 @@ class Alignment:
     phones: tuple[Phone, ...] = ()
     text: str = ""
     backend: str = "fallback"
-    onsets: tuple[float | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``aligner align``: duration, words, chars, phones."""
@@ -337,15 +335,16 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
         duration: clip length in seconds.
         backend: name recorded in the result.
         phone_times: per token, phones the backend timed itself (kept inside the word's span,
-            the first one from the word's start; where it starts is the word's onset, see
-            :class:`Alignment`); tokens without them get their pronunciation spread by expected
-            phone durations.
+            the first one from the word's start; where it starts is the word's ``onset``);
+            tokens without them get their pronunciation spread by expected phone durations.
 
     Returns:
         The alignment; characters inside a word share its span in proportion, characters
         between words span the gap.
     """
-    words = tuple(Word(t.word, s, e, t.char_start, t.char_end) for t, (s, e) in zip(tokens, spans, strict=True))
+    words = tuple(Word(t.word, s, e, t.char_start, t.char_end,
+                       onset=_onset(phone_times, k, s, e))
+                  for k, (t, (s, e)) in enumerate(zip(tokens, spans, strict=True)))
     chars: list[Char] = []
     wi = 0
     for i, c in enumerate(text):
@@ -363,13 +362,11 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
             a, b = (prev_end, nxt) if c.isspace() else ((prev_end, prev_end) if wi > 0 else (nxt, nxt))
             chars.append(Char(c, a, max(a, b)))
     phones: list[Phone] = []
-    onsets: list[float | None] = []
     t = 0.0
     for k, (w, pr) in enumerate(zip(words, prons, strict=True)):
         if w.start - t >= _SIL:
             phones.append(Phone("sil", t, w.start, -1))
         timed = phone_times[k] if phone_times is not None and k < len(phone_times) else None
-        onsets.append(min(max(timed[0][1], w.start), w.end) if timed else None)
         if timed:
             a = w.start
             for j, (p, _, e) in enumerate(timed):
@@ -386,4 +383,11 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
         t = w.end
     if duration - t >= _SIL:
         phones.append(Phone("sil", t, duration, -1))
-    return Alignment(duration, words, tuple(chars), tuple(phones), text, backend, tuple(onsets))
+    return Alignment(duration, words, tuple(chars), tuple(phones), text, backend)
+
+
+def _onset(phone_times: list[list[tuple[str, float, float]]] | None, k: int, start: float,
+           end: float) -> float | None:
+    """Where token ``k``'s first phone starts (inside its span), if the backend timed it."""
+    timed = phone_times[k] if phone_times is not None and k < len(phone_times) else None
+    return min(max(timed[0][1], start), end) if timed else None

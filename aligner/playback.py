@@ -265,13 +265,17 @@ class AgentUtterance:
         phones: list[Phone] = []
         res = self._result
         if res is not None:
-            for w, s, e in self._timed(res.words):
+            onsets = self._map(np.array([np.nan if w.onset is None else w.onset
+                                         for w in res.words], dtype=np.float64), "start")
+            for (w, s, e), onset in zip(self._timed(res.words), onsets.tolist(), strict=True):
                 played = cut is None or s < cut
                 if not played:
                     s = e = cut
                 elif cut is not None:
                     e = min(e, cut)
-                words.append(Word(w.word, _r(s), _r(e), w.char_start, w.char_end, played))
+                heard = w.onset is not None and s <= onset < e  # the onset a clear left
+                words.append(Word(w.word, _r(s), _r(e), w.char_start, w.char_end, played,
+                                  _r(onset) if heard else None))
             for c, s, e in self._timed(res.chars):
                 if cut is not None:
                     s, e = min(s, cut), min(e, cut)

@@ -43,8 +43,7 @@ __all__ = ["StreamAligner", "StreamResult"]
 
 @dataclass(frozen=True, slots=True)
 class StreamResult:
-    """The alignment of everything fed so far, and the time before which it is final
-    (``onsets``: as :attr:`aligner.alignment.Alignment.onsets`)."""
+    """The alignment of everything fed so far, and the time before which it is final."""
 
     duration: float
     words: tuple[Word, ...]
@@ -52,7 +51,6 @@ class StreamResult:
     phones: tuple[Phone, ...]
     text: str
     final_until: float
-    onsets: tuple[float | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The ``aligner align`` JSON plus ``final_until``."""
@@ -192,5 +190,4 @@ class StreamAligner:
             # The text does not end in whitespace: the last token may go on in the next chunk
             # ("Hel" + "lo", and even "77." + "5"), so its word is not final yet.
             final_until = al.words[-1].start
-        return StreamResult(duration, al.words, tuple(chars), al.phones, text, final_until,
-                            al.onsets)
+        return StreamResult(duration, al.words, tuple(chars), al.phones, text, final_until)

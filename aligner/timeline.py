@@ -46,6 +46,10 @@ class Word:
 
     ``text[char_start:char_end]`` is the word. ``played`` is False for words the listener never
     heard (cut by a ``clear`` before they started); those have ``start == end`` at the clear.
+    ``onset``: when the word's first phone starts sounding, where the aligner timed the word's
+    phones itself (warped from espeak-ng's speech of the text: a word that starts with a stop
+    starts at its silent closure, its sound at the burst), else None (see
+    :func:`aligner.visemes.by_sound`).
     """
 
     word: str
@@ -54,6 +58,7 @@ class Word:
     char_start: int
     char_end: int
     played: bool = True
+    onset: float | None = None
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -189,11 +194,7 @@ class Timeline:
                     "end": _r(u.end),
                     "text": u.text,
                     "interrupted": u.interrupted,
-                    "words": [
-                        {"word": w.word, "start": _r(w.start), "end": _r(w.end),
-                         "char_start": w.char_start, "char_end": w.char_end, "played": w.played}
-                        for w in u.words
-                    ],
+                    "words": [_word_dict(w) for w in u.words],
                     "chars": [{"char": c.char, "start": _r(c.start), "end": _r(c.end)}
                               for c in u.chars],
                     "phones": [{"phone": p.phone, "start": _r(p.start), "end": _r(p.end),
@@ -227,7 +228,8 @@ class Timeline:
                         speaker=u["speaker"], start=u["start"], end=u["end"], text=u["text"],
                         interrupted=u.get("interrupted", False),
                         words=tuple(Word(w["word"], w["start"], w["end"], w["char_start"],
-                                         w["char_end"], w.get("played", True)) for w in u.get("words", ())),
+                                         w["char_end"], w.get("played", True), w.get("onset"))
+                                    for w in u.get("words", ())),
                         chars=tuple(Char(c["char"], c["start"], c["end"]) for c in u.get("chars", ())),
                         phones=tuple(Phone(p["phone"], p["start"], p["end"], p.get("word_index", -1))
                                      for p in u.get("phones", ())),
@@ -261,6 +263,14 @@ class Timeline:
 
 def _r(x: float) -> float:
     return round(float(x), 6)
+
+
+def _word_dict(w: Word) -> dict[str, Any]:
+    d = {"word": w.word, "start": _r(w.start), "end": _r(w.end), "char_start": w.char_start,
+         "char_end": w.char_end, "played": w.played}
+    if w.onset is not None:
+        d["onset"] = _r(w.onset)
+    return d
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:

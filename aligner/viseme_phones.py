@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .alignment import Alignment
 
 __all__ = ["METHODS", "by_sound", "estimate_phones", "pause_after", "pronunciation_variants",
-           "refine_alignment", "retime", "text_phones"]
+           "refine_alignment", "refine_phones", "retime", "text_phones"]
 
 _EPS = 1e-9
 
@@ -155,7 +155,7 @@ def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = 
 def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> list[Phone]:
     """The phones of ``result`` (an alignment of ``pcm``) with sharper mouth-shape boundaries.
 
-    Where the aligner timed words' phones itself (``result.onsets``: the reference warp of a
+    Where the aligner timed words' phones itself (the words' ``onset``: the reference warp of a
     voice like espeak-ng's), they go where espeak-ng's own speech of the text says they sound
     (:func:`by_sound`): as accurate as the phone model there, for nearly nothing (viseme
     benchmark, espeak-ng voices: OVR 94.5% against 94.2%; on three test sentences the phone
@@ -167,13 +167,28 @@ def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> li
     """
     pauses = pause_after(result.text, result.words)
     variants = pronunciation_variants(result.words, result.phones)
-    if any(t is not None for t in result.onsets):
-        return by_sound(result.phones, result.onsets, pcm, sample_rate, pauses=pauses,
-                        variants=variants)
+    onsets = [w.onset for w in result.words]
+    if any(t is not None for t in onsets):
+        return by_sound(result.phones, onsets, pcm, sample_rate, pauses=pauses, variants=variants)
     from .viseme_model import PhoneModel
 
     return PhoneModel.load().force_align(pcm, sample_rate, list(result.phones), pauses=pauses,
                                          variants=variants)
+
+
+def refine_phones(phones: Sequence[Phone], words: Sequence[Word], pcm: np.ndarray,
+                  sample_rate: int, *, start: float = 0.0, offset: float = 0.0,
+                  pauses: Collection[int] = (),
+                  variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None) -> list[Phone]:
+    """``phones`` of ``words`` (a timeline's, or a stream's) refined on their audio as
+    :func:`refine_alignment` does: where the words have an ``onset`` (``offset`` moves it onto
+    the phones' clock), :func:`by_sound`, else every phone re-timed (:func:`retime`). Arguments
+    as :func:`retime`."""
+    onsets = [None if w.onset is None else w.onset + offset for w in words]
+    if any(t is not None for t in onsets):
+        return by_sound(phones, onsets, pcm, sample_rate, start=start, pauses=pauses,
+                        variants=variants)
+    return retime(phones, pcm, sample_rate, start=start, pauses=pauses, variants=variants)
 
 
 def by_sound(phones: Sequence[Phone], onsets: Sequence[float | None], pcm: np.ndarray,
@@ -189,7 +204,7 @@ def by_sound(phones: Sequence[Phone], onsets: Sequence[float | None], pcm: np.nd
     Args:
         phones: time-ordered phones, on a clock where ``pcm`` starts at ``start``; the first
             one's start stays (live, the phone before it was already used).
-        onsets: by word index, :attr:`aligner.alignment.Alignment.onsets` on the same clock.
+        onsets: by word index, the words' :attr:`aligner.timeline.Word.onset` on the same clock.
         pcm, sample_rate, start, pauses, variants: for the re-timing, as :func:`retime`.
     """
     out = list(phones)

@@ -34,6 +34,7 @@ from .viseme_phones import (
     pause_after,
     pronunciation_variants,
     refine_alignment,
+    refine_phones,
     retime,
     text_phones,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "pause_after",
     "pronunciation_variants",
     "refine_alignment",
+    "refine_phones",
     "retime",
     "text_phones",
     "timeline_cues",
@@ -303,8 +305,9 @@ def timeline_phones(timeline: Timeline, speaker: str = "agent", *, retimed: bool
 
     ``retimed``: when the timeline holds the speaker's audio track (in memory, or a file
     relative to ``base``), the phones of utterances aligned from text (``source`` ``"text"``
-    or ``"recognized"``) are re-timed on it (:func:`retime`), as ``aligner visemes --text``
-    and the live stream do. An audio file that cannot be read is logged and skipped.
+    or ``"recognized"``) are refined on it (:func:`refine_phones`: where espeak-ng's speech
+    says they sound, or re-timed on the phone model), as ``aligner visemes --text`` and the
+    live stream do. An audio file that cannot be read is logged and skipped.
     """
     key = (speaker, retimed, base)
     if _last_phones is not None and _last_phones[0] is timeline and _last_phones[1] == key:
@@ -320,8 +323,9 @@ def timeline_phones(timeline: Timeline, speaker: str = "agent", *, retimed: bool
     for u in timeline.speaker(speaker):
         phones = [p for p in u.phones if p.end > p.start]
         if pcm is not None and len(pcm) and u.source != "audio":
-            phones = retime(phones, pcm, track.sample_rate, pauses=pause_after(u.text, u.words),
-                            variants=pronunciation_variants(u.words, phones))
+            phones = refine_phones(phones, u.words, pcm, track.sample_rate,
+                                   pauses=pause_after(u.text, u.words),
+                                   variants=pronunciation_variants(u.words, phones))
         out += phones
     out.sort(key=lambda p: p.start)
     _remember(timeline, key, out)

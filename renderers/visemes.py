@@ -12,8 +12,10 @@
 
 Common options (constructor keywords): ``speaker`` (default ``"agent"``), ``lead`` and
 ``min_hold`` (seconds, see :class:`aligner.visemes.Motion`), ``retime`` (default true: when the
-timeline holds the speaker's audio, phones aligned from text are re-timed on it with the shipped
-phone model, :func:`aligner.visemes.retime`; live too, when the fed timeline has the audio).
+timeline holds the speaker's audio, phones aligned from text are refined on it as ``aligner
+visemes --text`` does, :func:`aligner.visemes.refine_phones`: where espeak-ng's speech says they
+sound, or re-timed with the shipped phone model; live too, when the fed timeline has the
+audio).
 
 >>> from aligner.timeline import Phone, Timeline, Utterance
 >>> u = Utterance("agent", 0.1, 0.4, "ma", phones=(Phone("M", 0.1, 0.2), Phone("AA", 0.2, 0.4)))
@@ -42,7 +44,7 @@ from aligner.visemes import (
     VisemeStream,
     blendshape_frames,
     pause_after,
-    retime,
+    refine_phones,
     timeline_cues,
 )
 from aligner.visemes import _clears as _timeline_clears
@@ -275,8 +277,8 @@ class _LiveVisemes(LiveRenderer):
     """Feeds the growing timeline's phones and clears to a :class:`VisemeStream`.
 
     When the fed timeline holds the speaker's audio track in memory (``session.timeline()``),
-    phones aligned from text are re-timed on it (:func:`aligner.visemes.retime`) as the batch
-    renderers do; a timeline without audio (``session.timeline(audio=False)``) is used as is.
+    phones aligned from text are refined on it (:func:`aligner.visemes.refine_phones`) as the
+    batch renderers do; a timeline without audio (``session.timeline(audio=False)``) is used as is.
     """
 
     def __init__(self, stream: VisemeStream, speaker: str, item, retimed: bool = True) -> None:
@@ -302,7 +304,8 @@ class _LiveVisemes(LiveRenderer):
                    and p.end <= final_until + _EPS and p.end > p.start]
             seen = max([seen] + [p.end for p in got])
             if got and pcm is not None and len(pcm) and u.source != "audio":
-                got = retime(got, pcm, track.sample_rate, pauses=pause_after(u.text, u.words))
+                got = refine_phones(got, u.words, pcm, track.sample_rate,
+                                    pauses=pause_after(u.text, u.words))
             new += got
         self._seen = seen
         return sorted(new, key=lambda p: p.start)

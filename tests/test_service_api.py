@@ -251,7 +251,7 @@ def test_live_visemes_are_refined_on_the_chunks_audio(monkeypatch):
     duration model (pocketsphinx) are re-timed on the chunk's audio (and the audio before it,
     where a grown word's phones lie). Either way its cues match espeak-ng's own phone times
     better than the aligner's phones as they are, and are still contiguous."""
-    from aligner import viseme_phones, visemes
+    from aligner import viseme_phones
     from aligner.service import lipsync
     from aligner.speech import synthesize
     from aligner.viseme_sets import espeak_phones, get_set
@@ -290,7 +290,6 @@ def test_live_visemes_are_refined_on_the_chunks_audio(monkeypatch):
             truth = espeak_phones(speech.phones)
             cuts = [len(speech.words) // 3, 2 * len(speech.words) // 3]
             seen.clear()
-            monkeypatch.setattr(visemes, "retime", spy)
             monkeypatch.setattr(viseme_phones, "retime", spy)
             refined = _live_cues(text, speech, cuts, backend)
             if backend == "auto":  # warped (chunks cut between words): no phone model
@@ -300,8 +299,7 @@ def test_live_visemes_are_refined_on_the_chunks_audio(monkeypatch):
                 assert all(a <= s + 1e-6 and e <= b + 1e-6 for s, e, a, b in seen)
             assert all(a[1] == pytest.approx(b[0])
                        for a, b in zip(refined, refined[1:], strict=False))
-            monkeypatch.setattr(visemes, "retime", as_they_are)
-            monkeypatch.setattr(lipsync, "by_sound", as_they_are)
+            monkeypatch.setattr(lipsync, "refine_phones", as_they_are)
             plain = _live_cues(text, speech, cuts, backend)
             monkeypatch.undo()
             gain += agreement(truth, refined) - agreement(truth, plain)

@@ -258,6 +258,12 @@ def test_words_land_in_their_chunks_across_gaps(agent):
     split = [w for w in u.words if any(b[0] < w.char_start < b[1] <= w.char_end - 1 for b in bounds)
              or any(w.char_start < b[0] < w.char_end for b in bounds)]
     assert split and all(w.end - w.start > 0.3 for w in split)  # spans the 0.3 s gap
+    # where the aligner timed a word's phones (warped from espeak-ng's speech) the word's onset
+    # moves across the gaps with it; a word split between chunks has none
+    onsets = [w for w in u.words if w.onset is not None]
+    assert len(onsets) >= len(u.words) // 2
+    assert all(w.start <= w.onset < w.end for w in onsets)
+    assert not any(w.onset is not None for w in split)
 
 
 # --- user side ------------------------------------------------------------------------------------

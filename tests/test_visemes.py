@@ -514,8 +514,9 @@ def test_several_formats_of_one_timeline_retime_its_audio_once(monkeypatch):
     tl = Timeline(utterances=(u,), audio=(AudioTrack("agent", 16000, samples=pcm),),
                   duration=len(pcm) / 16000)
     calls = []
-    real = visemes_module.retime
-    monkeypatch.setattr(visemes_module, "retime", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = visemes_module.refine_phones
+    monkeypatch.setattr(visemes_module, "refine_phones",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
     outputs = [renderers.get(name)().render_string(tl)
                for name in ("visemes", "polly", "rhubarb", "rhubarb-tsv")]
     assert len(calls) == 1 and all(outputs)
@@ -668,8 +669,7 @@ def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model
     result = align(samples, rate, text)
     phones = refine_alignment(samples, rate, result)
     assert result.backend == "reference" and not calls  # espeak-ng's speech timed every phone
-    assert all(t is not None and w.start <= t < w.end
-               for t, w in zip(result.onsets, result.words, strict=True))
+    assert all(w.onset is not None and w.start <= w.onset < w.end for w in result.words)
     assert [p.phone for p in phones] == [p.phone for p in result.phones]
     assert all(abs(a.end - b.start) < 1e-9  # one after another
                for a, b in zip(phones, phones[1:], strict=False))
@@ -683,15 +683,16 @@ def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model
     gains = [abs(aligned[k].start - said[k].start) - abs(ours[k].start - said[k].start)
              for k in stops]
     assert sum(gains) / len(gains) > 0.02  # the aligner's phones start at the closure
-    # without the onsets, every phone is re-timed on the phone model
-    plain = dataclasses.replace(result, onsets=())
+    # without the words' onsets, every phone is re-timed on the phone model
+    plain = dataclasses.replace(result, words=tuple(dataclasses.replace(w, onset=None)
+                                                    for w in result.words))
     assert refine_alignment(samples, rate, plain) != phones and calls == [1]
     # words espeak-ng said under one word event ("in the") have their phones spread by the
     # aligner: those alone are re-timed on the phone model, from where they started
     text = "We're open from nine in the morning."
     samples, rate, _truth = _spoken(text)
     result = align(samples, rate, text)
-    spread = [k for k, t in enumerate(result.onsets) if t is None]
+    spread = [k for k, w in enumerate(result.words) if w.onset is None]
     assert [result.words[k].word for k in spread] == ["in", "the"]
     phones = refine_alignment(samples, rate, result)
     assert calls == [1, 1]
@@ -706,6 +707,32 @@ def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model
                       (text_phones(samples, rate, text), phones)):
         assert [p.phone for p in got] == [p.phone for p in want]
         assert max(abs(a.start - b.start) for a, b in zip(got, want, strict=True)) < 0.02
+
+
+def test_a_timeline_keeps_word_onsets_and_its_visemes_follow_them(monkeypatch):
+    from aligner.alignment import align
+    from aligner.viseme_model import PhoneModel
+    from aligner.visemes import by_sound, timeline_phones
+
+    text = "Call Bob today, please."
+    samples, rate, _truth = _spoken(text)
+    result = align(samples, rate, text)
+    u = Utterance("agent", 0.0, result.duration, text, words=result.words,
+                  phones=result.phones)
+    tl = Timeline(utterances=(u,), audio=(AudioTrack("agent", rate, samples=samples),),
+                  duration=result.duration)
+    back = Timeline.from_dict(json.loads(json.dumps(tl.to_dict())))  # timeline.json keeps them
+    assert [w.onset for w in back.utterances[0].words] == \
+        [round(w.onset, 6) for w in result.words]
+    calls = []
+    real = PhoneModel.force_align
+    monkeypatch.setattr(PhoneModel, "force_align",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    phones = timeline_phones(tl, retimed=True)
+    assert not calls  # where espeak-ng's speech says they sound, as aligner visemes --text
+    assert phones == by_sound([p for p in result.phones if p.end > p.start],
+                              [w.onset for w in result.words], samples, rate)
+    assert phones != [p for p in result.phones if p.end > p.start]
 
 
 def test_retiming_says_dictionary_words_in_the_variant_that_fits_the_audio():

@@ -16,7 +16,7 @@ chunk's first sample (the proxy adds the call's delivered-sample offset):
   from start to end; consecutive cues are contiguous.
 
 The phones are refined before they become cues, as the offline ``aligner visemes --text`` does
-(:func:`aligner.visemes.refine_alignment`): where the aligner warped espeak-ng's speech of the
+(:func:`aligner.visemes.refine_phones`): where the aligner warped espeak-ng's speech of the
 text onto the chunk, they go where that speech says they sound (:func:`aligner.visemes.by_sound`);
 phones it spread by a duration model (pocketsphinx, words split between chunks) are re-timed on
 the chunk's audio (with the end of the audio before it for context) by the shipped phone model
@@ -45,7 +45,7 @@ import numpy as np
 from ..audio import decode
 from ..stream import StreamAligner
 from ..timeline import Phone
-from ..visemes import Cue, VisemeStream, by_sound, pause_after, pronunciation_variants
+from ..visemes import Cue, VisemeStream, pause_after, pronunciation_variants, refine_phones
 from ..workers import process_pool
 
 __all__ = ["RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
@@ -133,16 +133,11 @@ class ChunkEvents:
         # refined on the recent audio (the phones of a grown word reach into the chunk before)
         audio = np.concatenate([self._recent, pcm])
         audio_start = (self._fed - len(audio)) / rate
-        pauses = pause_after(result.text, words)
-        variants = pronunciation_variants(words, result.phones)
-        if any(t is not None for t in result.onsets):  # the aligner timed them: where they sound
-            onsets = [None if t is None else t0 + t for t in result.onsets]
-            cues = self._visemes.feed(by_sound(new_phones, onsets, audio, rate, start=audio_start,
-                                               pauses=pauses, variants=variants),
-                                      self._fed / rate)
-        else:  # spread by a duration model: re-timed on the phone model
-            cues = self._visemes.feed(new_phones, self._fed / rate, audio=(audio, rate),
-                                      audio_start=audio_start, pauses=pauses, variants=variants)
+        cues = self._visemes.feed(refine_phones(new_phones, words, audio, rate, start=audio_start,
+                                                offset=t0, pauses=pause_after(result.text, words),
+                                                variants=pronunciation_variants(words,
+                                                                                result.phones)),
+                                  self._fed / rate)
         self._recent = audio[-int(RECENT_SECONDS * rate):]
         events += self._cues(cues, chunk_at)
         self.pending_tail = True
