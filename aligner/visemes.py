@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -435,29 +435,19 @@ class VisemeStream:
         self._phones: list[Phone] = []  # recent phones: context for the next cues
         self._last: Any = None  # the viseme emitted last
 
-    def feed(self, phones: Iterable[Phone], final_until: float,
-             audio: tuple[np.ndarray, int] | None = None, audio_start: float = 0.0, *,
-             pauses: Collection[int] = (),
-             variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None) -> list[Cue]:
+    def feed(self, phones: Iterable[Phone], final_until: float) -> list[Cue]:
         """Add aligned phones; return the cues that became final.
 
         Args:
-            phones: new phones, in order, each after the ones fed before.
+            phones: new phones, in order, each after the ones fed before (refined on their
+                audio first, if it is at hand: :func:`refine_phones`, which reads only the
+                audio around them, so recent audio is enough).
             final_until: no phone will ever start before this time.
-            audio: ``(samples, rate)``, the speaker's audio covering the new phones: they are
-                re-timed on it first (:func:`retime`, as offline). Only the audio around the
-                phones is read, so recent audio is enough.
-            audio_start: the time of the first of those samples on the phones' clock.
-            pauses, variants: for the re-timing, by the phones' word indexes
-                (:func:`pause_after`, :func:`pronunciation_variants`).
 
         Returns:
             The new cues, contiguous with the ones returned before.
         """
         phones = [p for p in phones if p.end > self._t]
-        if audio is not None and phones:
-            phones = retime(phones, audio[0], audio[1], start=audio_start, pauses=pauses,
-                            variants=variants)
         self._phones.extend(phones)
         # the last cue before final_until may still grow, merge or anticipate the next phone
         limit = final_until - self.motion.lead - self.motion.min_hold

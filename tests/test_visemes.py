@@ -550,25 +550,21 @@ def test_retiming_keeps_the_ends_of_each_stretch_so_live_pieces_join():
     assert all(a.end == b.start for a, b in zip(first, first[1:], strict=False))
 
 
-def test_viseme_stream_retimes_phones_on_the_audio_it_is_given():
+def test_retiming_on_recent_audio_equals_retiming_on_all_of_it():
+    """A live caller keeps only recent audio: re-timed on it (its first sample's time given),
+    phones land where the whole audio puts them."""
     from aligner.alignment import align
 
     samples, rate, _truth = _spoken(TEXT3, voice="en-us+f4")
     aligned = list(align(samples, rate, TEXT3).phones)
-    half = len(aligned) // 2
-    fed, plain = VisemeStream("oculus"), VisemeStream("oculus")
-    got = fed.feed(aligned[:half], aligned[half - 1].end, audio=(samples, rate))
-    # a live caller keeps only recent audio: the second half comes with the audio from 0.5 s
-    cut = int(0.5 * rate)
-    got += fed.feed(aligned[half:], aligned[-1].end, audio=(samples[cut:], rate),
-                    audio_start=cut / rate) + fed.finish()
-    want = [*retime(aligned[:half], samples, rate), *retime(aligned[half:], samples, rate)]
-    ref = plain.feed(want, want[-1].end) + plain.finish()
-    assert [c.viseme for c in got] == [c.viseme for c in ref]
-    assert [c.start for c in got] == pytest.approx([c.start for c in ref], abs=1e-9)
-    untimed = VisemeStream("oculus")
-    assert [(c.start, c.viseme) for c in got] != \
-        [(c.start, c.viseme) for c in untimed.feed(aligned, aligned[-1].end) + untimed.finish()]
+    later = aligned[len(aligned) // 2:]
+    cut = int(0.5 * rate)  # 11025 samples at espeak-ng's 22050 Hz: an odd count
+    live = retime(later, samples[cut:], rate, start=cut / rate)
+    whole = retime(later, samples, rate)
+    assert [p.phone for p in live] == [p.phone for p in whole]
+    assert [t for p in live for t in (p.start, p.end)] == \
+        pytest.approx([t for p in whole for t in (p.start, p.end)], abs=1e-9)
+    assert [(p.start, p.end) for p in whole] != [(p.start, p.end) for p in later]
 
 
 def test_phone_stream_decodes_live_audio_chunk_by_chunk():
