@@ -62,7 +62,14 @@ async def _call(emu, pieces: list[np.ndarray]):
             await _say(ws, silence(1.5, RATE))
             await ws.close()
             await asyncio.wait_for(reader, 10)
-    return got, emu.calls.get(call["call_id"]), ended
+    record = emu.calls.get(call["call_id"])
+    # the recognition of the last turns may still run when the socket closes (it finishes after
+    # the call, by design): on a loaded machine, wait for it before reading the transcript
+    for _ in range(100):
+        if all(t.content for t in record.transcript if t.role == "user"):
+            break
+        await asyncio.sleep(0.1)
+    return got, record, ended
 
 
 async def test_pause_inside_a_sentence_continues_the_turn_and_a_whole_one_ends_it_quickly(
