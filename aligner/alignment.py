@@ -156,18 +156,23 @@ class Timing:
     the backend times phones itself, ``phones``: per token ``(ARPAbet, start, end)`` (an empty
     list for a token whose phones are to be spread by the duration model). ``cost``: the
     reference warp's cost (:data:`MAX_REFERENCE_COST`) where it was measured: of the whole clip,
-    or of its start alone when that was enough to judge the voice unlike espeak-ng's."""
+    or of its start alone when that was enough to judge the voice unlike espeak-ng's.
+    ``reference_voice``: the espeak-ng voice chosen for the reference by the clip's pitch
+    (:func:`aligner.reference.reference_voice`), None when no pitch was found or none was
+    needed."""
 
     spans: list[tuple[float, float]]
     backend: str
     phones: list[list[tuple[str, float, float]]] | None = None
     cost: float | None = None
+    reference_voice: str | None = None
 
 
 def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                 prons: list[tuple[tuple[str, ...], ...]], *, backend: str = "auto",
                 voice: tuple[float, float] = (0.0, 0.0),
-                partial: tuple[bool, bool] = (False, False)) -> Timing:
+                partial: tuple[bool, bool] = (False, False),
+                reference_voice: str | None = None) -> Timing:
     """Time each token with a backend (see :func:`align`); never fails, never skips a token.
 
     ``voice``: (sum of cost x seconds, seconds) of earlier clips of the same voice (a stream's
@@ -175,6 +180,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     of their costs and this clip's, not this clip's alone, and after :data:`VOICE_SECONDS` of
     them by theirs only. ``partial``: whether the first and last token are pieces of words split
     with the neighbouring chunks, left out of the cost (the reference says "Hel" as a word).
+    ``reference_voice``: the espeak-ng voice of the reference (a stream's, chosen on its first
+    chunk with a pitch: :attr:`Timing.reference_voice`); by default chosen by the clip's pitch.
     """
     if not tokens:
         return Timing([], "fallback")
@@ -186,11 +193,13 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     known = voice_verdict(voice)
     cost: float | None = None
     reference = None
-    ref_voice = "en-us"  # the reference's voice follows the clip's pitch, when it may be warped
-    if audible and (backend == "reference" or (backend == "auto" and known is not False)):
-        from .reference import reference_voice
+    # the reference's voice follows the clip's pitch, when it may be warped
+    if reference_voice is None and audible and (
+            backend == "reference" or (backend == "auto" and known is not False)):
+        from .reference import reference_voice as by_pitch
 
-        ref_voice = reference_voice(pcm, sample_rate)
+        reference_voice = by_pitch(pcm, sample_rate)
+    ref_voice = reference_voice or "en-us"
     if backend == "auto" and known is None and audible and duration >= _PREFIX_ABOVE:
         reference, first = _start_cost(pcm, sample_rate, text, tokens, seconds, mask, ref_voice)
         if first is not None and voice_verdict((first, 1.0), 0.0) is False:
@@ -212,7 +221,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
                 so_far = (voice[0] + cost * duration, voice[1] + duration)
                 known = voice_verdict(so_far, 0.0, 0.0)
             if backend == "reference" or known is not False:
-                return Timing(_clamp(spans, duration), "reference", phones, cost)
+                return Timing(_clamp(spans, duration), "reference", phones, cost,
+                              reference_voice)
             log.debug("the reference does not sound like the clip (cost %.2f): pocketsphinx",
                       cost)
         except MissingBackendError:

@@ -268,16 +268,16 @@ HIGH_PITCH_HZ = 150.0
 VOICES = ("en-us", "en-us+f3")  # (lower, higher)
 
 
-def reference_voice(pcm: np.ndarray, sample_rate: int) -> str:
+def reference_voice(pcm: np.ndarray, sample_rate: int) -> str | None:
     """The espeak-ng voice to warp onto the clip: :data:`VOICES` ``[1]`` when its median pitch
-    is above :data:`HIGH_PITCH_HZ`, else ``[0]`` (also when no pitch is found).
+    is above :data:`HIGH_PITCH_HZ`, else ``[0]``; None when no pitch is found.
 
     >>> t = np.arange(16000) / 16000
     >>> reference_voice((np.sin(2 * np.pi * 220 * t) * 8000).astype(np.int16), 16000)
     'en-us+f3'
     """
     f0 = median_pitch(pcm, sample_rate)
-    return VOICES[1] if f0 is not None and f0 > HIGH_PITCH_HZ else VOICES[0]
+    return None if f0 is None else VOICES[1] if f0 > HIGH_PITCH_HZ else VOICES[0]
 
 
 def median_pitch(pcm: np.ndarray, sample_rate: int, lo: float = 60.0, hi: float = 400.0,

@@ -7,7 +7,8 @@ word split over chunks becomes one word spanning both. A new chunk changes only 
 unfinished at the end of the previous one; everything before :attr:`StreamResult.final_until`
 is final. The stream judges its voice on its first second or so of whole words
 (:attr:`StreamAligner.voice_like_espeak`) and keeps the verdict: chunks of a voice like
-espeak-ng's are warped onto its speech, the others go straight to pocketsphinx.
+espeak-ng's are warped onto its speech, the others go straight to pocketsphinx. The reference's
+voice (male or female, by pitch) is chosen on the first chunk with a pitch and kept too.
 
 Times are on the *concatenated chunk audio* clock (0 = first sample of the first chunk); char
 offsets index the concatenated text of all chunks.
@@ -90,6 +91,7 @@ class StreamAligner:
         self._finished = False
         self._last: StreamResult | None = None
         self._voice = (0.0, 0.0)  # reference warp cost x seconds, seconds: see time_tokens
+        self._reference_voice: str | None = None  # chosen on the first chunk with a pitch
 
     @property
     def text(self) -> str:
@@ -129,7 +131,9 @@ class StreamAligner:
             partial = (bool(self._text) and not self._text[-1].isspace()
                        and local[0].token_start == 0, local[-1].token_end == len(text))
             timing = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend,
-                                 voice=self._voice, partial=partial)
+                                 voice=self._voice, partial=partial,
+                                 reference_voice=self._reference_voice)
+            self._reference_voice = self._reference_voice or timing.reference_voice
             if timing.cost is not None:
                 seconds = len(pcm) / self.sample_rate
                 self._voice = (self._voice[0] + timing.cost * seconds, self._voice[1] + seconds)
