@@ -232,7 +232,7 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
             log.warning("reference alignment failed (%s); using the fallback", exc)
     found: list[tuple[float, float] | None] = [None] * len(tokens)
     if backend in ("pocketsphinx", "auto") and audible:
-        found = _pocketsphinx_spans(pcm, sample_rate, tokens, prons, db)
+        found = _pocketsphinx_spans(pcm, sample_rate, tokens, prons, db, partial[1])
         if all(f is not None for f in found):
             return Timing(_clamp(found, duration), "pocketsphinx", cost=cost)
     from .refine import refine
@@ -296,14 +296,15 @@ def voice_verdict(voice: tuple[float, float], seconds: float = VOICE_SECONDS,
 
 def _pocketsphinx_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
                         prons: list[tuple[tuple[str, ...], ...]], db: np.ndarray,
-                        ) -> list[tuple[float, float] | None]:
+                        cut: bool = False) -> list[tuple[float, float] | None]:
     """pocketsphinx's spans with the pauses it stretched words over taken back out (None for
-    the tokens it did not reach, all None when it failed)."""
+    the tokens it did not reach, all None when it failed). ``cut``: the clip ends mid-word (a
+    stream chunk): no second search for the last word."""
     from .acoustic import acoustic_spans
     from .refine import trim_pauses
 
     try:
-        found = acoustic_spans(pcm, sample_rate, tokens, prons)
+        found = acoustic_spans(pcm, sample_rate, tokens, prons, retry=not cut)
     except Exception as exc:
         log.warning("pocketsphinx alignment failed (%s); using the phone-class HMM", exc)
         return [None] * len(tokens)
