@@ -1,4 +1,4 @@
-"""Phones for visemes from audio: re-timed on the shipped phone model, or recognised from sound.
+"""Phones for visemes from audio: refined on it when the text is known, or recognised from it.
 
 :func:`text_phones` aligns audio with its text (:func:`aligner.align`) and refines the phones
 (:func:`refine_alignment`): where espeak-ng's own speech of the text says they sound when the
