@@ -179,21 +179,23 @@ def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> li
 def refine_phones(phones: Sequence[Phone], words: Sequence[Word], pcm: np.ndarray,
                   sample_rate: int, *, start: float = 0.0, offset: float = 0.0,
                   pauses: Collection[int] = (),
-                  variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None) -> list[Phone]:
+                  variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None,
+                  before: Phone | None = None) -> list[Phone]:
     """``phones`` of ``words`` (a timeline's, or a stream's) refined on their audio as
     :func:`refine_alignment` does: where the words have an ``onset`` (``offset`` moves it onto
-    the phones' clock), :func:`by_sound`, else every phone re-timed (:func:`retime`). Arguments
-    as :func:`retime`."""
+    the phones' clock), :func:`by_sound` (``before`` as there), else every phone re-timed
+    (:func:`retime`). Arguments as :func:`retime`."""
     onsets = [None if w.onset is None else w.onset + offset for w in words]
     if any(t is not None for t in onsets):
         return by_sound(phones, onsets, pcm, sample_rate, start=start, pauses=pauses,
-                        variants=variants)
+                        variants=variants, before=before)
     return retime(phones, pcm, sample_rate, start=start, pauses=pauses, variants=variants)
 
 
 def by_sound(phones: Sequence[Phone], onsets: Sequence[float | None], pcm: np.ndarray,
              sample_rate: int, *, start: float = 0.0, pauses: Collection[int] = (),
-             variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None) -> list[Phone]:
+             variants: Mapping[int, Sequence[tuple[str, ...]]] | None = None,
+             before: Phone | None = None) -> list[Phone]:
     """``phones`` where their sound is: each word's first phone starts at the word's onset and
     the sound before it (the last phone of the word before, or a pause) runs on until then, as
     in espeak-ng's own phone times (it starts a word at the silent closure of a stop it begins
@@ -202,21 +204,28 @@ def by_sound(phones: Sequence[Phone], onsets: Sequence[float | None], pcm: np.nd
     run of them between its outer edges.
 
     Args:
-        phones: time-ordered phones, on a clock where ``pcm`` starts at ``start``; the first
-            one's start stays (live, the phone before it was already used).
+        phones: time-ordered phones, on a clock where ``pcm`` starts at ``start``.
         onsets: by word index, the words' :attr:`aligner.timeline.Word.onset` on the same clock.
         pcm, sample_rate, start, pauses, variants: for the re-timing, as :func:`retime`.
+        before: live, the phone just before ``phones``, already used: if it has to run on into
+            the first of them, the piece it runs on comes first (a phone of its own, the same
+            sound, which a viseme stream joins to it).
     """
     out = list(phones)
+    lead = before is not None and bool(out)  # ``before`` may come from another stream chunk
+    if lead:
+        out.insert(0, before)
     for i in range(1, len(out)):
-        before, p = out[i - 1], out[i]
+        prev, p = out[i - 1], out[i]
         t = onsets[p.word_index] if 0 <= p.word_index < len(onsets) else None
-        if t is not None and p.word_index != before.word_index and p.start < t < p.end \
-                and abs(before.end - p.start) < _EPS:
-            out[i - 1] = Phone(before.phone, before.start, t, before.word_index)
+        if t is not None and (p.word_index != prev.word_index or (lead and i == 1)) \
+                and p.start < t < p.end and abs(prev.end - p.start) < _EPS:
+            out[i - 1] = Phone(prev.phone, prev.start, t, prev.word_index)
             out[i] = Phone(p.phone, t, p.end, p.word_index)
     runs: list[list[int]] = []  # index runs of consecutive phones of words without an onset
     for i, p in enumerate(out):
+        if i == 0 and lead:
+            continue  # used already: it stays as it is (or runs on)
         if 0 <= p.word_index < len(onsets) and onsets[p.word_index] is None and p.end > p.start:
             if runs and i == runs[-1][-1] + 1:
                 runs[-1].append(i)
@@ -225,6 +234,10 @@ def by_sound(phones: Sequence[Phone], onsets: Sequence[float | None], pcm: np.nd
     for run in reversed(runs):
         out[run[0]:run[-1] + 1] = retime([out[i] for i in run], pcm, sample_rate, start=start,
                                          pauses=pauses, variants=variants)
+    if lead:  # only the piece it runs on, if any
+        head = out.pop(0)
+        if head.end > before.end + _EPS:
+            out.insert(0, Phone(before.phone, before.end, head.end, before.word_index))
     return out
 
 

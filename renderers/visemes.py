@@ -288,6 +288,7 @@ class _LiveVisemes(LiveRenderer):
         self._retimed = retimed
         self._seen = 0.0  # phones ending at or before this were fed
         self._last_clear = -1.0
+        self._before: tuple[float, Phone] | None = None  # (its utterance's start, last phone fed)
 
     def _new(self, timeline: Timeline, final_until: float) -> list[Phone]:
         """The phones final since the last call, re-timed on the audio if the timeline has it.
@@ -304,8 +305,11 @@ class _LiveVisemes(LiveRenderer):
                    and p.end <= final_until + _EPS and p.end > p.start]
             seen = max([seen] + [p.end for p in got])
             if got and pcm is not None and len(pcm) and u.source != "audio":
+                before = self._before[1] if self._before and self._before[0] == u.start else None
                 got = refine_phones(got, u.words, pcm, track.sample_rate,
-                                    pauses=pause_after(u.text, u.words))
+                                    pauses=pause_after(u.text, u.words), before=before)
+            if got:
+                self._before = (u.start, got[-1])
             new += got
         self._seen = seen
         return sorted(new, key=lambda p: p.start)

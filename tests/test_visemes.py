@@ -39,8 +39,10 @@ from aligner.visemes import (
     blendshape_frames,
     cues,
     estimate_phones,
+    pause_after,
     pronunciation_variants,
     refine_alignment,
+    refine_phones,
     retime,
     text_phones,
     timeline_cues,
@@ -461,20 +463,24 @@ def _event_cues(events, end):
             for a, b in zip(events, [*events[1:], None], strict=True)]
 
 
-def test_live_and_batch_renderers_retime_phones_on_the_audio():
+def test_live_and_batch_renderers_refine_phones_on_the_audio():
     from aligner.alignment import align
 
     samples, rate, truth = _spoken(TEXT, voice="en-us+f2")
     pcm, offset = resample(samples, rate, 16000), 0.5
     track = np.concatenate([np.zeros(int(offset * 16000), np.int16), pcm])
+    result = align(pcm, 16000, TEXT)
     aligned = [Phone(p.phone, p.start + offset, p.end + offset, p.word_index)
-               for p in align(pcm, 16000, TEXT).phones]
+               for p in result.phones if p.end > p.start]
+    words = tuple(dataclasses.replace(w, start=w.start + offset, end=w.end + offset,
+                                      onset=None if w.onset is None else w.onset + offset)
+                  for w in result.words)
     truth = [Phone("sil", 0.0, offset), *(Phone(p.phone, p.start + offset, p.end + offset)
                                           for p in truth)]
     end = len(track) / 16000
 
     def timeline(phones, audio=track):
-        u = Utterance("agent", offset, phones[-1].end, TEXT, phones=tuple(phones))
+        u = Utterance("agent", offset, phones[-1].end, TEXT, words=words, phones=tuple(phones))
         tracks = (AudioTrack("agent", 16000, samples=audio),) if audio is not None else ()
         return Timeline(utterances=(u,), audio=tracks, duration=end)
 
@@ -484,8 +490,11 @@ def test_live_and_batch_renderers_retime_phones_on_the_audio():
     plain = events(renderers.get("visemes")(set="oculus", retime=False), timeline(aligned))
     assert plain == events(renderers.get("visemes")(), timeline(aligned, audio=None))
     batch = events(renderers.get("visemes")(), timeline(aligned))
-    # the renderer re-times as the library does (aligner.visemes.retime), which moves shapes
-    assert batch == [c.event() for c in cues(retime(aligned, track, 16000), end=end)] != plain
+    # the renderer refines as the library does (aligner.visemes.refine_phones), which moves
+    # shapes (here the phones were warped from espeak-ng's speech: where they sound)
+    refined = refine_phones(aligned, words, track, 16000, pauses=pause_after(TEXT, words),
+                            variants=pronunciation_variants(words, aligned))
+    assert batch == [c.event() for c in cues(refined, end=end)] != plain
     assert _cue_agreement(truth, _event_cues(batch, end), "oculus") > 0.8
     # live: chunks aligned 3x faster than real time, each with the audio that came so far
     live, got = renderers.get("visemes")().live(), []
@@ -703,6 +712,21 @@ def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model
                       (text_phones(samples, rate, text), phones)):
         assert [p.phone for p in got] == [p.phone for p in want]
         assert max(abs(a.start - b.start) for a, b in zip(got, want, strict=True)) < 0.02
+
+
+def test_by_sound_runs_the_sound_before_on_through_a_closure_even_across_chunks():
+    from aligner.visemes import by_sound
+
+    silent = np.zeros(16000, np.int16)  # every word has an onset: no audio is read
+    onsets = [0.3, 0.55]  # word 1 ("car") starts at its K's closure, 0.5, and sounds at 0.55
+    before = Phone("AA", 0.3, 0.5, 0)
+    car = [Phone("K", 0.5, 0.6, 1), Phone("AA", 0.6, 0.8, 1)]
+    whole = by_sound([before, *car], onsets, silent, 16000)
+    assert whole == [Phone("AA", 0.3, 0.55, 0), Phone("K", 0.55, 0.6, 1), car[1]]
+    # live, "car" comes in a later chunk, after "AA" was used: the piece it runs on comes first
+    later = by_sound(car, onsets, silent, 16000, before=before)
+    assert later == [Phone("AA", 0.5, 0.55, 0), Phone("K", 0.55, 0.6, 1), car[1]]
+    assert by_sound(car, onsets, silent, 16000) == car  # the first phone's start stays
 
 
 def test_a_timeline_keeps_word_onsets_and_its_visemes_follow_them(monkeypatch):

@@ -80,6 +80,7 @@ class ChunkEvents:
         self._last_final = True  # whether the last word was announced final
         self._index = 0  # word index across aligners
         self._phones_until = 0.0  # end of the last phone fed to the viseme stream (s)
+        self._last_phone: Phone | None = None  # that phone (a word's onset may extend it)
         self._cue_until: float | None = None  # end of the last cue sent (s)
         self._cleared = False
         self._utterance = 0
@@ -133,11 +134,12 @@ class ChunkEvents:
         # refined on the recent audio (the phones of a grown word reach into the chunk before)
         audio = np.concatenate([self._recent, pcm])
         audio_start = (self._fed - len(audio)) / rate
-        cues = self._visemes.feed(refine_phones(new_phones, words, audio, rate, start=audio_start,
-                                                offset=t0, pauses=pause_after(result.text, words),
-                                                variants=pronunciation_variants(words,
-                                                                                result.phones)),
-                                  self._fed / rate)
+        refined = refine_phones(new_phones, words, audio, rate, start=audio_start, offset=t0,
+                                pauses=pause_after(result.text, words),
+                                variants=pronunciation_variants(words, result.phones),
+                                before=self._last_phone)
+        self._last_phone = refined[-1] if refined else self._last_phone
+        cues = self._visemes.feed(refined, self._fed / rate)
         self._recent = audio[-int(RECENT_SECONDS * rate):]
         events += self._cues(cues, chunk_at)
         self.pending_tail = True
@@ -160,6 +162,7 @@ class ChunkEvents:
         self._fed = self._aligner_at = self._words_sent = 0
         self._last_end = None
         self._phones_until = 0.0
+        self._last_phone = None
         self._cue_until = None
         self.pending_tail = False
         self._recent = self._recent[:0]
