@@ -89,7 +89,9 @@ def pronunciation_variants(words: Sequence[Word], phones: Sequence[Phone]
     The aligner pronounces a word as the CMU dictionary's first entry unless its backend heard
     the phones itself (espeak-ng's rendering on the reference backend, a recogniser's): the
     phone model may then pick another entry (``Tuesday`` ending ``D EY``, not ``D IY``; ``on``
-    as ``AO N``). Words said otherwise keep their phones.
+    as ``AO N``). Words said otherwise keep their phones, and so do the words with an
+    ``onset`` (the reference backend timed their phones itself, from espeak-ng's rendering) without
+    a dictionary lookup.
 
     Args:
         words: the utterance's words (``word_index`` of ``phones`` indexes them).
@@ -108,6 +110,8 @@ def pronunciation_variants(words: Sequence[Word], phones: Sequence[Phone]
             said.setdefault(p.word_index, []).append(p.phone)
     out = {}
     for k, names in said.items():
+        if k < len(words) and words[k].onset is not None:
+            continue
         spelt = spoken(words[k].word) if k < len(words) else ()
         found = dictionary_variants(spelt[0]) if len(spelt) == 1 else ()
         if len(found) > 1 and found[0] == tuple(names):
