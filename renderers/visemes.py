@@ -291,9 +291,9 @@ class _LiveVisemes(LiveRenderer):
         self._before: tuple[float, Phone] | None = None  # (its utterance's start, last phone fed)
 
     def _new(self, timeline: Timeline, final_until: float) -> list[Phone]:
-        """The phones final since the last call, re-timed on the audio if the timeline has it.
+        """The phones final since the last call, refined on the audio if the timeline has it.
 
-        What was fed is tracked on the timeline's own phone times: re-timing may move a chunk's
+        What was fed is tracked on the timeline's own phone times: refining may move a chunk's
         last phone (a pause it ends with may vanish), which must not be fed again next time.
         """
         track = timeline.track(self._speaker) if self._retimed else None
