@@ -27,8 +27,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (constant table; imported lazily)
 _EXPORTS = {
-    "align": "alignment",
-    "Alignment": "alignment",
+    "align": "speech.alignment",
+    "Alignment": "speech.alignment",
     "Timeline": "timeline",
     "TimelineEvent": "timeline",
     "Utterance": "timeline",

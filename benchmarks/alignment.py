@@ -16,7 +16,7 @@ long), spoken by two synthesiser families, each measured in its own table:
   outside ``main`` (non-free), the only component the machines' apt sources list.
 
 Ground truth: the synthesiser's word times, one per whitespace token (tokens spoken as several
-words, "$42.50", are one). For espeak-ng (``aligner.speech.synthesize``) a token *starts* at the
+words, "$42.50", are one). For espeak-ng (``aligner.speech.synthesis.synthesize``) a token *starts* at the
 earlier of espeak's word event and its first phone event, and *ends* where its last phone ends;
 espeak's pause phones (``_:`` after punctuation, ``_`` between sentences) are outside words, so a
 pause lies between one token's end and the next one's start. For Flite a token starts where its
@@ -36,13 +36,13 @@ differences in milliseconds, with two adjustments (the figures without them are 
 Systems:
 
 - ``uniform``: tokens spread over the clip in proportion to their character offsets;
-- ``pocketsphinx``: raw pocketsphinx forced alignment (:func:`aligner.acoustic.acoustic_spans`
+- ``pocketsphinx``: raw pocketsphinx forced alignment (:func:`aligner.speech.backends.sphinx.acoustic_spans`
   with ``plain=True``: the whole clip as it is, pocketsphinx's two passes; times clipped to the
   clip), on the tokens it reaches (the others are counted as not aligned and left out of its
   error figures). The same peer as before the permissive path learned to cut, dither and trim;
 - ``ours``: :func:`aligner.align` (default backend ``auto``: the espeak-ng reference warp, or
   pocketsphinx when the reference does not sound like the clip, see
-  :data:`aligner.alignment.MAX_REFERENCE_COST`);
+  :data:`aligner.speech.alignment.MAX_REFERENCE_COST`);
 - ``ours-fallback``: :func:`aligner.align` with ``backend="fallback"`` (the phone-class HMM with
   the duration model; fast, permissive);
 - ``ours-permissive``: :func:`aligner.align` with ``backend="pocketsphinx"``, what ``auto`` does
@@ -57,7 +57,7 @@ audio (the voice and the rate differ in three of the four conditions; the rate o
 is estimated from the clip). The Flite table is the honest view for other voices.
 Speed is audio seconds per CPU second of this process (``time.process_time``), BLAS limited to one
 thread. Latency: the clips are cut into 1 s chunks (text cut at the character espeak was saying at
-the cut) and fed to :class:`aligner.stream.StreamAligner`; p99 wall and CPU time per ``feed``.
+the cut) and fed to :class:`aligner.speech.stream.StreamAligner`; p99 wall and CPU time per ``feed``.
 The streamed words (after ``finish``) are scored like the others, on those clips (2 s or more).
 Phones: for each truth phone onset, the distance to our nearest phone start (a lip-sync view).
 Each table ends with its verdict against the issue's targets, and the permissive path's against
@@ -238,9 +238,9 @@ class _Scores:
 
 def _run_systems(s, tokens, systems: list[str], decoder, scores: _Scores) -> dict[str, list]:
     """Each system's (start, end) per token (None where it gave none) and its phones."""
-    from aligner.acoustic import acoustic_spans
-    from aligner.alignment import align
-    from aligner.pronounce import token_phones
+    from aligner.speech.alignment import align
+    from aligner.speech.backends.sphinx import acoustic_spans
+    from aligner.speech.pronounce import token_phones
 
     results: dict[str, list] = {}
     phones: dict[str, list] = {}
@@ -266,8 +266,8 @@ def _run_systems(s, tokens, systems: list[str], decoder, scores: _Scores) -> dic
 
 def _score_clip(s, family: _Family, systems: list[str], decoder, scores: _Scores,
                 stream: bool) -> None:
-    from aligner.stream import StreamAligner
-    from aligner.text import tokenize
+    from aligner.speech.stream import StreamAligner
+    from aligner.speech.text import tokenize
 
     tokens = tokenize(s.text)
     truth = {w.char_start: w for w in s.words}
@@ -414,8 +414,8 @@ def _report(family: _Family, scores: _Scores) -> None:
 
 def _families() -> tuple[list[_Family], str | None]:
     """The espeak-ng family, and Flite's when it loads (else the reason it does not)."""
-    from aligner.pronounce import espeak_to_arpabet
-    from aligner.speech import synthesize
+    from aligner.speech.pronounce import espeak_to_arpabet
+    from aligner.speech.synthesis import synthesize
 
     families = [_Family("espeak-ng", CONDITIONS, lambda t, v, r: synthesize(t, v, int(r)),
                         lambda p: bool(espeak_to_arpabet(p)), "{:.0f}wpm")]
@@ -432,8 +432,8 @@ def _families() -> tuple[list[_Family], str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from aligner.acoustic import _decoder
-    from aligner.alignment import align
+    from aligner.speech.alignment import align
+    from aligner.speech.backends.sphinx import _decoder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="16 sentences, for a smoke run")

@@ -73,9 +73,9 @@ def captured_call(rounds: int) -> Timeline:
     from caption_helpers import LINES
 
     from aligner.audio import resample
-    from aligner.capture import CaptureWriter
     from aligner.session import build_timeline
-    from aligner.speech import SAMPLE_RATE, synthesize
+    from aligner.speech.synthesis import SAMPLE_RATE, synthesize
+    from aligner.wire.capture import CaptureWriter
 
     rate, chunk = 16000, 0.4
     folder = Path(tempfile.mkdtemp(prefix="caption-bench-"))

@@ -4,9 +4,9 @@ Generates a synthetic 10-minute web-protocol call at realistic frame sizes (user
 20 ms s16le frames at 16 kHz, agent alignment chunks of 150-400 ms with their text as base64
 JSON, a transcript update per turn, a ping/pong every 5 s), then measures:
 
-- record: :class:`aligner.capture.CaptureWriter` writing every frame (flush per frame, fsync
+- record: :class:`aligner.wire.capture.CaptureWriter` writing every frame (flush per frame, fsync
   once a second of session time), as the live client does;
-- replay: :func:`aligner.capture.read` + ``Capture.events()`` decoding every frame through the
+- replay: :func:`aligner.wire.capture.read` + ``Capture.events()`` decoding every frame through the
   protocol codec, as ``aligner replay`` and the timeline builder do.
 
 Peer: the same call stored the other obvious way, binary frames as base64 inside the JSON lines
@@ -28,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from aligner import capture
-from aligner.events import AlignedAudio, TranscriptTurn, Update
-from aligner.protocol import (
+from aligner.wire import capture
+from aligner.wire.events import AlignedAudio, TranscriptTurn, Update
+from aligner.wire.protocol import (
     WebClientProtocol,
     decode_client_binary,
     decode_client_text,

@@ -51,7 +51,7 @@ import numpy as np
 from aligner import audio
 from aligner.emulator.brain import load_dialogue
 from aligner.emulator.config import DEFAULT_DIALOGUE
-from aligner.speech import synthesize
+from aligner.speech.synthesis import synthesize
 
 FRAME_S = 0.02
 API_KEY = "bench-key"

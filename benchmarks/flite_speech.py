@@ -5,7 +5,7 @@ built from real recordings of people, unlike espeak-ng's formant synthesis: ``ka
 voice (concatenated human diphones), ``slt``, ``rms`` and ``awb`` are statistical parametric
 (clustergen) voices trained on a US female, a US male and a Scottish male speaker. Flite knows
 where it put every segment; this module reads its utterance structure through ``ctypes``
-(Token -> Word -> syllable -> Segment) and returns the same :class:`aligner.speech.Synthesis` as
+(Token -> Word -> syllable -> Segment) and returns the same :class:`aligner.speech.synthesis.Synthesis` as
 espeak-ng, so the benchmark scores both the same way.
 
 Needs the Debian package ``libflite1`` (``apt-get install libflite1``, also pulled in by
@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from aligner.speech import SpokenPhone, SpokenWord, Synthesis
+from aligner.speech.synthesis import SpokenPhone, SpokenWord, Synthesis
 
 __all__ = ["CONDITIONS", "VOICES", "available", "synthesize"]
 

@@ -46,8 +46,8 @@ from pathlib import Path
 
 import aiohttp
 
-from aligner import capture
-from aligner.events import AgentAudio, AlignedAudio
+from aligner.wire import capture
+from aligner.wire.events import AgentAudio, AlignedAudio
 
 _SETTLE = 3.0  # s of quiet before each phase: the emulator finishes the previous phase's calls
 

@@ -24,9 +24,9 @@ import time
 import numpy as np
 
 from aligner.audio import encode, resample
-from aligner.events import AlignedAudio, Clear, MicAudio, Stamped, TranscriptTurn, Update
 from aligner.session import Session
-from aligner.speech import synthesize
+from aligner.speech.synthesis import synthesize
+from aligner.wire.events import AlignedAudio, Clear, MicAudio, Stamped, TranscriptTurn, Update
 
 SR = 16000
 AGENT = ("Sure, I can book a table for four people at seven tonight. "

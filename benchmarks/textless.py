@@ -39,14 +39,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from visemes import CAUSES, SENTENCES, misses  # noqa: E402  (the same truth and rule)
 
-from aligner.alignment import align  # noqa: E402
 from aligner.audio import encode, resample  # noqa: E402
-from aligner.events import AgentAudio, Stamped, TwilioMedia  # noqa: E402
-from aligner.recognize import word_overlap  # noqa: E402
 from aligner.session import Session  # noqa: E402
-from aligner.speech import synthesize  # noqa: E402
-from aligner.viseme_sets import espeak_phones  # noqa: E402
+from aligner.speech.alignment import align  # noqa: E402
+from aligner.speech.recognize import word_overlap  # noqa: E402
+from aligner.speech.synthesis import synthesize  # noqa: E402
 from aligner.visemes import Motion  # noqa: E402
+from aligner.visemes.sets import espeak_phones  # noqa: E402
+from aligner.wire.events import AgentAudio, Stamped, TwilioMedia  # noqa: E402
 
 FORMS = {  # name: (rate, encoding, frame seconds, event type)
     "web binary 16 kHz": (16000, "s16le", 0.2, AgentAudio),
@@ -70,7 +70,7 @@ def events(pcm: np.ndarray, rate: int, encoding: str, frame: float, kind) -> lis
 
 
 def tokens(text: str) -> list[str]:
-    """Words as :func:`aligner.recognize.word_overlap` counts them."""
+    """Words as :func:`aligner.speech.recognize.word_overlap` counts them."""
     return re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
 
 

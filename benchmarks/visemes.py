@@ -13,7 +13,7 @@ recognised phones differ from espeak's in that word), boundary timing, the motio
 pauses (one side silent). ``--quick`` runs every fifth sentence.
 
 "audio only" uses the small phone model shipped in ``aligner/data``, trained on random
-dictionary words in 26 espeak-ng voices, none of the 8 below (``aligner.viseme_model``);
+dictionary words in 26 espeak-ng voices, none of the 8 below (``aligner.visemes.model``);
 "audio only (pocketsphinx)" is pocketsphinx's phone-loop decoder, which knows nothing of espeak.
 
 Rhubarb Lip Sync 1.14 cannot run here (no binary, no network): its figures are the published
@@ -56,13 +56,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from aligner.alignment import align  # noqa: E402
 from aligner.audio import resample  # noqa: E402
-from aligner.pronounce import dictionary_variants  # noqa: E402
-from aligner.speech import synthesize  # noqa: E402
+from aligner.speech.alignment import align  # noqa: E402
+from aligner.speech.dictionary import dictionary_variants  # noqa: E402
+from aligner.speech.synthesis import synthesize  # noqa: E402
 from aligner.timeline import Phone, Timeline, Utterance  # noqa: E402
-from aligner.viseme_model import PhoneModel  # noqa: E402
-from aligner.viseme_sets import espeak_phones, get_set  # noqa: E402
 from aligner.visemes import (  # noqa: E402
     Motion,
     cues,
@@ -70,9 +68,11 @@ from aligner.visemes import (  # noqa: E402
     refine_alignment,
     timeline_cues,
 )
+from aligner.visemes.model import PhoneModel  # noqa: E402
+from aligner.visemes.sets import espeak_phones, get_set  # noqa: E402
 
 # (text, espeak-ng voice, words per minute): a fixed list. Voices are disjoint from the ones the
-# shipped phone model was trained on (aligner.viseme_model._TRAIN_VOICES), and so are the
+# shipped phone model was trained on (aligner.visemes.model._TRAIN_VOICES), and so are the
 # sentences (it learnt from random dictionary words).
 SENTENCES = [
     ("Hello, thanks for calling Bright Dental. How can I help you today?", "en-us", 175),

@@ -47,7 +47,7 @@ from aligner.visemes import (
     refine_phones,
     timeline_cues,
 )
-from aligner.visemes import _clears as _timeline_clears
+from aligner.visemes.motion import _clears as _timeline_clears
 
 from . import LiveRenderer, Renderer
 
@@ -232,7 +232,7 @@ class MohoDat(_VisemeRenderer):
 
 class _Blendshapes(_VisemeRenderer):
     def _frames(self, timeline: Timeline, base: Path | None = None):
-        from aligner.viseme_sets import ARKIT_SHAPES
+        from aligner.visemes.sets import ARKIT_SHAPES
 
         fps = float(self.options.get("fps", 30))
         tween = float(self.options.get("tween", 0.08))

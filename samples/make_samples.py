@@ -1,8 +1,8 @@
 """Make the user clips of the demo call from ``dialogue.json``'s ``user_hints``.
 
-Speaks each hint with espeak-ng (``aligner.speech``, extra ``speech``) in a voice different from
+Speaks each hint with espeak-ng (``aligner.speech.synthesis``, extra ``speech``) in a voice different from
 the agent's and writes it as a small 16 kHz mono WAV file into the package data folder
-(``aligner/data/samples``, :data:`aligner.demo.SAMPLES`; ``samples/`` links there)::
+(``aligner/data/samples``, :data:`aligner.cli.demo.SAMPLES`; ``samples/`` links there)::
 
     python samples/make_samples.py
 """
@@ -14,8 +14,8 @@ import sys
 import wave
 
 from aligner import audio
-from aligner.demo import SAMPLES as HERE
-from aligner.speech import synthesize
+from aligner.cli.demo import SAMPLES as HERE
+from aligner.speech.synthesis import synthesize
 
 VOICE = "en-us+f3"  # the agent speaks en-us; the user is another voice
 RATE = 16000

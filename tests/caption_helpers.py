@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from aligner.speech import synthesize
+from aligner.speech.synthesis import synthesize
 from aligner.timeline import Phone, Timeline, TimelineEvent, Utterance, Word
 
 __all__ = ["LINES", "conversation", "spoken"]

@@ -15,7 +15,7 @@ import numpy as np
 from aligner import audio
 from aligner.emulator.brain import load_dialogue
 from aligner.emulator.config import DEFAULT_DIALOGUE
-from aligner.speech import synthesize
+from aligner.speech.synthesis import synthesize
 
 DIALOGUE = load_dialogue(DEFAULT_DIALOGUE)
 AGENT_LINES = [line["text"] for line in DIALOGUE["lines"]]

@@ -2,16 +2,18 @@
 
 import numpy as np
 
-from aligner import acoustic, align, reference
-from aligner.acoustic import acoustic_spans
-from aligner.alignment import MAX_REFERENCE_COST, VOICE_SECONDS, time_tokens, voice_verdict
-from aligner.fallback import expected_seconds, frame_db, speech_mask
-from aligner.pronounce import token_phones
-from aligner.reference import prefix_cost, reference_spans
-from aligner.refine import trim_pauses
-from aligner.speech import synthesize
-from aligner.stream import StreamAligner
-from aligner.text import tokenize
+from aligner import align
+from aligner.speech.alignment import MAX_REFERENCE_COST, VOICE_SECONDS, time_tokens, voice_verdict
+from aligner.speech.backends import reference, sphinx
+from aligner.speech.backends.reference import prefix_cost, reference_spans
+from aligner.speech.backends.sphinx import acoustic_spans
+from aligner.speech.durations import expected_seconds
+from aligner.speech.pronounce import token_phones
+from aligner.speech.refine import trim_pauses
+from aligner.speech.signal import frame_db, speech_mask
+from aligner.speech.stream import StreamAligner
+from aligner.speech.synthesis import synthesize
+from aligner.speech.text import tokenize
 
 TEXT = "Hello there, how are you doing today?"
 
@@ -107,8 +109,8 @@ def test_a_chunk_cut_mid_word_gets_no_second_search(monkeypatch):  # latency of 
     tokens = tokenize(text)
     prons = [token_phones(t.word) for t in tokens]
     passes = []
-    first_pass = acoustic._first_pass
-    monkeypatch.setattr(acoustic, "_first_pass", lambda *a: passes.append(1) or first_pass(*a))
+    first_pass = sphinx._first_pass
+    monkeypatch.setattr(sphinx, "_first_pass", lambda *a: passes.append(1) or first_pass(*a))
     for partial, searches in (((False, True), 1), ((False, False), 2)):
         passes.clear()
         time_tokens(s.samples, s.sample_rate, text, tokens, prons, backend="pocketsphinx",
@@ -117,8 +119,8 @@ def test_a_chunk_cut_mid_word_gets_no_second_search(monkeypatch):  # latency of 
 
 
 def test_a_threads_decoder_is_made_afresh_after_many_added_words(monkeypatch):
-    monkeypatch.setattr(acoustic, "_MAX_ADDED", 4)  # each number adds two readings
-    monkeypatch.setattr(acoustic._local, "added", 5, raising=False)  # the first call: a new one
+    monkeypatch.setattr(sphinx, "_MAX_ADDED", 4)  # each number adds two readings
+    monkeypatch.setattr(sphinx._local, "added", 5, raising=False)  # the first call: a new one
     s = synthesize("Room 101", "en-us", 150)
     decoders = []
     for n in range(101, 106):
@@ -127,7 +129,7 @@ def test_a_threads_decoder_is_made_afresh_after_many_added_words(monkeypatch):
         spans = acoustic_spans(s.samples, s.sample_rate, tokens,
                                [token_phones(t.word) for t in tokens])
         assert all(sp is not None for sp in spans)
-        decoders.append(acoustic._thread_decoder())
+        decoders.append(sphinx._thread_decoder())
     assert decoders[0] is decoders[1] and decoders[-1] is not decoders[0]
 
 

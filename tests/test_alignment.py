@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from aligner import align
 from aligner.cli import main
 from aligner.errors import AlignmentError
-from aligner.pronounce import espeak_to_arpabet
-from aligner.speech import synthesize
-from aligner.text import tokenize
+from aligner.speech.pronounce import espeak_to_arpabet
+from aligner.speech.synthesis import synthesize
+from aligner.speech.text import tokenize
 
 SENTENCE = "Hello there, how are you doing today? Your table for 4 costs $42.50 at 7:30pm."
 

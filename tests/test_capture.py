@@ -14,10 +14,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aligner import capture
 from aligner.errors import CaptureError
-from aligner.events import AgentAudio, AlignedAudio, Clear, MicAudio, Ping, Pong, Unknown, Update
-from aligner.protocol import encode
+from aligner.wire import capture
+from aligner.wire.events import (
+    AgentAudio,
+    AlignedAudio,
+    Clear,
+    MicAudio,
+    Ping,
+    Pong,
+    Unknown,
+    Update,
+)
+from aligner.wire.protocol import encode
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from aiohttp import WSMsgType, web
 
-from aligner import audio, capture
-from aligner.client import ServerClosed, audio_websocket_url, record, stream
-from aligner.events import AlignedAudio, Clear, MicAudio, Ping, Pong, Unknown, Update
-from aligner.source import SamplesSource, SilenceSource
+from aligner import audio
+from aligner.wire import capture
+from aligner.wire.client import ServerClosed, audio_websocket_url, record, stream
+from aligner.wire.events import AlignedAudio, Clear, MicAudio, Ping, Pong, Unknown, Update
+from aligner.wire.source import SamplesSource, SilenceSource
 
 
 async def _serve(handler) -> tuple[web.AppRunner, str]:
@@ -61,7 +62,7 @@ async def test_hostile_server_malformed_frames_are_counted_and_session_goes_on(t
     runner, base = await _serve(handler)
     try:
         src = SamplesSource(np.zeros(16000 // 2, np.int16), 16000)  # 0.5 s
-        with caplog.at_level("WARNING", logger="aligner.protocol"):
+        with caplog.at_level("WARNING", logger="aligner.wire.protocol"):
             result = await record(audio_websocket_url(base, "c1"), src, tmp_path / "cap",
                                   chunk_ms=50, linger=0.1)
     finally:
@@ -158,8 +159,8 @@ async def test_cli_prints_the_servers_close_reason_and_exits_non_zero(tmp_path):
 
 
 async def test_twilio_form_streams_media_and_records_the_servers_media_and_clear(tmp_path):
-    from aligner.events import TwilioClear, TwilioConnected, TwilioMedia, TwilioStart
-    from aligner.protocol import decode_twilio, encode_twilio
+    from aligner.wire.events import TwilioClear, TwilioConnected, TwilioMedia, TwilioStart
+    from aligner.wire.protocol import decode_twilio, encode_twilio
 
     seen = []
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 import aligner
-from aligner import audio, capture
-from aligner.demo import SAMPLES, USER_TURNS, run_demo, transcript_lines
+from aligner import audio
+from aligner.cli.demo import SAMPLES, USER_TURNS, run_demo, transcript_lines
 from aligner.emulator.config import DEFAULT_DIALOGUE
-from aligner.events import AlignedAudio, Clear, MicAudio
-from aligner.recognize import recognize, word_overlap
+from aligner.speech.recognize import recognize, word_overlap
+from aligner.wire import capture
+from aligner.wire.events import AlignedAudio, Clear, MicAudio
 
 ROOT = Path(__file__).resolve().parents[1]
 DIALOGUE = json.loads((SAMPLES / "dialogue.json").read_text())

@@ -28,7 +28,7 @@ from emulator_helpers import (
 
 from aligner import audio
 from aligner.emulator import EmbeddedEmulator
-from aligner.recognize import recognize, word_overlap
+from aligner.speech.recognize import recognize, word_overlap
 
 SPEED = 3.0
 

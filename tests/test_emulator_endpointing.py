@@ -14,7 +14,7 @@ from emulator_helpers import USER_LINES, Received, read_web, register, silence, 
 
 from aligner import audio
 from aligner.emulator import EmbeddedEmulator
-from aligner.recognize import word_overlap
+from aligner.speech.recognize import word_overlap
 
 RATE = 16000
 FRAME = RATE // 50

@@ -121,8 +121,8 @@ def test_help_has_examples():
 
 def test_render_a_capture_directory(tmp_path):
     from aligner.audio import resample
-    from aligner.capture import CaptureWriter
-    from aligner.speech import SAMPLE_RATE, synthesize
+    from aligner.speech.synthesis import SAMPLE_RATE, synthesize
+    from aligner.wire.capture import CaptureWriter
 
     cap = tmp_path / "capture"
     text = "Your order ships on Thursday."

@@ -3,8 +3,9 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aligner.pronounce import PHONES, dictionary_phones, guess_phones, phones, token_phones
-from aligner.text import spoken, tokenize
+from aligner.speech.dictionary import PHONES, dictionary_phones
+from aligner.speech.pronounce import guess_phones, phones, token_phones
+from aligner.speech.text import spoken, tokenize
 
 
 def test_dictionary_words_use_the_cmu_dictionary_without_stress():

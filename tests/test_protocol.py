@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aligner.errors import ProtocolError
-from aligner.events import (
+from aligner.wire.events import (
     AgentAudio,
     AlignedAudio,
     Clear,
@@ -29,7 +29,7 @@ from aligner.events import (
     Unknown,
     Update,
 )
-from aligner.protocol import (
+from aligner.wire.protocol import (
     State,
     WebClientProtocol,
     decode_client_binary,

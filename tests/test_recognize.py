@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aligner.audio import resample
-from aligner.recognize import (
+from aligner.speech.recognize import (
     RecognitionStream,
     SpeechEnded,
     SpeechPaused,
@@ -21,7 +21,7 @@ from aligner.recognize import (
     sounds_complete,
     word_overlap,
 )
-from aligner.speech import synthesize
+from aligner.speech.synthesis import synthesize
 
 LINES = [
     "Hi, I would like to book a table for two people tonight.",

@@ -1,15 +1,16 @@
-"""The reference aligner (aligner.reference): DTW paths, MFCCs, and the espeak-ng reference speech."""
+"""The reference aligner (aligner.speech.backends.reference): DTW paths, MFCCs, and the espeak-ng reference speech."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from aligner import reference, speech
-from aligner.alignment import time_tokens
-from aligner.pronounce import token_phones
-from aligner.reference import dtw_path, mfcc, speak
-from aligner.text import tokenize
+from aligner.speech import synthesis
+from aligner.speech.alignment import time_tokens
+from aligner.speech.backends import reference
+from aligner.speech.backends.reference import dtw_path, mfcc, speak
+from aligner.speech.pronounce import token_phones
+from aligner.speech.text import tokenize
 
 
 def _textbook_path(a: np.ndarray, b: np.ndarray, band: int) -> tuple[list[int], list[int]]:
@@ -116,11 +117,11 @@ def test_the_head_of_a_reference_is_its_speech_before_a_word():
 
 def test_the_start_of_a_long_clip_is_judged_on_the_speech_the_whole_warp_uses(monkeypatch):
     text = "Thank you for calling Acme Insurance, this is Jordan speaking. How can I help?"
-    s = speech.synthesize(text, "en-us", 150)
+    s = synthesis.synthesize(text, "en-us", 150)
     tokens = tokenize(text)
     prons = [token_phones(t.word) for t in tokens]
     spoken, warped = [], []
-    synthesize, warp = speech.synthesize, reference.reference_spans
+    synthesize, warp = synthesis.synthesize, reference.reference_spans
 
     def watched_speech(words, *args, **kwargs):
         spoken.append(words)
@@ -130,7 +131,7 @@ def test_the_start_of_a_long_clip_is_judged_on_the_speech_the_whole_warp_uses(mo
         warped.append(len(tokens))
         return warp(pcm, rate, text, tokens, *args, **kwargs)
 
-    monkeypatch.setattr(speech, "synthesize", watched_speech)
+    monkeypatch.setattr(synthesis, "synthesize", watched_speech)
     monkeypatch.setattr(reference, "reference_spans", watched_warp)
     assert len(s.samples) / s.sample_rate >= 2.0  # long enough to be judged on its start first
     timing = time_tokens(s.samples, s.sample_rate, text, tokens, prons)

@@ -166,7 +166,7 @@ async def test_store_lists_only_plain_files_by_exact_name(tmp_path):
 
 def test_chunk_events_stay_contiguous_across_flush_and_restart_after_clear():
     from aligner.service.lipsync import ChunkEvents
-    from aligner.speech import synthesize
+    from aligner.speech.synthesis import synthesize
 
     speech = synthesize("Hello there, my friend.")
     pcm = speech.samples if hasattr(speech, "samples") else speech.audio
@@ -210,8 +210,8 @@ def test_word_events_carry_the_written_text_and_their_utterance():
 
 
 async def test_recorder_never_waits_for_the_capture_and_keeps_every_frame(tmp_path):
-    from aligner.capture import CaptureWriter, read
     from aligner.service.recorder import CallRecorder
+    from aligner.wire.capture import CaptureWriter, read
 
     opening = asyncio.get_running_loop().create_future()  # the capture is still being opened
     rec = CallRecorder(opening, interval=0.01)
@@ -251,10 +251,10 @@ def test_live_visemes_are_refined_on_the_chunks_audio(monkeypatch):
     duration model (pocketsphinx) are re-timed on the chunk's audio (and the audio before it,
     where a grown word's phones lie). Either way its cues match espeak-ng's own phone times
     better than the aligner's phones as they are, and are still contiguous."""
-    from aligner import viseme_phones
     from aligner.service import lipsync
-    from aligner.speech import synthesize
-    from aligner.viseme_sets import espeak_phones, get_set
+    from aligner.speech.synthesis import synthesize
+    from aligner.visemes import phones as viseme_phones
+    from aligner.visemes.sets import espeak_phones, get_set
 
     vs = get_set("oculus")
 

@@ -13,11 +13,12 @@ import time
 
 from service_helpers import GREETING, SAMPLES, collect, running_service
 
-from aligner import audio, capture
-from aligner.client import audio_websocket_url, stream
-from aligner.events import AlignedAudio, Metadata, Unknown
+from aligner import audio
 from aligner.service.proxy import Limits
-from aligner.source import SilenceSource
+from aligner.wire import capture
+from aligner.wire.client import audio_websocket_url, stream
+from aligner.wire.events import AlignedAudio, Metadata, Unknown
+from aligner.wire.source import SilenceSource
 
 
 def _words(text: str) -> list[str]:
@@ -25,7 +26,7 @@ def _words(text: str) -> list[str]:
 
 
 async def test_unmodified_plain_client_works_through_the_proxy(tmp_path):
-    """aligner.client (written for the plain protocol) gets alignment chunks, updates and
+    """aligner.wire.client (written for the plain protocol) gets alignment chunks, updates and
     metadata as from the upstream, nothing it does not know, and the call is recorded."""
     async with running_service(tmp_path) as svc:
         call = await svc.register()

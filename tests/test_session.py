@@ -1,6 +1,6 @@
 """The session model: playback scheduling, clear truncation, user turns, events, timeline files.
 
-Audio is real espeak-ng speech (aligner.speech); agent chunks are cut from it at espeak's own
+Audio is real espeak-ng speech (aligner.speech.synthesis); agent chunks are cut from it at espeak's own
 word times, so a chunk's text is exactly what its audio says.
 """
 
@@ -16,10 +16,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aligner.audio import decode, encode, load, resample
-from aligner.capture import CaptureWriter
 from aligner.cli import main
 from aligner.errors import SessionError
-from aligner.events import (
+from aligner.session import Session, build_timeline, save_timeline
+from aligner.session.usertrack import UserAudio
+from aligner.speech.synthesis import synthesize
+from aligner.speech.text import tokenize
+from aligner.timeline import Timeline
+from aligner.wire.capture import CaptureWriter
+from aligner.wire.events import (
     AgentAudio,
     AlignedAudio,
     Clear,
@@ -37,12 +42,7 @@ from aligner.events import (
     Unknown,
     Update,
 )
-from aligner.protocol import encode as encode_web
-from aligner.session import Session, build_timeline, save_timeline
-from aligner.speech import synthesize
-from aligner.text import tokenize
-from aligner.timeline import Timeline
-from aligner.usertrack import UserAudio
+from aligner.wire.protocol import encode as encode_web
 
 SR = 16000
 AGENT_TEXT = ("Sure, I can book a table for four people at seven tonight. "

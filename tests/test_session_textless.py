@@ -1,7 +1,7 @@
 """Agent audio that came without text: phones estimated from the audio, words recognised and
 aligned, the utterance marked estimated (``source``).
 
-Real espeak-ng speech (aligner.speech) through the real recogniser (pocketsphinx) and aligner:
+Real espeak-ng speech (aligner.speech.synthesis) through the real recogniser (pocketsphinx) and aligner:
 the recognised words may differ from the spoken ones, so the tests check what must hold whatever
 was recognised: words exist, lie inside the audio that was heard, sit on the speech (not in the
 silence around it), and the utterance says it was estimated (``source``).
@@ -16,12 +16,12 @@ import pytest
 from test_session import AGENT_TEXT, SR, Speech, twilio_events
 
 from aligner.audio import encode, resample
-from aligner.events import AgentAudio, AlignedAudio, Stamped
 from aligner.session import Session
-from aligner.speech import synthesize
-from aligner.textless import estimate
+from aligner.session.textless import estimate
+from aligner.speech.synthesis import synthesize
 from aligner.timeline import Timeline, Utterance
 from aligner.visemes import estimate_phones
+from aligner.wire.events import AgentAudio, AlignedAudio, Stamped
 
 SHORT_TEXT = "Would you like a window seat?"
 

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from aligner import audio
-from aligner.client import audio_websocket_url, record, stream
 from aligner.errors import AudioError, MissingBackendError
-from aligner.source import (
+from aligner.wire.client import audio_websocket_url, record, stream
+from aligner.wire.source import (
     CallState,
     FileSource,
     SamplesSource,
@@ -140,8 +140,8 @@ async def test_user_audio_is_paced_in_real_time(tmp_path):
 
 
 async def test_a_failing_source_ends_the_call_with_its_error_and_a_closed_capture(tmp_path):
-    from aligner import capture
-    from aligner.source import Source
+    from aligner.wire import capture
+    from aligner.wire.source import Source
 
     class Broken(Source):
         def __init__(self):

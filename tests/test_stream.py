@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from aligner import align
 from aligner.errors import AlignmentError
-from aligner.speech import synthesize
-from aligner.stream import StreamAligner
+from aligner.speech.stream import StreamAligner
+from aligner.speech.synthesis import synthesize
 
 TEXT = "Hello there, I can book that table for you tomorrow at noon."
 
@@ -129,7 +129,7 @@ def test_any_chunking_is_monotonic_and_covers(text, cuts, noise):
     r = sa.finish()
     assert r.text == text
     assert [c.char for c in r.chars] == list(text)
-    from aligner.text import tokenize
+    from aligner.speech.text import tokenize
 
     assert [w.word for w in r.words] == [t.word for t in tokenize(text)]
     t = 0.0

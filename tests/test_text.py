@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aligner.text import number_words, ordinal_words, spoken, tokenize
+from aligner.speech.text import number_words, ordinal_words, spoken, tokenize
 
 
 def test_tokens_strip_surrounding_punctuation_and_keep_offsets():

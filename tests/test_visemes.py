@@ -21,17 +21,8 @@ from hypothesis import strategies as st
 import renderers
 from aligner.audio import resample
 from aligner.cli import main
-from aligner.speech import synthesize
+from aligner.speech.synthesis import synthesize
 from aligner.timeline import AudioTrack, Phone, Timeline, TimelineEvent, Utterance, Word
-from aligner.viseme_sets import (
-    ARKIT_SHAPES,
-    ARKIT_WEIGHTS,
-    ARPABET,
-    SETS,
-    espeak_phones,
-    espeak_to_arpabet,
-    get_set,
-)
 from aligner.visemes import (
     Cue,
     Motion,
@@ -46,6 +37,15 @@ from aligner.visemes import (
     retime,
     text_phones,
     timeline_cues,
+)
+from aligner.visemes.sets import (
+    ARKIT_SHAPES,
+    ARKIT_WEIGHTS,
+    ARPABET,
+    SETS,
+    espeak_phones,
+    espeak_to_arpabet,
+    get_set,
 )
 
 TEXT = "Maybe people believe him, but we moved the meeting to Monday."
@@ -433,8 +433,8 @@ def _cue_agreement(truth, ours, vset="rhubarb", lead=0.06):
 
 
 def test_phone_model_decodes_and_retimes_real_speech():
-    from aligner.alignment import align
-    from aligner.viseme_model import PhoneModel
+    from aligner.speech.alignment import align
+    from aligner.visemes.model import PhoneModel
 
     samples, rate, truth = _spoken(TEXT2, voice="en-us+f2")
     heard = estimate_phones(samples, rate)  # the shipped model
@@ -464,7 +464,7 @@ def _event_cues(events, end):
 
 
 def test_live_and_batch_renderers_refine_phones_on_the_audio():
-    from aligner.alignment import align
+    from aligner.speech.alignment import align
 
     samples, rate, truth = _spoken(TEXT, voice="en-us+f2")
     pcm, offset = resample(samples, rate, 16000), 0.5
@@ -513,8 +513,8 @@ def test_live_and_batch_renderers_refine_phones_on_the_audio():
 
 
 def test_several_formats_of_one_timeline_retime_its_audio_once(monkeypatch):
-    import aligner.visemes as visemes_module
-    from aligner.alignment import align
+    from aligner.speech.alignment import align
+    from aligner.visemes import motion
 
     samples, rate, _truth = _spoken(TEXT, voice="en-us+f2")  # the clip of the test above
     pcm = resample(samples, rate, 16000)
@@ -523,8 +523,8 @@ def test_several_formats_of_one_timeline_retime_its_audio_once(monkeypatch):
     tl = Timeline(utterances=(u,), audio=(AudioTrack("agent", 16000, samples=pcm),),
                   duration=len(pcm) / 16000)
     calls = []
-    real = visemes_module.refine_phones
-    monkeypatch.setattr(visemes_module, "refine_phones",
+    real = motion.refine_phones
+    monkeypatch.setattr(motion, "refine_phones",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     outputs = [renderers.get(name)().render_string(tl)
                for name in ("visemes", "polly", "rhubarb", "rhubarb-tsv")]
@@ -539,13 +539,13 @@ def test_renderers_keep_the_timeline_times_when_its_audio_file_is_missing(tmp_pa
     tl = _timeline(TEXT)
     gone = tl.with_audio(AudioTrack("agent", 16000, path="gone.wav"))
     r = renderers.get("visemes")()
-    with caplog.at_level("WARNING", logger="aligner.visemes"):
+    with caplog.at_level("WARNING", logger="aligner.visemes.motion"):
         assert r.render(gone, tmp_path, base=tmp_path)[0].read_text() == r.render_string(tl)
     assert "not re-timed" in caplog.text and "gone.wav" in caplog.text
 
 
 def test_retiming_keeps_the_ends_of_each_stretch_so_live_pieces_join():
-    from aligner.alignment import align
+    from aligner.speech.alignment import align
 
     samples, rate, _truth = _spoken(TEXT3, voice="en-us+f4")
     aligned = [p for p in align(samples, rate, TEXT3).phones if p.end > p.start]
@@ -562,7 +562,7 @@ def test_retiming_keeps_the_ends_of_each_stretch_so_live_pieces_join():
 def test_retiming_on_recent_audio_equals_retiming_on_all_of_it():
     """A live caller keeps only recent audio: re-timed on it (its first sample's time given),
     phones land where the whole audio puts them."""
-    from aligner.alignment import align
+    from aligner.speech.alignment import align
 
     samples, rate, _truth = _spoken(TEXT3, voice="en-us+f4")
     aligned = list(align(samples, rate, TEXT3).phones)
@@ -577,7 +577,7 @@ def test_retiming_on_recent_audio_equals_retiming_on_all_of_it():
 
 
 def test_phone_stream_decodes_live_audio_chunk_by_chunk():
-    from aligner.viseme_model import PhoneStream
+    from aligner.visemes.model import PhoneStream
 
     samples, rate, truth = _spoken(TEXT, voice="en-us+f3")
     stream = PhoneStream(rate)
@@ -598,7 +598,7 @@ def test_phone_stream_decodes_live_audio_chunk_by_chunk():
 
 
 def test_phone_model_trains_saves_and_loads(tmp_path):
-    from aligner.viseme_model import CLASSES, PhoneModel, train
+    from aligner.visemes.model import CLASSES, PhoneModel, train
 
     clips = []
     for text in (TEXT, TEXT2):
@@ -616,7 +616,7 @@ def test_phone_model_trains_saves_and_loads(tmp_path):
 
 
 def test_audio_only_phones_follow_english_phonotactics():
-    from aligner.viseme_model import _INDEX, _moves, _phone_bigram, _viterbi
+    from aligner.visemes.model import _INDEX, _moves, _phone_bigram, _viterbi
 
     bigram = _phone_bigram()
     total = np.exp(bigram).sum(1)  # probabilities of the next phone (the rest: the end)
@@ -662,8 +662,8 @@ def _first_phones(phones, words):
 
 
 def test_phones_of_a_voice_like_espeak_follow_its_speech_without_the_phone_model(monkeypatch):
-    from aligner.alignment import align
-    from aligner.viseme_model import PhoneModel
+    from aligner.speech.alignment import align
+    from aligner.visemes.model import PhoneModel
 
     calls = []
     real = PhoneModel.force_align
@@ -730,9 +730,9 @@ def test_by_sound_runs_the_sound_before_on_through_a_closure_even_across_chunks(
 
 
 def test_a_timeline_keeps_word_onsets_and_its_visemes_follow_them(monkeypatch):
-    from aligner.alignment import align
-    from aligner.viseme_model import PhoneModel
+    from aligner.speech.alignment import align
     from aligner.visemes import by_sound, timeline_phones
+    from aligner.visemes.model import PhoneModel
 
     text = "Call Bob today, please."
     samples, rate, _truth = _spoken(text)
@@ -756,8 +756,8 @@ def test_a_timeline_keeps_word_onsets_and_its_visemes_follow_them(monkeypatch):
 
 
 def test_retiming_says_dictionary_words_in_the_variant_that_fits_the_audio():
-    from aligner.alignment import align
-    from aligner.viseme_model import PhoneModel
+    from aligner.speech.alignment import align
+    from aligner.visemes.model import PhoneModel
 
     text = "See you on Tuesday."
     samples, rate, truth = _spoken(text)

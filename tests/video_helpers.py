@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 
-from aligner.speech import synthesize
+from aligner.speech.synthesis import synthesize
 from aligner.timeline import AudioTrack, Phone, Timeline, TimelineEvent, Utterance, Word
-from aligner.viseme_sets import espeak_to_arpabet
+from aligner.visemes.sets import espeak_to_arpabet
 
 __all__ = ["RATE", "call"]
 

@@ -4,6 +4,7 @@ Each sub-command module in this package defines ``HELP`` (one line), ``EXAMPLES`
 at the end of ``--help``), ``add_arguments(parser)`` and ``run(args) -> int``. Modules import
 heavy dependencies inside ``run`` so ``aligner --help`` stays fast. Library errors
 (:class:`aligner.errors.AlignerError`) become one line on stderr and exit code 2.
+:mod:`.demo` holds the demo call that ``aligner run`` makes.
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..alignment import align
     from ..audio import load
     from ..errors import AlignmentError
+    from ..speech.alignment import align
     from ..timeline import write_atomic
 
     if args.text_file is not None:

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def progress_printer(quiet: bool = False, as_json: bool = False):
     """A callback printing the call's notable events on stderr as they happen (and, with
     ``as_json``, every event as a JSON line on stdout)."""
-    from ..events import AlignedAudio, Clear, Metadata, Unknown, Update
+    from ..wire.events import AlignedAudio, Clear, Metadata, Unknown, Update
     from .replay import json_line
 
     def show(stamped) -> None:
@@ -74,8 +74,8 @@ def progress_printer(quiet: bool = False, as_json: bool = False):
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..client import audio_websocket_url, record, record_embedded
-    from ..source import check_chunk_ms, open_source
+    from ..wire.client import audio_websocket_url, record, record_embedded
+    from ..wire.source import check_chunk_ms, open_source
 
     check_chunk_ms(args.chunk_ms)
     source = open_source(args.input) if args.input else None

@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     import collections
     import time
 
-    from .. import capture
-    from ..events import AgentAudio, MicAudio
+    from ..wire import capture
+    from ..wire.events import AgentAudio, MicAudio
 
     cap = capture.read(args.capture)
     counts: collections.Counter = collections.Counter()

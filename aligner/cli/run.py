@@ -21,13 +21,13 @@ so it runs from any folder. Finishes in well under a minute.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", default="out", help="output folder (default ./out)")
     parser.add_argument("--to", default=None,
-                        help="comma-separated renderer names (default: aligner.demo.RENDERERS, "
+                        help="comma-separated renderer names (default: aligner.cli.demo.RENDERERS, "
                              "i.e. every available renderer)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live event lines")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import RENDERERS, run_demo
+    from .demo import RENDERERS, run_demo
     from .record import progress_printer
 
     names = tuple(n.strip() for n in args.to.split(",") if n.strip()) if args.to else RENDERERS

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import AlignerError
     from ..service.app import ServiceConfig
     from ..service.proxy import Limits
-    from ..viseme_sets import get_set
+    from ..visemes.sets import get_set
     from ..workers import one_blas_thread
 
     names = tuple(n.strip() for n in args.render.split(",") if n.strip())

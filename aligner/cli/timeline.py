@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..capture import read
     from ..errors import CaptureError
     from ..session import DEFAULT_UTTERANCE_GAP, build_timeline, save_timeline
+    from ..wire.capture import read
 
     if args.jitter_buffer < 0 or (args.utterance_gap is not None and args.utterance_gap < 0):
         raise CaptureError("--jitter-buffer and --utterance-gap must be >= 0")

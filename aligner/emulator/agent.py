@@ -11,7 +11,7 @@ started playing. Call times are seconds since the socket opened (scaled by ``tim
 
 Smart endpointing: the user's speech is recognised while it is spoken (:mod:`.listener`). A
 short pause (``quick_end_of_turn_ms``) ends the turn at once if the words so far sound complete
-(:func:`aligner.recognize.sounds_complete`), else the turn waits for ``end_of_turn_ms`` of
+(:func:`aligner.speech.recognize.sounds_complete`), else the turn waits for ``end_of_turn_ms`` of
 silence; speech resuming before then continues the same turn.
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..recognize import (
+from ..speech.recognize import (
     SpeechEnded,
     SpeechPaused,
     SpeechStarted,

@@ -1,6 +1,6 @@
 """The emulator's ear: streaming recognition of every call's user speech in worker processes.
 
-Each user utterance is decoded while it is spoken (:class:`aligner.recognize.RecognitionStream`),
+Each user utterance is decoded while it is spoken (:class:`aligner.speech.recognize.RecognitionStream`),
 so when the user pauses the words so far are ready at once (smart endpointing), and the final
 transcript comes from the same decode. pocketsphinx holds the GIL while it decodes, so the
 streams live in worker processes (one per core, ``spawn``ed, exiting with the server); a call
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..recognize import RECOGNITION_RATE, RecognitionStream, RecognizedWord
+from ..speech.recognize import RECOGNITION_RATE, RecognitionStream, RecognizedWord
 from ..workers import start_worker
 
 __all__ = ["Listener", "ListenerStream"]

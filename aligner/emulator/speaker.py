@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import audio, speech
+from .. import audio
+from ..speech import synthesis
 
 __all__ = ["Chunk", "SpeechCache", "SpokenLine", "speak"]
 
@@ -40,7 +41,7 @@ class SpokenLine:
     duration: float
 
 
-def _word_cuts(syn: speech.Synthesis, min_s: float, max_s: float) -> list[tuple[float, int]]:
+def _word_cuts(syn: synthesis.Synthesis, min_s: float, max_s: float) -> list[tuple[float, int]]:
     """Cut points ``(time, char)`` between words (at the end of one or the start of the next,
     so pauses can go either way), greedily keeping chunks within min..max."""
     total = syn.duration
@@ -67,7 +68,7 @@ def _word_cuts(syn: speech.Synthesis, min_s: float, max_s: float) -> list[tuple[
     return cuts
 
 
-def _char_at(syn: speech.Synthesis, t: float) -> int:
+def _char_at(syn: synthesis.Synthesis, t: float) -> int:
     """Text position spoken at time ``t``: inside a word, in proportion to its phones."""
     for i, w in enumerate(syn.words):
         if t < w.start:
@@ -80,7 +81,7 @@ def _char_at(syn: speech.Synthesis, t: float) -> int:
     return len(syn.text)
 
 
-def _fixed_cuts(syn: speech.Synthesis, min_s: float, max_s: float) -> list[tuple[float, int]]:
+def _fixed_cuts(syn: synthesis.Synthesis, min_s: float, max_s: float) -> list[tuple[float, int]]:
     size = (min_s + max_s) / 2
     times = np.arange(size, syn.duration - min_s / 2, size)
     cuts, last = [], 0
@@ -110,7 +111,7 @@ def speak(text: str, encoding: str, sample_rate: int, *, voice: str = "en-us",
     >>> "".join(c.text for c in line.chunks)                      # doctest: +SKIP
     'Hello there, how are you?'
     """
-    syn = speech.synthesize(text, voice=voice, rate=words_per_minute)
+    syn = synthesis.synthesize(text, voice=voice, rate=words_per_minute)
     pcm = audio.resample(syn.samples, syn.sample_rate, sample_rate)
     min_s, max_s = chunk_min_ms / 1000, chunk_max_ms / 1000
     cuts = (_fixed_cuts if split_words else _word_cuts)(syn, min_s, max_s)

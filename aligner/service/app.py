@@ -36,8 +36,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..capture import CaptureWriter
 from ..errors import AlignerError
+from ..wire.capture import CaptureWriter
 from .lipsync import AlignWorkers, LipSync
 from .observers import ObserverHub, TokenIssuer
 from .options import CallOptions, Limits, ProxyStats

@@ -1,6 +1,6 @@
 """Word and viseme events for one proxied call, computed chunk by chunk off the event loop.
 
-Each agent chunk (audio + the text it speaks) is aligned with :class:`aligner.stream.StreamAligner`
+Each agent chunk (audio + the text it speaks) is aligned with :class:`aligner.speech.stream.StreamAligner`
 in a thread pool; its phones feed a :class:`aligner.visemes.VisemeStream`. :meth:`LipSync.align`
 returns the events to send *before* that chunk's audio, with sample offsets relative to the
 chunk's first sample (the proxy adds the call's delivered-sample offset):
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import decode
-from ..stream import StreamAligner
+from ..speech.stream import StreamAligner
 from ..timeline import Phone
 from ..visemes import Cue, VisemeStream, pause_after, pronunciation_variants, refine_phones
 from ..workers import process_pool
@@ -241,7 +241,7 @@ def warm_up(viseme_set: str = "oculus") -> bool:
     text = "Hi there, how can I help?"
     from ..audio import resample
     from ..errors import MissingBackendError
-    from ..speech import synthesize
+    from ..speech.synthesis import synthesize
 
     try:
         said = synthesize(text)

@@ -10,7 +10,7 @@ updates enabled, relays mic audio up, and sends the front end what it asked for:
 - with ``enable_words=true`` / ``enable_visemes=true`` (the service's own query options), word and
   viseme events **before** the audio they belong to (see :mod:`aligner.service.lipsync`).
 
-Every frame between the proxy and the upstream is captured (:mod:`aligner.capture`) on the
+Every frame between the proxy and the upstream is captured (:mod:`aligner.wire.capture`) on the
 session clock (0 = the front end's socket opened) through a :class:`CallRecorder`, which writes
 in batches off the event loop; observers of the call get a JSON stream
 (:mod:`aligner.service.observers`), and when the call ends its recording is handed to the
@@ -41,8 +41,8 @@ import aiohttp
 from aiohttp import web
 
 from ..audio import bytes_per_sample
-from ..events import AgentAudio, AlignedAudio, Clear, Metadata, Unknown, Update
-from ..protocol import decode_client_text, decode_server_text
+from ..wire.events import AgentAudio, AlignedAudio, Clear, Metadata, Unknown, Update
+from ..wire.protocol import decode_client_text, decode_server_text
 from .lipsync import LipSync
 from .observers import ObserverHub
 from .options import CallOptions, Limits, ProxyStats, TokenBucket

@@ -4,7 +4,7 @@ The relay path must not do file work per frame: a JSON-escaped alignment chunk p
 ``write`` syscalls per frame cost the event loop about a quarter of its time with 100 calls.
 :class:`CallRecorder` only appends ``(t, direction, payload)`` to a list on the event loop; a
 task hands the list to a thread every ``interval`` seconds (0.2 s), which writes it through the
-call's :class:`aligner.capture.CaptureWriter`. Frames seen while the capture is still being
+call's :class:`aligner.wire.capture.CaptureWriter`. Frames seen while the capture is still being
 opened (its folder and header are fsync'd) wait in the same list, so the call never waits for
 its recording.
 
@@ -13,7 +13,7 @@ batch being written); a clean end, a shutdown or an upstream that dies writes ev
 closes the capture (fsync).
 
 >>> import asyncio, tempfile
->>> from aligner.capture import CaptureWriter, read
+>>> from aligner.wire.capture import CaptureWriter, read
 >>> async def demo(folder):
 ...     rec = CallRecorder(CaptureWriter(folder, {"audio_encoding": "s16le",
 ...                                               "sample_rate": 16000}))
@@ -33,7 +33,7 @@ import logging
 from concurrent.futures import Executor
 from typing import Any
 
-from ..capture import CaptureWriter
+from ..wire.capture import CaptureWriter
 
 __all__ = ["CallRecorder"]
 

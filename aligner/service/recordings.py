@@ -3,7 +3,7 @@
 Layout under the recordings root::
 
     <root>/<call_id>/call.json        state, close code/reason, counters, outputs, errors
-    <root>/<call_id>/capture/         the capture (aligner.capture), every frame with its time
+    <root>/<call_id>/capture/         the capture (aligner.wire.capture), every frame with its time
     <root>/<call_id>/timeline.json    built when the call ends (aligner.session)
     <root>/<call_id>/call.vtt ...     one output per configured renderer
 
@@ -65,8 +65,8 @@ def render_call(call_dir: str, names: list[str]) -> dict[str, Any]:
     """
     import renderers
 
-    from ..capture import read
     from ..session import build_timeline
+    from ..wire.capture import read
 
     folder = Path(call_dir)
     outputs: list[str] = []

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import MissingBackendError
-from .pronounce import espeak_to_arpabet
-from .text import Token
+from ...errors import MissingBackendError
+from ..pronounce import espeak_to_arpabet
+from ..text import Token
 
 if TYPE_CHECKING:
-    from .speech import Synthesis
+    from ..synthesis import Synthesis
 
 __all__ = ["HIGH_PITCH_HZ", "VOICES", "Reference", "dtw_path", "median_pitch", "mfcc", "prefix_cost",
            "reference_spans", "reference_voice", "speak"]
@@ -215,7 +215,7 @@ class Reference:
         after = [w.start for w in s.words if w.char_start >= char]
         if not after:
             return self
-        from .fallback import frame_db, speech_mask
+        from ..signal import frame_db, speech_mask
 
         kept = sum(w.char_start < char for w in s.words)
         samples = s.samples[: int(after[0] * s.sample_rate)]
@@ -241,8 +241,8 @@ def speak(text: str, speech_seconds: float, expected_seconds: float | None = Non
         import espeakng_loader  # noqa: F401
     except ImportError as exc:
         raise MissingBackendError("espeak-ng", "speech") from exc
-    from .fallback import frame_db, speech_mask
-    from .speech import synthesize
+    from ..signal import frame_db, speech_mask
+    from ..synthesis import synthesize
 
     rate = _BASE_RATE
     if expected_seconds and speech_seconds > 0:
@@ -259,7 +259,7 @@ def speak(text: str, speech_seconds: float, expected_seconds: float | None = Non
 
 #: The reference voice by the clip's median pitch: espeak-ng's male voices speak at ~95-110 Hz,
 #: its female variants at ~175-215 Hz; warped onto a clip of the other kind the reference costs
-#: over :data:`aligner.alignment.MAX_REFERENCE_COST` (measured on the viseme benchmark's clips:
+#: over :data:`aligner.speech.alignment.MAX_REFERENCE_COST` (measured on the viseme benchmark's clips:
 #: espeak's ``+f2``/``+f3``/``+f4`` against ``en-us`` 3.0-4.1, so most went to pocketsphinx;
 #: against ``en-us+f3`` they all warp), so a higher voice gets a female reference. Flite's female
 #: voice (``slt``, made from recordings) costs over the limit against either and still goes to
@@ -318,12 +318,12 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
 
     Args:
         pcm, sample_rate: the clip.
-        text, tokens: its text and :func:`aligner.text.tokenize` tokens.
+        text, tokens: its text and :func:`aligner.speech.text.tokenize` tokens.
         speech_seconds: seconds of speech in the clip (speech frames), if known.
         expected_seconds: the duration model's estimate for the text, if known; with
             ``speech_seconds`` it sets the reference's speaking rate without a trial synthesis.
         voice: the espeak-ng voice of the reference.
-        mask: the clip's speech frames (:func:`aligner.fallback.speech_mask`), if known.
+        mask: the clip's speech frames (:func:`aligner.speech.signal.speech_mask`), if known.
         partial: whether the first and the last token are pieces of words that go on in the
             neighbouring stream chunks ("Hel" + "lo"): the reference says the piece as a word of
             its own, unlike the audio, so the cost leaves their frames out.
@@ -341,7 +341,7 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
     Raises:
         MissingBackendError: espeak-ng (extra ``speech``) is not installed.
     """
-    from .fallback import frame_db, speech_mask
+    from ..signal import frame_db, speech_mask
 
     t_mask = speech_mask(frame_db(pcm, sample_rate)) if mask is None else mask
     if reference is None:
@@ -442,9 +442,9 @@ def _phone_spans(marks: list[tuple[tuple[str, ...], float]], start: float, end: 
 
     The first phone starts at its own onset, which may come after the word's start: espeak-ng
     starts a word at the silent closure of a stop it begins with ("total") and the stop's phone
-    at the burst. :func:`aligner.alignment.assemble` gives the closure to the stop (and keeps
+    at the burst. :func:`aligner.speech.alignment.assemble` gives the closure to the stop (and keeps
     the first phone's start as the word's ``onset``); the viseme phones
-    (:func:`aligner.viseme_phones.by_sound`) give it to the sound before, as espeak does.
+    (:func:`aligner.visemes.phones.by_sound`) give it to the sound before, as espeak does.
     """
     out: list[tuple[str, float, float]] = []
     t_prev = start

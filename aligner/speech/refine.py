@@ -12,7 +12,7 @@ word.
 
 >>> import numpy as np
 >>> pcm = np.zeros(16000, np.int16); pcm[8000:] = 3000           # sound from 0.5 s
->>> from aligner.fallback import frame_db, speech_mask
+>>> from aligner.speech.signal import frame_db, speech_mask
 >>> db = frame_db(pcm, 16000)
 >>> [(round(a, 2), round(b, 2)) for a, b in refine([(0.0, 0.2), (0.53, 1.0)], pcm, 16000, db)]
 [(0.0, 0.2), (0.5, 1.0)]
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fallback import expected_seconds, frame_db, monotonic_spans, speech_threshold
+from .durations import expected_seconds, monotonic_spans
+from .signal import frame_db, speech_threshold
 
 __all__ = ["refine", "trim_pauses"]
 
@@ -82,7 +83,7 @@ def refine(spans: list[tuple[float, float]], pcm: np.ndarray, sample_rate: int,
     Args:
         spans: monotonic (start, end) seconds per word.
         pcm, sample_rate: the clip.
-        db: its 10 ms frame energies (:func:`aligner.fallback.frame_db`), to set the threshold.
+        db: its 10 ms frame energies (:func:`aligner.speech.signal.frame_db`), to set the threshold.
         reach: the largest move, in seconds.
 
     Returns:
@@ -114,7 +115,7 @@ def trim_pauses(spans: list[tuple[float, float]], prons: list[tuple[tuple[str, .
                 ) -> list[tuple[float, float]]:
     """Take pauses (and the silence before and after the speech) back out of words.
 
-    pocketsphinx aligns without silence fillers (see :mod:`aligner.acoustic`), so a word next to
+    pocketsphinx aligns without silence fillers (see :mod:`aligner.speech.backends.sphinx`), so a word next to
     a pause covers it. A word start inside a pause moves to where the speech resumes (a word
     starting with a stop keeps the last ``_CLOSURE`` of the pause: its closure); a word end
     inside a pause moves to where the speech stopped. A boundary up to ``_NEAR`` before a pause
@@ -128,7 +129,7 @@ def trim_pauses(spans: list[tuple[float, float]], prons: list[tuple[tuple[str, .
 
     Args:
         spans: monotonic (start, end) seconds per word.
-        prons: per word, the phones of each spoken word (:func:`aligner.pronounce.token_phones`).
+        prons: per word, the phones of each spoken word (:func:`aligner.speech.pronounce.token_phones`).
         pcm, sample_rate: the clip; db: its 10 ms frame energies, if at hand.
 
     Returns:

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .events import TranscriptTurn
-from .timeline import Char, Phone, Utterance, Word
+from ..timeline import Char, Phone, Utterance, Word
+from ..wire.events import TranscriptTurn
 
 __all__ = ["UserAudio", "UserTurn", "UserTurns"]
 
@@ -307,7 +307,7 @@ class UserTurns:
 
     def _from_words(self, turn: UserTurn) -> Utterance:
         """The update's own word times; char offsets found in order in the content."""
-        from .text import tokenize
+        from ..speech.text import tokenize
 
         text = turn.content
         tokens = tokenize(text)

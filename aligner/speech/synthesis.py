@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MissingBackendError
+from ..errors import MissingBackendError
 
 __all__ = ["Synthesis", "SpokenPhone", "SpokenWord", "synthesize", "SAMPLE_RATE"]
 

@@ -330,7 +330,7 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     Raises:
         ValueError: no hinted word is in the dictionary.
     """
-    from .audio import resample
+    from ..audio import resample
 
     pcm = resample(np.asarray(samples, np.int16), sample_rate, RECOGNITION_RATE)
     with _lock:

@@ -261,14 +261,14 @@ def _pronounceable(word: str) -> bool:
     low = word.lower()
     if len(low) <= 2 or not any(c in _VOWELS for c in low):
         return False
-    from .pronounce import in_dictionary
+    from .dictionary import in_dictionary
 
     # In the dictionary and not a known spelled acronym (cmudict spells those as letters).
     return in_dictionary(low) and not _spelled_in_dict(low)
 
 
 def _spelled_in_dict(low: str) -> bool:
-    from .pronounce import dictionary_phones, letter_phones
+    from .dictionary import dictionary_phones, letter_phones
 
     entry = dictionary_phones(low)
     return entry is not None and entry == letter_phones(low)

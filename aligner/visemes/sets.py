@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .pronounce import espeak_to_arpabet as _espeak_to_arpabet
-from .timeline import Phone
+from ..speech.pronounce import espeak_to_arpabet as _espeak_to_arpabet
+from ..timeline import Phone
 
 __all__ = [
     "ARKIT_SHAPES",
@@ -199,7 +199,7 @@ ARKIT_WEIGHTS: MappingProxyType = MappingProxyType({
 def espeak_to_arpabet(phone: str) -> tuple[str, ...]:
     """ARPAbet phone(s) for one espeak-ng English phoneme mnemonic, ``("sil",)`` for pauses.
 
-    The table is :func:`aligner.pronounce.espeak_to_arpabet`'s. Marks that are no sound of their
+    The table is :func:`aligner.speech.pronounce.espeak_to_arpabet`'s. Marks that are no sound of their
     own (``;`` palatalisation) give ``()``: their time belongs to the phone before. Unknown
     mnemonics give ``AH`` (a neutral vowel), so every sound keeps a mouth shape.
 
@@ -215,7 +215,7 @@ def espeak_to_arpabet(phone: str) -> tuple[str, ...]:
 
 
 def espeak_phones(events) -> tuple[Phone, ...]:
-    """espeak-ng's phone events (:attr:`aligner.speech.Synthesis.phones`) as ARPAbet phones.
+    """espeak-ng's phone events (:attr:`aligner.speech.synthesis.Synthesis.phones`) as ARPAbet phones.
 
     A mnemonic of several ARPAbet phones is split evenly over its time; a mark with no sound of
     its own gives its time to the phone before; pauses become ``sil``. ``word_index`` is kept.

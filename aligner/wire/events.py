@@ -1,7 +1,7 @@
 """Typed events of the audio websocket (web and Twilio forms), as the protocol codec returns them.
 
 Events are small frozen dataclasses; payloads that are arbitrary JSON (metadata, unknown frames)
-are kept as they came. The codec in :mod:`aligner.protocol` turns frames into these events and
+are kept as they came. The codec in :mod:`aligner.wire.protocol` turns frames into these events and
 back; the session model in :mod:`aligner.session` consumes them stamped with a time.
 
 >>> AlignedAudio(audio=b"\\x00\\x00", text="Hel").text

@@ -1,7 +1,7 @@
 """Sans-I/O codec of the audio websocket: frames in, typed events out, and the reverse.
 
 aiohttp (or any websocket library) does the framing; this module only turns the *payload* of a
-text or binary frame into an event of :mod:`aligner.events`, and events back into payloads. It
+text or binary frame into an event of :mod:`aligner.wire.events`, and events back into payloads. It
 owns no socket and reads no clock. Two layers:
 
 - stateless functions for both directions and both forms: :func:`decode_server_text`,
@@ -16,7 +16,7 @@ owns no socket and reads no clock. Two layers:
 Tolerant reader (shared/protocol.md): decoding never raises. A JSON frame with a string ``audio``
 field is an alignment chunk whatever its ``event_type``; its text may be under ``text`` or
 ``content``; unknown fields are kept in ``extra``; anything not understood becomes
-:class:`~aligner.events.Unknown` with the raw payload and a reason. Only *encoding* an event
+:class:`~aligner.wire.events.Unknown` with the raw payload and a reason. Only *encoding* an event
 that has no wire form raises :class:`~aligner.errors.ProtocolError`.
 
 >>> decode_server_text("clear")
@@ -39,7 +39,7 @@ import json
 import logging
 from typing import Any
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 from .events import (
     AgentAudio,
     AlignedAudio,

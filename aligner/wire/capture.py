@@ -13,7 +13,7 @@ A capture is a directory (format documented in ``docs/capture.md``)::
     user.raw       append-only payloads of binary frames from the client ("out")
 
 Frames are stored as they were on the wire, so replay feeds them through the same codec
-(:mod:`aligner.protocol`) as the live client and yields the same events. A binary payload is
+(:mod:`aligner.wire.protocol`) as the live client and yields the same events. A binary payload is
 written (and flushed) before the line that points at it, and every line is one ``write`` call, so
 a crash or ``kill -9`` loses at most the frame being written; the reader ignores a truncated last
 line and a line pointing past the end of a raw file. The files are fsync'd about once a second
@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CaptureError
+from ..errors import CaptureError
+from ..timeline import write_atomic
 from .events import Stamped
 from .protocol import (
     WebClientProtocol,
@@ -47,7 +48,6 @@ from .protocol import (
     decode_client_text,
     decode_twilio,
 )
-from .timeline import write_atomic
 
 __all__ = [
     "FORMAT", "VERSION", "Capture", "CaptureWriter", "Close", "Frame", "read", "read_info",
@@ -237,7 +237,7 @@ class Capture:
         """The events of the call, in order, decoded through the same codec as the live client.
 
         Yields:
-            :class:`~aligner.events.Stamped` with ``t`` in seconds since the websocket opened and
+            :class:`~aligner.wire.events.Stamped` with ``t`` in seconds since the websocket opened and
             ``direction`` ``"in"`` (server → client) or ``"out"`` (client → server).
         """
         twilio = self.protocol == "twilio"

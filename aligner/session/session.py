@@ -1,20 +1,20 @@
 """The session model: playback as a front end hears it, and the :class:`Timeline` it builds.
 
 Sans-I/O like h11's state module: no sockets, no clock. Every input is an
-:class:`aligner.events.Stamped` event carrying the time (session clock, 0 = websocket open) the
+:class:`aligner.wire.events.Stamped` event carrying the time (session clock, 0 = websocket open) the
 edge saw it; everything else is derived:
 
 * **Agent audio** (``AlignedAudio`` with text, ``AgentAudio`` without; Twilio ``media`` from the
   server) is queued and played back-to-back, never before ``arrival + jitter_buffer``. An agent
   utterance ends when the queue runs dry for more than ``utterance_gap`` (default 0.5 s) or at a
-  ``clear``. See :mod:`aligner.playback` for the schedule, the streaming alignment of each
+  ``clear``. See :mod:`aligner.session.playback` for the schedule, the streaming alignment of each
   utterance and the exact ``clear`` rules (unplayed words kept with ``played=False``).
   An agent utterance that came with no text at all is estimated when it ends
-  (:func:`aligner.textless.estimate`): phones from the audio alone, and recognised words
+  (:func:`aligner.session.textless.estimate`): phones from the audio alone, and recognised words
   (``Utterance.source`` ``"recognized"``; ``"audio"`` with phones only when nothing was
   recognised or ``recognize=False``).
 * **User audio** (``MicAudio``; Twilio ``media`` to the server) is placed when it was sent, and
-  user utterances come from ``update`` transcripts (:mod:`aligner.usertrack`).
+  user utterances come from ``update`` transcripts (:mod:`aligner.session.usertrack`).
 * **Events**: ``clear``, ``metadata`` (payload), ``turn`` (``{"turn": "user_turn"}`` when the
   turn-taking changes), ``unknown`` (malformed frames, counted), ``close`` (code, reason), and
   on Twilio ``start``, ``mark``, ``dtmf``, ``stop``.
@@ -27,13 +27,13 @@ new answer comes only after the user spoke (well over half a second). Tune it wi
 Usage (live or from a capture)::
 
     session = Session(16000, "s16le", jitter_buffer=0.05)
-    for stamped in events:             # each aligner.events.Stamped, in order
+    for stamped in events:             # each aligner.wire.events.Stamped, in order
         session.receive(stamped)
         live = session.timeline(audio=False), session.final_until   # for LiveRenderer.feed
     timeline = session.finish()
 
 >>> import numpy as np
->>> from aligner.events import AgentAudio, Clear, Stamped
+>>> from aligner.wire.events import AgentAudio, Clear, Stamped
 >>> s = Session(8000, "s16le", align=False)
 >>> s.receive(Stamped(0.0, "in", AgentAudio(bytes(16000))))   # 1 s of audio
 >>> s.receive(Stamped(0.4, "in", Clear()))
@@ -56,9 +56,10 @@ from typing import Any
 
 import numpy as np
 
-from .audio import check_encoding, check_rate, decode
-from .errors import AudioError, CaptureError, SessionError
-from .events import (
+from ..audio import check_encoding, check_rate, decode
+from ..errors import AudioError, CaptureError, SessionError
+from ..timeline import AudioTrack, Timeline, TimelineEvent, write_atomic
+from ..wire.events import (
     AgentAudio,
     AlignedAudio,
     Clear,
@@ -78,7 +79,6 @@ from .events import (
     Update,
 )
 from .playback import AgentUtterance, ScheduledChunk, first_sample
-from .timeline import AudioTrack, Timeline, TimelineEvent, write_atomic
 from .usertrack import UserAudio, UserTurns
 
 __all__ = ["DEFAULT_UTTERANCE_GAP", "Session", "build_timeline", "save_timeline", "write_audio"]
@@ -342,7 +342,7 @@ def _is_json_scalar(v: Any) -> bool:
 
 def _stream_aligner(backend: str) -> Callable[[int], Any]:
     def factory(sample_rate: int) -> Any:
-        from .stream import StreamAligner
+        from ..speech.stream import StreamAligner
 
         return StreamAligner(sample_rate, backend=backend)
 
@@ -360,7 +360,7 @@ def _estimator(backend: str, recognize: bool) -> Callable[[np.ndarray, int], Any
 
 def _user_aligner(backend: str) -> Callable[[np.ndarray, int, str], Any]:
     def align(pcm: np.ndarray, sample_rate: int, text: str) -> Any:
-        from .alignment import align as _align
+        from ..speech.alignment import align as _align
 
         return _align(pcm, sample_rate, text, backend=backend)
 
@@ -376,7 +376,7 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
     """The timeline of a recorded call.
 
     Args:
-        capture: a capture directory (path) or an opened :class:`aligner.capture.Capture`.
+        capture: a capture directory (path) or an opened :class:`aligner.wire.capture.Capture`.
         audio_dir: if given, write the tracks there as ``agent.wav``/``user.wav`` and name them
             by file name in the timeline (save ``timeline.json`` in the same folder, as
             :func:`save_timeline` does).
@@ -390,7 +390,7 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
         CaptureError: unreadable capture, or a header without a usable rate/encoding.
     """
     if not hasattr(capture, "events"):
-        from .capture import read
+        from ..wire.capture import read
 
         capture = read(capture)
     info = dict(capture.info)

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import AlignmentError
+from ..timeline import Char, Phone, Word
 from .alignment import Alignment, _mono16, assemble, time_tokens, voice_verdict
-from .errors import AlignmentError
-from .fallback import monotonic_spans
+from .durations import monotonic_spans
 from .pronounce import token_phones
 from .text import tokenize
-from .timeline import Char, Phone, Word
 
 __all__ = ["StreamAligner", "StreamResult"]
 
@@ -100,7 +100,7 @@ class StreamAligner:
 
     @property
     def voice_like_espeak(self) -> bool | None:
-        """The stream's verdict on its voice (:func:`aligner.alignment.voice_verdict`): True
+        """The stream's verdict on its voice (:func:`aligner.speech.alignment.voice_verdict`): True
         once it sounds like espeak-ng's (chunks timed by the reference warp), False once clearly
         not (chunks timed by pocketsphinx, without the warp), None while undecided."""
         return voice_verdict(self._voice)

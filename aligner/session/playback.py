@@ -6,7 +6,7 @@ Pure and clock-free (the session feeds it stamped times). Rules:
   times are kept in whole samples of the call's rate, so back-to-back chunks join exactly.
 * An agent utterance ends when the queue runs dry for more than ``utterance_gap`` seconds (the
   next chunk would start that much after the previous one ended), or at a ``clear``.
-* Each utterance has one :class:`aligner.stream.StreamAligner`, fed every chunk as it arrives.
+* Each utterance has one :class:`aligner.speech.stream.StreamAligner`, fed every chunk as it arrives.
   Its times are on the *concatenated chunk audio* clock; :class:`AgentUtterance` maps them to the
   session clock through the schedule (piecewise: a gap between chunks shifts later times; a
   boundary that ends at a chunk edge ends where that chunk ended).
@@ -15,7 +15,7 @@ Pure and clock-free (the session feeds it stamped times). Rules:
   mid-way ends at ``t``; characters likewise (one per character of the text is kept); phones
   after ``t`` are dropped and a phone cut mid-way ends at ``t``.
 * An utterance whose chunks carried no text at all (binary audio, Twilio media) is, with an
-  ``estimator`` (:func:`aligner.textless.estimate`), estimated when it ends, on the audio that
+  ``estimator`` (:func:`aligner.session.textless.estimate`), estimated when it ends, on the audio that
   was heard: phones from the audio, and its text the recognised words, ``source``
   ``"recognized"`` (``"audio"``: no words, phones only). Until then nothing of it is final.
 
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .timeline import Char, Phone, Utterance, Word
+from ..timeline import Char, Phone, Utterance, Word
 
 __all__ = ["AgentUtterance", "PlayedChunk", "ScheduledChunk", "first_sample"]
 
@@ -106,7 +106,7 @@ class AgentUtterance:
             to keep text without word timings.
         estimator: ``f(pcm, sample_rate)`` returning an alignment (``text``, ``words``,
             ``chars``, ``phones``) of audio that came without text, e.g.
-            :func:`aligner.textless.estimate`; None leaves such utterances without timings
+            :func:`aligner.session.textless.estimate`; None leaves such utterances without timings
             (``source`` stays ``"text"``, the text ``""``).
     """
 
@@ -180,7 +180,7 @@ class AgentUtterance:
             self._estimate()
 
     def _align_whole(self) -> Any:
-        from .alignment import align
+        from ..speech.alignment import align
 
         try:
             return align(self.samples(), self.sample_rate, self.text)

@@ -1,11 +1,11 @@
 """pocketsphinx forced alignment (its US English acoustic model and the CMU dictionary).
 
-The text is normalised (:mod:`aligner.text`), words pocketsphinx does not know are added to its
-dictionary with our phones (:mod:`aligner.pronounce`), and the decoder aligns the word sequence
+The text is normalised (:mod:`aligner.speech.text`), words pocketsphinx does not know are added to its
+dictionary with our phones (:mod:`aligner.speech.pronounce`), and the decoder aligns the word sequence
 as a grammar at 100 frames per second (one pass; see ``plain``), on the clip cut to its speech
 and dithered (:func:`_dither`). Filler (silence) words are disabled in the grammar: with them,
 pocketsphinx tends to absorb clean TTS speech into one long silence; without them it stretches
-words over the pauses around them, which :func:`aligner.refine.trim_pauses` takes back out
+words over the pauses around them, which :func:`aligner.speech.refine.trim_pauses` takes back out
 afterwards. A token a synthesiser may read another way (digits one by one, a name spelled) is
 one dictionary word with every reading (:func:`_other_readings`). When the search cannot reach
 the end of the grammar, it tries again with a closing silence word; the tokens it still did not
@@ -22,10 +22,11 @@ import zlib
 
 import numpy as np
 
-from .audio import resample
-from .fallback import HOP, frame_db, speech_mask
-from .pronounce import in_dictionary, letter_phones, phones
-from .text import Token, number_words, spoken
+from ...audio import resample
+from ..dictionary import in_dictionary, letter_phones
+from ..pronounce import phones
+from ..signal import HOP, frame_db, speech_mask
+from ..text import Token, number_words, spoken
 
 __all__ = ["acoustic_spans"]
 
@@ -177,7 +178,7 @@ def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
 
     Args:
         pcm: int16 mono samples; sample_rate: their rate.
-        tokens, prons: from :func:`aligner.text.tokenize` / :func:`aligner.pronounce.token_phones`.
+        tokens, prons: from :func:`aligner.speech.text.tokenize` / :func:`aligner.speech.pronounce.token_phones`.
         decoder: a pocketsphinx ``Decoder`` to reuse (made with this module's settings if None).
         plain: pocketsphinx as it comes (the alignment benchmark's peer): the whole clip, not
             dithered, one reading per word, no help for a one-word grammar, and pocketsphinx's

@@ -29,33 +29,12 @@ import logging
 import os
 import re
 
+from .dictionary import dictionary_phones, letter_phones
 from .text import spoken
 
-__all__ = [
-    "PHONES",
-    "VOWELS",
-    "dictionary_phones",
-    "dictionary_variants",
-    "espeak_to_arpabet",
-    "guess_phones",
-    "in_dictionary",
-    "letter_phones",
-    "phones",
-    "token_phones",
-]
+__all__ = ["espeak_to_arpabet", "guess_phones", "phones", "token_phones"]
 
 log = logging.getLogger(__name__)
-
-#: The 39 ARPAbet phones of the CMU dictionary (no stress).
-PHONES = ["AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH"]
-VOWELS = frozenset(["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"])
-
-_LETTERS = {
-    "a": "EY", "b": "B IY", "c": "S IY", "d": "D IY", "e": "IY", "f": "EH F", "g": "JH IY",
-    "h": "EY CH", "i": "AY", "j": "JH EY", "k": "K EY", "l": "EH L", "m": "EH M", "n": "EH N",
-    "o": "OW", "p": "P IY", "q": "K Y UW", "r": "AA R", "s": "EH S", "t": "T IY", "u": "Y UW",
-    "v": "V IY", "w": "D AH B AH L Y UW", "x": "EH K S", "y": "W AY", "z": "Z IY",
-}
 
 # gruut's en-us IPA inventory -> ARPAbet (stress marks are removed before the lookup).
 _IPA = {
@@ -68,7 +47,7 @@ _IPA = {
 
 
 # espeak-ng's English phoneme mnemonics (en / en-us voices; stress and length marks removed)
-# -> ARPAbet. The one table of the project: aligner.viseme_sets maps pauses on top of it.
+# -> ARPAbet. The one table of the project: aligner.visemes.sets maps pauses on top of it.
 _ESPEAK: dict[str, tuple[str, ...]] = {
     "a": ("AE",), "a#": ("AH",), "A:": ("AA",), "A@": ("AA", "R"), "aa": ("AA",), "aI": ("AY",),
     "aI@": ("AY", "ER"), "aI3": ("AY", "ER"), "aU": ("AW",), "aU@": ("AW", "ER"), "@": ("AH",),
@@ -121,7 +100,7 @@ def _espeak(word: str) -> tuple[str, ...] | None:
     """espeak-ng's pronunciation of one word in ARPAbet, or None without the ``speech`` extra."""
     if not _espeak_available():
         return None
-    from .speech import synthesize
+    from .synthesis import synthesize
 
     try:
         spoken_phones = synthesize(word).phones
@@ -136,65 +115,6 @@ def _espeak(word: str) -> tuple[str, ...] | None:
     return tuple(out) or None
 
 
-@functools.cache
-def _cmudict() -> dict[str, tuple[str, ...]]:
-    from pocketsphinx import get_model_path
-
-    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
-    out: dict[str, tuple[str, ...]] = {}
-    no_stress = str.maketrans("", "", "012")
-    canon = {p: p for p in PHONES}  # share one string per phone (saves tens of MB)
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            word, _, pron = line.partition(" ")
-            if "(" in word:  # alternative pronunciations "read(2)": keep the first
-                continue
-            out[word] = tuple(canon.get(p, p) for p in pron.translate(no_stress).split())
-    log.debug("loaded %d CMU dictionary entries from %s", len(out), path)
-    return out
-
-
-def in_dictionary(word: str) -> bool:
-    """Whether the lower-cased ``word`` is in the CMU dictionary."""
-    return word.lower() in _cmudict()
-
-
-def dictionary_phones(word: str) -> tuple[str, ...] | None:
-    """The CMU dictionary's first pronunciation of ``word`` (stress stripped), or None."""
-    return _cmudict().get(word.lower())
-
-
-@functools.cache
-def _cmudict_alternatives() -> dict[str, tuple[tuple[str, ...], ...]]:
-    """The dictionary's alternative pronunciations ("read(2)"), by word; read on first use."""
-    from pocketsphinx import get_model_path
-
-    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
-    no_stress = str.maketrans("", "", "012")
-    out: dict[str, list[tuple[str, ...]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            word, _, pron = line.partition(" ")
-            if "(" in word:
-                out.setdefault(word.split("(", 1)[0], []).append(
-                    tuple(pron.translate(no_stress).split()))
-    return {w: tuple(dict.fromkeys(v)) for w, v in out.items()}
-
-
-def dictionary_variants(word: str) -> tuple[tuple[str, ...], ...]:
-    """Every CMU dictionary pronunciation of ``word`` (stress stripped), the first one first
-    (:func:`dictionary_phones`); empty when the word is not in the dictionary.
-
-    >>> dictionary_variants("tuesday")[:2]
-    (('T', 'UW', 'Z', 'D', 'IY'), ('T', 'UW', 'Z', 'D', 'EY'))
-    """
-    first = dictionary_phones(word)
-    if first is None:
-        return ()
-    others = _cmudict_alternatives().get(word.lower(), ())
-    return (first, *(p for p in others if p != first))
-
-
 def guess_phones(word: str, use_espeak: bool = True) -> tuple[str, ...]:
     """Letter-to-sound for a word not in the dictionary: espeak-ng if installed, else gruut's model.
 
@@ -202,11 +122,6 @@ def guess_phones(word: str, use_espeak: bool = True) -> tuple[str, ...]:
     'Z'
     """
     return (_espeak(word) if use_espeak else None) or _guess(word)
-
-
-def letter_phones(word: str) -> tuple[str, ...]:
-    """Phones of ``word`` spelled letter by letter: ``"fbi" -> EH F B IY AY``."""
-    return tuple(p for c in word.lower() if c in _LETTERS for p in _LETTERS[c].split())
 
 
 @functools.cache
@@ -262,7 +177,7 @@ def phones(word: str) -> tuple[str, ...]:
     """ARPAbet phones (no stress) of one spoken word.
 
     Args:
-        word: one word as :func:`aligner.text.spoken` gives it (lower case, may hold ``'``).
+        word: one word as :func:`aligner.speech.text.spoken` gives it (lower case, may hold ``'``).
 
     Returns:
         The phones; empty only for a word without letters or digits.
@@ -275,7 +190,7 @@ def phones(word: str) -> tuple[str, ...]:
         return ()
     if (len(low) == 1 and low.isalpha() and low not in ("a", "i")) or re.fullmatch(r"[a-z]\.", low):
         return letter_phones(low)
-    found = _cmudict().get(low)
+    found = dictionary_phones(low)
     if found:
         return found
     if any(c in "0123456789" for c in low):

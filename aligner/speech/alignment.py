@@ -1,20 +1,20 @@
 """``align(pcm, sample_rate, text)``: word, character and phone times of one clip.
 
-The pipeline: tokenise and normalise the text (:mod:`aligner.text`), pronounce every token
-(:mod:`aligner.pronounce`), time the tokens with a backend, then derive character and phone
+The pipeline: tokenise and normalise the text (:mod:`aligner.speech.text`), pronounce every token
+(:mod:`aligner.speech.pronounce`), time the tokens with a backend, then derive character and phone
 times. Backends:
 
 - ``"reference"``: dynamic time warping against espeak-ng speech of the same text (a male or a
-  female voice by the clip's pitch, :func:`aligner.reference.reference_voice`), carrying espeak's
+  female voice by the clip's pitch, :func:`aligner.speech.backends.reference.reference_voice`), carrying espeak's
   word and phone times over with sub-frame interpolation (the best on TTS audio; needs the
-  ``speech`` extra), see :mod:`aligner.reference`;
-- ``"pocketsphinx"``: pocketsphinx forced alignment (:mod:`aligner.acoustic`) for the tokens it
+  ``speech`` extra), see :mod:`aligner.speech.backends.reference`;
+- ``"pocketsphinx"``: pocketsphinx forced alignment (:mod:`aligner.speech.backends.sphinx`) for the tokens it
   reaches, with the pauses it stretched words over taken back out
-  (:func:`aligner.refine.trim_pauses`), the fallback's times for the others (permissive; slower:
+  (:func:`aligner.speech.refine.trim_pauses`), the fallback's times for the others (permissive; slower:
   about 25x real time);
 - ``"fallback"``: the permissive core (always works): a phone-class HMM over energy and spectral
-  balance with the phone-duration model (:mod:`aligner.hmm`), or for clips under 0.3 s silence
-  detection plus the duration model alone (:mod:`aligner.fallback`); then boundary refinement.
+  balance with the phone-duration model (:mod:`aligner.speech.backends.hmm`), or for clips under 0.3 s silence
+  detection plus the duration model alone (:mod:`aligner.speech.durations`); then boundary refinement.
 
 ``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed and its speech warps onto
 the clip closely (a voice like espeak's; the warp cost is at most :data:`MAX_REFERENCE_COST`),
@@ -39,14 +39,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import AlignmentError, MissingBackendError
-from .fallback import HOP, PHONE_SECONDS, expected_seconds, frame_db, place, speech_mask
+from ..errors import AlignmentError, MissingBackendError
+from ..timeline import Char, Phone, Word
+from .durations import PHONE_SECONDS, expected_seconds, place
 from .pronounce import token_phones
+from .signal import HOP, frame_db, speech_mask
 from .text import Token, tokenize
-from .timeline import Char, Phone, Word
 
 if TYPE_CHECKING:
-    from .reference import Reference
+    from .backends.reference import Reference
 
 __all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timing", "align",
            "assemble", "time_tokens", "voice_verdict"]
@@ -54,7 +55,7 @@ __all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timi
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "reference", "pocketsphinx", "fallback")
-#: Above this warp cost (:func:`aligner.reference.reference_spans`) the espeak-ng reference does
+#: Above this warp cost (:func:`aligner.speech.backends.reference.reference_spans`) the espeak-ng reference does
 #: not sound like the clip's voice, and ``"auto"`` times the clip with pocketsphinx instead.
 #: Measured on the alignment benchmark: whole espeak-ng clips cost under 2.5, Flite's voices
 #: over 3.4; 1 s stream chunks of espeak-ng speech (cut mid-word) reach 3.4 in 5% of cases.
@@ -68,7 +69,7 @@ MAX_REFERENCE_COST = 3.3
 VOICE_SECONDS = 1.0
 _UNLIKE_MARGIN = 0.2
 #: Clips at least this long (seconds) are judged on their start first (the warp of about a third
-#: of the clip, :func:`aligner.reference.prefix_cost`): one clearly unlike espeak-ng goes to
+#: of the clip, :func:`aligner.speech.backends.reference.prefix_cost`): one clearly unlike espeak-ng goes to
 #: pocketsphinx without the whole warp. Measured on the alignment benchmark's clips: prefix costs
 #: of espeak-ng speech at most 3.1, of Flite's voices at least 3.2 (95% over 3.4).
 _PREFIX_ABOVE = 2.0
@@ -158,7 +159,7 @@ class Timing:
     reference warp's cost (:data:`MAX_REFERENCE_COST`) where it was measured: of the whole clip,
     or of its start alone when that was enough to judge the voice unlike espeak-ng's.
     ``reference_voice``: the espeak-ng voice chosen for the reference by the clip's pitch
-    (:func:`aligner.reference.reference_voice`), None when no pitch was found or none was
+    (:func:`aligner.speech.backends.reference.reference_voice`), None when no pitch was found or none was
     needed."""
 
     spans: list[tuple[float, float]]
@@ -196,7 +197,7 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     # the reference's voice follows the clip's pitch, when it may be warped
     if reference_voice is None and audible and (
             backend == "reference" or (backend == "auto" and known is not False)):
-        from .reference import reference_voice as by_pitch
+        from .backends.reference import reference_voice as by_pitch
 
         reference_voice = by_pitch(pcm, sample_rate)
     ref_voice = reference_voice or "en-us"
@@ -209,7 +210,7 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     warp = backend == "reference" or (backend == "auto" and known is not False)
     if warp and audible:
         try:
-            from .reference import reference_spans
+            from .backends.reference import reference_spans
 
             spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
                                                   speech_seconds=float(mask.sum()) * HOP,
@@ -242,7 +243,7 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     spans = place(weights, mask, pause_after=pause_after)
     if duration >= 0.3 and mask.any():
         try:
-            from .hmm import hmm_spans
+            from .backends.hmm import hmm_spans
 
             spans = hmm_spans(pcm, sample_rate, prons, speech_seconds=float(mask.sum()) * HOP,
                               guide=_clamp(spans, duration)) or spans
@@ -259,13 +260,13 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
 def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                 seconds: list[float], mask: np.ndarray, voice: str,
                 ) -> tuple[Reference | None, float | None]:
-    """espeak-ng's reference speech of the clip's text in ``voice`` (:func:`aligner.reference.
+    """espeak-ng's reference speech of the clip's text in ``voice`` (:func:`aligner.speech.backends.reference.
     speak`, which the warp of the whole clip reuses) and the warp cost of the clip's start on
-    its start (:func:`aligner.reference.prefix_cost`); None for what cannot be made or
+    its start (:func:`aligner.speech.backends.reference.prefix_cost`); None for what cannot be made or
     measured."""
     reference = None
     try:
-        from .reference import prefix_cost, speak
+        from .backends.reference import prefix_cost, speak
 
         reference = speak(text, float(mask.sum()) * HOP, sum(seconds), voice)
         return reference, prefix_cost(pcm, sample_rate, text, tokens, seconds, mask,
@@ -300,7 +301,7 @@ def _pocketsphinx_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, 
     """pocketsphinx's spans with the pauses it stretched words over taken back out (None for
     the tokens it did not reach, all None when it failed). ``cut``: the clip ends mid-word (a
     stream chunk): no second search for the last word."""
-    from .acoustic import acoustic_spans
+    from .backends.sphinx import acoustic_spans
     from .refine import trim_pauses
 
     try:

@@ -71,7 +71,7 @@ def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None =
         renderers: renderer names to run (None: every available one).
         samples: folder holding the user clips of :data:`USER_TURNS`.
         progress: called with one line of progress at a time.
-        on_event: called with every :class:`~aligner.events.Stamped` event of the call.
+        on_event: called with every :class:`~aligner.wire.events.Stamped` event of the call.
         emulator_options: :class:`aligner.emulator.EmulatorConfig` fields.
         sample_rate: the call's sample rate (s16le).
 
@@ -82,8 +82,8 @@ def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None =
         AudioError: a user clip is missing.
         ServerClosed: the emulator ended the call with an error.
     """
-    from .client import record_embedded
-    from .source import FileSource, Turn, TurnSource
+    from ..wire.client import record_embedded
+    from ..wire.source import FileSource, Turn, TurnSource
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None =
 def _build_timeline(cap_dir: Path, out: Path, result: DemoResult,
                     progress: Callable[[str], None]):
     try:
-        from .session import build_timeline
+        from ..session import build_timeline
     except ImportError as exc:
         result.failures["timeline"] = f"aligner.session is not available: {exc}"
         progress(f"timeline: skipped ({result.failures['timeline']})")
@@ -164,7 +164,7 @@ def transcript_lines(timeline=None, capture=None) -> list[str]:
             lines.append(f"[{u.start:7.2f} - {u.end:7.2f}] {u.speaker}: {text.strip()}")
         return lines
     if capture is not None:
-        from .events import Update
+        from ..wire.events import Update
 
         last = None
         for st in capture.events():
@@ -177,8 +177,8 @@ def transcript_lines(timeline=None, capture=None) -> list[str]:
 
 def _transcript(timeline, cap_dir: Path, out: Path, result: DemoResult,
                 progress: Callable[[str], None]) -> None:
-    from .capture import read
-    from .timeline import write_atomic
+    from ..timeline import write_atomic
+    from ..wire.capture import read
 
     try:
         lines = transcript_lines(timeline, None if timeline is not None else read(cap_dir))

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio
-from .errors import AudioError, MissingBackendError
+from .. import audio
+from ..errors import AudioError, MissingBackendError
 
 __all__ = [
     "MAX_CHUNK_MS",

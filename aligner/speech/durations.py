@@ -1,8 +1,9 @@
-"""The robust fallback aligner: silence detection plus a phone-duration model.
+"""The phone-duration model: expected durations of phones, and words placed on speech frames.
 
-Works on any audio, however short or odd (silence, noise, 20 ms chunks): it finds the frames that
-carry speech energy, lets long pauses fall on word boundaries (after punctuation first), and
-spreads the words over the speech frames in proportion to the expected durations of their phones.
+Works on any audio, however short or odd (silence, noise, 20 ms chunks): given the frames that
+carry speech energy (:func:`aligner.speech.signal.speech_mask`), it lets long pauses fall on word
+boundaries (after punctuation first), and spreads the words over the speech frames in proportion
+to the expected durations of their phones.
 Times are always monotonic and inside ``[0, duration]``.
 
 >>> import numpy as np
@@ -15,14 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "monotonic_spans",
-    "HOP", "PHONE_SECONDS", "expected_seconds", "frame_db", "place", "speech_mask",
-    "speech_threshold",
-]
+from .signal import HOP
 
-#: Analysis hop (seconds): 100 frames per second.
-HOP = 0.01
+__all__ = ["PHONE_SECONDS", "expected_seconds", "monotonic_spans", "place"]
 
 #: Mean duration (seconds) of each ARPAbet phone in fluent (TTS-like) English.
 PHONE_SECONDS = {
@@ -40,52 +36,6 @@ _MIN_PAUSE = 0.08  # silences shorter than this are closures inside speech, not 
 def expected_seconds(phones: tuple[str, ...]) -> float:
     """Expected duration of a phone sequence (0.05 s per unknown phone, 0.05 s minimum)."""
     return max(0.05, sum(PHONE_SECONDS.get(p, 0.05) for p in phones))
-
-
-def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP,
-             window: float = 0.025) -> np.ndarray:
-    """Frame energies in dB (full scale), one per ``hop`` seconds, windows centred on the hop.
-
-    Args:
-        pcm: int16 (or float) mono samples.
-        sample_rate: their rate.
-        hop: frame step in seconds.
-        window: window length in seconds.
-
-    Returns:
-        ``ceil(len(pcm) / (hop * rate))`` values, -100 dB for digital silence.
-    """
-    step = max(1, int(round(hop * sample_rate)))
-    n = -(-len(pcm) // step)
-    if n == 0:
-        return np.zeros(0)
-    x = pcm.astype(np.float32) / 32768.0
-    win = max(1, int(window * sample_rate))
-    sq = np.zeros(len(x) + 1)  # sq[k]: the energy of x[:k]; silence before and after x
-    np.cumsum(np.square(x, dtype=np.float64), out=sq[1:])
-    starts = np.arange(n) * step - win // 2
-    energy = (sq[np.clip(starts + win, 0, len(x))] - sq[np.clip(starts, 0, len(x))]) / win
-    return 10 * np.log10(np.maximum(energy, 1e-10))
-
-
-def speech_threshold(db: np.ndarray) -> float:
-    """The dB level above which a frame holds speech: between the floor and the peak.
-
-    ``-inf`` for flat noise (everything is "speech"), ``+inf`` for silence.
-    """
-    if len(db) == 0:
-        return float("inf")
-    peak, floor = (float(x) for x in np.percentile(db, [99, 5]))
-    if peak < -60:
-        return float("inf")
-    if peak - floor < 10:  # flat noise: no structure to use
-        return float("-inf")
-    return max(floor + 0.25 * (peak - floor), peak - 40)
-
-
-def speech_mask(db: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """True for frames with speech energy (above :func:`speech_threshold`)."""
-    return db > (speech_threshold(db) if threshold is None else threshold)
 
 
 def _pauses(mask: np.ndarray, hop: float) -> list[tuple[int, int]]:

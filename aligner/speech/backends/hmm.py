@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fallback import PHONE_SECONDS
+from ..durations import PHONE_SECONDS
 
 __all__ = ["CLASS_OF", "class_features", "hmm_spans"]
 
@@ -90,7 +90,7 @@ def hmm_spans(pcm: np.ndarray, sample_rate: int, prons: list[tuple[tuple[str, ..
 
     Args:
         pcm, sample_rate: the clip.
-        prons: per token, the phones of each spoken word (:func:`aligner.pronounce.token_phones`).
+        prons: per token, the phones of each spoken word (:func:`aligner.speech.pronounce.token_phones`).
         speech_seconds: seconds of speech in the clip, to scale the phone durations.
         guide: a rough (start, end) per token (the duration model's); each word's states are
             then only allowed within ``reach`` seconds of it, which keeps the path from drifting.

@@ -3,7 +3,7 @@
 :func:`text_phones` aligns audio with its text (:func:`aligner.align`) and refines the phones
 (:func:`refine_alignment`): where espeak-ng's own speech of the text says they sound when the
 aligner warped it onto the clip (:func:`by_sound`), else re-timed on the frame scores of
-:class:`aligner.viseme_model.PhoneModel`; :func:`retime` re-times phones already aligned (a
+:class:`aligner.visemes.model.PhoneModel`; :func:`retime` re-times phones already aligned (a
 recorded timeline with its audio, or live chunk by chunk), and
 :func:`estimate_phones` recognises phones from audio alone (no text). :mod:`aligner.visemes`
 turns them into mouth shapes.
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .timeline import Phone, Word
-from .viseme_sets import SETS
+from ..timeline import Phone, Word
+from .sets import SETS
 
 if TYPE_CHECKING:
-    from .alignment import Alignment
+    from ..speech.alignment import Alignment
 
 __all__ = ["METHODS", "by_sound", "estimate_phones", "pause_after", "pronunciation_variants",
            "refine_alignment", "refine_phones", "retime", "text_phones"]
@@ -39,7 +39,7 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
 
     Each stretch of phones without a gap between them keeps its first start and last end (the
     aligner's word edges are accurate) and is re-timed inside on the frame scores of
-    :meth:`aligner.viseme_model.PhoneModel.force_align`, with ``context`` seconds of audio on
+    :meth:`aligner.visemes.model.PhoneModel.force_align`, with ``context`` seconds of audio on
     each side for the features. Pure and local, so a recorded timeline and a live stream re-time
     alike; live, a stretch cut by a chunk edge is re-timed as two (the edge stays in place).
 
@@ -55,7 +55,7 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
     Returns:
         The phones with new times; stretches not inside the audio keep theirs.
     """
-    from .viseme_model import PhoneModel
+    from .model import PhoneModel
 
     model = PhoneModel.load()
     out: list[Phone] = []
@@ -99,10 +99,10 @@ def pronunciation_variants(words: Sequence[Word], phones: Sequence[Phone]
 
     Returns:
         Word index -> all its pronunciations (the one said first), for
-        :meth:`aligner.viseme_model.PhoneModel.force_align`.
+        :meth:`aligner.visemes.model.PhoneModel.force_align`.
     """
-    from .pronounce import dictionary_variants
-    from .text import spoken
+    from ..speech.dictionary import dictionary_variants
+    from ..speech.text import spoken
 
     said: dict[int, list[str]] = {}
     for p in phones:
@@ -150,7 +150,7 @@ def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = 
     Raises:
         AlignmentError: the aligner cannot work with the input.
     """
-    from .alignment import align
+    from ..speech.alignment import align
 
     result = align(pcm, sample_rate, text)
     return refine_alignment(pcm, sample_rate, result) if refine else list(result.phones)
@@ -165,7 +165,7 @@ def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> li
     benchmark, espeak-ng voices: OVR 94.5% against 94.2%; on three test sentences the phone
     model loses 1-6 points on these phones). Otherwise (pocketsphinx and the fallback spread
     each word's phones by a duration model) every phone is re-timed on the frame scores of the
-    shipped phone model (:meth:`aligner.viseme_model.PhoneModel.force_align`, a pause allowed at
+    shipped phone model (:meth:`aligner.visemes.model.PhoneModel.force_align`, a pause allowed at
     punctuation, each dictionary word in the pronunciation that fits best,
     :func:`pronunciation_variants`).
     """
@@ -174,7 +174,7 @@ def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> li
     onsets = [w.onset for w in result.words]
     if any(t is not None for t in onsets):
         return by_sound(result.phones, onsets, pcm, sample_rate, pauses=pauses, variants=variants)
-    from .viseme_model import PhoneModel
+    from .model import PhoneModel
 
     return PhoneModel.load().force_align(pcm, sample_rate, list(result.phones), pauses=pauses,
                                          variants=variants)
@@ -256,7 +256,7 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "model") ->
         pcm: mono int16 samples.
         sample_rate: their rate (resampled to 16 kHz).
         method: ``"model"``: the small acoustic phone model shipped with the package
-            (:mod:`aligner.viseme_model`; trained on synthetic voices, fastest);
+            (:mod:`aligner.visemes.model`; trained on synthetic voices, fastest);
             ``"pocketsphinx"``: pocketsphinx phone-loop decoding with its en-us phone LM.
 
     Returns:
@@ -266,12 +266,12 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "model") ->
         ValueError: unknown method.
     """
     if method == "model":
-        from .viseme_model import PhoneModel
+        from .model import PhoneModel
 
         return PhoneModel.load().phones(pcm, sample_rate)
     if method != "pocketsphinx":
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    from .audio import resample
+    from ..audio import resample
 
     if sample_rate != 16000:
         pcm = resample(np.asarray(pcm, np.int16), sample_rate, 16000)
@@ -281,7 +281,7 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "model") ->
         dec.process_raw(np.ascontiguousarray(pcm, dtype="<i2").tobytes(), full_utt=True)
         dec.end_utt()
         segs = [(s.word, s.start_frame, s.end_frame) for s in dec.seg()]
-    from .viseme_model import _QUIET_DB, _frame_db
+    from .model import _QUIET_DB, _frame_db
 
     level = _frame_db(pcm)
     out: list[Phone] = []

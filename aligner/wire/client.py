@@ -1,12 +1,12 @@
 """The aiohttp client of the audio websocket: connect, stamp, feed the codec, record.
 
 Plumbing around the sans-I/O core: frames read from the socket are stamped with the session
-clock (0 = websocket open), appended to a capture (:mod:`aligner.capture`) and fed to
-:class:`aligner.protocol.WebClientProtocol`; user audio from a :mod:`aligner.source` is paced in
+clock (0 = websocket open), appended to a capture (:mod:`aligner.wire.capture`) and fed to
+:class:`aligner.wire.protocol.WebClientProtocol`; user audio from a :mod:`aligner.wire.source` is paced in
 real time; a ``ping`` goes out every ``heartbeat`` seconds. Three ways in:
 
 - :func:`record` — run a call to the end and return a :class:`CallResult`;
-- :func:`stream` — an async iterator of :class:`~aligner.events.Stamped` events, live;
+- :func:`stream` — an async iterator of :class:`~aligner.wire.events.Stamped` events, live;
 - :func:`record_embedded` — start the embedded emulator, register a call, record it.
 
 A server close with an error code (anything but 1000/1001) raises :class:`ServerClosed` carrying
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import audio
+from .. import audio
+from ..errors import AlignerError, CaptureError
 from .capture import HEADER, CaptureWriter, update_info
-from .errors import AlignerError, CaptureError
 from .events import (
     AgentAudio,
     AlignedAudio,
@@ -178,7 +178,7 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
         result: filled in as the call goes (frames, close code...), for the caller to read.
 
     Yields:
-        :class:`~aligner.events.Stamped` events: ``"in"`` from the server, ``"out"`` sent.
+        :class:`~aligner.wire.events.Stamped` events: ``"in"`` from the server, ``"out"`` sent.
 
     Raises:
         ServerClosed: the server closed with an error code, or the connection dropped.
@@ -417,7 +417,7 @@ async def record_embedded(source: Source | None, capture_dir: str | Path | None,
         MissingBackendError: the emulator needs the ``speech`` extra.
         ServerClosed: the emulator closed with an error code.
     """
-    from .emulator import EmbeddedEmulator
+    from ..emulator import EmbeddedEmulator
 
     audio.check_encoding(encoding)
     audio.check_rate(sample_rate)

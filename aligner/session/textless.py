@@ -7,7 +7,7 @@ A pure function of samples, in two parts:
   avatar's mouth follows the speech;
 - **words** (``recognize=True``): like Rhubarb Lip Sync's recognition mode, pocketsphinx
   recognises the words with its general English language model
-  (:func:`aligner.recognize.recognize_words`, at 16 kHz), then :func:`aligner.align` times the
+  (:func:`aligner.speech.recognize.recognize_words`, at 16 kHz), then :func:`aligner.align` times the
   recognised words and their characters on the audio. Each phone is linked (``word_index``) to
   the word it falls in.
 
@@ -29,8 +29,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .alignment import Alignment, align
-from .timeline import Phone, Word
+from ..speech.alignment import Alignment, align
+from ..timeline import Phone, Word
 
 __all__ = ["estimate"]
 
@@ -46,7 +46,7 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
         backend: the alignment backend for the recognised words (see :func:`aligner.align`).
 
     Returns:
-        An :class:`~aligner.alignment.Alignment`, times in seconds from the start of ``pcm``:
+        An :class:`~aligner.speech.alignment.Alignment`, times in seconds from the start of ``pcm``:
         ``text`` is the recognised words (lower case, space-separated), with their ``words``
         and ``chars``; ``phones`` are the estimated phones. With nothing recognised (or
         ``recognize=False``): ``text == ""``, no words, ``backend == "audio"``.
@@ -55,13 +55,13 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
     duration = len(pcm) / sample_rate
     if not len(pcm):
         return Alignment(0.0, backend="audio")
-    from .visemes import estimate_phones
+    from ..visemes import estimate_phones
 
     phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
               for p in estimate_phones(pcm, sample_rate) if p.start < duration]
     heard = []
     if recognize:
-        from .recognize import recognize_words
+        from ..speech.recognize import recognize_words
 
         heard = recognize_words(pcm, sample_rate)
     if not heard:

@@ -9,7 +9,7 @@ one core and needs nothing but numpy and pocketsphinx's model files.
 
 The shipped weights (``aligner/data/viseme_model.npz``) were trained with :func:`main` on
 espeak-ng speech of random dictionary words in voices that the benchmark does not use
-(``python -m aligner.viseme_model``). It knows synthetic voices best; on other voices the
+(``python -m aligner.visemes.model``). It knows synthetic voices best; on other voices the
 pocketsphinx phone loop (``estimate_phones(..., method="pocketsphinx")``) is the alternative.
 
 >>> m = PhoneModel.load()                                # doctest: +SKIP
@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .timeline import Phone
-from .viseme_sets import ARPABET
+from ..timeline import Phone
+from .sets import ARPABET
 
 __all__ = ["CLASSES", "MODEL_PATH", "PhoneModel", "PhoneStream", "features", "train"]
 
 
 CLASSES = ("sil", *ARPABET)
-MODEL_PATH = Path(__file__).parent / "data" / "viseme_model.npz"
+MODEL_PATH = Path(__file__).parents[1] / "data" / "viseme_model.npz"
 RATE = 16000
 _HOP, _WIN, _NFFT, _MELS, _CEPS = 160, 400, 512, 40, 13
 _CONTEXT = (-6, -4, -2, -1, 0, 1, 2, 4, 6)
@@ -164,7 +164,7 @@ class PhoneModel:
 
     def save(self, path: str | Path) -> Path:
         """Write the weights (float16, compressed) atomically."""
-        from .timeline import write_atomic
+        from ..timeline import write_atomic
 
         buf = io.BytesIO()
         np.savez_compressed(buf, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
@@ -192,7 +192,7 @@ class PhoneModel:
     def phones(self, pcm: np.ndarray, sample_rate: int) -> list[Phone]:
         """ARPAbet phones (``"sil"`` pauses) with times in seconds from the start of ``pcm``."""
         if sample_rate != RATE:
-            from .audio import resample
+            from ..audio import resample
 
             pcm = resample(np.asarray(pcm, np.int16), sample_rate, RATE)
         if len(pcm) == 0:
@@ -236,7 +236,7 @@ class PhoneModel:
             the start of ``pcm``.
         """
         if sample_rate != RATE:
-            from .audio import resample
+            from ..audio import resample
 
             pcm = resample(np.asarray(pcm, np.int16), sample_rate, RATE)
         if len(pcm) == 0:
@@ -536,11 +536,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from pocketsphinx import get_model_path
 
-    from .audio import resample
-    from .speech import synthesize
-    from .viseme_sets import espeak_phones
+    from ..audio import resample
+    from ..speech.synthesis import synthesize
+    from .sets import espeak_phones
 
-    ap = argparse.ArgumentParser(prog="python -m aligner.viseme_model", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m aligner.visemes.model", description=main.__doc__)
     ap.add_argument("--out", default=str(MODEL_PATH), help="where to write the weights")
     ap.add_argument("--utterances", type=int, default=2600, help="training utterances (2600)")
     ap.add_argument("--seed", type=int, default=7, help="seed of the training text (7)")

@@ -6,8 +6,7 @@ dropped (the shape before is held), diphthongs glide between two shapes, ``P B M
 the lips (held for at least ``min_hold``), and the mouth relaxes to the set's rest shape in pauses
 and at once after a ``clear``. The blend-shape stream tweens between shapes. Everything here is
 pure: no I/O, no clock. The phones come from a timeline, or from audio via
-:mod:`aligner.viseme_phones` (re-timing on the shipped phone model, audio-only recognition; its
-functions are re-exported here).
+:mod:`aligner.visemes.phones` (re-timing on the shipped phone model, audio-only recognition).
 
 >>> from aligner.timeline import Phone
 >>> ph = [Phone("HH", 0.10, 0.16), Phone("AH", 0.16, 0.30), Phone("M", 0.30, 0.40)]
@@ -25,36 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AudioError
-from .timeline import Phone, Timeline
-from .viseme_phones import (
-    METHODS,
-    by_sound,
-    estimate_phones,
-    pause_after,
-    pronunciation_variants,
-    refine_alignment,
-    refine_phones,
-    retime,
-    text_phones,
-)
-from .viseme_sets import ARKIT_SHAPES, ARKIT_WEIGHTS, BILABIALS, VisemeSet, get_set
+from ..errors import AudioError
+from ..timeline import Phone, Timeline
+from .phones import pause_after, pronunciation_variants, refine_phones
+from .sets import ARKIT_SHAPES, ARKIT_WEIGHTS, BILABIALS, VisemeSet, get_set
 
 __all__ = [
-    "METHODS",
     "Cue",
     "Motion",
     "VisemeStream",
     "blendshape_frames",
-    "by_sound",
     "cues",
-    "estimate_phones",
-    "pause_after",
-    "pronunciation_variants",
-    "refine_alignment",
-    "refine_phones",
-    "retime",
-    "text_phones",
     "timeline_cues",
     "timeline_phones",
 ]

@@ -1,0 +1,62 @@
+"""Frame energy and speech detection: the signal primitives every alignment backend shares.
+
+>>> import numpy as np
+>>> db = frame_db(np.r_[np.zeros(1600), 8000 * np.ones(1600)].astype(np.int16), 16000)
+>>> speech_mask(db).astype(int).tolist()
+[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["HOP", "frame_db", "speech_mask", "speech_threshold"]
+
+#: Analysis hop (seconds): 100 frames per second.
+HOP = 0.01
+
+
+def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP,
+             window: float = 0.025) -> np.ndarray:
+    """Frame energies in dB (full scale), one per ``hop`` seconds, windows centred on the hop.
+
+    Args:
+        pcm: int16 (or float) mono samples.
+        sample_rate: their rate.
+        hop: frame step in seconds.
+        window: window length in seconds.
+
+    Returns:
+        ``ceil(len(pcm) / (hop * rate))`` values, -100 dB for digital silence.
+    """
+    step = max(1, int(round(hop * sample_rate)))
+    n = -(-len(pcm) // step)
+    if n == 0:
+        return np.zeros(0)
+    x = pcm.astype(np.float32) / 32768.0
+    win = max(1, int(window * sample_rate))
+    sq = np.zeros(len(x) + 1)  # sq[k]: the energy of x[:k]; silence before and after x
+    np.cumsum(np.square(x, dtype=np.float64), out=sq[1:])
+    starts = np.arange(n) * step - win // 2
+    energy = (sq[np.clip(starts + win, 0, len(x))] - sq[np.clip(starts, 0, len(x))]) / win
+    return 10 * np.log10(np.maximum(energy, 1e-10))
+
+
+def speech_threshold(db: np.ndarray) -> float:
+    """The dB level above which a frame holds speech: between the floor and the peak.
+
+    ``-inf`` for flat noise (everything is "speech"), ``+inf`` for silence.
+    """
+    if len(db) == 0:
+        return float("inf")
+    peak, floor = (float(x) for x in np.percentile(db, [99, 5]))
+    if peak < -60:
+        return float("inf")
+    if peak - floor < 10:  # flat noise: no structure to use
+        return float("-inf")
+    return max(floor + 0.25 * (peak - floor), peak - 40)
+
+
+def speech_mask(db: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """True for frames with speech energy (above :func:`speech_threshold`)."""
+    return db > (speech_threshold(db) if threshold is None else threshold)
