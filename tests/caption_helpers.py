@@ -7,7 +7,7 @@ import re
 from aligner.speech.synthesis import synthesize
 from aligner.timeline import Phone, Timeline, TimelineEvent, Utterance, Word
 
-__all__ = ["LINES", "conversation", "spoken"]
+__all__ = ["LINES", "conversation", "heard_words", "spoken"]
 
 _EDGE_PUNCT = re.compile(r"^\W+|\W+$")
 
@@ -41,6 +41,18 @@ def spoken(speaker: str, text: str, at: float, *, rate: int = 175,
     s = synthesize(text, rate=rate)
     clear = at + cut if cut is not None else None
     timed = _every_token(text, [(w.char_start, w.char_end, w.start, w.end) for w in s.words])
+    words = heard_words(text, timed, at, clear)
+    end = clear if clear is not None else at + s.duration
+    phones = tuple(Phone(p.phone, at + p.start, min(at + p.end, end), p.word_index)
+                   for p in s.phones if at + p.start < end)
+    return Utterance(speaker, at, end, text, interrupted=clear is not None, words=tuple(words),
+                     phones=phones)
+
+
+def heard_words(text: str, timed, at: float, clear: float | None) -> list[Word]:
+    """The words of ``text`` from ``(char_start, char_end, start, end)`` spans spoken from ``at``
+    (surrounding punctuation left out); a ``clear`` at ``clear`` leaves the later words unplayed
+    (``start == end == clear``) and ends the word being spoken there."""
     words = []
     for char_start, char_end, w_start, w_end in timed:
         token = text[char_start:char_end]
@@ -53,11 +65,7 @@ def spoken(speaker: str, text: str, at: float, *, rate: int = 175,
         elif clear is not None:
             end = min(end, clear)
         words.append(Word(core, start, end, a, a + len(core), played))
-    end = clear if clear is not None else at + s.duration
-    phones = tuple(Phone(p.phone, at + p.start, min(at + p.end, end), p.word_index)
-                   for p in s.phones if at + p.start < end)
-    return Utterance(speaker, at, end, text, interrupted=clear is not None, words=tuple(words),
-                     phones=phones)
+    return words
 
 
 def _every_token(text: str, spoken_words: list[tuple[int, int, float, float]]):

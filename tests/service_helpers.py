@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from loopback import serve_app
 
 from aligner.service.app import ServiceConfig, create_app
 
@@ -57,20 +58,15 @@ async def running_service(tmp_path: Path, *, lipsync: bool = False, **options: A
     options.setdefault("emulator", {"send_speed": 4.0})
     options.setdefault("align_workers", 1)
     config = ServiceConfig(recordings=tmp_path / "recordings", **options)
-    runner = web.AppRunner(create_app(config), shutdown_timeout=15.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, base = await serve_app(create_app(config), shutdown_timeout=15.0)
     async with aiohttp.ClientSession() as http:
-        base = f"http://127.0.0.1:{port}"
         for _ in range(600 if lipsync else 0):  # loading the aligner is not part of a test
             async with http.get(f"{base}/healthz") as resp:
                 if (await resp.json())["aligner_ready"]:
                     break
             await asyncio.sleep(0.1)
         try:
-            yield Service(runner, f"http://127.0.0.1:{port}", config, http)
+            yield Service(runner, base, config, http)
         finally:
             await runner.cleanup()
 

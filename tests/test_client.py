@@ -9,23 +9,13 @@ import json
 import numpy as np
 import pytest
 from aiohttp import WSMsgType, web
+from loopback import serve
 
 from aligner import audio
 from aligner.wire import capture
 from aligner.wire.client import ServerClosed, audio_websocket_url, record, stream
 from aligner.wire.events import AlignedAudio, Clear, MicAudio, Ping, Pong, Unknown, Update
 from aligner.wire.source import SamplesSource, SilenceSource
-
-
-async def _serve(handler) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_get("/audio-websocket/{call_id}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
 
 
 def _chunk(text: str, ms: int = 100) -> str:
@@ -59,7 +49,7 @@ async def test_hostile_server_malformed_frames_are_counted_and_session_goes_on(t
                 got["pong"] = True
         return ws
 
-    runner, base = await _serve(handler)
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
     try:
         src = SamplesSource(np.zeros(16000 // 2, np.int16), 16000)  # 0.5 s
         with caplog.at_level("WARNING", logger="aligner.wire.protocol"):
@@ -87,7 +77,7 @@ async def test_server_error_close_raises_with_code_and_reason_and_keeps_capture(
         await ws.close(code=1011, message=b"error_frontend_corrupted_payload")
         return ws
 
-    runner, base = await _serve(handler)
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
     try:
         with pytest.raises(ServerClosed) as info:
             await record(audio_websocket_url(base, "c2"), SilenceSource(5), tmp_path / "cap")
@@ -111,7 +101,7 @@ async def test_stream_yields_live_events_in_both_directions_matching_the_capture
         await ws.close()  # normal end of call from the server: no error
         return ws
 
-    runner, base = await _serve(handler)
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
     live = []
     try:
         async for ev in stream(audio_websocket_url(base, "c3"), SilenceSource(None),
@@ -143,7 +133,7 @@ async def test_cli_prints_the_servers_close_reason_and_exits_non_zero(tmp_path):
         await ws.close(code=1008, message=b"error_no_audio_received")
         return ws
 
-    runner, base = await _serve(handler)
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "aligner", "record", "--url", base, "--call-id", "c9",
@@ -176,7 +166,7 @@ async def test_twilio_form_streams_media_and_records_the_servers_media_and_clear
                 await ws.send_str(encode_twilio(TwilioClear(sid)))
         return ws
 
-    runner, base = await _serve(handler)
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
     try:
         result = await record(audio_websocket_url(base, "tw"), SilenceSource(0.2), tmp_path / "cap",
                               protocol="twilio", encoding="mulaw", sample_rate=8000, linger=0.1)

@@ -25,6 +25,7 @@ from emulator_helpers import (
     user_speech,
     wait_ended,
 )
+from loopback import serve
 
 from aligner import audio
 from aligner.emulator import EmbeddedEmulator
@@ -259,15 +260,9 @@ async def test_llm_websocket_brain_drives_the_agent():
                                     "end_call": True})
         return ws
 
-    app = web.Application()
-    app.router.add_get("/llm-websocket/{call_id}", llm)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, base = await serve("/llm-websocket/{call_id}", llm)
     try:
-        async with EmbeddedEmulator(llm_url=f"ws://127.0.0.1:{port}/llm-websocket",
+        async with EmbeddedEmulator(llm_url=base.replace("http", "ws", 1) + "/llm-websocket",
                                     time_scale=SPEED) as emu, aiohttp.ClientSession() as session:
             call = await register(session, emu, sample_rate=16000)
             url = (f"{emu.ws_url}/audio-websocket/{call['call_id']}"

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 from aiohttp import WSMsgType, web
+from loopback import serve
 
 from aligner import audio
 from aligner.errors import AudioError, MissingBackendError
@@ -120,13 +121,7 @@ async def test_user_audio_is_paced_in_real_time(tmp_path):
                 arrivals.append((loop.time(), len(msg.data)))
         return ws
 
-    app = web.Application()
-    app.router.add_get("/audio-websocket/{call_id}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
     try:
         src = SamplesSource(np.ones(16000, np.int16), 16000)  # 1 s of audio, in 100 ms chunks
         await record(audio_websocket_url(base, "p"), src, None, chunk_ms=100, linger=0.0,
@@ -160,12 +155,7 @@ async def test_a_failing_source_ends_the_call_with_its_error_and_a_closed_captur
             pass
         return ws
 
-    app = web.Application()
-    app.router.add_get("/audio-websocket/{call_id}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
     try:
         with pytest.raises(AudioError, match="unplugged"):
             await record(audio_websocket_url(base, "b"), Broken(), tmp_path / "cap")

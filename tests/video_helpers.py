@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
+from caption_helpers import heard_words
 
 from aligner.speech.synthesis import synthesize
-from aligner.timeline import AudioTrack, Phone, Timeline, TimelineEvent, Utterance, Word
+from aligner.timeline import AudioTrack, Phone, Timeline, TimelineEvent, Utterance
 from aligner.visemes.sets import espeak_to_arpabet
 
 __all__ = ["RATE", "call"]
 
 RATE = 22050
-_EDGE_PUNCT = re.compile(r"^\W+|\W+$")
 
 
 def _utterance(speaker: str, text: str, at: float, cut: float | None, tracks: dict) -> Utterance:
@@ -26,18 +24,8 @@ def _utterance(speaker: str, text: str, at: float, cut: float | None, tracks: di
     assert s.sample_rate == RATE
     clear = at + cut if cut is not None else None
     end = clear if clear is not None else at + s.duration
-    words = []
-    for w in s.words:
-        token = text[w.char_start:w.char_end]
-        core = _EDGE_PUNCT.sub("", token) or token
-        a = w.char_start + token.find(core)
-        start, stop, played = at + w.start, at + w.end, True
-        if clear is not None and start >= clear:
-            start = stop = clear
-            played = False
-        elif clear is not None:
-            stop = min(stop, clear)
-        words.append(Word(core, start, stop, a, a + len(core), played))
+    words = heard_words(text, [(w.char_start, w.char_end, w.start, w.end) for w in s.words], at,
+                        clear)
     phones = []
     for p in s.phones:
         if at + p.start >= end:
