@@ -25,10 +25,9 @@ as calls arrive in service; both report the peak number of calls open at once, w
 for the run to count. A live decode costs ~0.04 CPU s per second of speech, so N people
 speaking at the same instant need ~N x 0.04 cores for recognition alone.
 
-Measurement change (issue 2, smart endpointing): the former second line, "net of the 600 ms
-hangover", is gone: the silence waited for is no longer a constant, so subtracting one would
-flatter or penalise turns arbitrarily. The raw figure, from the end of the speech in the clip,
-is THE figure and carries the verdict; the quick/long counts say which wait it includes.
+THE figure runs from the end of the speech in the clip, whichever silence the server waited for:
+the quick/long counts say which wait it includes (the wait is not a constant, so no fixed
+hangover is subtracted).
 
 Usage: python benchmarks/emulator_load.py [--calls 50] [--rate 16000]
 """

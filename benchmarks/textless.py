@@ -15,11 +15,11 @@ with the truth (the sentence and espeak's own word and phone times):
   allowed);
 - speed: call audio seconds per CPU second of this process (one core; the machine is shared).
 
-Systems: ``align=False`` (what the timeline had before: nothing), ``recognize=False`` (phones
+Systems: ``align=False`` (no words and no phones: the mouth stays closed), ``recognize=False`` (phones
 from the audio only), ours (default: phones from the audio + recognised, aligned words), and,
 for the viseme column, "phones of recognised words" (the aligner's phones of the words ours
 recognised: the Rhubarb-style alternative, which the design rejected on these figures).
-Targets (issue 8, audio only): >= 85% OVR agreement and >= 30x real time on one core.
+Targets (audio only): >= 85% OVR agreement and >= 30x real time on one core.
 Rhubarb Lip Sync 1.14 cannot run here; its published figures on synthetic voices (82% audio
 only, ~8x real time in recognition mode) are printed beside ours, not measured.
 

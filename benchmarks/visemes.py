@@ -23,21 +23,16 @@ Speed is audio seconds per CPU second of this process (``time.process_time``), B
 one thread as in ``benchmarks/alignment.py`` (the targets are per core; a multi-threaded BLAS
 spinning on a shared machine inflated the CPU time of the re-timing 2-3x).
 
-Changes in session 2: 32 sentences instead of 8 (the figures moved: report these), the cause
-breakdown, target verdicts, and BLAS on one thread; the agreement rule is unchanged. Later in
-session 2 the motion stopped anticipating the rest shape (the mouth relaxes when the sound
-stops), so the breakdown's "our phones, anticipated" reference (:func:`_anticipated`) keeps a
-sound's end before a pause too: that only moves frames between causes, the agreement is scored
-as before; and the aligner's and the re-timing's tables load before the speed is timed (the
-aligner's first call used to carry its dictionary load, 0.7 s).
+The breakdown's "our phones, anticipated" reference (:func:`_anticipated`) keeps a sound's end
+before a pause, as the motion does (the mouth relaxes when the sound stops): that only moves
+frames between causes, never the agreement. The aligner's and the re-timing's tables load before
+the speed is timed (the aligner's first call would otherwise carry its dictionary load, 0.7 s).
 
-Session 4: "with text" is :func:`aligner.visemes.refine_alignment` of the aligner's result, as
+"with text" is :func:`aligner.visemes.refine_alignment` of the aligner's result, as
 ``aligner visemes --text`` does: phones the aligner warped from espeak-ng's speech go where that
-speech says they sound, the others are re-timed on the phone model (before, every phone was
-re-timed); the aligner's reference voice follows the clip's pitch, so espeak-ng's female voices
-are warped too (before, pocketsphinx timed them). The speed verdict "as fast as the aligner"
-allows 5% (the aligner is part of the path, so the ratio cannot exceed 100%); the per-backend
-lines and the Flite table's speed line show where the rest goes.
+speech says they sound, the others are re-timed on the phone model. The speed verdict "as fast as
+the aligner" allows 5% (the aligner is part of the path, so the ratio cannot exceed 100%); the
+per-backend lines and the Flite table's speed line show where the rest goes.
 
 Run: ``python benchmarks/visemes.py [--quick]``
 """
