@@ -39,7 +39,7 @@ Systems:
 - ``pocketsphinx``: raw pocketsphinx forced alignment (:func:`aligner.speech.backends.sphinx.acoustic_spans`
   with ``plain=True``: the whole clip as it is, pocketsphinx's two passes; times clipped to the
   clip), on the tokens it reaches (the others are counted as not aligned and left out of its
-  error figures). The same peer as before the permissive path learned to cut, dither and trim;
+  error figures): pocketsphinx as it comes, without the permissive path's cut, dither and trim;
 - ``ours``: :func:`aligner.align` (default backend ``auto``: the espeak-ng reference warp, or
   pocketsphinx when the reference does not sound like the clip, see
   :data:`aligner.speech.alignment.MAX_REFERENCE_COST`);
@@ -60,7 +60,7 @@ thread. Latency: the clips are cut into 1 s chunks (text cut at the character es
 the cut) and fed to :class:`aligner.speech.stream.StreamAligner`; p99 wall and CPU time per ``feed``.
 The streamed words (after ``finish``) are scored like the others, on those clips (2 s or more).
 Phones: for each truth phone onset, the distance to our nearest phone start (a lip-sync view).
-Each table ends with its verdict against the issue's targets, and the permissive path's against
+Each table ends with its verdict against the targets, and the permissive path's against
 raw pocketsphinx.
 """
 
@@ -331,7 +331,7 @@ def _not_better(ours: tuple[float, ...], theirs: tuple[float, ...]) -> list[str]
 
 
 def _verdict(scores: _Scores) -> str:
-    """Ours against the issue's targets and against the uniform and pocketsphinx peers."""
+    """Ours against the targets and against the uniform and pocketsphinx peers."""
     ours = _figures(scores.errors["ours"])
     tokens = 100 * scores.aligned["ours"] / max(1, scores.tokens)
     speed = scores.seconds / scores.cpu["ours"] if scores.cpu["ours"] else float("inf")

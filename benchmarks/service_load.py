@@ -15,8 +15,7 @@ How latency is measured: inside the service process (the 100 front ends run in t
 emulator and the service each in their own, so the front ends' scheduling noise is not in the
 figure), from the moment a frame's bytes were read from the upstream socket (not when the relay
 task got round to it: a busy event loop's wait counts) to the moment the front-end frame was
-handed to its socket. Earlier versions started the clock when the relay task received the frame
-and so left that wait out. All processes share the machine's CPUs; the service's event-loop lag
+handed to its socket. All processes share the machine's CPUs; the service's event-loop lag
 is printed alongside. Each phase starts after a few seconds of quiet, so the emulator is not still
 ending the previous phase's calls.
 

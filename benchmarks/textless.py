@@ -52,7 +52,7 @@ FORMS = {  # name: (rate, encoding, frame seconds, event type)
     "web binary 16 kHz": (16000, "s16le", 0.2, AgentAudio),
     "twilio 8 kHz mu-law": (8000, "mulaw", 0.02, None),
 }
-SYSTEMS = {"align=False (before)": {"align": False},
+SYSTEMS = {"align=False (no estimate)": {"align": False},
            "recognize=False (phones)": {"recognize": False},
            "ours (phones + words)": {}}
 RHUBARB = {"audio only": 0.82, "x real time": 8.0}

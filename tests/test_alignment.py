@@ -166,7 +166,7 @@ def test_monotonic_and_covering_for_any_text_and_audio(text, seconds, noise):
     _check_invariants(result, text, n / 16000)
 
 
-def test_cli_prints_the_issue_json(tmp_path, capsys):
+def test_cli_prints_words_chars_and_phones_as_json(tmp_path, capsys):
     s = synthesize("It costs $42.50, OK?")
     path = tmp_path / "clip.wav"
     with wave.open(str(path), "wb") as w:

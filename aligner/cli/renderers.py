@@ -9,7 +9,7 @@ EXAMPLES = """examples:
   aligner renderers                  # name and one-line description of each
   aligner renderers --names          # names only, one a line
 
-Third-party renderers register in the "aligner.renderers" entry-point group (see README).
+Third-party renderers register in the "aligner.renderers" entry-point group (see docs/formats.md).
 """
 
 

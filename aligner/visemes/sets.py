@@ -73,7 +73,7 @@ class VisemeSet:
         mapping: ARPAbet phone (and ``"sil"``) -> one shape or a (start, end) glide.
         rest: the relaxed-mouth viseme used in pauses and after a ``clear``.
         closed: the lips-closed viseme of ``P B M``.
-        description: one line for ``--help`` and the README.
+        description: one line for ``--help`` and the docs.
     """
 
     name: str

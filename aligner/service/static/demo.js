@@ -1,6 +1,6 @@
 // aligner live lip-sync demo: plain JS, no build step.
 //
-// How a page schedules the service's events (see README "Service"):
+// How a page schedules the service's events (see docs/service.md, "Scheduling on a page"):
 //   * every agent audio frame is appended to a play queue, back-to-back; the page counts the
 //     samples it has received: a frame's first sample has stream offset = samples received before.
 //   * word/viseme events arrive BEFORE their audio and carry start_sample/end_sample on that same
