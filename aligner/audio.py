@@ -13,6 +13,8 @@ Samples inside the project are mono ``numpy.int16`` arrays; bytes on the wire ar
 
 from __future__ import annotations
 
+import functools
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ MAX_RATE = 48000
 _MULAW_BIAS = 0x84
 
 
+@functools.cache
 def _mulaw_decode_table() -> np.ndarray:
     u = ~np.arange(256, dtype=np.int32) & 0xFF
     sign = u & 0x80
@@ -48,6 +51,7 @@ def _mulaw_decode_table() -> np.ndarray:
     return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
 
 
+@functools.cache
 def _mulaw_encode_table() -> np.ndarray:
     # Index: the int16 sample's uint16 bit pattern (65536 entries); value: the mulaw byte.
     # Same arithmetic as the Sun G.711 reference (and CPython's audioop): 14-bit magnitude.
@@ -60,8 +64,6 @@ def _mulaw_encode_table() -> np.ndarray:
     return (uval ^ mask).astype(np.uint8)
 
 
-_MULAW_TO_PCM = _mulaw_decode_table()
-_PCM_TO_MULAW = _mulaw_encode_table()
 
 
 def check_encoding(encoding: str) -> str:
@@ -93,7 +95,7 @@ def decode(data: bytes, encoding: str) -> np.ndarray:
         if len(data) % 2:
             raise AudioError(f"s16le audio needs an even byte count, got {len(data)} bytes")
         return np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
-    return _MULAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)]
+    return _mulaw_decode_table()[np.frombuffer(data, dtype=np.uint8)]
 
 
 def encode(samples: np.ndarray, encoding: str) -> bytes:
@@ -101,7 +103,7 @@ def encode(samples: np.ndarray, encoding: str) -> bytes:
     samples = np.asarray(samples, dtype=np.int16)
     if check_encoding(encoding) == "s16le":
         return samples.astype("<i2", copy=False).tobytes()
-    return _PCM_TO_MULAW[samples.view(np.uint16)].tobytes()
+    return _mulaw_encode_table()[samples.view(np.uint16)].tobytes()
 
 
 def duration(nbytes: int, encoding: str, sample_rate: int) -> float:
@@ -135,11 +137,14 @@ def load(path: str | Path, sample_rate: int) -> np.ndarray:
     Raises:
         AudioError: the file is missing or holds no decodable audio stream.
     """
-    import av
-
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
+    pcm = _plain_wav(path, sample_rate)
+    if pcm is not None:
+        return pcm
+    import av
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -153,3 +158,18 @@ def load(path: str | Path, sample_rate: int) -> np.ndarray:
     except av.FFmpegError as exc:
         raise AudioError(f"cannot decode {path}: {exc}") from exc
     return np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
+
+
+def _plain_wav(path: Path, sample_rate: int) -> np.ndarray | None:
+    """The samples of a mono 16-bit PCM WAV file at ``sample_rate``, read without FFmpeg (its
+    import costs a per-file tool 0.1 s; PyAV would hand back the very same samples), else None."""
+    if path.suffix.lower() != ".wav":
+        return None
+    try:
+        with wave.open(str(path), "rb") as w:
+            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, sample_rate):
+                return None
+            data = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError):
+        return None  # WAVE_FORMAT_EXTENSIBLE, float, a damaged header...: FFmpeg decides
+    return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import io
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -105,6 +104,8 @@ class Renderer:
 
 
 def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points  # read when asked: not every run needs it
+
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 

@@ -7,6 +7,8 @@
 - ``rhubarb`` (``call.rhubarb.json``): Rhubarb Lip Sync JSON (``metadata``, ``mouthCues``).
 - ``rhubarb-tsv`` (``call.rhubarb.tsv``): Rhubarb Lip Sync TSV (``start<TAB>shape``).
 - ``moho`` (``call.dat``): Moho/Papagayo switch data (``MohoSwitch1``, 1-based frames, 24 fps).
+  These three are laid out as Rhubarb 1.14 writes them (:mod:`renderers.rhubarb`); option
+  ``extended_shapes``: the optional shapes G, H, X the character has (default ``GHX``).
 - ``blendshapes`` (``call.blendshapes.csv``) and ``blendshapes-json``
   (``call.blendshapes.json``): ARKit blend-shape weights per frame (option ``fps``, 30).
 
@@ -24,7 +26,7 @@ audio).
 0.00	X
 0.04	A
 0.14	D
-0.34	X
+0.40	X
 0.60	X
 """
 
@@ -33,7 +35,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from aligner.visemes import (
 )
 from aligner.visemes.motion import _clears as _timeline_clears
 
-from . import LiveRenderer, Renderer
+from . import LiveRenderer, Renderer, rhubarb
 
 __all__ = [
     "BlendshapesCsv",
@@ -62,9 +63,6 @@ __all__ = [
 ]
 
 _EPS = 1e-9
-# Rhubarb shape letters -> Preston Blair phoneme names as Papagayo/Moho switch layers use them.
-PRESTON_BLAIR = {"A": "MBP", "B": "etc", "C": "E", "D": "AI", "E": "O", "F": "U", "G": "FV",
-                 "H": "L", "X": "rest"}
 
 
 class _VisemeRenderer(Renderer):
@@ -145,66 +143,53 @@ def _polly_viseme(c: Cue) -> dict[str, Any]:
     return {"time": round(c.start * 1000), "type": "viseme", "value": c.viseme}
 
 
-def _rhubarb_cues(cues: Sequence[Cue]) -> list[tuple[float, float, str]]:
-    """Cues rounded to Rhubarb's 10 ms grid, zero-length ones dropped, neighbours merged."""
-    out: list[tuple[float, float, str]] = []
-    for c in cues:
-        s, e = round(c.start, 2), round(c.end, 2)
-        if out:
-            s = out[-1][1]
-        if e <= s:
-            continue
-        if out and out[-1][2] == c.viseme:
-            out[-1] = (out[-1][0], e, c.viseme)
-        else:
-            out.append((s, e, c.viseme))
-    return out
+class _RhubarbRenderer(_VisemeRenderer):
+    """Rhubarb Lip Sync's exports (:mod:`renderers.rhubarb`); option ``extended_shapes``: the
+    optional shapes the character has, as ``--extendedShapes`` (default ``GHX``)."""
+
+    viseme_set = "rhubarb"
+
+    def _animation(self, timeline: Timeline, base: Path | None):
+        shapes = rhubarb.shape_set(str(self.options.get("extended_shapes", "GHX")))
+        cues = self._cues(timeline, base=base)
+        end = cues[-1].end if cues else timeline.duration
+        return rhubarb.animation(cues, end, shapes), rhubarb.truncated(end), shapes
 
 
-class RhubarbJson(_VisemeRenderer):
+class RhubarbJson(_RhubarbRenderer):
     """Rhubarb Lip Sync JSON export, as its plugins (After Effects, Spine, Godot, Blender) read.
 
     ``{"metadata": {"soundFile": ..., "duration": ...}, "mouthCues": [{"start", "end",
-    "value"}]}`` with shapes A-H and X. ``soundFile`` is the speaker's audio track path
-    (option ``sound_file`` overrides).
+    "value"}]}`` with shapes A-H and X, laid out as Rhubarb writes it. ``soundFile`` is the
+    speaker's audio track path (option ``sound_file`` overrides).
     """
 
     name = "rhubarb"
     extensions = (".rhubarb.json",)
     description = "Rhubarb Lip Sync JSON (mouthCues A-H, X)"
-    viseme_set = "rhubarb"
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
         track = timeline.track(self._speaker())
         sound = self.options.get("sound_file", (track.path if track and track.path else ""))
-        cues = _rhubarb_cues(self._cues(timeline, base=base))
-        duration = cues[-1][1] if cues else timeline.duration
-        # the layout Rhubarb itself writes: one cue per line, two decimals
-        rows = ",\n".join(f'    {{ "start": {s:.2f}, "end": {e:.2f}, "value": {json.dumps(v)} }}'
-                          for s, e, v in cues)
-        text = ('{\n  "metadata": {\n    "soundFile": ' + json.dumps(str(sound)) + ',\n'
-                f'    "duration": {duration:.2f}\n  }},\n  "mouthCues": [\n{rows}\n  ]\n}}\n')
-        fp.write(text.encode("utf-8"))
+        anim, end, shapes = self._animation(timeline, base)
+        fp.write(rhubarb.to_json(anim, str(sound), end, shapes).encode("utf-8"))
 
 
-class RhubarbTsv(_VisemeRenderer):
+class RhubarbTsv(_RhubarbRenderer):
     """Rhubarb Lip Sync TSV export: ``start<TAB>shape`` per cue, then the end time with ``X``."""
 
     name = "rhubarb-tsv"
     extensions = (".rhubarb.tsv",)
     description = "Rhubarb Lip Sync TSV (start, shape)"
-    viseme_set = "rhubarb"
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        cues = _rhubarb_cues(self._cues(timeline, base=base))
-        lines = [f"{s:.2f}\t{v}" for s, _e, v in cues]
-        if cues:
-            lines.append(f"{cues[-1][1]:.2f}\tX")
-        fp.write(("\n".join(lines) + "\n").encode("utf-8"))
+        anim, end, shapes = self._animation(timeline, base)
+        fp.write(rhubarb.to_tsv(anim, end, shapes).encode("utf-8"))
 
 
-class MohoDat(_VisemeRenderer):
-    """Moho / Papagayo switch data: ``MohoSwitch1`` then ``frame shape`` lines, 1-based frames.
+class MohoDat(_RhubarbRenderer):
+    """Moho / Papagayo switch data as Rhubarb writes it: ``MohoSwitch1`` then ``frame shape``
+    lines, 1-based frames, the closed mouth at the end.
 
     Options: ``fps`` (default 24), ``names``: ``"rhubarb"`` (A-H, X, like Rhubarb's export) or
     ``"preston-blair"`` (MBP, etc, E, AI, O, U, FV, L, rest, as Papagayo's mouths name them).
@@ -213,21 +198,15 @@ class MohoDat(_VisemeRenderer):
     name = "moho"
     extensions = (".dat",)
     description = "Moho/Papagayo switch data (.dat, 24 fps)"
-    viseme_set = "rhubarb"
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
         fps = float(self.options.get("fps", 24))
         names = self.options.get("names", "rhubarb")
         if names not in ("rhubarb", "preston-blair"):
             raise ValueError(f"unknown names {names!r}; expected rhubarb or preston-blair")
-        lines = ["MohoSwitch1"]
-        frame = 0
-        for c in self._cues(timeline, base=base):
-            # 1-based frames; a shape never shares a frame with the one before it
-            frame = max(int(round(c.start * fps)) + 1, frame + 1)
-            value = PRESTON_BLAIR[c.viseme] if names == "preston-blair" else c.viseme
-            lines.append(f"{frame} {value}")
-        fp.write(("\n".join(lines) + "\n").encode("utf-8"))
+        anim, end, shapes = self._animation(timeline, base)
+        text = rhubarb.to_dat(anim, end, shapes, fps=fps, preston_blair=names == "preston-blair")
+        fp.write(text.encode("utf-8"))
 
 
 class _Blendshapes(_VisemeRenderer):

@@ -1,9 +1,12 @@
 """Pronunciations: CMU dictionary first, letter names, letter-to-sound for unknown words."""
 
+import os
+import random
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aligner.speech.dictionary import PHONES, dictionary_phones
+from aligner.speech.dictionary import PHONES, dictionary_phones, dictionary_variants
 from aligner.speech.pronounce import guess_phones, phones, token_phones
 from aligner.speech.text import spoken, tokenize
 
@@ -12,6 +15,34 @@ def test_dictionary_words_use_the_cmu_dictionary_without_stress():
     assert phones("hello") == ("HH", "AH", "L", "OW")
     assert dictionary_phones("table") == phones("table")
     assert all(p in PHONES for p in phones("extraordinary"))
+
+
+def test_dictionary_search_finds_what_a_full_read_finds():
+    """The in-place binary search over the dictionary file gives every word the entries a
+    full parse of the file gives: the first pronunciation and its alternatives ("read(2)")."""
+    from pocketsphinx import get_model_path
+
+    first: dict[str, tuple[str, ...]] = {}
+    others: dict[str, list[tuple[str, ...]]] = {}
+    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, _, pron = line.partition(" ")
+            p = tuple(pron.translate(str.maketrans("", "", "012")).split())
+            if "(" in key:
+                others.setdefault(key.split("(")[0], []).append(p)
+            else:
+                first[key] = p
+    words = sorted(set(first) | set(others))
+    sample = [words[0], words[-1], "a", "read", "tuesday", "a's", "aaronson's", "'em"]
+    sample += random.Random(7).sample(words, 3000)
+    for w in sample:
+        assert dictionary_phones(w) == first.get(w), w
+        want = (first[w], *(p for p in dict.fromkeys(others.get(w, ())) if p != first[w])) \
+            if w in first else ()
+        assert dictionary_variants(w) == want, w
+    for w in ("", "zzzzzz", "aaaa", "~", "read(2)"):
+        assert dictionary_phones(w) == first.get(w)
 
 
 def test_oov_words_get_phones_from_the_letter_to_sound_model():

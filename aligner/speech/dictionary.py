@@ -3,7 +3,7 @@
 pronunciation (:mod:`aligner.speech.pronounce`).
 
 The dictionary is the one pocketsphinx ships (``cmudict-en-us.dict``; BSD-style licence), read
-on first use and cached; stress digits are stripped.
+on first use and searched in place (its head words are sorted); stress digits are stripped.
 
 >>> dictionary_phones("table")
 ('T', 'EY', 'B', 'AH', 'L')
@@ -13,6 +13,7 @@ on first use and cached; stress digits are stripped.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import os
@@ -40,22 +41,48 @@ _LETTERS = {
 }
 
 
+class _Dictionary:
+    """The CMU dictionary file, searched in place: its head words (``read`` of ``read(2)``) are
+    sorted, so a lookup is a binary search over its lines. A per-file tool needs a few words,
+    and reading the file costs milliseconds where parsing all 135,000 entries cost 0.2 s."""
+
+    def __init__(self, path: str) -> None:
+        with open(path, "rb") as f:
+            self._lines = f.read().rstrip().split(b"\n")
+        log.debug("opened the CMU dictionary %s (%d lines)", path, len(self._lines))
+
+    @staticmethod
+    def _head(line: bytes) -> bytes:
+        return line.split(b" ", 1)[0].split(b"(", 1)[0]
+
+    def entries(self, word: str) -> list[tuple[str, tuple[str, ...]]]:
+        """``(key, phones)`` of every line of ``word`` (``key``: ``read`` or ``read(2)``), in
+        file order, stress stripped."""
+        head = word.encode("utf-8")
+        i = bisect.bisect_left(self._lines, head, key=self._head)
+        out = []
+        while i < len(self._lines) and self._head(self._lines[i]) == head:
+            key, _, pron = self._lines[i].decode("utf-8").partition(" ")
+            out.append((key, tuple(pron.translate(_NO_STRESS).split())))
+            i += 1
+        return out
+
+    def get(self, word: str) -> tuple[str, ...] | None:
+        """The first pronunciation of ``word`` (its line without ``(n)``), or None."""
+        return next((p for key, p in self.entries(word) if "(" not in key), None)
+
+    def __contains__(self, word: str) -> bool:
+        return self.get(word) is not None
+
+
+_NO_STRESS = str.maketrans("", "", "012")
+
+
 @functools.cache
-def _cmudict() -> dict[str, tuple[str, ...]]:
+def _cmudict() -> _Dictionary:
     from pocketsphinx import get_model_path
 
-    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
-    out: dict[str, tuple[str, ...]] = {}
-    no_stress = str.maketrans("", "", "012")
-    canon = {p: p for p in PHONES}  # share one string per phone (saves tens of MB)
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            word, _, pron = line.partition(" ")
-            if "(" in word:  # alternative pronunciations "read(2)": keep the first
-                continue
-            out[word] = tuple(canon.get(p, p) for p in pron.translate(no_stress).split())
-    log.debug("loaded %d CMU dictionary entries from %s", len(out), path)
-    return out
+    return _Dictionary(os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict"))
 
 
 def in_dictionary(word: str) -> bool:
@@ -68,23 +95,6 @@ def dictionary_phones(word: str) -> tuple[str, ...] | None:
     return _cmudict().get(word.lower())
 
 
-@functools.cache
-def _cmudict_alternatives() -> dict[str, tuple[tuple[str, ...], ...]]:
-    """The dictionary's alternative pronunciations ("read(2)"), by word; read on first use."""
-    from pocketsphinx import get_model_path
-
-    path = os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict")
-    no_stress = str.maketrans("", "", "012")
-    out: dict[str, list[tuple[str, ...]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            word, _, pron = line.partition(" ")
-            if "(" in word:
-                out.setdefault(word.split("(", 1)[0], []).append(
-                    tuple(pron.translate(no_stress).split()))
-    return {w: tuple(dict.fromkeys(v)) for w, v in out.items()}
-
-
 def dictionary_variants(word: str) -> tuple[tuple[str, ...], ...]:
     """Every CMU dictionary pronunciation of ``word`` (stress stripped), the first one first
     (:func:`dictionary_phones`); empty when the word is not in the dictionary.
@@ -92,10 +102,11 @@ def dictionary_variants(word: str) -> tuple[tuple[str, ...], ...]:
     >>> dictionary_variants("tuesday")[:2]
     (('T', 'UW', 'Z', 'D', 'IY'), ('T', 'UW', 'Z', 'D', 'EY'))
     """
-    first = dictionary_phones(word)
+    entries = _cmudict().entries(word.lower())
+    first = next((p for key, p in entries if "(" not in key), None)
     if first is None:
         return ()
-    others = _cmudict_alternatives().get(word.lower(), ())
+    others = dict.fromkeys(p for key, p in entries if "(" in key)
     return (first, *(p for p in others if p != first))
 
 
