@@ -16,8 +16,16 @@ pauses (one side silent). ``--quick`` runs every fifth sentence.
 dictionary words in 26 espeak-ng voices, none of the 8 below (``aligner.visemes.model``);
 "audio only (pocketsphinx)" is pocketsphinx's phone-loop decoder, which knows nothing of espeak.
 
-Rhubarb Lip Sync 1.14 cannot run here (no binary, no network): its figures are the published
-anchor measured on synthetic voices, printed beside ours for comparison.
+Rhubarb Lip Sync 1.14 beside ``aligner-rhubarb``, when Rhubarb is at hand (``--rhubarb PATH``,
+or ``rhubarb`` on PATH; else the section says it was not found): both run as programs, one
+process per clip as the animation plugins run them, on the same clips written as 16 kHz WAV
+files with their text as the dialog file: end-to-end wall time and CPU time per file, with a
+dialog file (Rhubarb's default recognizer) and without (Rhubarb's phonetic recognizer), run in
+turn so the shared machine's load falls on both alike. Both programs' JSON cues are scored by
+the same frame rule, in Rhubarb's shapes; Rhubarb's own animation rules (in-between shapes such
+as C from D to B, its own anticipation) are not what this truth, one shape per espeak-ng phone,
+rewards, so its figure is a lower bound of how good it looks. The table above keeps Rhubarb's
+published anchor figures.
 
 Speed is audio seconds per CPU second of this process (``time.process_time``), BLAS limited to
 one thread as in ``benchmarks/alignment.py`` (the targets are per core; a multi-threaded BLAS
@@ -34,7 +42,7 @@ speech says they sound, the others are re-timed on the phone model. The speed ve
 the aligner" allows 5% (the aligner is part of the path, so the ratio cannot exceed 100%); the
 per-backend lines and the Flite table's speed line show where the rest goes.
 
-Run: ``python benchmarks/visemes.py [--quick]``
+Run: ``python benchmarks/visemes.py [--quick] [--rhubarb PATH]``
 """
 
 from __future__ import annotations
@@ -46,8 +54,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
+import wave  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -57,6 +73,7 @@ from aligner.speech.dictionary import dictionary_variants  # noqa: E402
 from aligner.speech.synthesis import synthesize  # noqa: E402
 from aligner.timeline import Phone, Timeline, Utterance  # noqa: E402
 from aligner.visemes import (  # noqa: E402
+    Cue,
     Motion,
     cues,
     estimate_phones,
@@ -277,6 +294,82 @@ def _other_voices(items, motion: Motion) -> None:
           f"the phone model)")
 
 
+def _timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(wall s, CPU s of the child, stdout) of one program run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {done.stderr.strip()[-300:]}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, done.stdout
+
+
+def _json_cues(text: str) -> list[Cue]:
+    return [Cue(c["start"], c["end"], c["value"]) for c in json.loads(text)["mouthCues"]]
+
+
+def _programs(clips, rhubarb: str | None, motion: Motion) -> None:
+    """``aligner-rhubarb`` and Rhubarb Lip Sync as programs on the same WAV files, side by side:
+    wall and CPU time per file, and their cues' agreement with the truth."""
+    ours = [sys.executable, "-m", "aligner.cli.rhubarb"]
+    print(f"\nper-file programs, {len(clips)} clips as 16 kHz WAV files, JSON out "
+          f"(wall s / CPU s per file; one process per file, as the animation plugins run them):")
+    if rhubarb is None:
+        print("  Rhubarb Lip Sync: not found (give --rhubarb PATH or put rhubarb on PATH); "
+              "aligner-rhubarb alone")
+    else:
+        version = subprocess.run([rhubarb, "--version"], capture_output=True, text=True)
+        print(f"  Rhubarb Lip Sync: {rhubarb} ({version.stdout.strip()})")
+    modes = (("with dialog", ["-d", "dialog.txt"], ["-d", "dialog.txt"]),
+             ("no dialog", [], ["-r", "phonetic"]))
+    header = "  ".join(f"{m + ': ours':>18} {'rhubarb':>13}" for m, *_ in modes)
+    print(f"  {'clip':<5} {'audio s':>7}  {header}")
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    scored: dict[tuple[str, str], list] = {}
+    with tempfile.TemporaryDirectory(prefix="visemes-bench-") as tmp:
+        for i, (text, _syn, pcm, truth) in enumerate(clips):
+            d = Path(tmp) / f"clip{i}"
+            d.mkdir()
+            with wave.open(str(d / "clip.wav"), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(16000)
+                w.writeframes(pcm.astype("<i2").tobytes())
+            (d / "dialog.txt").write_text(text + "\n", encoding="utf-8")
+            dur = len(pcm) / 16000
+            cells = []
+            for mode, our_args, their_args in modes:
+                row = [("ours", [*ours, "-q", "-f", "json", *our_args, "clip.wav"])]
+                if rhubarb is not None:
+                    row.append(("rhubarb", [rhubarb, "-q", "-f", "json", *their_args,
+                                            "clip.wav"]))
+                cell = []
+                for who, cmd in row:
+                    wall, cpu, out = _timed(cmd, d)
+                    times.setdefault((mode, who), []).append((wall, cpu))
+                    scored.setdefault((mode, who), []).append((dur, truth, _json_cues(out)))
+                    cell.append(f"{wall:.2f}/{cpu:.2f}")
+                cells.append(f"{cell[0]:>18} {cell[1] if len(cell) > 1 else '-':>13}")
+            print(f"  {i:<5} {dur:7.2f}  " + "  ".join(cells))
+    for (mode, who), got in times.items():
+        walls, cpus = [w for w, _ in got], [c for _, c in got]
+        print(f"  {mode:<12} {'aligner-rhubarb' if who == 'ours' else 'Rhubarb 1.14':<16} "
+              f"median {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s "
+              f"CPU per file (min {min(walls):.2f} s wall)")
+    print("  agreement in Rhubarb's shapes, the same frame rule as above:")
+    for (mode, who), rows in scored.items():
+        ok = frames = 0
+        for dur, truth, cue_list in rows:
+            t, c = _frames(truth, "rhubarb", dur), _cue_frames(cue_list, dur)
+            good = _agrees(t, c, motion.lead)
+            ok, frames = ok + int(good.sum()), frames + len(good)
+        print(f"    {mode:<12} {'aligner-rhubarb' if who == 'ours' else 'Rhubarb 1.14':<16} "
+              f"{ok / frames:6.1%}")
+
+
 def _pick(quick: bool) -> list[tuple[str, str, int]]:
     """The sentences: all, or (quick) every fifth, still several voices and rates."""
     return SENTENCES[::5] if quick else SENTENCES
@@ -286,6 +379,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help=f"{len(_pick(True))} of the {len(SENTENCES)} sentences")
+    ap.add_argument("--rhubarb", metavar="PATH", default=shutil.which("rhubarb"),
+                    help="the Rhubarb Lip Sync 1.14 executable to run beside aligner-rhubarb "
+                         "(default: rhubarb on PATH)")
     args = ap.parse_args()
     motion = Motion()
     items = _pick(args.quick)
@@ -386,8 +482,7 @@ def main() -> int:
     print(f"  audio only, pocketsphinx phone loop {total / t_audio['pocketsphinx']:.1f}x real time")
     print(f"  start-up once per process: model {startup['model']:.2f} s, pocketsphinx "
           f"{startup['pocketsphinx']:.2f} s")
-    print("\nRhubarb Lip Sync 1.14 cannot run here (no binary, no network): its figures are the "
-          "published anchor on synthetic voices, not measured on this audio.")
+    _programs(clips, args.rhubarb, motion)
     return 0
 
 

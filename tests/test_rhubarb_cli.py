@@ -298,22 +298,29 @@ print(json.dumps(animation(cues(phones, "rhubarb", end=seconds), seconds)))
 """
 
 
+def _frames(cues: list[tuple[float, float, str]]) -> list[str]:
+    """The shape of every 10 ms frame."""
+    return [v for a, b, v in cues for _ in range(round(a * 100), round(b * 100))]
+
+
 def test_cues_are_the_aligners(stage):
-    """With a dialog file the cues come from aligning the text, without one from the phone
-    model; each equals the library's own cues on Rhubarb's grid. (Each in a fresh process:
-    espeak-ng's speech, the aligner's reference, varies by a few samples from one call to the
-    next within a process.)"""
+    """Without a dialog file the cues are the phone model's, exactly; with one they come from
+    aligning the text: the library's cues on Rhubarb's grid, up to the few milliseconds by which
+    espeak-ng's speech (the aligner's reference) varies from one process to the next."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    seen = []
-    for args in (["-d", "user1.txt"], []):
-        got = run(stage, ["-f", "json", "-q", *args, "user1.wav"])
-        lib = subprocess.run([sys.executable, "-c", _LIBRARY_CUES, "user1.wav", *args[1:]],
-                             cwd=stage, env=env, capture_output=True, timeout=120, check=True)
-        want = [(a / 100, b / 100, s) for a, b, s in json.loads(lib.stdout)]
-        assert [(c["start"], c["end"], c["value"]) for c in json.loads(got.stdout)["mouthCues"]] \
-            == want
-        seen.append(want)
-    assert seen[0] != seen[1]  # the text made a difference
+    got, lib = {}, {}
+    for key, args in (("text", ["-d", "user1.txt"]), ("sound", [])):
+        out = run(stage, ["-f", "json", "-q", *args, "user1.wav"])
+        got[key] = [(c["start"], c["end"], c["value"]) for c in json.loads(out.stdout)["mouthCues"]]
+        done = subprocess.run([sys.executable, "-c", _LIBRARY_CUES, "user1.wav", *args[1:]],
+                              cwd=stage, env=env, capture_output=True, timeout=120, check=True)
+        lib[key] = [(a / 100, b / 100, s) for a, b, s in json.loads(done.stdout)]
+    assert got["sound"] == lib["sound"]
+    ours, theirs, other = _frames(got["text"]), _frames(lib["text"]), _frames(lib["sound"])
+    assert len(ours) == len(theirs) == len(other) == 316
+    same = sum(x == y for x, y in zip(ours, theirs, strict=True)) / len(ours)
+    unlike = sum(x == y for x, y in zip(ours, other, strict=True)) / len(ours)
+    assert same >= 0.95 and unlike < same - 0.1
 
 
 def test_failed_run_leaves_no_output_file(stage):
@@ -327,6 +334,24 @@ def test_unwritable_output_fails_cleanly(stage):
     assert got.returncode == 1
     assert "[Fatal] Application terminating with error: Error processing file user3.wav." in \
         got.stderr.decode()
+
+
+def test_threads_cap_numpys_blas():
+    """``--threads`` (default 1) caps numpy's BLAS before numpy loads; the environment wins."""
+    probe = ("import sys; from aligner.cli import blas_threads; blas_threads(int(sys.argv[1])); "
+             "import numpy; from threadpoolctl import threadpool_info; "
+             "print(max(i['num_threads'] for i in threadpool_info()))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["PYTHONPATH"] = str(ROOT)
+    for n in (1, 2):
+        done = subprocess.run([sys.executable, "-c", probe, str(n)], env=env, capture_output=True,
+                              text=True, check=True, timeout=60)
+        assert int(done.stdout) == n
+    done = subprocess.run([sys.executable, "-c", probe, "1"], capture_output=True, text=True,
+                          env=dict(env, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2"),
+                          check=True, timeout=60)
+    assert int(done.stdout) == 2
 
 
 def test_console_script_points_at_main():

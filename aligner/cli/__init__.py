@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from ..errors import AlignerError
 
-__all__ = ["main"]
+__all__ = ["blas_threads", "main"]
 
 # sub-command -> module in this package (constant table)
 COMMANDS = {
@@ -31,6 +32,17 @@ COMMANDS = {
     "visemes": "visemes",
     "serve": "serve",
 }
+
+
+def blas_threads(n: int = 1) -> None:
+    """Cap numpy's BLAS at ``n`` threads, unless the environment already says; call it before
+    numpy loads. A per-file command on a few seconds of audio runs fastest on one thread: a BLAS
+    spinning on every core costs CPU time (0.25 s instead of 0.15 s for a 3 s clip) that other
+    jobs on the machine need, and nothing is faster for it."""
+    if "numpy" in sys.modules:  # too late for this process: leave the environment alone
+        return
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
 
 
 def _parser(modules: dict) -> argparse.ArgumentParser:

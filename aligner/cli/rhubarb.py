@@ -7,7 +7,9 @@ JSON lines on stderr (``start``, ``progress``, ``success``, ``failure``, ``log``
 ``--logFile`` lines and exit codes (0, or 1 on any error). Only the cues are ours: with
 ``-d/--dialogFile`` the audio is aligned with its text (:func:`aligner.visemes.text_phones`),
 without it phones are recognised from the sound (:func:`aligner.visemes.estimate_phones`);
-``-r/--recognizer`` and ``--threads`` are accepted and checked, and the aligner decides.
+``-r/--recognizer`` is accepted and checked, and the aligner decides; ``--threads`` caps the
+threads of numpy's BLAS (default 1: a per-file run of a few seconds of audio is fastest on one,
+where a BLAS spinning on every core costs CPU time that batch jobs of several files need).
 
 ``--version`` says ``Rhubarb Lip Sync version 1.14.0-aligner.<version>``: the plugins check for
 a 1.x version of at least 1.9. Inputs are any audio file FFmpeg reads (Rhubarb: WAV and Ogg);
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import __version__
+from . import blas_threads
 
 __all__ = ["APP_NAME", "APP_VERSION", "main"]
 
@@ -512,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         log(_failure(str(exc)))
         return 1
+    if opts.get("threads", 1) >= 1:
+        blas_threads(opts.get("threads", 1))
     console = opts.get("consoleLevel", "Error")
     if opts.get("quiet"):
         log.sinks = [_QuietSink(console, sys.stderr)]

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from . import blas_threads
+
+    blas_threads(1)  # before numpy loads: a per-file run is fastest on one thread
     import json
     import sys
     import time
