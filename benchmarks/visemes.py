@@ -24,8 +24,8 @@ dialog file (Rhubarb's default recognizer) and without (Rhubarb's phonetic recog
 turn so the shared machine's load falls on both alike. Both programs' JSON cues are scored by
 the same frame rule, in Rhubarb's shapes; Rhubarb's own animation rules (in-between shapes such
 as C from D to B, its own anticipation) are not what this truth, one shape per espeak-ng phone,
-rewards, so its figure is a lower bound of how good it looks. The table above keeps Rhubarb's
-published anchor figures.
+rewards, so its figure is a lower bound of how good it looks. The agreement table keeps
+Rhubarb's published figures beside ours as an anchor.
 
 Speed is audio seconds per CPU second of this process (``time.process_time``), BLAS limited to
 one thread as in ``benchmarks/alignment.py`` (the targets are per core; a multi-threaded BLAS
@@ -317,12 +317,13 @@ def _programs(clips, rhubarb: str | None, motion: Motion) -> None:
     ours = [sys.executable, "-m", "aligner.cli.rhubarb"]
     print(f"\nper-file programs, {len(clips)} clips as 16 kHz WAV files, JSON out "
           f"(wall s / CPU s per file; one process per file, as the animation plugins run them):")
-    if rhubarb is None:
-        print("  Rhubarb Lip Sync: not found (give --rhubarb PATH or put rhubarb on PATH); "
-              "aligner-rhubarb alone")
+    found = shutil.which(rhubarb) if rhubarb else None
+    if found is None:
+        where = f"no program at {rhubarb}" if rhubarb else "give --rhubarb PATH or put rhubarb on PATH"
+        print(f"  Rhubarb Lip Sync: not found ({where}); aligner-rhubarb alone")
     else:
-        version = subprocess.run([rhubarb, "--version"], capture_output=True, text=True)
-        print(f"  Rhubarb Lip Sync: {rhubarb} ({version.stdout.strip()})")
+        version = subprocess.run([found, "--version"], capture_output=True, text=True)
+        print(f"  Rhubarb Lip Sync: {found} ({version.stdout.strip()})")
     modes = (("with dialog", ["-d", "dialog.txt"], ["-d", "dialog.txt"]),
              ("no dialog", [], ["-r", "phonetic"]))
     header = "  ".join(f"{m + ': ours':>18} {'rhubarb':>13}" for m, *_ in modes)
@@ -343,8 +344,8 @@ def _programs(clips, rhubarb: str | None, motion: Motion) -> None:
             cells = []
             for mode, our_args, their_args in modes:
                 row = [("ours", [*ours, "-q", "-f", "json", *our_args, "clip.wav"])]
-                if rhubarb is not None:
-                    row.append(("rhubarb", [rhubarb, "-q", "-f", "json", *their_args,
+                if found is not None:
+                    row.append(("rhubarb", [found, "-q", "-f", "json", *their_args,
                                             "clip.wav"]))
                 cell = []
                 for who, cmd in row:
