@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -12,13 +13,17 @@ import urllib.request
 from importlib.resources import files
 from pathlib import Path
 
+import aiohttp
+import numpy as np
 import pytest
+from emulator_helpers import Received, read_web
 
 import aligner
 from aligner import audio
 from aligner.cli.demo import SAMPLES, USER_TURNS, run_demo, transcript_lines
 from aligner.emulator.config import DEFAULT_DIALOGUE
 from aligner.speech.recognize import recognize, word_overlap
+from aligner.speech.voices import synthesize
 from aligner.wire import capture
 from aligner.wire.events import AlignedAudio, Clear, MicAudio
 
@@ -28,9 +33,11 @@ GREETING = DIALOGUE["lines"][0]["text"]
 
 
 @pytest.fixture
-def emulator():
-    """`aligner emulate --port 0` as its own process; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "aligner", "emulate", "--port", "0"],
+def emulator(request):
+    """`aligner emulate --port 0` (plus the test's parameters, if any) as its own process;
+    yields its base URL."""
+    extra = getattr(request, "param", [])
+    proc = subprocess.Popen([sys.executable, "-m", "aligner", "emulate", "--port", "0", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline, base = time.monotonic() + 60, None
@@ -136,6 +143,57 @@ def test_demo_records_a_call_with_one_barge_in_and_builds_every_output(tmp_path)
     fallback = transcript_lines(None, cap)
     assert fallback[0] == f"agent: {GREETING}"
     assert [ln.split(":")[0] for ln in fallback] == ["agent", "user"] * 3 + ["agent"]
+
+
+@pytest.mark.parametrize("emulator", [["--voice", "hibari", "--no-recognition"]], indirect=True)
+async def test_emulate_speaks_with_the_voice_it_is_given(emulator):
+    """`aligner emulate --voice hibari`: the greeting comes in hibari's voice, whole words per
+    chunk."""
+    call_id = _register(emulator)
+    got = Received()
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"ws{emulator[4:]}/audio-websocket/{call_id}?enable_audio_alignment=true") as ws:
+        reader = asyncio.create_task(read_web(ws, got))
+        deadline = time.monotonic() + 30
+        while "".join(t for t, _, _ in got.of("chunk")) != GREETING:
+            assert time.monotonic() < deadline, got.of("chunk")
+            await ws.send_bytes(bytes(640))  # 20 ms of silence from the user
+            await asyncio.sleep(0.02)
+        await ws.close()
+        await asyncio.wait_for(reader, 10)
+    texts = [t for t, _, _ in got.of("chunk")]
+    assert all(t.endswith((" ", ".", ",", "?")) for t in texts[:-1] if t), texts
+    pcm = audio.decode(b"".join(a for _, a, _ in got.of("chunk")), "s16le")
+    own = audio.resample(synthesize(GREETING, "hibari").samples, 24000, 16000)
+    n = min(len(pcm), len(own))
+    assert abs(len(pcm) - len(own)) <= len(texts)
+    assert np.corrcoef(pcm[:n].astype(float), own[:n].astype(float))[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("command", [["emulate", "--port", "0"], ["run", "--out", "unused"]])
+def test_an_unknown_voice_is_a_one_line_error(command, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "aligner", *command, "--voice", "en-us"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "unknown voice 'en-us'; choose from espeak, hibari" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "unused").exists()
+
+
+def test_demo_speaks_with_espeak_when_hibari_is_not_installed():
+    code = ("import sys; sys.modules['hibari'] = None  # as if hibari-tts were not installed\n"
+            "from aligner.cli.demo import _load_voice\n"
+            "from aligner.errors import MissingBackendError\n"
+            "said = []\n"
+            "print(_load_voice(None, said.append)); print(said[0])\n"
+            "try:\n"
+            "    _load_voice('hibari', said.append)\n"
+            "except MissingBackendError as exc:\n"
+            "    print(exc.extra)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    voice, said, extra = out.stdout.splitlines()
+    assert voice == "espeak" and "pip install 'aligner[speech]'" in said and extra == "speech"
 
 
 def test_demo_command_help_names_the_barge_in_clip():

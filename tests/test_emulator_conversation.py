@@ -1,4 +1,4 @@
-"""Whole calls against the emulator over real loopback sockets, with real espeak speech both ways.
+"""Whole calls against the emulator over real loopback sockets, with real speech both ways.
 
 The client streams user speech at ``SPEED`` x real time and the emulator runs its clocks at the
 same ``time_scale``, so turn-taking and barge-in keep their real-time semantics.
@@ -30,6 +30,7 @@ from loopback import serve
 from aligner import audio
 from aligner.emulator import EmbeddedEmulator
 from aligner.speech.recognize import recognize, word_overlap
+from aligner.speech.voices import synthesize
 
 SPEED = 3.0
 
@@ -192,6 +193,40 @@ async def _quiet(got: Received, idle: float = 0.5, limit: float = 10.0) -> None:
         elif seen and loop.time() - since >= idle:
             return
         await asyncio.sleep(0.05)
+
+
+async def test_web_call_with_the_hibari_voice():
+    """The agent speaks with the neural voice: chunks cut between words, each with exactly its
+    text; the call's words are hibari's, in order, inside the audio it sent."""
+    async with EmbeddedEmulator(time_scale=8.0, recognition=False, voice="hibari") as emu, \
+            aiohttp.ClientSession() as session:
+        call = await register(session, emu, sample_rate=16000)
+        url = f"{emu.ws_url}/audio-websocket/{call['call_id']}?enable_audio_alignment=true"
+        async with session.ws_connect(url) as ws:
+            got = Received()
+            reader = asyncio.create_task(read_web(ws, got))
+            await stream_web(ws, silence(7.0, 16000), "s16le", 16000, speed=8.0)
+            await _quiet(got)
+            await ws.close()
+            await asyncio.wait_for(reader, 10)
+        ended = await wait_ended(session, emu, call["call_id"], turns=1)
+    texts = _chunk_texts(got)
+    assert "".join(texts) == AGENT_LINES[0] and len(texts) >= 8
+    for a, b in zip(texts, texts[1:], strict=False):  # cut between words
+        assert (not a or a[-1] in " .,?!") and not b.startswith(" "), (a, b)
+    pcm = audio.decode(b"".join(a for _, a, _ in got.of("chunk")), "s16le")
+    # it is hibari's speech of the line (resampled to the call's rate), not espeak-ng's
+    own = audio.resample(synthesize(AGENT_LINES[0], "hibari").samples, 24000, 16000)
+    assert abs(len(pcm) - len(own)) <= len(texts)
+    n = min(len(pcm), len(own))
+    assert np.corrcoef(pcm[:n].astype(float), own[:n].astype(float))[0, 1] > 0.99
+    (turn,) = ended["transcript_object"]
+    words = turn["words"]
+    assert [w["word"] for w in words] == AGENT_LINES[0].split()
+    for w, nxt in zip(words, words[1:], strict=False):
+        assert w["start"] < w["end"] <= nxt["start"] + 0.001
+    heard_from = words[0]["start"] - synthesize(AGENT_LINES[0], "hibari").words[0].start
+    assert heard_from >= 0 and words[-1]["end"] <= heard_from + len(pcm) / 16000 + 0.01
 
 
 async def test_custom_alignment_keys_and_split_words():

@@ -10,13 +10,15 @@ from emulator_helpers import AGENT_LINES
 
 from aligner import audio
 from aligner.emulator.speaker import SpeechCache, speak
+from aligner.speech.voices import VOICES
 
 
+@pytest.mark.parametrize("voice", VOICES)
 @pytest.mark.parametrize(("encoding", "rate"), [("s16le", 24000), ("mulaw", 8000),
                                                 ("s16le", 44100)])
-def test_chunks_concatenate_to_the_line_and_cut_between_words(encoding, rate):
+def test_chunks_concatenate_to_the_line_and_cut_between_words(encoding, rate, voice):
     for text in AGENT_LINES:
-        line = speak(text, encoding, rate)
+        line = speak(text, encoding, rate, voice=voice)
         assert "".join(c.text for c in line.chunks) == text
         total = sum(len(audio.decode(c.audio, encoding)) for c in line.chunks)
         assert total == round(line.duration * rate)
@@ -36,9 +38,11 @@ def test_chunks_concatenate_to_the_line_and_cut_between_words(encoding, rate):
                 assert not [t for t in bounds if lo + 0.002 < t < hi - 0.002], chunk.text
 
 
-def test_each_chunk_holds_the_audio_of_its_words():
-    """A chunk whose text is a word has voiced audio; an empty-text chunk is a pause."""
-    line = speak(AGENT_LINES[0], "s16le", 16000)
+@pytest.mark.parametrize("voice", VOICES)
+def test_each_chunk_holds_the_audio_of_its_words(voice):
+    """A chunk whose text is a word has voiced audio; an empty-text chunk is a pause; every
+    word sounds inside the chunk that carries its text."""
+    line = speak(AGENT_LINES[0], "s16le", 16000, voice=voice)
     for chunk in line.chunks:
         pcm = audio.decode(chunk.audio, "s16le").astype(np.float64)
         rms = np.sqrt(np.mean(pcm ** 2))
@@ -47,6 +51,22 @@ def test_each_chunk_holds_the_audio_of_its_words():
         else:
             assert rms < 300, chunk
     assert any(not c.text for c in line.chunks)  # the sentence pause is its own chunk
+    offsets = [0]
+    for chunk in line.chunks:
+        offsets.append(offsets[-1] + len(chunk.text))
+    pos = 0
+    for i, (word, start, end) in enumerate(line.words):
+        pos = line.text.index(word, pos)
+        k = next(i for i in range(len(line.chunks)) if offsets[i] <= pos < offsets[i + 1])
+        chunk_end = line.chunks[k].start + line.chunks[k].duration
+        # (espeak-ng lets a word run into the closure of a stop starting the next one: the
+        # cut between them may fall anywhere in that overlap)
+        overlap_before = i > 0 and start < line.words[i - 1][2]
+        overlap_after = i + 1 < len(line.words) and line.words[i + 1][1] < end
+        assert start < end, word
+        assert line.chunks[k].start - 1e-3 <= start or overlap_before, word
+        assert end <= chunk_end + 1e-3 or overlap_after, word
+        pos += len(word)
 
 
 def test_split_words_cuts_inside_words_and_splits_text_by_phones():
@@ -61,8 +81,9 @@ def test_split_words_cuts_inside_words_and_splits_text_by_phones():
     assert cut_inside
 
 
-def test_word_times_are_ordered_and_inside_the_line():
-    line = speak(AGENT_LINES[2], "mulaw", 8000)
+@pytest.mark.parametrize("voice", VOICES)
+def test_word_times_are_ordered_and_inside_the_line(voice):
+    line = speak(AGENT_LINES[2], "mulaw", 8000, voice=voice)
     assert [w for w, _, _ in line.words] == AGENT_LINES[2].split()
     for (_, s0, e0), (_, s1, e1) in zip(line.words, line.words[1:], strict=False):
         assert s0 < e0 and s0 < s1 and e0 < e1

@@ -1,10 +1,10 @@
 """The demo call behind ``aligner run``: emulator, a scripted user with a barge-in, every output.
 
-It starts the embedded emulator, plays the user's side from :data:`SAMPLES` (three short lines;
-the second one barges into the agent's long offer), records the call into ``OUT/capture/``, then
-builds what exists: ``OUT/timeline.json`` (with ``agent.wav``/``user.wav``), one file per
-renderer in ``OUT/``, and ``OUT/transcript.txt``. A failing step is reported and skipped; the
-others still run.
+It starts the embedded emulator (the agent speaks with :data:`VOICE`, a neural voice), plays the
+user's side from :data:`SAMPLES` (three short lines; the second one barges into the agent's long
+offer), records the call into ``OUT/capture/``, then builds what exists: ``OUT/timeline.json``
+(with ``agent.wav``/``user.wav``), one file per renderer in ``OUT/``, and ``OUT/transcript.txt``.
+A failing step is reported and skipped; the others still run.
 
 Example::
 
@@ -24,7 +24,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RENDERERS", "SAMPLES", "USER_TURNS", "DemoResult", "run_demo", "transcript_lines"]
+__all__ = ["RENDERERS", "SAMPLES", "USER_TURNS", "VOICE", "DemoResult", "run_demo",
+           "transcript_lines"]
 
 #: The demo's inputs, shipped as package data (``aligner/data/samples``: the emulator's
 #: ``dialogue.json`` and the user clips), so an installed ``aligner run`` works from any folder.
@@ -33,6 +34,10 @@ SAMPLES = Path(str(files("aligner").joinpath("data", "samples")))
 
 #: Renderers the demo runs, by name; None runs every one ``renderers.available()`` lists.
 RENDERERS: tuple[str, ...] | None = None
+
+#: The agent's voice (:mod:`aligner.speech.voices`): hibari, a neural voice like the ones agents
+#: speak with; espeak-ng when ``hibari-tts`` is not installed.
+VOICE = "hibari"
 
 #: The user's side: (clip in SAMPLES, barge-in delay in seconds or None for a normal turn).
 USER_TURNS: tuple[tuple[str, float | None], ...] = (
@@ -63,7 +68,7 @@ def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None =
              samples: str | Path = SAMPLES, progress: Callable[[str], None] = _say,
              on_event: Callable[[Any], None] | None = None,
              emulator_options: dict[str, Any] | None = None, sample_rate: int = 16000,
-             ) -> DemoResult:
+             voice: str | None = None) -> DemoResult:
     """Run the demo call and build every output.
 
     Args:
@@ -74,12 +79,15 @@ def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None =
         on_event: called with every :class:`~aligner.wire.events.Stamped` event of the call.
         emulator_options: :class:`aligner.emulator.EmulatorConfig` fields.
         sample_rate: the call's sample rate (s16le).
+        voice: the agent's voice (:data:`aligner.speech.voices.VOICES`); None: :data:`VOICE`, or
+            espeak-ng if that one is not installed.
 
     Returns:
         A :class:`DemoResult`.
 
     Raises:
         AudioError: a user clip is missing.
+        MissingBackendError: the voice asked for is not installed.
         ServerClosed: the emulator ended the call with an error.
     """
     from ..wire.client import record_embedded
@@ -92,10 +100,12 @@ def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None =
     if (cap_dir / "capture.json").exists():
         shutil.rmtree(cap_dir)
     turns = [Turn(FileSource(Path(samples) / name), barge_in=delay) for name, delay in USER_TURNS]
-    progress("starting the embedded emulator; the call takes about 30 s")
+    voice = _load_voice(voice, progress)
+    progress(f"starting the embedded emulator (voice {voice}); the call takes about 30 s")
     started = time.monotonic()
     call = asyncio.run(record_embedded(TurnSource(turns), cap_dir, on_event=on_event,
-                                       emulator_options=emulator_options,
+                                       emulator_options={"voice": voice,
+                                                         **(emulator_options or {})},
                                        sample_rate=sample_rate))
     result.call_seconds = time.monotonic() - started
     result.capture = call.capture
@@ -107,6 +117,24 @@ def run_demo(out_dir: str | Path = "out", *, renderers: tuple[str, ...] | None =
         _render(timeline, out, renderers, result, progress)
     _transcript(timeline, cap_dir, out, result, progress)
     return result
+
+
+def _load_voice(voice: str | None, progress: Callable[[str], None]) -> str:
+    """Load the agent's voice before the call (its first line is not kept waiting)."""
+    from ..errors import AlignerError, MissingBackendError
+    from ..speech.voices import load
+
+    try:
+        load(voice or VOICE)
+    except ValueError as exc:  # an espeak-ng voice espeak-ng does not have
+        raise AlignerError(str(exc)) from exc
+    except MissingBackendError as exc:
+        if voice is not None:
+            raise
+        progress(f"{exc}; the agent speaks with espeak-ng instead")
+        voice = "espeak"
+        load(voice)
+    return voice or VOICE
 
 
 def _build_timeline(cap_dir: Path, out: Path, result: DemoResult,

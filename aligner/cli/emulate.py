@@ -10,6 +10,7 @@ EXAMPLES = """examples:
   aligner emulate                                 # http://127.0.0.1:8080, API key dev-key
   aligner emulate --port 0 --api-key secret       # any free port, printed at start-up
   aligner emulate --llm-url ws://127.0.0.1:9000/llm-websocket   # agent = your LLM server
+  aligner emulate --voice hibari                  # the agent speaks with a neural voice
   aligner emulate --dialogue my_script.json --split-words --chunk-max-ms 250
   aligner emulate --alignment-event-type audio_alignment --alignment-text-key content
 """
@@ -21,8 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default="dev-key", help="Bearer key of the HTTP API (default %(default)s)")
     parser.add_argument("--dialogue", help="scripted agent, JSON (default samples/dialogue.json)")
     parser.add_argument("--llm-url", help="agent LLM websocket server (protocol section 6) instead of the script")
-    parser.add_argument("--voice", default="en-us", help="espeak-ng voice (default %(default)s)")
-    parser.add_argument("--words-per-minute", type=int, default=175, help="speaking rate (default %(default)s)")
+    parser.add_argument("--voice", default="espeak",
+                        help="the agent's voice: espeak (espeak-ng; espeak:VOICE for another "
+                             "espeak-ng voice, e.g. espeak:en-us+f3) or hibari (a small neural "
+                             "voice) (default %(default)s)")
+    parser.add_argument("--words-per-minute", type=int, default=175,
+                        help="speaking rate (175: hibari's own pace; default %(default)s)")
     parser.add_argument("--chunk-min-ms", type=int, default=150, help="shortest agent chunk (default %(default)s)")
     parser.add_argument("--chunk-max-ms", type=int, default=400, help="longest agent chunk (default %(default)s)")
     parser.add_argument("--split-words", action="store_true", help="let chunks cut inside words")
@@ -75,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
             await emulator.start()
         except OSError as exc:
             raise AlignerError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+        except ValueError as exc:  # a voice the synthesiser does not have
+            raise AlignerError(str(exc)) from exc
         print(f"emulator listening on {emulator.base_url}  (API key: {config.api_key})\n"
               f"  POST {emulator.base_url}/register-call   GET {emulator.base_url}/get-call/ID\n"
               f"  audio websocket: {emulator.ws_url}/audio-websocket/CALL_ID\n"

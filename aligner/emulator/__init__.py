@@ -1,5 +1,6 @@
 """A local Retell-compatible voice-agent server: register-call, get-call, the audio websocket
-(web and Twilio forms) and a real agent loop (espeak speech out, VAD and pocketsphinx in).
+(web and Twilio forms) and a real agent loop (espeak-ng or hibari speech out, VAD and
+pocketsphinx in).
 
 >>> from aligner.emulator import EmbeddedEmulator, EmulatorConfig
 >>> EmulatorConfig().api_key

@@ -17,6 +17,7 @@ import logging
 
 from aiohttp import web
 
+from ..speech import voices
 from .agent import Conversation
 from .brain import LlmBrain, ScriptedBrain, load_dialogue
 from .calls import CallRegistry, RegistrationError
@@ -143,6 +144,7 @@ async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _on_startup(app: web.Application) -> None:
+    await asyncio.to_thread(voices.load, app[_CONFIG].voice)  # fails now if it is missing
     if app[_LISTENER] is not None:
         await app[_LISTENER].start()
 

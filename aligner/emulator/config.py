@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..speech import voices
+
 __all__ = ["DEFAULT_DIALOGUE", "EmulatorConfig"]
 
 DEFAULT_DIALOGUE = Path(__file__).resolve().parents[1] / "data" / "samples" / "dialogue.json"
@@ -28,7 +30,9 @@ class EmulatorConfig:
         jitter_ms: random extra delay (0..jitter) before each agent chunk is sent.
         dialogue: the scripted agent (JSON); ignored when ``llm_url`` is set.
         llm_url: an agent LLM websocket server (protocol section 6); ``{llm_url}/{call_id}``.
-        voice: espeak-ng voice; words_per_minute its speaking rate.
+        voice: the agent's voice, a name of :data:`aligner.speech.voices.VOICES`: ``"espeak"``
+            (espeak-ng; ``"espeak:en-us+f3"`` for another espeak-ng voice) or ``"hibari"`` (a
+            small neural voice); words_per_minute its rate (175: hibari's own pace).
         end_of_turn_ms: user silence that always ends the user's turn (VAD hangover).
         quick_end_of_turn_ms: user silence after which the turn ends at once if the words
             recognised so far sound complete (smart endpointing; 0: off, needs recognition).
@@ -48,8 +52,8 @@ class EmulatorConfig:
     jitter_ms: float = 0.0
     dialogue: Path = DEFAULT_DIALOGUE
     llm_url: str | None = None
-    voice: str = "en-us"
-    words_per_minute: int = 175
+    voice: str = "espeak"
+    words_per_minute: int = voices.DEFAULT_RATE
     end_of_turn_ms: int = 600
     quick_end_of_turn_ms: int = 200
     min_speech_ms: int = 100
@@ -73,5 +77,6 @@ class EmulatorConfig:
             raise ValueError("need quick_end_of_turn_ms = 0 or 20 <= quick_end_of_turn_ms < "
                              f"end_of_turn_ms, got {self.quick_end_of_turn_ms}, "
                              f"{self.end_of_turn_ms}")
+        voices.check(self.voice)
         if self.alignment_text_key in ("audio", "event_type") or not self.alignment_text_key:
             raise ValueError(f"bad alignment_text_key {self.alignment_text_key!r}")

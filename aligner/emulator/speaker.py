@@ -1,8 +1,9 @@
-"""The agent's voice: espeak-ng synthesis cut into wire chunks, each paired with its exact text.
+"""The agent's voice: speech cut into wire chunks, each paired with its exact text.
 
-:func:`speak` synthesises a line (22050 Hz), resamples it to the call's rate, encodes it and cuts
-it at word boundaries (espeak's word times), so that each chunk's ``text`` is exactly what its
-audio says and the chunk texts of a line concatenate back to the line. With ``split_words`` the
+:func:`speak` synthesises a line with a voice (:mod:`aligner.speech.voices`: espeak-ng or hibari),
+resamples it to the call's rate, encodes it and cuts it at word boundaries (the synthesiser's
+word times), so that each chunk's ``text`` is exactly what its audio says and the chunk texts of
+a line concatenate back to the line. With ``split_words`` the
 cuts fall at fixed times, inside words too, and the text is split in proportion to the phones.
 :class:`SpeechCache` shares results between calls (50 calls saying the same script synthesise
 each line once) and runs synthesis off the event loop.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import audio
-from ..speech import synthesis
+from ..speech import synthesis, voices
 
 __all__ = ["Chunk", "SpeechCache", "SpokenLine", "speak"]
 
@@ -92,15 +93,16 @@ def _fixed_cuts(syn: synthesis.Synthesis, min_s: float, max_s: float) -> list[tu
     return cuts
 
 
-def speak(text: str, encoding: str, sample_rate: int, *, voice: str = "en-us",
-          words_per_minute: int = 175, chunk_min_ms: int = 150, chunk_max_ms: int = 400,
-          split_words: bool = False) -> SpokenLine:
+def speak(text: str, encoding: str, sample_rate: int, *, voice: str = "espeak",
+          words_per_minute: int = voices.DEFAULT_RATE, chunk_min_ms: int = 150,
+          chunk_max_ms: int = 400, split_words: bool = False) -> SpokenLine:
     """Synthesise ``text`` and cut it into chunks for a call.
 
     Args:
         text: the line to say.
         encoding, sample_rate: the call's audio format.
-        voice, words_per_minute: espeak-ng voice and rate.
+        voice, words_per_minute: the voice (a name of :data:`aligner.speech.voices.VOICES`) and its
+            rate (see :func:`aligner.speech.voices.synthesize`).
         chunk_min_ms, chunk_max_ms: chunk duration bounds (the last chunk may be shorter).
         split_words: cut at fixed times, inside words too.
 
@@ -111,7 +113,7 @@ def speak(text: str, encoding: str, sample_rate: int, *, voice: str = "en-us",
     >>> "".join(c.text for c in line.chunks)                      # doctest: +SKIP
     'Hello there, how are you?'
     """
-    syn = synthesis.synthesize(text, voice=voice, rate=words_per_minute)
+    syn = voices.synthesize(text, voice, words_per_minute)
     pcm = audio.resample(syn.samples, syn.sample_rate, sample_rate)
     min_s, max_s = chunk_min_ms / 1000, chunk_max_ms / 1000
     cuts = (_fixed_cuts if split_words else _word_cuts)(syn, min_s, max_s)

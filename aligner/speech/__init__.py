@@ -8,7 +8,9 @@
 - :mod:`.signal`: frame energy and speech detection; :mod:`.durations`: the phone-duration model;
 - :mod:`.backends`: how tokens get their times (espeak-ng reference, pocketsphinx, phone HMM);
 - :mod:`.recognize`: voice activity and pocketsphinx recognition of user speech;
-- :mod:`.synthesis`: espeak-ng speech with word and phone times (the optional ``speech`` extra).
+- :mod:`.synthesis`: espeak-ng speech with word and phone times; :mod:`.hibari_synthesis`: the
+  same from hibari, a small neural voice; :mod:`.voices`: both by name, one call for audio and
+  word times (the optional ``speech`` extra).
 
 Nothing is imported here: each module loads on first use.
 """
