@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ __all__ = [
     "ENCODINGS",
     "MIN_RATE",
     "MAX_RATE",
+    "as_pcm",
     "bytes_per_sample",
     "check_rate",
     "decode",
@@ -173,3 +175,40 @@ def _plain_wav(path: Path, sample_rate: int) -> np.ndarray | None:
     except (wave.Error, EOFError, OSError):
         return None  # WAVE_FORMAT_EXTENSIBLE, float, a damaged header...: FFmpeg decides
     return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
+
+
+def is_audio_segment(audio: Any) -> bool:
+    """True for a ``pydub.AudioSegment`` (recognised by its attributes: pydub is optional and
+    never imported here)."""
+    return all(hasattr(audio, a) for a in ("raw_data", "frame_rate", "sample_width", "channels"))
+
+
+def as_pcm(audio: Any, sample_rate: int | None = None) -> tuple[Any, int | None]:
+    """``(samples, rate)`` of ``audio``: pydub interop for every audio input of the library.
+
+    A ``pydub.AudioSegment`` (8, 16 or 32-bit, any channels) becomes mono int16 samples (its
+    channels averaged) at its own rate, or resampled to ``sample_rate`` when one is given. Any
+    other ``audio`` (a numpy array...) is returned as it is, with ``sample_rate``. pydub is
+    an optional extra (``pip install 'aligner[pydub]'``): nothing here needs it.
+
+    >>> pcm, rate = as_pcm(np.zeros(4, np.int16), 16000)
+    >>> rate
+    16000
+
+    Raises:
+        AudioError: a segment of a sample width other than 1, 2 or 4 bytes.
+    """
+    if not is_audio_segment(audio):
+        return audio, sample_rate
+    width, channels = int(audio.sample_width), max(1, int(audio.channels))
+    if width not in (1, 2, 4):
+        raise AudioError(f"AudioSegment of {width}-byte samples; expected 1, 2 or 4")
+    data = np.frombuffer(audio.raw_data, {1: "i1", 2: "<i2", 4: "<i4"}[width])
+    data = data[: len(data) // channels * channels].reshape(-1, channels)
+    mono = data.mean(axis=1) if channels > 1 else data[:, 0].astype(np.float64)
+    mono *= {1: 256.0, 2: 1.0, 4: 1 / 65536}[width]  # to the int16 scale
+    pcm = np.clip(np.round(mono), -32768, 32767).astype(np.int16)
+    rate = int(audio.frame_rate)
+    if sample_rate is not None and sample_rate != rate:
+        return resample(pcm, rate, sample_rate), sample_rate
+    return pcm, rate

@@ -126,14 +126,22 @@ class AudioTrack:
     """A mono track on the session clock (sample 0 = time 0), silence where nobody speaks.
 
     ``path`` (relative to the timeline file, or absolute) names a WAV file holding it; in memory,
-    ``samples`` may hold it instead. ``speaker`` is ``"agent"`` (as played: cleared audio removed)
-    or ``"user"`` (as sent).
+    ``samples`` may hold it instead: int16 samples, or a ``pydub.AudioSegment`` (mixed to mono
+    and resampled to ``sample_rate`` here, :func:`aligner.audio.as_pcm`). ``speaker`` is
+    ``"agent"`` (as played: cleared audio removed) or ``"user"`` (as sent).
     """
 
     speaker: str
     sample_rate: int
     path: str | None = None
     samples: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.samples is not None and not isinstance(self.samples, np.ndarray):
+            from .audio import as_pcm
+
+            pcm, _rate = as_pcm(self.samples, self.sample_rate)
+            object.__setattr__(self, "samples", np.asarray(pcm, np.int16))
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, AudioTrack) and (self.speaker, self.sample_rate, self.path)

@@ -34,7 +34,6 @@ import bisect
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from aligner.errors import RendererError
+from aligner.progress import reporter
 from aligner.timeline import Timeline
 
 from . import Renderer
@@ -141,7 +141,7 @@ class VideoRenderer(Renderer):
         mix = AudioMix(timeline, base, self.stereo)
         n_frames = max(1, round(timeline.duration * self.fps))
         total = n_frames / self.fps
-        report = _progress(self.options.get("progress"), total)
+        report = reporter("mp4", total, self.options.get("progress"))
         with av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as out:
             vs = out.add_stream("libx264", rate=self.fps)
             vs.width, vs.height, vs.pix_fmt = self.width, self.height, "yuv420p"
@@ -532,26 +532,3 @@ def _chip(size: tuple[int, int], on: bool, style: CaptionStyle) -> Image.Image:
     font = load_font(round(h * ss * 0.5), True, None)
     d.text((h * ss * 1.05, my), style.speaker_name("user"), font=font, fill=ink, anchor="lm")
     return im.resize(size, Image.Resampling.LANCZOS)
-
-
-def _progress(spec: Any, total: float) -> Callable[[float], None]:
-    """A progress reporter: the given callable, a stderr bar (``True``), or nothing."""
-    if callable(spec):
-        return lambda done: spec(done, total)
-    if spec is None or spec == "auto":
-        spec = sys.stderr.isatty()
-    if not _flag(spec):
-        return lambda done: None
-    started = time.perf_counter()
-
-    def bar(done: float) -> None:
-        frac = min(1.0, done / total) if total else 1.0
-        n = int(frac * 30)
-        speed = done / max(time.perf_counter() - started, 1e-6)
-        sys.stderr.write(f"\rmp4 [{'#' * n}{'.' * (30 - n)}] {frac:4.0%} {done:6.1f}/{total:.1f} s"
-                         f" {speed:4.1f}x real time")
-        if frac >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return bar

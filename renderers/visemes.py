@@ -2,8 +2,8 @@
 
 - ``visemes`` (``call.visemes.jsonl``): ``{"t": s, "viseme": ..., "weight": ...}`` per shape
   change; option ``set``: oculus (default), azure, polly, rhubarb. Live.
-- ``polly`` (``call.polly.jsonl``): Amazon Polly speech marks ``{"time": ms, "type":
-  "viseme"|"word", "value": ...}``. Live.
+- ``polly`` (``call.polly.jsonl``): Amazon Polly speech marks ``{"time":ms,"type":
+  "sentence"|"word"|"viseme",...}``. Live (viseme marks).
 - ``rhubarb`` (``call.rhubarb.json``): Rhubarb Lip Sync JSON (``metadata``, ``mouthCues``).
 - ``rhubarb-tsv`` (``call.rhubarb.tsv``): Rhubarb Lip Sync TSV (``start<TAB>shape``).
 - ``moho`` (``call.dat``): Moho/Papagayo switch data (``MohoSwitch1``, 1-based frames, 24 fps).
@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,12 @@ _EPS = 1e-9
 
 class _VisemeRenderer(Renderer):
     viseme_set = "oculus"
+    #: the default ``lead``: formats that mimic a speech engine's events (Polly, Azure,
+    #: TalkingHead) time a shape when its sound starts, as those engines do; 0.06 elsewhere.
+    default_lead = 0.06
 
     def _motion(self) -> Motion:
-        return Motion(lead=float(self.options.get("lead", 0.06)),
+        return Motion(lead=float(self.options.get("lead", self.default_lead)),
                       min_hold=float(self.options.get("min_hold", 0.04)))
 
     def _speaker(self) -> str:
@@ -109,38 +113,77 @@ class VisemeJsonl(_VisemeRenderer):
 
 
 class PollyMarks(_VisemeRenderer):
-    """Amazon Polly speech marks (JSON lines): viseme marks, and word marks with byte offsets.
+    """Amazon Polly speech marks (JSON lines): sentence, word and viseme marks.
 
-    ``{"time": 125, "type": "viseme", "value": "p"}``; ``{"time": 100, "type": "word",
-    "start": 0, "end": 5, "value": "Hello"}`` (``start``/``end``: UTF-8 byte offsets into the
-    utterance text, as Polly gives them). Times are integer milliseconds.
+    The shape Polly documents ("Speech mark output", "Speech marks without SSML example"):
+    one compact JSON object a line, ``{"time":0,"type":"sentence","start":0,"end":23,
+    "value":"Mary had a little lamb."}``, ``{"time":6,"type":"word","start":0,"end":4,
+    "value":"Mary"}``, ``{"time":6,"type":"viseme","value":"p"}``; ``time`` in integer
+    milliseconds from the start of the audio (the session clock here), ``start``/``end`` UTF-8
+    byte offsets into the input text (the utterance's text), sentence before word before
+    viseme at the same time. A viseme mark is when its sound starts, as Polly's are (``lead``
+    0 unless given). Only what was heard: words a ``clear`` cut off have no mark, and a
+    sentence has one when its first word was heard.
     """
 
     name = "polly"
     extensions = (".polly.jsonl",)
-    description = "Amazon Polly speech marks (viseme and word), JSON lines"
+    description = "Amazon Polly speech marks (sentence, word, viseme), JSON lines"
     viseme_set = "polly"
+    default_lead = 0.0
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        marks = [_polly_viseme(c) for c in self._cues(timeline, base=base)]
+        cues = self._cues(timeline, base=base)
+        while cues and cues[0].viseme == "sil":  # Polly's marks start with the first sound
+            cues = cues[1:]
+        marks = [_polly_viseme(c) for c in cues]
         for u in timeline.speaker(self._speaker()):
-            raw = u.text.encode("utf-8")
-            for w in u.heard_words:
-                a = len(u.text[:w.char_start].encode("utf-8"))
-                b = a + len(u.text[w.char_start:w.char_end].encode("utf-8"))
-                marks.append({"time": round(w.start * 1000), "type": "word", "start": a, "end": b,
-                              "value": raw[a:b].decode("utf-8")})
-        marks.sort(key=lambda m: (m["time"], m["type"] != "word"))
+            heard = u.heard_words
+            for a, b in _sentences(u.text):
+                first = next((w for w in heard if a <= w.char_start < b), None)
+                if first is not None:
+                    marks.append(_polly_text(u.text, "sentence", a, b, first.start))
+            marks += [_polly_text(u.text, "word", w.char_start, w.char_end, w.start)
+                      for w in heard]
+        order = {"sentence": 0, "word": 1, "viseme": 2}
+        marks.sort(key=lambda m: (m["time"], order[m["type"]]))
         for m in marks:
-            fp.write((json.dumps(m, ensure_ascii=False) + "\n").encode("utf-8"))
+            fp.write((_compact(m) + "\n").encode("utf-8"))
 
     def live(self) -> LiveRenderer:
         return _LiveVisemes(VisemeStream("polly", self._motion()), self._speaker(), _polly_viseme,
-                            self._retimed())
+                            self._retimed(), lead_in=False)
 
 
 def _polly_viseme(c: Cue) -> dict[str, Any]:
     return {"time": round(c.start * 1000), "type": "viseme", "value": c.viseme}
+
+
+def _polly_text(text: str, kind: str, a: int, b: int, t: float) -> dict[str, Any]:
+    """A word or sentence mark of ``text[a:b]``: its offsets in UTF-8 bytes, as Polly's."""
+    start = len(text[:a].encode("utf-8"))
+    return {"time": round(t * 1000), "type": kind, "start": start,
+            "end": start + len(text[a:b].encode("utf-8")), "value": text[a:b]}
+
+
+def _compact(obj: Any) -> str:
+    """JSON without spaces and with non-ASCII kept, as speech engines write their marks."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text``: up to ``.``, ``!`` or ``?`` (and closing
+    quotes or brackets) before whitespace or the end, surrounding whitespace left out.
+
+    >>> t = "Hi there. How are you?  Fine"
+    >>> [t[a:b] for a, b in _sentences(t)]
+    ['Hi there.', 'How are you?', 'Fine']
+    """
+    spans = []
+    for m in re.finditer(r"\S.*?(?:[.!?]+[\"')\]»”’]*(?=\s|$)|$)", text, re.S):
+        if m.end() > m.start():
+            spans.append((m.start(), m.end()))
+    return spans
 
 
 class _RhubarbRenderer(_VisemeRenderer):
@@ -260,11 +303,13 @@ class _LiveVisemes(LiveRenderer):
     batch renderers do; a timeline without audio (``session.timeline(audio=False)``) is used as is.
     """
 
-    def __init__(self, stream: VisemeStream, speaker: str, item, retimed: bool = True) -> None:
+    def __init__(self, stream: VisemeStream, speaker: str, item, retimed: bool = True,
+                 lead_in: bool = True) -> None:
         self._stream = stream
         self._speaker = speaker
         self._item = item
         self._retimed = retimed
+        self._lead_in = lead_in  # False: no rest shape before the first sound (Polly's marks)
         self._seen = 0.0  # phones ending at or before this were fed
         self._last_clear = -1.0
         self._before: tuple[float, Phone] | None = None  # (its utterance's start, last phone fed)
@@ -304,6 +349,10 @@ class _LiveVisemes(LiveRenderer):
                 self._last_clear = c
                 self._seen = max(self._seen, c)
         out += self._stream.feed(new, final_until)
+        if not self._lead_in:
+            while out and out[0].viseme == self._stream.vset.rest:
+                out = out[1:]
+            self._lead_in = bool(out)
         return [self._item(c) for c in out]
 
     def finish(self, timeline: Timeline) -> list[Any]:

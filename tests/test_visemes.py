@@ -294,10 +294,10 @@ def test_live_renderer_passes_clears_on():
 def test_polly_live_and_batch():
     tl = _timeline(TEXT2)
     lines = [json.loads(x) for x in renderers.get("polly")().render_string(tl).splitlines()]
-    assert {m["type"] for m in lines} == {"viseme", "word"}
+    assert {m["type"] for m in lines} == {"sentence", "viseme", "word"}
     for m in lines:
         assert isinstance(m["time"], int) and isinstance(m["value"], str)
-        if m["type"] == "word":
+        if m["type"] != "viseme":
             assert TEXT2.encode()[m["start"]:m["end"]].decode() == m["value"]
         else:
             assert m["value"] in SETS["polly"].visemes

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode the audio at this sample rate (default 16000)")
     parser.add_argument("--out", help="write the JSON to this file (atomically) instead of stdout")
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON")
+    parser.add_argument("--progress", choices=("auto", "yes", "no"), default="auto",
+                        help="a progress bar on stderr (default auto: when it is a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..audio import load
     from ..errors import AlignmentError
+    from ..progress import reporter
     from ..speech.alignment import align
     from ..timeline import write_atomic
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"aligner align: decoding {args.audio}", file=sys.stderr)
     pcm = load(args.audio, args.rate)
     print(f"aligner align: aligning {len(pcm) / args.rate:.2f} s of audio", file=sys.stderr)
-    result = align(pcm, args.rate, text, backend=args.backend)
+    result = align(pcm, args.rate, text, backend=args.backend,
+                   progress=reporter("align", 1.0, args.progress, unit=None))
     out = json.dumps(result.to_dict(), ensure_ascii=False, indent=args.indent)
     if args.out:
         write_atomic(args.out, out + "\n")

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stem", default="call", help="output file name stem (default call)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="renderer option, repeatable")
+    parser.add_argument("--progress", choices=("auto", "yes", "no"), default="auto",
+                        help="progress bars on stderr while the timeline is built and long "
+                             "renderers run (default auto: when stderr is a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     import renderers
     from aligner.errors import AlignerError, CaptureError, RendererError
+    from aligner.progress import session_progress
     from aligner.timeline import Timeline
 
     names = [n.strip() for n in args.to.split(",") if n.strip()]
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         from aligner.session import build_timeline
 
         print(f"aligner render: building the timeline of {source}", file=sys.stderr)
-        timeline = build_timeline(source)
+        timeline = build_timeline(source, progress=session_progress("timeline", args.progress))
         base = source
     elif source.is_file():
         try:
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     for k, (name, cls) in enumerate(classes.items(), 1):
         print(f"aligner render: [{k}/{len(classes)}] {name}", file=sys.stderr)
         try:
-            paths = cls(**options).render(timeline, args.out, stem=args.stem, base=base)
+            opts = options if "progress" in options else {**options, "progress": args.progress}
+            paths = cls(**opts).render(timeline, args.out, stem=args.stem, base=base)
         except (AlignerError, TypeError, ValueError, OSError) as exc:
             failed += 1
             print(f"aligner render: {name} failed: {exc}", file=sys.stderr)

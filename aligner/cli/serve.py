@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--align-workers", type=int, default=2, metavar="N",
                         help="processes aligning agent chunks for word/viseme events (default 2)")
     parser.add_argument("--viseme-set", default="oculus",
-                        help="viseme set of the viseme events: oculus, azure, polly, rhubarb")
+                        help="viseme set of the viseme events: oculus, talkinghead, azure, polly, rhubarb")
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024, metavar="N",
                         help="largest front-end frame; larger closes with 1009 (default 65536)")
     parser.add_argument("--idle-timeout", type=float, default=120.0, metavar="S",

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--text", help="what the audio says (without it: audio-only recognition)")
     src.add_argument("--text-file", help="a UTF-8 file holding what the audio says")
-    parser.add_argument("--set", default="oculus", choices=("oculus", "azure", "polly", "rhubarb"),
+    parser.add_argument("--set", default="oculus", choices=("oculus", "talkinghead", "azure", "polly", "rhubarb"),
                         help="viseme set (default oculus)")
     parser.add_argument("--lead", type=float, default=0.06,
                         help="coarticulation lead in seconds: shapes start this early (0.06)")

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..audio import decode
 from ..speech.stream import StreamAligner
+from ..speech.text import written
 from ..timeline import Phone
 from ..visemes import Cue, VisemeStream, pause_after, pronunciation_variants, refine_phones
 from ..workers import process_pool
@@ -171,7 +172,7 @@ class ChunkEvents:
               final: bool) -> dict[str, Any]:
         rate = self.sample_rate
         return {"event_type": "word", "index": index, "word": w.word,
-                "text": _written(text, w.char_start, w.char_end), "utterance": self._utterance,
+                "text": written(text, w.char_start, w.char_end), "utterance": self._utterance,
                 "start_sample": base + round(w.start * rate) - chunk_at,
                 "end_sample": base + round(w.end * rate) - chunk_at,
                 "sample_rate": rate, "final": final}
@@ -194,15 +195,6 @@ class ChunkEvents:
                 "end_sample": round(cue.end * rate) - at,
                 "sample_rate": rate, "weight": round(cue.weight, 3)}
 
-
-
-def _written(text: str, start: int, end: int) -> str:
-    """The whitespace token of ``text`` holding ``text[start:end]``: the word as written."""
-    while start > 0 and not text[start - 1].isspace():
-        start -= 1
-    while end < len(text) and not text[end].isspace():
-        end += 1
-    return text[start:end]
 
 
 def _new_sentence(before: str, text: str) -> bool:

@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,14 +123,20 @@ def _mono16(pcm: np.ndarray) -> np.ndarray:
     return pcm.astype(np.int16, copy=False)
 
 
-def align(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto") -> Alignment:
+def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto",
+          progress: Callable[..., None] | None = None) -> Alignment:
     """Align ``text`` to the speech in ``pcm``.
 
     Args:
-        pcm: mono samples, int16 (or float in -1..1).
-        sample_rate: samples per second (any, e.g. 8000-48000).
+        pcm: mono samples, int16 (or float in -1..1), or a ``pydub.AudioSegment`` (any
+            width and channels: mixed to mono, see :func:`aligner.audio.as_pcm`).
+        sample_rate: samples per second (any, e.g. 8000-48000); for an ``AudioSegment``,
+            None aligns it at its own rate and a rate resamples it to that rate.
         text: what the audio says (any punctuation, numbers, symbols).
         backend: one of :data:`BACKENDS`.
+        progress: called as ``progress(fraction_done, what_now)`` as the work goes on
+            (pronouncing the words, timing them, assembling), e.g. an
+            :func:`aligner.progress.reporter`.
 
     Returns:
         An :class:`Alignment`: one word per token, every character, phones; monotonic times
@@ -139,16 +146,33 @@ def align(pcm: np.ndarray, sample_rate: int, text: str, *, backend: str = "auto"
         AlignmentError: a bad sample rate or backend name.
         MissingBackendError: ``backend="reference"`` without the ``speech`` extra.
     """
+    from ..audio import as_pcm
+
+    pcm, sample_rate = as_pcm(pcm, sample_rate)
     if not isinstance(sample_rate, int) or sample_rate <= 0:
         raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
     if backend not in BACKENDS:
         raise AlignmentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    report = progress or _quiet
     pcm = _mono16(pcm)
     tokens = tokenize(text)
-    prons = [token_phones(t.word) for t in tokens]
+    report(0.0, f"pronouncing {len(tokens)} words")
+    prons = []
+    for k, t in enumerate(tokens, 1):
+        prons.append(token_phones(t.word))
+        if k % 200 == 0:
+            report(0.1 * k / len(tokens), f"pronouncing {len(tokens)} words")
+    report(0.1, f"timing {len(tokens)} words in {len(pcm) / sample_rate:.1f} s of audio")
     timing = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend)
-    return assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate, timing.backend,
-                    timing.phones)
+    report(0.95, f"assembling ({timing.backend})")
+    result = assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate, timing.backend,
+                      timing.phones)
+    report(1.0, f"aligned ({timing.backend})")
+    return result
+
+
+def _quiet(done: float, note: str = "") -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Token", "number_words", "ordinal_words", "spoken", "tokenize"]
+__all__ = ["Token", "number_words", "ordinal_words", "spoken", "tokenize", "written"]
 
 # Punctuation that may surround a word; a token keeps inner punctuation ("it's", "$42.50").
 _LEADING = "\"'([{<«“‘¿¡*_-–—…"
@@ -77,6 +77,20 @@ _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "ei
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _ORD_EXCEPT = {"one": "first", "two": "second", "three": "third", "five": "fifth",
                "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+
+
+def written(text: str, start: int, end: int) -> str:
+    """The whitespace token of ``text`` holding ``text[start:end]``: a word as written, with
+    its punctuation (what captions show).
+
+    >>> written("Hello, there.", 7, 12)
+    'there.'
+    """
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return text[start:end]
 
 
 def number_words(n: int) -> tuple[str, ...]:

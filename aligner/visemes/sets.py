@@ -10,6 +10,10 @@ Sets (``SETS[name]``):
     Meta/Oculus OVR LipSync, 15 visemes ``sil PP FF TH DD kk CH SS nn RR aa E ih oh ou``
     (Oculus "Viseme reference": PP = p b m, FF = f v, TH = th dh, DD = t d, kk = k g,
     CH = ch jh sh zh, SS = s z, nn = n l, RR = r, then five vowel shapes).
+``talkinghead``
+    the Oculus visemes as the TalkingHead web avatar (``met4citizen/TalkingHead``) names its
+    ``viseme_*`` morph targets: ``sil PP FF TH DD kk CH SS nn RR aa E I O U`` (``ih oh ou``
+    spelled ``I O U``); same phones as ``oculus``.
 ``azure``
     Microsoft Azure Speech viseme ids 0-21 (the SAPI ``SPVISEMES`` / Disney 13 grouping:
     1 = ae ax ah, 2 = aa, 3 = ao, 4 = ey eh uh, 5 = er, 6 = y iy ih, 7 = w uw, 8 = ow, 9 = aw,
@@ -47,6 +51,7 @@ __all__ = [
     "ARPABET",
     "BILABIALS",
     "SETS",
+    "TALKINGHEAD_NAMES",
     "VisemeSet",
     "espeak_to_arpabet",
     "espeak_phones",
@@ -115,6 +120,21 @@ _OCULUS = _set(
     glides={"AW": ("aa", "ou"), "AY": ("aa", "ih"), "EY": ("E", "ih"), "OW": ("oh", "ou"),
             "OY": ("oh", "ih")},
 )
+#: TalkingHead's spelling of the three OVR vowels it names differently (``visemeNames``).
+TALKINGHEAD_NAMES = MappingProxyType({"ih": "I", "oh": "O", "ou": "U"})
+
+
+def _renamed(base: VisemeSet, name: str, names: MappingProxyType, description: str) -> VisemeSet:
+    def rn(v: Any) -> Any:
+        return tuple(names.get(x, x) for x in v) if isinstance(v, tuple) else names.get(v, v)
+
+    return VisemeSet(name, tuple(rn(v) for v in base.visemes),
+                     MappingProxyType({p: rn(v) for p, v in base.mapping.items()}),
+                     rn(base.rest), rn(base.closed), description)
+
+
+_TALKINGHEAD = _renamed(_OCULUS, "talkinghead", TALKINGHEAD_NAMES,
+                        "Oculus visemes as TalkingHead names them (I O U for ih oh ou)")
 _AZURE = _set(
     "azure", tuple(range(22)),
     {1: "AE AH", 2: "AA", 3: "AO", 4: "EY EH UH", 5: "ER", 6: "Y IY IH", 7: "W UW", 8: "OW",
@@ -142,7 +162,7 @@ _RHUBARB = _set(
 
 #: name -> :class:`VisemeSet` (constant table).
 SETS: MappingProxyType = MappingProxyType(
-    {s.name: s for s in (_OCULUS, _AZURE, _POLLY, _RHUBARB)})
+    {s.name: s for s in (_OCULUS, _TALKINGHEAD, _AZURE, _POLLY, _RHUBARB)})
 
 
 def get_set(name: str) -> VisemeSet:
