@@ -245,9 +245,9 @@ class _Service:
         rate = int(call.get("sample_rate") or 24000)
         encoding = call.get("audio_encoding", "s16le")
 
-        def make() -> LipSync:
+        def make(outputs: tuple[str, ...] = ()) -> LipSync:
             return LipSync(call["call_id"], rate, encoding, self.align_workers.pick(),
-                           viseme_set=self.config.viseme_set)
+                           viseme_set=self.config.viseme_set, outputs=outputs)
 
         return make
 

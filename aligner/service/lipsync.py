@@ -15,6 +15,19 @@ chunk's first sample (the proxy adds the call's delivered-sample offset):
   "sample_rate": 24000, "weight": 1.0}``: a mouth shape (set chosen by the service) held
   from start to end; consecutive cues are contiguous.
 
+With ``outputs`` (what the call's front-end formats need, :mod:`aligner.service.formats`),
+also:
+
+- ``"talkinghead"``, ``"azure"``: viseme events of the ``talkinghead`` or ``azure`` set timed
+  when their sounds start (``lead`` 0, as those engines' events are), marked ``"for":
+  "talkinghead"`` / ``"for": "azure"``;
+- ``"chars"``: ``{"event_type": "chars", "chars": [["H", 0, 480], ...], "sample_rate": ...}``,
+  each character of the chunk's text with its start and end sample;
+- ``"blendshapes"``: ``{"event_type": "blendshapes", "fps": 60, "names": [ARKit names],
+  "start_sample": ..., "sample_rate": ..., "frames": [[weights], ...]}``, ARKit weights of the
+  ``oculus`` cues sampled at ``fps`` (frame ``k`` at ``start_sample + k * sample_rate / fps``),
+  each frame sent once its crossfade is final.
+
 The phones are refined before they become cues, as the offline ``aligner visemes --text`` does
 (:func:`aligner.visemes.refine_phones`): where the aligner warped espeak-ng's speech of the
 text onto the chunk, they go where that speech says they sound (:func:`aligner.visemes.by_sound`);
@@ -46,14 +59,63 @@ from ..audio import decode
 from ..speech.stream import StreamAligner
 from ..speech.text import written
 from ..timeline import Phone
-from ..visemes import Cue, VisemeStream, pause_after, pronunciation_variants, refine_phones
+from ..visemes import (
+    Cue,
+    Motion,
+    VisemeStream,
+    blendshape_weights,
+    pause_after,
+    pronunciation_variants,
+    refine_phones,
+)
+from ..visemes.sets import ARKIT_SHAPES
 from ..workers import process_pool
 
-__all__ = ["RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
+__all__ = ["OUTPUTS", "RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
 
 #: Seconds of audio before a chunk kept for re-timing its phones: a word grown across the chunk
 #: edge, and the context the phone model's features look at.
 RECENT_SECONDS = 2.0
+#: What :class:`ChunkEvents` may compute besides word and viseme events (module docstring).
+OUTPUTS = ("talkinghead", "azure", "chars", "blendshapes")
+#: Frames per second of the blend-shape events (Azure's blend shapes run at 60 fps too).
+BLENDSHAPE_FPS = 60
+_MOTION = Motion()
+_TWEEN = _MOTION.tween
+_SOUNDING = Motion(lead=0.0)  # the engines' events say when a sound starts
+
+
+class _Mouth:
+    """One viseme stream of a call, with the end of its last cue sent (cues stay contiguous)."""
+
+    def __init__(self, vset: str, motion: Motion = _MOTION) -> None:
+        self.stream = VisemeStream(vset, motion)
+        self.cue_until: float | None = None
+
+
+class _Blendshapes:
+    """ARKit frames of the ``oculus`` cues, each sampled once the cues around it are final."""
+
+    def __init__(self) -> None:
+        self.cues: list[Cue] = []  # recent cues: the crossfade of the next frames
+        self.next = 0  # index of the next frame (at next / fps on the LipSync clock)
+
+    def frames(self, cues: list[Cue], final: bool) -> tuple[int, np.ndarray]:
+        """(first frame index, weights) of the frames that became final with ``cues``."""
+        self.cues += cues
+        if not self.cues:
+            return self.next, np.zeros((0, len(ARKIT_SHAPES)))
+        known = self.cues[-1].end - (0.0 if final else _TWEEN / 2)
+        last = int(np.floor(known * BLENDSHAPE_FPS + 1e-9))
+        first = self.next
+        if last < first:
+            return first, np.zeros((0, len(ARKIT_SHAPES)))
+        times = np.arange(first, last + 1) / BLENDSHAPE_FPS
+        weights = blendshape_weights(self.cues, times, tween=_TWEEN)
+        self.next = last + 1
+        keep = self.next / BLENDSHAPE_FPS - _TWEEN
+        self.cues = [c for c in self.cues if c.end > keep]
+        return first, weights
 
 
 class ChunkEvents:
@@ -62,31 +124,47 @@ class ChunkEvents:
     Args:
         sample_rate: the call's sample rate.
         encoding: the call's audio encoding (``s16le`` or ``mulaw``).
-        viseme_set: ``oculus`` (default), ``azure``, ``polly`` or ``rhubarb``.
+        viseme_set: ``oculus`` (default), ``talkinghead``, ``azure``, ``polly`` or ``rhubarb``.
         backend: the aligner backend (see :func:`aligner.align`).
+        outputs: more events to compute, any of :data:`OUTPUTS` (module docstring).
     """
 
     def __init__(self, sample_rate: int, encoding: str, *, viseme_set: str = "oculus",
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", outputs: tuple[str, ...] = ()) -> None:
+        unknown = set(outputs) - set(OUTPUTS)
+        if unknown:
+            raise ValueError(f"unknown outputs {sorted(unknown)}; known: {', '.join(OUTPUTS)}")
         self.sample_rate = sample_rate
         self.encoding = encoding
         self.viseme_set = viseme_set
         self.backend = backend
+        self.outputs = tuple(outputs)
         self._aligner: StreamAligner | None = None
-        self._visemes = VisemeStream(viseme_set)
+        self._mouths: dict[str | None, _Mouth] = {}
+        self._blend: _Blendshapes | None = None
+        self._new_mouths()
         self._fed = 0  # samples fed since the last clear: the LipSync clock
         self._aligner_at = 0  # LipSync-clock sample where the current StreamAligner started
         self._words_sent = 0  # words of the current aligner already announced
         self._last_end: int | None = None  # end (LipSync clock) announced for the last word
         self._last_final = True  # whether the last word was announced final
         self._index = 0  # word index across aligners
-        self._phones_until = 0.0  # end of the last phone fed to the viseme stream (s)
+        self._phones_until = 0.0  # end of the last phone fed to the viseme streams (s)
         self._last_phone: Phone | None = None  # that phone (a word's onset may extend it)
-        self._cue_until: float | None = None  # end of the last cue sent (s)
         self._cleared = False
         self._utterance = 0
         self.pending_tail = False  # cues held back waiting for the next chunk
         self._recent = np.zeros(0, np.int16)  # the audio before the chunk: re-timing context
+
+    def _new_mouths(self) -> None:
+        """Fresh viseme streams: the service's set (key None), and those ``outputs`` need."""
+        self._mouths = {None: _Mouth(self.viseme_set)}
+        for name in ("talkinghead", "azure"):
+            if name in self.outputs:
+                self._mouths[name] = _Mouth(name, _SOUNDING)
+        if "blendshapes" in self.outputs:
+            self._mouths["blendshapes"] = _Mouth("oculus")
+            self._blend = _Blendshapes()
 
     def clear(self) -> None:
         """A ``clear``: the next chunk starts a new utterance."""
@@ -106,6 +184,7 @@ class ChunkEvents:
         if self._aligner is None:
             self._aligner = StreamAligner(self.sample_rate, backend=self.backend)
             self._aligner_at, self._words_sent, self._last_end = self._fed, 0, None
+        chars_from = len(self._aligner.text)
         result = self._aligner.feed(pcm, text)
         self._fed += len(pcm)
         rate, base = self.sample_rate, self._aligner_at
@@ -140,9 +219,13 @@ class ChunkEvents:
                                 variants=pronunciation_variants(words, result.phones),
                                 before=self._last_phone)
         self._last_phone = refined[-1] if refined else self._last_phone
-        cues = self._visemes.feed(refined, self._fed / rate)
+        for key, mouth in self._mouths.items():
+            events += self._cues(key, mouth.stream.feed(refined, self._fed / rate), chunk_at)
         self._recent = audio[-int(RECENT_SECONDS * rate):]
-        events += self._cues(cues, chunk_at)
+        if "chars" in self.outputs:
+            events.append({"event_type": "chars", "sample_rate": rate, "chars": [
+                [c.char, base + round(c.start * rate) - chunk_at,
+                 base + round(c.end * rate) - chunk_at] for c in result.chars[chars_from:]]})
         self.pending_tail = True
         if result.final_until >= result.duration:  # no word straddles: next chunk starts afresh
             self._aligner = None
@@ -154,17 +237,19 @@ class ChunkEvents:
         if self._cleared:  # the held-back cues belong to audio that was cleared
             return []
         end = self._fed / self.sample_rate
-        return self._cues(self._visemes.finish(end), self._fed)
+        events: list[dict[str, Any]] = []
+        for key, mouth in self._mouths.items():
+            events += self._cues(key, mouth.stream.finish(end), self._fed, final=True)
+        return events
 
     def _reset(self) -> None:
         self._cleared = False
         self._aligner = None
-        self._visemes = VisemeStream(self.viseme_set)
+        self._new_mouths()
         self._fed = self._aligner_at = self._words_sent = 0
         self._last_end = None
         self._phones_until = 0.0
         self._last_phone = None
-        self._cue_until = None
         self.pending_tail = False
         self._recent = self._recent[:0]
 
@@ -177,23 +262,38 @@ class ChunkEvents:
                 "end_sample": base + round(w.end * rate) - chunk_at,
                 "sample_rate": rate, "final": final}
 
-    def _cues(self, cues: list, at: int) -> list[dict[str, Any]]:
-        """Cue events; a gap left after :meth:`flush` (the stream does not repeat its rest
-        shape) is filled with the rest shape, so the cues stay contiguous."""
-        out = []
+    def _cues(self, key: str | None, cues: list[Cue], at: int,
+              final: bool = False) -> list[dict[str, Any]]:
+        """The events of stream ``key``'s new cues; a gap left after :meth:`flush` (the stream
+        does not repeat its rest shape) is filled with the rest shape, so the cues stay
+        contiguous. The blend-shape stream's cues become frames."""
+        mouth = self._mouths[key]
+        filled: list[Cue] = []
         for c in cues:
-            if self._cue_until is not None and c.start > self._cue_until + 1e-9:
-                out.append(self._cue(Cue(self._cue_until, c.start, self._visemes.vset.rest), at))
-            out.append(self._cue(c, at))
-            self._cue_until = c.end
-        return out
+            if mouth.cue_until is not None and c.start > mouth.cue_until + 1e-9:
+                filled.append(Cue(mouth.cue_until, c.start, mouth.stream.vset.rest))
+            filled.append(c)
+            mouth.cue_until = c.end
+        if key == "blendshapes":
+            return self._frames(filled, at, final)
+        out = [self._cue(c, at) for c in filled]
+        return [{**e, "for": key} for e in out] if key else out
 
-    def _cue(self, cue, at: int) -> dict[str, Any]:
+    def _cue(self, cue: Cue, at: int) -> dict[str, Any]:
         rate = self.sample_rate
         return {"event_type": "viseme", "viseme": cue.viseme,
                 "start_sample": round(cue.start * rate) - at,
                 "end_sample": round(cue.end * rate) - at,
                 "sample_rate": rate, "weight": round(cue.weight, 3)}
+
+    def _frames(self, cues: list[Cue], at: int, final: bool) -> list[dict[str, Any]]:
+        first, weights = self._blend.frames(cues, final)
+        if not len(weights):
+            return []
+        rate = self.sample_rate
+        return [{"event_type": "blendshapes", "fps": BLENDSHAPE_FPS, "names": list(ARKIT_SHAPES),
+                 "start_sample": round(first / BLENDSHAPE_FPS * rate) - at, "sample_rate": rate,
+                 "frames": np.round(weights, 3).tolist()}]
 
 
 
@@ -218,8 +318,9 @@ def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
         return [], False
     state = _STATES.get(key)
     if state is None:
-        rate, encoding, viseme_set, backend = params
-        state = _STATES[key] = ChunkEvents(rate, encoding, viseme_set=viseme_set, backend=backend)
+        rate, encoding, viseme_set, backend, outputs = params
+        state = _STATES[key] = ChunkEvents(rate, encoding, viseme_set=viseme_set, backend=backend,
+                                           outputs=outputs)
     if cleared:
         state.clear()
     events = state.align_now(audio, text, utterance) if op == "feed" else state.flush()
@@ -284,13 +385,15 @@ class LipSync:
         executor: a single-process executor from :class:`AlignWorkers`, or None.
         viseme_set: the viseme set of the viseme events.
         backend: the aligner backend.
+        outputs: more events to compute (:data:`OUTPUTS`).
     """
 
     def __init__(self, key: str, sample_rate: int, encoding: str, executor: Executor | None, *,
-                 viseme_set: str = "oculus", backend: str = "auto") -> None:
+                 viseme_set: str = "oculus", backend: str = "auto",
+                 outputs: tuple[str, ...] = ()) -> None:
         self.key = key
         self.executor = executor
-        self._params = (sample_rate, encoding, viseme_set, backend)
+        self._params = (sample_rate, encoding, viseme_set, backend, tuple(outputs))
         self._cleared = False
         self._lock: asyncio.Lock | None = None
         self.pending_tail = False  # cues held back waiting for the next chunk
@@ -299,6 +402,16 @@ class LipSync:
     def busy(self) -> bool:
         """True while a chunk is being aligned or waits to be."""
         return self._lock is not None and self._lock.locked()
+
+    def _new_mouths(self) -> None:
+        """Fresh viseme streams: the service's set (key None), and those ``outputs`` need."""
+        self._mouths = {None: _Mouth(self.viseme_set)}
+        for name in ("talkinghead", "azure"):
+            if name in self.outputs:
+                self._mouths[name] = _Mouth(name, _SOUNDING)
+        if "blendshapes" in self.outputs:
+            self._mouths["blendshapes"] = _Mouth("oculus")
+            self._blend = _Blendshapes()
 
     def clear(self) -> None:
         """A ``clear``: the next chunk starts a new utterance."""

@@ -21,24 +21,35 @@ _WINDOWS = ("latency", "latency_in_call", "loop_lag", "playback_delay")  # Proxy
 
 @dataclass(frozen=True, slots=True)
 class CallOptions:
-    """What the front end asked for in its query string."""
+    """What the front end asked for in its query string.
+
+    The upstream's flags (``enable_update``, ``enable_audio_alignment``) and the service's own
+    lip-sync events: ``enable_words``, ``enable_visemes``, and the same timings in the formats
+    of front-end tools (:mod:`aligner.service.formats`): ``enable_talkinghead``,
+    ``enable_characters`` (ElevenLabs-style), ``enable_azure_visemes``, ``enable_blendshapes``
+    (ARKit weights).
+    """
 
     enable_update: bool = False
     enable_audio_alignment: bool = False
     enable_words: bool = False
     enable_visemes: bool = False
+    enable_talkinghead: bool = False
+    enable_characters: bool = False
+    enable_azure_visemes: bool = False
+    enable_blendshapes: bool = False
 
     @classmethod
     def from_query(cls, query: Any) -> CallOptions:
         """Parse the ``enable_*`` flags of a request's query (``true``/``1``/``yes``/``on``)."""
-        return cls(*(str(query.get(name, "")).lower() in _TRUE for name in
-                     ("enable_update", "enable_audio_alignment", "enable_words",
-                      "enable_visemes")))
+        return cls(**{name: str(query.get(name, "")).lower() in _TRUE
+                      for name in cls.__dataclass_fields__})
 
     @property
     def lipsync(self) -> bool:
-        """True if the front end wants word or viseme events."""
-        return self.enable_words or self.enable_visemes
+        """True if the front end wants any lip-sync events (words, visemes, a format)."""
+        return any(getattr(self, name) for name in self.__dataclass_fields__
+                   if name not in ("enable_update", "enable_audio_alignment"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ updates enabled, relays mic audio up, and sends the front end what it asked for:
 - ``clear``, ``ping``/``pong``, metadata and unknown frames unchanged; updates only with
   ``enable_update=true``;
 - with ``enable_words=true`` / ``enable_visemes=true`` (the service's own query options), word and
-  viseme events **before** the audio they belong to (see :mod:`aligner.service.lipsync`).
+  viseme events **before** the audio they belong to (see :mod:`aligner.service.lipsync`), and
+  the same timings in front-end formats (``enable_talkinghead``, ``enable_characters``,
+  ``enable_azure_visemes``, ``enable_blendshapes``: :mod:`aligner.service.formats`).
 
 Every frame between the proxy and the upstream is captured (:mod:`aligner.wire.capture`) on the
 session clock (0 = the front end's socket opened) through a :class:`CallRecorder`, which writes
@@ -43,6 +45,7 @@ from aiohttp import web
 from ..audio import bytes_per_sample
 from ..wire.events import AgentAudio, AlignedAudio, Clear, Metadata, Unknown, Update
 from ..wire.protocol import decode_client_text, decode_server_text
+from .formats import FrontEndFrames, outputs
 from .lipsync import LipSync
 from .observers import ObserverHub
 from .options import CallOptions, Limits, ProxyStats, TokenBucket
@@ -107,13 +110,14 @@ class ProxyCall:
         stats: service-wide counters to update.
         hub: observer fan-out.
         recorder: where frames are recorded (written off the event loop, in batches).
-        lipsync_factory: builds the call's :class:`LipSync` (None: no word/viseme events).
+        lipsync_factory: builds a :class:`LipSync` computing the given outputs
+            (:data:`aligner.service.lipsync.OUTPUTS`; None: no word/viseme events).
     """
 
     def __init__(self, call_id: str, call: dict[str, Any], options: CallOptions,
                  upstream_url: str, session: aiohttp.ClientSession, limits: Limits,
                  stats: ProxyStats, hub: ObserverHub, recorder: CallRecorder,
-                 lipsync_factory: Callable[[], LipSync] | None) -> None:
+                 lipsync_factory: Callable[[tuple[str, ...]], LipSync] | None) -> None:
         self.call_id = call_id
         self.call = call
         self.options = options
@@ -132,6 +136,7 @@ class ProxyCall:
         self._frame_bucket = TokenBucket(limits.max_frames_per_second, limits.max_frames_per_second)
         self._lipsync_factory = lipsync_factory
         self.lipsync: LipSync | None = None
+        self._frames = FrontEndFrames(options)
         self.down: web.WebSocketResponse | None = None
         self.up: aiohttp.ClientWebSocketResponse | None = None
         self.t0 = time.monotonic()
@@ -184,7 +189,7 @@ class ProxyCall:
         self._publish({"event_type": "call_started", "call_id": self.call_id,
                        "sample_rate": self.sample_rate, "audio_encoding": self.encoding})
         if self._lipsync_factory is not None and self.options.lipsync:
-            self.lipsync = self._lipsync_factory()
+            self.lipsync = self._lipsync_factory(outputs(self.options))
             self._outq = asyncio.Queue()
         tasks = [asyncio.create_task(self._pump_down(), name=f"down-{self.call_id}"),
                  asyncio.create_task(self._pump_up(), name=f"up-{self.call_id}"),
@@ -528,7 +533,7 @@ class ProxyCall:
         aligned in the background, in order, never delaying the front end's audio."""
         if self._obs is None:
             queue: asyncio.Queue = asyncio.Queue()
-            lipsync = self._lipsync_factory()
+            lipsync = self._lipsync_factory(())
             self._obs = (lipsync, queue, asyncio.create_task(self._observe_loop(lipsync, queue)))
         self._obs[1].put_nowait((audio, text, offset, self.generation, utterance))
 
@@ -550,8 +555,7 @@ class ProxyCall:
             if generation != self.generation:
                 continue
             for ev in events:
-                self._publish({**ev, "start_sample": ev["start_sample"] + offset,
-                               "end_sample": ev["end_sample"] + offset})
+                self._publish(_shifted(ev, offset))
 
     async def _send_aligned(self, pending: deque[list]) -> bool:
         """Send the events of the alignments that have finished, in chunk order; those of a
@@ -571,16 +575,22 @@ class ProxyCall:
         return True
 
     async def _send_events(self, events: list[dict[str, Any]], offset: int) -> bool:
-        """Send word/viseme events, their offsets relative to ``offset`` (delivered samples)."""
-        for ev in events:
-            kind = ev["event_type"]
-            if (kind == "word" and not self.options.enable_words) or (
-                    kind == "viseme" and not self.options.enable_visemes):
-                continue
-            ev = {**ev, "start_sample": ev["start_sample"] + offset,
-                  "end_sample": ev["end_sample"] + offset}
+        """Send a chunk's lip-sync events, their offsets relative to ``offset`` (delivered
+        samples), as the frames the front end asked for (:mod:`aligner.service.formats`)."""
+        for ev in self._frames.frames([_shifted(ev, offset) for ev in events]):
             self.counts["events"] += 1
             self._publish(ev)
             if not await self._send(json.dumps(ev, separators=(",", ":")), None):
                 return False
         return True
+
+
+def _shifted(ev: dict[str, Any], offset: int) -> dict[str, Any]:
+    """A lip-sync event with its sample offsets moved by ``offset``."""
+    ev = {**ev}
+    for key in ("start_sample", "end_sample"):
+        if key in ev:
+            ev[key] += offset
+    if "chars" in ev:
+        ev["chars"] = [[c, a + offset, b + offset] for c, a, b in ev["chars"]]
+    return ev

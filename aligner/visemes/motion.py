@@ -34,6 +34,7 @@ __all__ = [
     "Motion",
     "VisemeStream",
     "blendshape_frames",
+    "blendshape_weights",
     "cues",
     "timeline_cues",
     "timeline_phones",
@@ -362,8 +363,24 @@ def blendshape_frames(cue_list: Sequence[Cue], fps: float = 30.0, *, tween: floa
         end = cue_list[-1].end if cue_list else 0.0
     n = int(np.floor(end * fps + _EPS)) + 1
     times = np.arange(n) / fps
-    if not cue_list:
-        return times, np.zeros((n, len(ARKIT_SHAPES)))
+    return times, blendshape_weights(cue_list, times, tween=tween)
+
+
+def blendshape_weights(cue_list: Sequence[Cue], times: np.ndarray, *,
+                       tween: float = 0.08) -> np.ndarray:
+    """ARKit blend-shape weights of OVR (``oculus``) cues at ``times`` (sorted, evenly spaced
+    frames), as :func:`blendshape_frames` samples them: a live stream samples the frames whose
+    crossfade its final cues already cover.
+
+    Returns:
+        weights (len(times), len(ARKIT_SHAPES)) in 0..1; zeros (the rest) without cues.
+
+    Raises:
+        ValueError: cues of another set.
+    """
+    times = np.asarray(times, dtype=float)
+    if not len(cue_list):
+        return np.zeros((len(times), len(ARKIT_SHAPES)))
     try:
         values = np.array([ARKIT_WEIGHTS[c.viseme] for c in cue_list])
     except KeyError as exc:
@@ -381,14 +398,19 @@ def blendshape_frames(cue_list: Sequence[Cue], fps: float = 30.0, *, tween: floa
     else:
         idx = np.clip(np.searchsorted(bounds, times, side="right") - 1, 0, len(cue_list) - 1)
         weights = values[idx]
-    for i, c in enumerate(cue_list):
-        if c.closed or c.viseme == "PP":
-            lo, hi = np.searchsorted(times, [c.start, c.end])
-            if hi <= lo:  # no frame falls inside: the nearest one closes
-                lo = min(int(round((c.start + c.end) / 2 * fps)), n - 1)
-                hi = lo + 1
-            weights[lo:hi] = values[i]
-    return times, np.clip(weights, 0.0, 1.0)
+    if len(times):
+        step = times[1] - times[0] if len(times) > 1 else 1.0
+        for i, c in enumerate(cue_list):
+            if c.closed or c.viseme == "PP":
+                lo, hi = np.searchsorted(times, [c.start, c.end])
+                if hi <= lo:  # no frame falls inside: the nearest one closes
+                    lo = int(round(((c.start + c.end) / 2 - times[0]) / step))
+                    if not -1 <= lo <= len(times):  # another stretch of frames holds it
+                        continue
+                    lo = min(max(lo, 0), len(times) - 1)
+                    hi = lo + 1
+                weights[lo:hi] = values[i]
+    return np.clip(weights, 0.0, 1.0)
 
 
 class VisemeStream:
