@@ -1,25 +1,22 @@
 """The demo page in real headless Chromium (Debian's chromium, driven by Playwright).
 
 Chromium's fake audio capture plays a samples/ clip as the microphone; the page registers a call
-through the service, streams the mic, plays the agent, moves the avatar's mouth with the viseme
-events and highlights the caption word being spoken. A screenshot is saved under test-artifacts/.
+through the service, streams the mic, plays the agent through the browser client module
+(/client.js), moves the avatar's mouth with the viseme events and highlights the caption word
+being spoken. A screenshot is saved under test-artifacts/.
 """
 
 from __future__ import annotations
 
-import shutil
 import wave
 from pathlib import Path
 
 import numpy as np
-from playwright.async_api import async_playwright
+from browser_helpers import ARTIFACTS, chromium
 from service_helpers import GREETING, SAMPLES, running_service
 
 from aligner import audio
 from aligner.service.proxy import Limits
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 def _mic_wav(path: Path) -> Path:
@@ -38,53 +35,44 @@ def _mic_wav(path: Path) -> Path:
     return path
 
 
-def _args(wav: Path) -> list[str]:
-    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-            "--autoplay-policy=no-user-gesture-required"]
-
-
 async def test_demo_page_lip_syncs_in_chromium(tmp_path):
-    ARTIFACTS.mkdir(exist_ok=True)
     # a generous alignment budget: on a loaded machine, events still precede their audio
     async with running_service(tmp_path, lipsync=True, emulator={"send_speed": 2.0},
                                limits=Limits(align_budget=3.0)) as svc, \
-            async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=_args(_mic_wav(tmp_path / "mic.wav")))
-        try:
-            page = await browser.new_page(viewport={"width": 1000, "height": 620})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(svc.base + "/")
-            await page.click("#start")
-            await page.wait_for_function("window.demo.state === 'live'", timeout=10_000)
-            await page.wait_for_function("window.demo.framesReceived > 0", timeout=10_000)
-            # mid-greeting: the mouth has moved and the caption shows words being spoken
-            await page.wait_for_function("window.demo.shownWords.includes('Riverside')",
-                                         timeout=20_000)
-            await page.screenshot(path=str(ARTIFACTS / "service_demo.png"))
-            await page.wait_for_function("window.demo.shownWords.includes('today')",
-                                         timeout=20_000)
-            demo = await page.evaluate("window.demo")
-            caption = await page.inner_text("#caption")
-            # the answer to the user is a new utterance: a new caption line
-            await page.wait_for_function("window.demo.shownWords.includes('course')",
-                                         timeout=30_000)
-            await page.screenshot(path=str(ARTIFACTS / "service_demo_answer.png"))
-            answer_caption = await page.inner_text("#caption")
-            captions = await page.evaluate("window.demo.captions")
-            # the user barges into the agent's answer: the emulator sends clear
-            await page.wait_for_function("window.demo.clears > 0", timeout=30_000)
-            before, after = await page.evaluate("[window.demo.beforeClear, window.demo.afterClear]")
-            await page.screenshot(path=str(ARTIFACTS / "service_demo_clear.png"))
-            await page.click("#hangup")
-            await page.wait_for_function("window.demo.state === 'closed'", timeout=10_000)
-        finally:
-            await browser.close()
+            chromium(_mic_wav(tmp_path / "mic.wav")) as browser:
+        page = await browser.new_page(viewport={"width": 1000, "height": 620})
+        errors: list[str] = []
+        requested: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda req: requested.append(req.url))
+        await page.goto(svc.base + "/")
+        await page.click("#start")
+        await page.wait_for_function("window.demo.state === 'live'", timeout=10_000)
+        await page.wait_for_function("window.demo.framesReceived > 0", timeout=10_000)
+        # mid-greeting: the mouth has moved and the caption shows words being spoken
+        await page.wait_for_function("window.demo.shownWords.includes('Riverside')",
+                                     timeout=20_000)
+        await page.screenshot(path=str(ARTIFACTS / "service_demo.png"))
+        await page.wait_for_function("window.demo.shownWords.includes('today')",
+                                     timeout=20_000)
+        demo = await page.evaluate("window.demo")
+        caption = await page.inner_text("#caption")
+        # the answer to the user is a new utterance: a new caption line
+        await page.wait_for_function("window.demo.shownWords.includes('course')",
+                                     timeout=30_000)
+        await page.screenshot(path=str(ARTIFACTS / "service_demo_answer.png"))
+        answer_caption = await page.inner_text("#caption")
+        captions = await page.evaluate("window.demo.captions")
+        # the user barges into the agent's answer: the emulator sends clear
+        await page.wait_for_function("window.demo.clears > 0", timeout=30_000)
+        before, after = await page.evaluate("[window.demo.beforeClear, window.demo.afterClear]")
+        await page.screenshot(path=str(ARTIFACTS / "service_demo_clear.png"))
+        player = await page.evaluate("window.demo.player.constructor.name")
+        await page.click("#hangup")
+        await page.wait_for_function("window.demo.state === 'closed'", timeout=10_000)
     assert not errors, errors
+    # the page schedules through the browser client module the service serves
+    assert svc.base + "/client.js" in requested and player == "AgentPlayer"
     assert demo["error"] is None
     assert demo["samplesReceived"] > 4 * 24000  # the greeting's audio
     # the caption followed the words in spoken order

@@ -10,6 +10,8 @@ Routes::
     GET  /healthz, /stats            liveness; counters and added-latency percentiles
     POST /stats/reset                zero the counters (loopback only; for benchmarks)
     GET  /                           the demo page (static/), /samples/{name}.wav its clips
+    GET  /client.js                  the browser client module (static/client.js)
+    GET  /blendshapes                the blend-shape avatar example page
 
 The upstream is a base URL (the real service, or an emulator) or, when none is given, an
 embedded :class:`aligner.emulator.EmbeddedEmulator` started with the app. Shutdown is graceful:
@@ -352,6 +354,14 @@ class _Service:
         return web.FileResponse(STATIC / "index.html",
                                 headers={"Content-Type": "text/html; charset=utf-8"})
 
+    async def blendshapes_page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "blendshapes.html",
+                                headers={"Content-Type": "text/html; charset=utf-8"})
+
+    async def client_js(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "client.js",
+                                headers={"Content-Type": "text/javascript; charset=utf-8"})
+
     # --- lifecycle -----------------------------------------------------------------------------------
     async def shutdown(self) -> None:
         """Close every live call (1001) and wait for their handlers to finish recording."""
@@ -435,6 +445,8 @@ def create_app(config: ServiceConfig) -> web.Application:
     r.add_post("/stats/reset", service.stats_reset)
     r.add_get("/samples/{name}", service.sample)
     r.add_get("/", service.index)
+    r.add_get("/client.js", service.client_js)
+    r.add_get("/blendshapes", service.blendshapes_page)
     r.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
     service.store.add_routes(app)
     return app

@@ -1,15 +1,7 @@
-// aligner live lip-sync demo: plain JS, no build step.
-//
-// How a page schedules the service's events (see docs/service.md, "Scheduling on a page"):
-//   * every agent audio frame is appended to a play queue, back-to-back; the page counts the
-//     samples it has received: a frame's first sample has stream offset = samples received before.
-//   * word/viseme events arrive BEFORE their audio and carry start_sample/end_sample on that same
-//     stream clock; the page keeps them in lists.
-//   * each animation frame, the page turns AudioContext.currentTime into the stream sample now
-//     playing (through the queue's segments) and shows the word/viseme covering that sample.
-//   * on "clear": stop every queued source, forget the segments and every event not yet played;
-//     the stream clock continues from the samples received (cleared audio was delivered).
-"use strict";
+// aligner live lip-sync demo: plain JS, no build step. The scheduling (agent audio back to
+// back, the word/viseme covering the sample playing, clear) is the service's browser client
+// module, /client.js (docs/service.md); this page draws what it reports and streams the mic.
+import { AgentPlayer, audioWebsocketUrl, registerCall } from "/client.js";
 
 const RATE = 24000;                 // the call's sample rate (the AudioContext runs at it too)
 const FRAME = 960;                  // mic frame: 40 ms at 24 kHz
@@ -23,16 +15,10 @@ const $ = (id) => document.getElementById(id);
 const demo = window.demo = {
   state: "idle", callId: null, framesReceived: 0, samplesReceived: 0, wordsReceived: 0,
   visemesReceived: 0, clears: 0, visemeChanges: [], shownWords: [], error: null,
-  firstAudioAt: null, firstWordAt: null, captions: {},
+  firstAudioAt: null, firstWordAt: null, captions: {}, player: null,
 };
 
-let ctx = null, ws = null, micNode = null, micSource = null, sampleTimer = null;
-let nextTime = 0;                   // AudioContext time where the next agent frame starts
-let segments = [];                  // [{s0, s1, t0}] stream samples [s0, s1) play from time t0
-let sources = [];                   // scheduled AudioBufferSourceNodes (stopped on clear)
-let words = [];                     // word events by index (latest wins)
-let visemes = [];                   // viseme events in order
-let shownViseme = "sil", shownWord = -1;
+let ctx = null, ws = null, player = null, micNode = null, micSource = null, sampleTimer = null;
 
 function setStatus(text, state) {
   $("status").textContent = text;
@@ -45,13 +31,9 @@ async function startCall(useSample) {
   try {
     ctx = new AudioContext({ sampleRate: RATE });
     await ctx.resume();
-    const resp = await fetch("/register-call", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ agent_id: "demo", audio_websocket_protocol: "web",
-                             audio_encoding: "s16le", sample_rate: RATE }),
-    });
-    if (!resp.ok) throw new Error(`register-call: ${resp.status} ${await resp.text()}`);
-    const call = await resp.json();
+    player = demo.player = new AgentPlayer(ctx, { sampleRate: RATE });
+    follow(player);
+    const call = await registerCall({ sample_rate: RATE });
     demo.callId = call.call_id;
     $("call-id").textContent = call.call_id;
     const live = `/live/${call.call_id}?token=${call.observer_token}`;
@@ -65,12 +47,21 @@ async function startCall(useSample) {
 }
 
 function connect(callId) {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  ws = new WebSocket(`${proto}://${location.host}/audio-websocket/${callId}` +
-                     "?enable_update=true&enable_words=true&enable_visemes=true");
+  ws = new WebSocket(audioWebsocketUrl(callId, { enable_update: true, enable_words: true,
+                                                 enable_visemes: true }));
   ws.binaryType = "arraybuffer";
   ws.onopen = () => setStatus("live", "live");
-  ws.onmessage = (m) => (typeof m.data === "string" ? onText(m.data) : onAudio(m.data));
+  ws.onmessage = (m) => {
+    player.receive(m.data);
+    demo.firstAudioAt = player.firstStartTime;
+    Object.assign(demo, { framesReceived: player.stats.frames,
+                          samplesReceived: player.stats.samples,
+                          wordsReceived: player.stats.words,
+                          visemesReceived: player.stats.visemes });
+    $("audio-stats").textContent = `${demo.framesReceived} frames, ` +
+      `${(demo.samplesReceived / RATE).toFixed(1)} s`;
+    $("event-stats").textContent = `${demo.wordsReceived} words, ${demo.visemesReceived} visemes`;
+  };
   ws.onclose = (e) => {
     setStatus(`closed ${e.code}${e.reason ? " " + e.reason : ""}`, "closed");
     demo.closeCode = e.code; demo.closeReason = e.reason;
@@ -80,123 +71,48 @@ function connect(callId) {
   setInterval(() => ws && ws.readyState === 1 && ws.send("ping"), 5000);
 }
 
-function onAudio(buf) {
-  const pcm = new Int16Array(buf);
-  const audio = ctx.createBuffer(1, pcm.length, RATE);
-  const ch = audio.getChannelData(0);
-  for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
-  const src = ctx.createBufferSource();
-  src.buffer = audio;
-  src.connect(ctx.destination);
-  nextTime = Math.max(nextTime, ctx.currentTime + 0.05);
-  src.start(nextTime);
-  if (demo.firstAudioAt === null) demo.firstAudioAt = nextTime;
-  segments.push({ s0: demo.samplesReceived, s1: demo.samplesReceived + pcm.length, t0: nextTime });
-  sources.push(src);
-  src.onended = () => { sources = sources.filter((s) => s !== src); };
-  nextTime += pcm.length / RATE;
-  demo.framesReceived += 1;
-  demo.samplesReceived += pcm.length;
-  $("audio-stats").textContent = `${demo.framesReceived} frames, ` +
-    `${(demo.samplesReceived / RATE).toFixed(1)} s`;
-}
-
-function onText(text) {
-  if (text === "clear") return onClear();
-  if (text === "ping" || text === "pong") return;
-  let ev;
-  try { ev = JSON.parse(text); } catch { return; }      // tolerant reader
-  if (ev.event_type === "word") {
-    words[ev.index] = ev; demo.wordsReceived += 1;
-  } else if (ev.event_type === "viseme") {
-    visemes.push(ev); demo.visemesReceived += 1;
-  } else if (ev.event_type === "update") {
-    showTranscript(ev.transcript || []);
-  }
-  $("event-stats").textContent = `${demo.wordsReceived} words, ${demo.visemesReceived} visemes`;
-}
-
-function onClear() {
-  demo.clears += 1;
-  demo.beforeClear = { queued: sources.length, playing: ctx ? streamSampleNow() !== null : false };
-  for (const s of sources) { try { s.stop(); } catch { /* already stopped */ } }
-  sources = []; segments = [];
-  nextTime = ctx ? ctx.currentTime : 0;
-  // everything announced for audio not yet played is void; the clock continues from received
-  words = words.map((w) => (w && w.start_sample < playhead.last ? w : undefined));
-  visemes = [];
-  showViseme("sil", false);
-  showWord(-1);
-  demo.afterClear = {                     // what the page shows right after the clear
-    viseme: $("mouth").dataset.viseme, highlighted: $("caption").querySelectorAll(".current").length,
-    queued: sources.length, playing: streamSampleNow() !== null,
-  };
-}
-
-// the stream sample playing now, or null when nothing plays
-const playhead = { last: 0 };
-function streamSampleNow() {
-  const t = ctx.currentTime;
-  while (segments.length && segments[0].t0 + (segments[0].s1 - segments[0].s0) / RATE <= t) {
-    segments.shift();
-  }
-  const seg = segments[0];
-  if (!seg || t < seg.t0) return null;
-  const s = seg.s0 + Math.floor((t - seg.t0) * RATE);
-  playhead.last = s;
-  return s;
-}
-
-function tick() {
-  requestAnimationFrame(tick);
-  if (!ctx) return;
-  const s = streamSampleNow();
-  if (s === null) { showViseme("sil", false); return; }
-  while (visemes.length > 1 && visemes[0].end_sample <= s) visemes.shift();
-  const v = visemes[0];
-  showViseme(v && v.start_sample <= s && s < v.end_sample ? v.viseme : "sil", true);
-  let current = -1;
-  for (let i = words.length - 1; i >= 0; i--) {
-    const w = words[i];
-    if (w && w.start_sample <= s) { current = w.end_sample > s ? i : -1; break; }
-  }
-  if (current >= 0) showWord(current);
-}
-
-function showViseme(name, playing) {
-  if (name === shownViseme) return;
-  shownViseme = name;
-  const [rx, ry, teeth] = VISEMES[name] || VISEMES.sil;
-  const m = $("mouth-shape");
-  m.setAttribute("rx", rx); m.setAttribute("ry", ry);
-  $("teeth").style.opacity = teeth;
-  $("mouth").dataset.viseme = name;
-  $("viseme-label").textContent = name;
-  demo.visemeChanges.push({ t: ctx ? ctx.currentTime : 0, viseme: name, playing: !!playing });
-}
-
-function showWord(index) {
-  if (index === shownWord) return;
-  shownWord = index;
-  const cap = $("caption");
-  if (index < 0) { for (const el of cap.querySelectorAll(".current")) el.classList.remove("current"); return; }
-  // the caption line: the current utterance's words (as written, with their punctuation) up to
-  // the one being spoken; a new utterance starts a new line
-  const utterance = words[index].utterance;
-  let first = index;
-  while (first > 0 && words[first - 1] && words[first - 1].utterance === utterance &&
-         index - first < 12) first--;
-  cap.textContent = "";
-  for (let i = first; i <= index; i++) {
-    if (!words[i]) continue;
-    const el = document.createElement("span");
-    el.className = i === index ? "word current" : "word";
-    el.textContent = words[i].text || words[i].word;
-    cap.append(el, " ");                  // a space: lines may wrap between words
-  }
-  demo.shownWords.push(words[index].word);
-  demo.captions[utterance] = cap.textContent.trim();
-  if (demo.firstWordAt === null) demo.firstWordAt = ctx.currentTime;
+// what the player reports, drawn
+function follow(p) {
+  p.onViseme(({ viseme, playing }) => {
+    const [rx, ry, teeth] = VISEMES[viseme] || VISEMES.sil;
+    const m = $("mouth-shape");
+    m.setAttribute("rx", rx); m.setAttribute("ry", ry);
+    $("teeth").style.opacity = teeth;
+    $("mouth").dataset.viseme = viseme;
+    $("viseme-label").textContent = viseme;
+    demo.visemeChanges.push({ t: ctx.currentTime, viseme, playing });
+  });
+  p.onWord((w) => {
+    if (!w) return;
+    demo.shownWords.push(w.word);
+    if (demo.firstWordAt === null) demo.firstWordAt = ctx.currentTime;
+  });
+  p.onCaption(({ utterance, words, current }) => {
+    const cap = $("caption");
+    cap.textContent = "";
+    words.forEach((text, i) => {
+      const el = document.createElement("span");
+      el.className = i === current ? "word current" : "word";
+      el.textContent = text;
+      cap.append(el, " ");                  // a space: lines may wrap between words
+    });
+    if (utterance >= 0) demo.captions[utterance] = cap.textContent.trim();
+  });
+  p.onClear((info) => {
+    demo.clears += 1;
+    demo.beforeClear = { queued: info.dropped, playing: info.wasPlaying };
+    // the player relaxes the mouth and unlights the caption before receive("clear") returns:
+    // look right after it
+    queueMicrotask(() => {
+      demo.afterClear = {
+        viseme: $("mouth").dataset.viseme,
+        highlighted: $("caption").querySelectorAll(".current").length,
+        queued: p.queued, playing: p.sampleNow() !== null,
+      };
+    });
+  });
+  p.onEvent((ev) => { if (ev.event_type === "update") showTranscript(ev.transcript || []); });
+  p.start();
 }
 
 function showTranscript(turns) {
@@ -260,4 +176,3 @@ function fail(err) {
 $("start").onclick = () => startCall(false);
 $("start-sample").onclick = () => startCall(true);
 $("hangup").onclick = () => { if (ws) ws.close(1000, "user_hangup"); };
-requestAnimationFrame(tick);
