@@ -49,7 +49,8 @@ class Word:
     ``onset``: when the word's first phone starts sounding, where the aligner timed the word's
     phones itself (warped from espeak-ng's speech of the text: a word that starts with a stop
     starts at its silent closure, its sound at the burst), else None (see
-    :func:`aligner.visemes.by_sound`).
+    :func:`aligner.visemes.by_sound`). ``confidence``: how sure the aligner is of the word's
+    times, 0..1, where it says (None where it does not).
     """
 
     word: str
@@ -59,6 +60,7 @@ class Word:
     char_end: int
     played: bool = True
     onset: float | None = None
+    confidence: float | None = None
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -236,7 +238,8 @@ class Timeline:
                         speaker=u["speaker"], start=u["start"], end=u["end"], text=u["text"],
                         interrupted=u.get("interrupted", False),
                         words=tuple(Word(w["word"], w["start"], w["end"], w["char_start"],
-                                         w["char_end"], w.get("played", True), w.get("onset"))
+                                         w["char_end"], w.get("played", True), w.get("onset"),
+                                         w.get("confidence"))
                                     for w in u.get("words", ())),
                         chars=tuple(Char(c["char"], c["start"], c["end"]) for c in u.get("chars", ())),
                         phones=tuple(Phone(p["phone"], p["start"], p["end"], p.get("word_index", -1))
@@ -278,6 +281,8 @@ def _word_dict(w: Word) -> dict[str, Any]:
          "char_end": w.char_end, "played": w.played}
     if w.onset is not None:
         d["onset"] = _r(w.onset)
+    if w.confidence is not None:
+        d["confidence"] = _r(w.confidence)
     return d
 
 

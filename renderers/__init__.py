@@ -52,6 +52,7 @@ BUILTIN: dict[str, str] = {
     "blendshapes": "renderers.visemes:BlendshapesCsv",
     "blendshapes-json": "renderers.visemes:BlendshapesJson",
     "mp4": "renderers.video:VideoRenderer",
+    "picture": "renderers.picture:Picture",
 }
 
 

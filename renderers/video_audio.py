@@ -65,6 +65,10 @@ class AudioMix:
             out[:len(seg)] = seg
         return out
 
+    def speaker(self, speaker: str, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` of one speaker's track (int16, zeros where it has none)."""
+        return self._part(speaker, start, stop).astype(np.int16)
+
     def _sum(self, start: int, stop: int) -> np.ndarray:
         return self._part("agent", start, stop) + self._part("user", start, stop)
 
