@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import wave
-
-import numpy as np
 import pytest
+from service_helpers import SAMPLES
 from session_helpers import AGENT_TEXT, SR, USER_TEXT, Speech, write_capture
 
 from aligner import align
@@ -36,19 +34,11 @@ def test_align_reports_its_stages():
     assert "pronouncing 6 words" in notes and "timing 6 words" in notes and "aligned" in notes
 
 
-def _wav(path, pcm, rate):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.asarray(pcm, np.int16).tobytes())
-    return path
-
-
 @pytest.mark.parametrize("flag, shown", [("yes", True), ("auto", False), ("no", False)])
 def test_align_command_bar(tmp_path, capfd, flag, shown):
-    clip = _wav(tmp_path / "a.wav", Speech(USER_TEXT, "en-us").pcm, SR)
-    assert main(["align", str(clip), "--text", USER_TEXT, "--progress", flag,
+    clip = SAMPLES / "user1.wav"  # a recorded user turn and what it says
+    text = "Hi, I would like to book a table for two people tonight."
+    assert main(["align", str(clip), "--text", text, "--progress", flag,
                  "--out", str(tmp_path / "a.json")]) == 0
     err = capfd.readouterr().err
     assert ("align [" in err and "100%" in err) is shown, err

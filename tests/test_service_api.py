@@ -96,7 +96,13 @@ async def test_demo_page_and_samples_are_served(tmp_path):
         async with svc.http.get(svc.base + "/") as resp:
             assert resp.status == 200 and "demo.js" in await resp.text()
         async with svc.http.get(svc.base + "/static/demo.js") as resp:
-            assert resp.status == 200 and "enable_visemes=true" in await resp.text()
+            text = await resp.text()
+            assert resp.status == 200 and 'from "/client.js"' in text and "enable_visemes" in text
+        async with svc.http.get(svc.base + "/client.js") as resp:  # the browser client module
+            assert resp.status == 200 and "export class AgentPlayer" in await resp.text()
+            assert resp.headers["Content-Type"].startswith("text/javascript")
+        async with svc.http.get(svc.base + "/blendshapes") as resp:
+            assert resp.status == 200 and "blendshapes.js" in await resp.text()
         async with svc.http.get(svc.base + "/samples/user1.wav") as resp:
             assert resp.status == 200 and (await resp.read())[:4] == b"RIFF"
         for path in ("/samples/dialogue.json", "/samples/..%2Fpyproject.toml", "/static/../app.py"):

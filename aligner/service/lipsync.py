@@ -403,16 +403,6 @@ class LipSync:
         """True while a chunk is being aligned or waits to be."""
         return self._lock is not None and self._lock.locked()
 
-    def _new_mouths(self) -> None:
-        """Fresh viseme streams: the service's set (key None), and those ``outputs`` need."""
-        self._mouths = {None: _Mouth(self.viseme_set)}
-        for name in ("talkinghead", "azure"):
-            if name in self.outputs:
-                self._mouths[name] = _Mouth(name, _SOUNDING)
-        if "blendshapes" in self.outputs:
-            self._mouths["blendshapes"] = _Mouth("oculus")
-            self._blend = _Blendshapes()
-
     def clear(self) -> None:
         """A ``clear``: the next chunk starts a new utterance."""
         self._cleared = True
