@@ -277,9 +277,10 @@ class Picture(Renderer):
             phones = lay.lane(u.speaker, "phones", r)
             if phones is not None:
                 for p in u.phones:
-                    if p.phone != "sil" and p.end > p.start and p.start < min(u.end, r.t1):
-                        _interval(d, lay, r, phones, p.start, min(p.end, u.end), p.phone,
-                                  fonts["small"], COLOURS[u.speaker])
+                    end = min(p.end, u.end)
+                    if p.phone != "sil" and end > max(p.start, r.t0) and p.start < r.t1:
+                        _interval(d, lay, r, phones, p.start, end, p.phone, fonts["small"],
+                                  COLOURS[u.speaker])
         visemes = lay.lane("agent", "visemes", r)
         if visemes is not None:
             rest = {"oculus": "sil", "talkinghead": "sil", "polly": "sil", "azure": 0,

@@ -14,7 +14,7 @@ from session_helpers import barge_in_timeline
 
 import renderers
 from aligner.cli import main
-from aligner.timeline import Timeline, TimelineEvent, Utterance, Word
+from aligner.timeline import Phone, Timeline, TimelineEvent, Utterance, Word
 from renderers.picture import COLOURS, Picture
 
 CLEAR = 2.0
@@ -119,14 +119,16 @@ def test_confidence_is_drawn_under_a_word_when_the_timeline_has_it(call):
 
 
 def _long_call(minutes: float) -> Timeline:
-    words, text, t = [], [], 0.3
+    words, phones, text, t = [], [], [], 0.3
     while t < minutes * 60 - 1:
         w = f"word{len(words)}"
         start = len(" ".join(text)) + (1 if text else 0)
         text.append(w)
+        phones += [Phone("W", t, t + 0.1, len(words)), Phone("ER", t + 0.1, t + 0.4, len(words))]
         words.append(Word(w, t, t + 0.4, start, start + len(w)))
         t += 0.6
-    u = Utterance("agent", 0.5, t, " ".join(text), words=tuple(words))
+    # one utterance over every row: each row draws only its own phones
+    u = Utterance("agent", 0.3, t, " ".join(text), words=tuple(words), phones=tuple(phones))
     return Timeline(utterances=(u,), events=(TimelineEvent(61.0, "clear"),), duration=t + 0.5)
 
 
