@@ -219,17 +219,18 @@ class Picture(Renderer):
         from .video_audio import AudioMix
 
         count = lay.pages if pages is None else min(pages, lay.pages)
+        rows = [r for r in lay.rows if r.page <= count]
+        report = reporter("picture", len(rows), self.options.get("progress"), unit="rows",
+                          speed=None)
         mix = AudioMix(timeline, base, stereo=False) if timeline.audio else None
         cues = []
         if any(ln == "visemes" for _, ln, _, _ in lay.lanes):
+            report(0, "visemes (phones refined on the audio)")
             cues = timeline_cues(timeline, self.viseme_set, retimed=self.retime,
                                  base=str(base) if base is not None else None)
         fonts = {k: load_font(size, bold) for k, (size, bold) in
                  {"title": (17, True), "label": (11, False), "word": (12, False),
                   "small": (10, False)}.items()}
-        rows = [r for r in lay.rows if r.page <= count]
-        report = reporter("picture", len(rows), self.options.get("progress"), unit="rows",
-                          speed=None)
         images = []
         for page in range(1, count + 1):
             im = Image.new("RGB", (lay.width, lay.page_height(page)), (255, 255, 255))
