@@ -14,6 +14,7 @@ Samples inside the project are mono ``numpy.int16`` arrays; bytes on the wire ar
 from __future__ import annotations
 
 import functools
+import io
 import wave
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ __all__ = [
     "duration",
     "encode",
     "load",
+    "mix",
     "resample",
+    "wav_bytes",
 ]
 
 ENCODINGS = ("s16le", "mulaw")
@@ -131,6 +134,29 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if len(out) < want:
         out = np.concatenate([out, np.zeros(want - len(out), np.int16)])
     return out[:want].astype(np.int16, copy=False)
+
+
+def mix(*tracks: np.ndarray) -> np.ndarray:
+    """Sum int16 tracks that start together (the shorter ones padded with silence), clipped.
+
+    >>> mix(np.array([1000, 30000], np.int16), np.array([500, 30000, 7], np.int16)).tolist()
+    [1500, 32767, 7]
+    """
+    total = np.zeros(max((len(t) for t in tracks), default=0), np.int32)
+    for track in tracks:
+        total[:len(track)] += np.asarray(track, np.int16)
+    return np.clip(total, -32768, 32767).astype(np.int16)
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """A 16-bit mono WAV file of int16 ``samples``."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return buf.getvalue()
 
 
 def load(path: str | Path, sample_rate: int) -> np.ndarray:

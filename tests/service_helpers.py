@@ -13,10 +13,20 @@ import aiohttp
 from aiohttp import web
 from loopback import serve_app
 
+from aligner.emulator.config import DEFAULT_DIALOGUE
 from aligner.service.app import ServiceConfig, create_app
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 GREETING = "Hello thanks for calling the Riverside Bistro How can I help you today"
+
+
+def dialogue_with_metadata(folder: Path) -> Path:
+    """The sample dialogue whose greeting sends a metadata event (as a custom LLM may)."""
+    data = json.loads(DEFAULT_DIALOGUE.read_text("utf-8"))
+    data["lines"][0]["metadata"] = {"scene": "greeting"}
+    path = folder / "dialogue.json"
+    path.write_text(json.dumps(data), "utf-8")
+    return path
 
 
 class Service:
@@ -27,12 +37,18 @@ class Service:
         self.runner, self.base, self.config, self.http = runner, base, config, http
 
     @property
+    def auth(self) -> dict[str, str]:
+        """The ``Authorization`` header of the (embedded emulator's) API key."""
+        return {"Authorization": f"Bearer {self.config.api_key}"}
+
+    @property
     def ws_base(self) -> str:
         return self.base.replace("http", "ws", 1)
 
     async def register(self, **body: Any) -> dict[str, Any]:
         body = {"agent_id": "test", "audio_encoding": "s16le", "sample_rate": 24000, **body}
-        async with self.http.post(f"{self.base}/register-call", json=body) as resp:
+        async with self.http.post(f"{self.base}/register-call", json=body,
+                                  headers=self.auth) as resp:
             assert resp.status in (200, 201), await resp.text()
             return await resp.json()
 

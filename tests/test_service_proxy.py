@@ -11,9 +11,10 @@ import subprocess
 import sys
 import time
 
-from service_helpers import GREETING, SAMPLES, collect, running_service
+from service_helpers import GREETING, SAMPLES, collect, dialogue_with_metadata, running_service
 
 from aligner import audio
+from aligner.answers import INACTIVITY
 from aligner.service.proxy import Limits
 from aligner.wire import capture
 from aligner.wire.client import audio_websocket_url, stream
@@ -28,7 +29,8 @@ def _words(text: str) -> list[str]:
 async def test_unmodified_plain_client_works_through_the_proxy(tmp_path):
     """aligner.wire.client (written for the plain protocol) gets alignment chunks, updates and
     metadata as from the upstream, nothing it does not know, and the call is recorded."""
-    async with running_service(tmp_path) as svc:
+    emulator = {"send_speed": 4.0, "dialogue": dialogue_with_metadata(tmp_path)}
+    async with running_service(tmp_path, emulator=emulator) as svc:
         call = await svc.register()
         url = audio_websocket_url(svc.base, call["call_id"])  # update + alignment on
         events = []
@@ -158,13 +160,15 @@ async def test_rate_limit_drops_excess_mic_audio_but_keeps_the_call(tmp_path):
 
 
 async def test_idle_call_is_closed_with_inactivity(tmp_path):
+    """An idle timeout set below the call's silence limit: the service ends the call itself,
+    with the server's inactivity answer."""
     async with running_service(tmp_path, limits=Limits(idle_timeout=1.0),
                                emulator={"send_speed": 20.0}) as svc:
         call = await svc.register()
         t0 = time.monotonic()
         async with svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{call['call_id']}") as ws:
             await collect(ws, 10.0)
-            assert ws.close_code == 1008
+            assert ws.close_code == INACTIVITY.code
         assert time.monotonic() - t0 < 9.0
         info = await svc.call_info(call["call_id"])
         assert info["close_reason"] == "inactivity"

@@ -24,8 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstream", metavar="URL",
                         help="base URL of the voice-agent service (default: an embedded emulator)")
     parser.add_argument("--api-key", default=None,
-                        help="upstream API key used when a request brings none (default: "
-                             "$RETELL_API_KEY, or the embedded emulator's key)")
+                        help="the service's upstream API key (default: $RETELL_API_KEY, or the "
+                             "embedded emulator's key)")
+    parser.add_argument("--fallback-key", action="store_true",
+                        help="lend --api-key to register-call/get-call requests without an "
+                             "Authorization header and to the demo page (default off: they "
+                             "get the upstream's 401, as from the server; the demo page works "
+                             "with the embedded emulator regardless)")
     parser.add_argument("--recordings", default="recordings", metavar="DIR",
                         help="folder of the call recordings (default ./recordings)")
     parser.add_argument("--render", default="", metavar="NAMES",
@@ -38,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="viseme set of the viseme events: oculus, talkinghead, azure, polly, rhubarb")
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024, metavar="N",
                         help="largest front-end frame; larger closes with 1009 (default 65536)")
-    parser.add_argument("--idle-timeout", type=float, default=120.0, metavar="S",
-                        help="close a call after S seconds without frames (default 120)")
+    parser.add_argument("--idle-timeout", type=float, default=None, metavar="S",
+                        help="end a call after S seconds without frames (default: 30 s past "
+                             "the call's end_call_after_silence_ms, so the upstream ends "
+                             "silent calls itself)")
     parser.add_argument("--mic-rate", type=float, default=2.0, metavar="X",
                         help="mic audio allowed per call, in multiples of real time (default 2)")
     parser.add_argument("--secret", default=None,
@@ -70,14 +77,16 @@ def run(args: argparse.Namespace) -> int:
         raise AlignerError(str(exc)) from exc
     if not 0 <= args.port <= 65535:
         raise AlignerError(f"port {args.port} is outside 0-65535")
-    if args.max_frame_bytes < 1024 or args.idle_timeout <= 0 or args.mic_rate <= 0:
+    if args.max_frame_bytes < 1024 or (args.idle_timeout is not None and args.idle_timeout <= 0) \
+            or args.mic_rate <= 0:
         raise AlignerError("--max-frame-bytes must be >= 1024, --idle-timeout and --mic-rate > 0")
     upstream = args.upstream.rstrip("/") if args.upstream else None
     if upstream and not upstream.startswith(("http://", "https://")):
         raise AlignerError(f"--upstream must be an http(s):// base URL, got {upstream!r}")
     api_key = args.api_key or os.environ.get("RETELL_API_KEY") or "dev-key"
     config = ServiceConfig(
-        upstream=upstream, api_key=api_key, recordings=Path(args.recordings), renderers=names,
+        upstream=upstream, api_key=api_key, fallback_key=args.fallback_key,
+        recordings=Path(args.recordings), renderers=names,
         render_workers=args.render_workers, align_workers=args.align_workers,
         viseme_set=args.viseme_set,
         limits=Limits(max_frame_bytes=args.max_frame_bytes, idle_timeout=args.idle_timeout,

@@ -1,9 +1,11 @@
 """The emulator's aiohttp application: HTTP API, audio websocket, and an embedded runner.
 
 Routes: ``POST /register-call``, ``GET /get-call/{call_id}`` (both need
-``Authorization: Bearer <api_key>``) and ``GET /audio-websocket/{call_id}`` (the call id is the
-credential). :class:`EmbeddedEmulator` runs the app on a free loopback port inside the current
-event loop::
+``Authorization: Bearer <api_key>``), ``GET /audio-websocket/{call_id}`` (the call id is the
+credential), and an ended call's ``recording_url`` (``GET /calls/{call_id}/recording.wav``) and
+``public_log_url`` (``GET /calls/{call_id}/log``), whose unguessable call id is their key as on
+the real service. Mistakes get the answers of :mod:`aligner.answers`.
+:class:`EmbeddedEmulator` runs the app on a free loopback port inside the current event loop::
 
     async with EmbeddedEmulator(api_key="k") as emu:
         emu.base_url  # "http://127.0.0.1:PORT"
@@ -17,6 +19,14 @@ import logging
 
 from aiohttp import web
 
+from ..answers import (
+    BAD_JSON,
+    CALL_ALREADY_USED,
+    NO_SUCH_CALL,
+    UNAUTHORIZED,
+    UNKNOWN_CALL,
+    invalid_field,
+)
 from ..speech import voices
 from .agent import Conversation
 from .brain import LlmBrain, ScriptedBrain, load_dialogue
@@ -39,25 +49,21 @@ _LISTENER = web.AppKey("listener", object)
 _DIALOGUE = web.AppKey("dialogue", dict)
 
 
-def _error(status: int, field: str, message: str) -> web.Response:
-    return web.json_response({"error": message, "field": field}, status=status)
-
-
 def _authorized(request: web.Request) -> bool:
     return request.headers.get("Authorization", "") == f"Bearer {request.app[_CONFIG].api_key}"
 
 
 async def _register_call(request: web.Request) -> web.Response:
     if not _authorized(request):
-        return _error(401, "authorization", "missing or wrong Bearer API key")
+        return UNAUTHORIZED.response()
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, "body", "request body is not valid JSON")
+        return BAD_JSON.response()
     try:
         call = request.app[CALLS].register(body)
     except RegistrationError as exc:
-        return _error(400, exc.field, exc.message)
+        return invalid_field(exc.field, exc.message).response()
     log.info("registered %s (%s %s %d Hz)", call.call_id, call.protocol, call.encoding,
              call.sample_rate)
     config, speech = request.app[_CONFIG], request.app[_SPEECH]
@@ -68,11 +74,25 @@ async def _register_call(request: web.Request) -> web.Response:
 
 async def _get_call(request: web.Request) -> web.Response:
     if not _authorized(request):
-        return _error(401, "authorization", "missing or wrong Bearer API key")
+        return UNAUTHORIZED.response()
     call = request.app[CALLS].get(request.match_info["call_id"])
     if call is None:
-        return _error(404, "call_id", "no such call")
-    return web.json_response(call.to_json())
+        return NO_SUCH_CALL.response()
+    return web.json_response(call.to_json(str(request.url.origin())))
+
+
+async def _recording(request: web.Request) -> web.Response:
+    call = request.app[CALLS].get(request.match_info["call_id"])
+    if call is None or call.end_timestamp is None or call.recording is None:
+        return NO_SUCH_CALL.response()
+    return web.Response(body=call.recording.wav(), content_type="audio/wav")
+
+
+async def _public_log(request: web.Request) -> web.Response:
+    call = request.app[CALLS].get(request.match_info["call_id"])
+    if call is None or call.end_timestamp is None:
+        return NO_SUCH_CALL.response()
+    return web.Response(text=call.log_text(), content_type="text/plain")
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -81,10 +101,10 @@ async def _stats(request: web.Request) -> web.Response:
     how the turn ended (``quick``: at a short pause, ``long``: after the whole hangover), and
     per pause how long the words heard so far took to come from the recogniser."""
     if not _authorized(request):
-        return _error(401, "authorization", "missing or wrong Bearer API key")
+        return UNAUTHORIZED.response()
     call = request.app[CALLS].get(request.match_info["call_id"])
     if call is None:
-        return _error(404, "call_id", "no such call")
+        return NO_SUCH_CALL.response()
     return web.json_response({
         "call_id": call.call_id, "frames_received": call.frames_in,
         "ignored_frames": call.ignored_frames, "turn_delays": call.turn_delays,
@@ -102,10 +122,10 @@ async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     call = app[CALLS].get(request.match_info["call_id"])
     if call is None:
-        await ws.close(code=1008, message=b"error_unknown_call_id")
+        await UNKNOWN_CALL.close(ws)
         return ws
     if call.call_status != "registered":
-        await ws.close(code=1008, message=b"error_call_already_used")
+        await CALL_ALREADY_USED.close(ws)
         return ws
     call.call_status = "ongoing"
     if config.llm_url:
@@ -140,6 +160,7 @@ async def _audio_websocket(request: web.Request) -> web.WebSocketResponse:
             task.cancel()
         conversation.stop("user_hangup")
         app[CONVERSATIONS].pop(call.call_id, None)
+        app[CALLS].retire(call)
     return ws
 
 
@@ -182,6 +203,8 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post("/register-call", _register_call)
     app.router.add_get("/get-call/{call_id}", _get_call)
     app.router.add_get("/audio-websocket/{call_id}", _audio_websocket)
+    app.router.add_get("/calls/{call_id}/recording.wav", _recording)
+    app.router.add_get("/calls/{call_id}/log", _public_log)
     app.router.add_get("/emulator/stats/{call_id}", _stats)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)

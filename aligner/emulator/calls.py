@@ -2,15 +2,23 @@
 
 A :class:`Call` is the server's record of one call (protocol.md section 4); :class:`CallRegistry`
 holds them. Validation raises :class:`RegistrationError` naming the offending field, which the
-HTTP layer turns into a 400 JSON error.
+HTTP layer turns into a 400 JSON error. An ended call's object carries what Retell's server SDKs
+name: ``recording_url`` and ``public_log_url`` (served by the emulator itself),
+``e2e_latency`` (user stops talking -> agent audio starts, in ms) and
+``transcript_with_tool_calls`` (the emulator's agent calls no tools: the utterances).
 """
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+from .recording import CallRecording
 
 __all__ = ["Call", "CallRegistry", "RegistrationError", "Turn", "validate_registration"]
 
@@ -88,7 +96,7 @@ class Turn:
         return out
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Call:
     """The server's record of one call (mutable: its status changes as the call goes)."""
 
@@ -104,6 +112,9 @@ class Call:
     turn_delays: list[float] = field(default_factory=list)  # end of user turn -> agent speaks
     turn_ends: list[str] = field(default_factory=list)  # per user turn: "quick" or "long" path
     hypothesis_waits: list[float] = field(default_factory=list)  # per pause: s to get the words
+    e2e_latencies: list[float] = field(default_factory=list)  # ms: user stops -> agent audio
+    notes: list[tuple[float, str]] = field(default_factory=list)  # the public log: (call s, what)
+    recording: CallRecording | None = None
 
     @property
     def encoding(self) -> str:
@@ -122,6 +133,14 @@ class Call:
         return "".join(f"{t.role.capitalize()}: {t.content}\n" for t in self.transcript
                        if t.content)
 
+    def note(self, t: float, what: str) -> None:
+        """Add a line to the call's public log (``t`` in call seconds)."""
+        self.notes.append((t, what))
+
+    def log_text(self) -> str:
+        """The public log: one line per event, call seconds first."""
+        return "".join(f"{t:9.3f}  {what}\n" for t, what in self.notes)
+
     def end(self, reason: str, error: bool = False) -> None:
         """Mark the call over (first reason wins)."""
         if self.call_status in ("ended", "error"):
@@ -130,8 +149,9 @@ class Call:
         self.disconnection_reason = reason
         self.end_timestamp = int(time.time() * 1000)
 
-    def to_json(self) -> dict:
-        """The call object of register-call and get-call."""
+    def to_json(self, base_url: str | None = None) -> dict:
+        """The call object of register-call and get-call; ``base_url`` (the server's origin, as
+        the client reached it) for the URLs of an ended call's recording and log."""
         out = {**self.fields, "call_id": self.call_id, "call_status": self.call_status,
                "start_timestamp": self.start_timestamp}
         if self.call_status in ("ongoing", "ended", "error"):
@@ -140,14 +160,33 @@ class Call:
         if self.end_timestamp is not None:
             out["end_timestamp"] = self.end_timestamp
             out["disconnection_reason"] = self.disconnection_reason
+            out["transcript_with_tool_calls"] = out["transcript_object"]
+            out["e2e_latency"] = _latency(self.e2e_latencies)
+            if base_url is not None:
+                if self.recording is not None:
+                    out["recording_url"] = f"{base_url}/calls/{self.call_id}/recording.wav"
+                out["public_log_url"] = f"{base_url}/calls/{self.call_id}/log"
         return out
 
 
-class CallRegistry:
-    """Every call this server registered, by id."""
+def _latency(values_ms: list[float]) -> dict[str, float]:
+    """Retell's latency object: ``p50``... ``p99``, ``min``, ``max`` (ms) and ``num``."""
+    if not values_ms:
+        return {"num": 0}
+    data = np.asarray(values_ms, float)
+    out = {f"p{q}": round(float(np.percentile(data, q)), 1) for q in (50, 90, 95, 99)}
+    return {**out, "min": round(float(data.min()), 1), "max": round(float(data.max()), 1),
+            "num": len(data)}
 
-    def __init__(self) -> None:
+
+class CallRegistry:
+    """Every call this server registered, by id; the recordings of the last ``keep_recordings``
+    ended calls (older ones are dropped: their ``recording_url`` answers 404)."""
+
+    def __init__(self, keep_recordings: int = 32) -> None:
         self._calls: dict[str, Call] = {}
+        self._recorded: collections.deque[Call] = collections.deque()
+        self.keep_recordings = keep_recordings
 
     def register(self, body: Any) -> Call:
         """Validate ``body`` and create a call. Raises :class:`RegistrationError`."""
@@ -157,6 +196,14 @@ class CallRegistry:
 
     def get(self, call_id: str) -> Call | None:
         return self._calls.get(call_id)
+
+    def retire(self, call: Call) -> None:
+        """The call is over: keep its recording among the last ``keep_recordings``."""
+        if call.recording is None or call in self._recorded:
+            return
+        self._recorded.append(call)
+        while len(self._recorded) > self.keep_recordings:
+            self._recorded.popleft().recording = None
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -2,11 +2,14 @@
 
 In: JSON text frames ``connected``, ``start``, ``media`` (base64 mulaw 8 kHz), ``mark``,
 ``dtmf``, ``stop``. Out: ``media`` with the agent's audio, a ``mark`` after each response, and
-``clear`` on barge-in. Binary frames, invalid JSON and bad base64 are corrupt payloads.
+``clear`` on barge-in. Binary frames, invalid JSON and bad base64 are corrupt payloads. The
+client echoes each ``mark`` once the audio before it has played: :meth:`TwilioTransport.played`
+waits for that (after a ``clear`` it waits for no mark sent before).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -17,6 +20,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .. import audio
+from ..answers import CORRUPTED_PAYLOAD
 from .agent import Conversation
 from .calls import Call
 from .speaker import Chunk
@@ -32,6 +36,8 @@ class TwilioTransport:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self.stream_sid = ""
+        self._unechoed: set[str] = set()  # marks sent whose audio has not played yet
+        self._echoed = asyncio.Event()
 
     async def _send(self, message: dict) -> None:
         if not self.ws.closed:
@@ -42,11 +48,32 @@ class TwilioTransport:
         await self._send({"event": "media", "streamSid": self.stream_sid,
                           "media": {"payload": base64.b64encode(chunk.audio).decode("ascii")}})
         if last:
+            name = f"response-{response_id}"
+            self._unechoed.add(name)
             await self._send({"event": "mark", "streamSid": self.stream_sid,
-                              "mark": {"name": f"response-{response_id}"}})
+                              "mark": {"name": name}})
 
     async def send_clear(self) -> None:
+        self._unechoed.clear()  # their audio will never play
+        self._echoed.set()
         await self._send({"event": "clear", "streamSid": self.stream_sid})
+
+    def receive_mark(self, name: str) -> None:
+        """The client echoed mark ``name``: the audio before it has played."""
+        self._unechoed.discard(name)
+        self._echoed.set()
+
+    async def played(self, timeout: float) -> None:
+        """Wait until every mark sent is echoed (at most ``timeout`` s)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._unechoed and not self.ws.closed:
+            self._echoed.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.info("marks %s not echoed after %.1f s", sorted(self._unechoed), timeout)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._echoed.wait(), left)
 
     async def send_update(self, transcript: list[dict], turntaking: str | None) -> None:
         """No transcript updates on Twilio."""
@@ -60,7 +87,7 @@ class TwilioTransport:
 
 def _corrupt(conversation: Conversation, why: str) -> None:
     log.warning("call %s: corrupt Twilio frame: %s", conversation.call.call_id, why)
-    conversation.hangup("error_frontend_corrupted_payload", 1008, error=True)
+    conversation.hangup(CORRUPTED_PAYLOAD.reason, CORRUPTED_PAYLOAD.code, error=True)
 
 
 async def serve_twilio(ws: web.WebSocketResponse, call: Call, conversation: Conversation,
@@ -92,8 +119,11 @@ async def serve_twilio(ws: web.WebSocketResponse, call: Call, conversation: Conv
             except (KeyError, TypeError, ValueError, binascii.Error):
                 return _corrupt(conversation, "bad media payload")
             conversation.receive_audio(audio.decode(payload, "mulaw"))
+        elif event == "mark":
+            mark = data.get("mark")
+            transport.receive_mark(str(mark.get("name")) if isinstance(mark, dict) else "")
         elif event == "stop":
             conversation.stop("user_hangup")
             return
-        elif event not in ("connected", "mark", "dtmf"):
+        elif event not in ("connected", "dtmf"):
             call.ignored_frames += 1

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .. import audio
+from ..answers import CORRUPTED_PAYLOAD
 from ..errors import AudioError
 from .agent import Conversation
 from .calls import Call
@@ -69,6 +70,9 @@ class WebTransport:
     async def send_metadata(self, metadata: Any) -> None:
         await self._send_str(json.dumps({"event_type": "metadata", "metadata": metadata}))
 
+    async def played(self, timeout: float) -> None:
+        """The web protocol has no playback receipts: the playback clock is all there is."""
+
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode())
 
@@ -82,7 +86,7 @@ async def serve_web(ws: web.WebSocketResponse, call: Call, conversation: Convers
                 samples = audio.decode(msg.data, call.encoding)
             except AudioError as exc:
                 log.warning("call %s: corrupt audio frame: %s", call.call_id, exc)
-                conversation.hangup("error_frontend_corrupted_payload", 1008, error=True)
+                conversation.hangup(CORRUPTED_PAYLOAD.reason, CORRUPTED_PAYLOAD.code, error=True)
                 return
             conversation.receive_audio(samples)
         elif msg.type == WSMsgType.TEXT:

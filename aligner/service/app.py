@@ -3,20 +3,26 @@
 Routes::
 
     POST /register-call              passed to the upstream; the answer gains "observer_token"
-    GET  /get-call/{call_id}         passed to the upstream
+    GET  /get-call/{call_id}         passed to the upstream; an ended call's recording_url and
+                                     public_log_url point at the service's own recording
     GET  /audio-websocket/{call_id}  the drop-in audio websocket (aligner.service.proxy)
     GET  /live/{call_id}?token=T     observers: websocket, or SSE with Accept: text/event-stream
-    GET  /calls, /calls/{id}, /calls/{id}/files/{name}   recordings (aligner.service.recordings)
+    GET  /calls, /calls/{id}, /calls/{id}/files/{name}, /calls/{id}/recording.wav
+                                     recordings (aligner.service.recordings)
     GET  /healthz, /stats            liveness; counters and added-latency percentiles
     POST /stats/reset                zero the counters (loopback only; for benchmarks)
     GET  /                           the demo page (static/), /samples/{name}.wav its clips
     GET  /client.js                  the browser client module (static/client.js)
     GET  /blendshapes                the blend-shape avatar example page
+    POST /demo/register-call         the service's own pages' calls (ServiceConfig.fallback_key)
 
 The upstream is a base URL (the real service, or an emulator) or, when none is given, an
-embedded :class:`aligner.emulator.EmbeddedEmulator` started with the app. Shutdown is graceful:
-live calls are closed with 1001 ``service_shutting_down``, their captures are closed and queued,
-and queued render jobs finish before the process exits.
+embedded :class:`aligner.emulator.EmbeddedEmulator` started with the app. Where the service
+stands in for the server it answers as the server does: the API's requests go to the upstream
+with the caller's own ``Authorization`` (the service's key only with ``fallback_key``), and the
+audio websocket's refusals come from :mod:`aligner.answers`, as the emulator's do. Shutdown is
+graceful: live calls are closed with 1001 ``service_shutting_down``, their captures are closed
+and queued, and queued render jobs finish before the process exits.
 
 >>> cfg = ServiceConfig(upstream="http://127.0.0.1:9")
 >>> cfg.limits.max_frame_bytes
@@ -34,10 +40,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
+from ..answers import CALL_ALREADY_USED, UNKNOWN_CALL
 from ..errors import AlignerError
 from ..wire.capture import CaptureWriter
 from .lipsync import AlignWorkers, LipSync
@@ -65,7 +74,12 @@ class ServiceConfig:
 
     Attributes:
         upstream: base URL of the upstream (``http(s)://host:port``); None: embedded emulator.
-        api_key: Bearer key for the upstream (used when a request brings none).
+        api_key: the service's Bearer key for the upstream: its own look-ups of call objects,
+            and with ``fallback_key`` the API requests that bring none.
+        fallback_key: lend ``api_key`` to register-call and get-call requests without an
+            ``Authorization`` header, and to the demo page (off: they get the upstream's 401,
+            as from the server itself; the demo page then works with the embedded emulator
+            only, whose key is the service's own).
         recordings: folder of the recordings.
         renderers: renderer names run on every finished call.
         render_workers: render jobs at once (worker processes).
@@ -79,6 +93,7 @@ class ServiceConfig:
 
     upstream: str | None = None
     api_key: str = "dev-key"
+    fallback_key: bool = False
     recordings: Path = Path("recordings")
     renderers: tuple[str, ...] = ()
     render_workers: int = 1
@@ -110,9 +125,15 @@ class _Service:
         self.aligner_ready = False  # the aligner has been loaded (first alignment done)
 
     # --- upstream HTTP -----------------------------------------------------------------------------
-    def _auth(self, request: web.Request) -> dict[str, str]:
+    def _auth(self, request: web.Request, lend: bool | None = None) -> dict[str, str]:
+        """The ``Authorization`` to send upstream: the request's own, or the service's key
+        when lending it (``fallback_key``, or ``lend``)."""
         auth = request.headers.get("Authorization")
-        return {"Authorization": auth or f"Bearer {self.api_key}"}
+        if auth:
+            return {"Authorization": auth}
+        if self.config.fallback_key if lend is None else lend:
+            return {"Authorization": f"Bearer {self.api_key}"}
+        return {}
 
     def _remember(self, call: dict[str, Any]) -> None:
         call_id = call.get("call_id")
@@ -122,13 +143,23 @@ class _Service:
             while len(self.call_objects) > 10_000:
                 self.call_objects.popitem(last=False)
 
-    async def register_call(self, request: web.Request) -> web.Response:
+    async def demo_register_call(self, request: web.Request) -> web.Response:
+        """The demo page's register-call: with the service's key when it may lend it (the
+        embedded emulator's key is the service's own; a real upstream's only with
+        ``fallback_key``)."""
+        if not (self.config.fallback_key or self.config.upstream is None):
+            raise web.HTTPForbidden(text="the demo page registers calls with the service's "
+                                         "key: start aligner serve with --fallback-key")
+        return await self.register_call(request, lend=True)
+
+    async def register_call(self, request: web.Request, lend: bool | None = None
+                            ) -> web.Response:
         body = await request.read()
         if len(body) > 1024 * 1024:
             raise web.HTTPRequestEntityTooLarge(max_size=1024 * 1024, actual_size=len(body))
         try:
             async with self.session.post(f"{self.base_url}/register-call", data=body,
-                                         headers={**self._auth(request),
+                                         headers={**self._auth(request, lend),
                                                   "Content-Type": "application/json"}) as resp:
                 status, data = resp.status, await resp.read()
         except aiohttp.ClientError as exc:
@@ -149,16 +180,32 @@ class _Service:
                             headers=headers)
 
     async def get_call(self, request: web.Request) -> web.Response:
+        """The upstream's answer, whatever the id (sent percent-encoded, so the upstream
+        judges it as it would); an ended call this service recorded gets the URLs of the
+        service's own recording and log."""
         call_id = request.match_info["call_id"]
-        if not valid_call_id(call_id):
-            raise web.HTTPBadRequest(text="invalid call id")
+        url = URL(f"{self.base_url}/get-call/{quote(call_id, safe='')}", encoded=True)
         try:
-            async with self.session.get(f"{self.base_url}/get-call/{call_id}",
-                                        headers=self._auth(request)) as resp:
+            async with self.session.get(url, headers=self._auth(request)) as resp:
                 status, data = resp.status, await resp.read()
+                ctype = resp.content_type
         except aiohttp.ClientError as exc:
             raise web.HTTPBadGateway(text=f"upstream unavailable: {exc}") from exc
-        return web.Response(status=status, body=data, content_type="application/json")
+        if status == 200 and valid_call_id(call_id) and self.store.recorded(call_id):
+            try:
+                call = json.loads(data)
+            except ValueError:
+                call = None
+            if isinstance(call, dict) and call.get("end_timestamp") is not None:
+                for _ in range(200):  # the upstream hung up: the recording ends in a moment
+                    if call_id not in self.calls:
+                        break
+                    await asyncio.sleep(0.05)
+                origin = str(request.url.origin())
+                call["recording_url"] = f"{origin}/calls/{call_id}/recording.wav"
+                call["public_log_url"] = f"{origin}/calls/{call_id}"
+                data = json.dumps(call).encode()
+        return web.Response(status=status, body=data, content_type=ctype)
 
     async def _call_object(self, call_id: str) -> dict[str, Any] | None:
         call = self.call_objects.get(call_id)
@@ -182,24 +229,26 @@ class _Service:
     async def audio_websocket(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         call_id = request.match_info["call_id"]
-        if not valid_call_id(call_id):
-            raise web.HTTPBadRequest(text="invalid call id")
         limits = self.config.limits
         # aiohttp's own cap is a memory bound; the proxy closes politely (1009) above the limit.
         down = web.WebSocketResponse(max_msg_size=4 * limits.max_frame_bytes, heartbeat=None,
                                      autoping=True, compress=False)
         if self.stopping:
             raise web.HTTPServiceUnavailable(text="service shutting down")
-        if call_id in self.calls:
-            raise web.HTTPConflict(text="call already connected")
         await down.prepare(request)
-        call = await self._call_object(call_id)
+        call = await self._call_object(call_id) if valid_call_id(call_id) else None
         if call is None:
-            await down.close(code=1008, message=b"error_call_not_found")
+            await UNKNOWN_CALL.close(down)
             return down
+        if call_id in self.calls or call.get("call_status", "registered") != "registered":
+            await CALL_ALREADY_USED.close(down)
+            return down
+        self._remember({**call, "call_status": "ongoing"})
         options = CallOptions.from_query(request.query)
-        query = "enable_update=true&enable_audio_alignment=true"
-        url = f"{self.base_url.replace('http', 'ws', 1)}/audio-websocket/{call_id}?{query}"
+        protocol = call.get("audio_websocket_protocol", "web")
+        # Twilio Media Streams have no query options: audio only, as from the server
+        query = "" if protocol == "twilio" else "?enable_update=true&enable_audio_alignment=true"
+        url = f"{self.base_url.replace('http', 'ws', 1)}/audio-websocket/{call_id}{query}"
         # the recording opens (it fsyncs) in a thread; the call never waits for it
         recorder = CallRecorder(asyncio.get_running_loop().run_in_executor(
             self.store.io, self._open_recording, call_id, call, options, url),
@@ -215,13 +264,16 @@ class _Service:
             await proxy.run(down)
         finally:
             self.stats.calls_active -= 1
-            del self.calls[call_id]
-            if await recorder.close() is not None:
-                await self.store.finish(call_id, {"close_code": proxy.close_code,
-                                                  "close_reason": proxy.close_reason,
-                                                  "closed_by": proxy.closed_by,
-                                                  "counts": proxy.counts,
-                                                  "timings": proxy.timings})
+            self._remember({**call, "call_status": "ended"})
+            try:
+                if await recorder.close() is not None:
+                    await self.store.finish(call_id, {"close_code": proxy.close_code,
+                                                      "close_reason": proxy.close_reason,
+                                                      "closed_by": proxy.closed_by,
+                                                      "counts": proxy.counts,
+                                                      "timings": proxy.timings})
+            finally:
+                del self.calls[call_id]  # its recording is complete
             log.info("call_ended call_id=%s code=%s reason=%r by=%s counts=%s", call_id,
                      proxy.close_code, proxy.close_reason, proxy.closed_by, proxy.counts)
         return down
@@ -235,7 +287,7 @@ class _Service:
                                                 "sample_rate": call.get("sample_rate")})
             # frames are written in batches by the CallRecorder; fsync when the call ends
             return CaptureWriter(folder / "capture", {
-                "call_id": call_id, "protocol": "web",
+                "call_id": call_id, "protocol": call.get("audio_websocket_protocol", "web"),
                 "audio_encoding": call.get("audio_encoding", "s16le"),
                 "sample_rate": call.get("sample_rate"), "url": url, "recorder": "aligner serve"},
                 fsync_interval=float("inf"))
@@ -437,6 +489,7 @@ def create_app(config: ServiceConfig) -> web.Application:
     app.on_shutdown.append(on_shutdown)
     r = app.router
     r.add_post("/register-call", service.register_call)
+    r.add_post("/demo/register-call", service.demo_register_call)
     r.add_get("/get-call/{call_id}", service.get_call)
     r.add_get("/audio-websocket/{call_id}", service.audio_websocket)
     r.add_get("/live/{call_id}", service.live)

@@ -40,6 +40,10 @@ shape), so the last ~``lead + min_hold`` (about 0.1 s) of a chunk's cues go out 
 chunk, or from :meth:`flush` when none follows soon. They lie at the chunk's end, so they still
 reach the page before that audio plays. After a ``clear``, :meth:`clear` starts afresh.
 
+Agent audio that comes without its text (a Twilio call) is estimated an utterance at a time
+(:func:`utterance_events`, :meth:`LipSync.estimate`): words recognised from the audio (marked
+``"source": "recognized"``), visemes from the audio-only phone path (:mod:`aligner.textless`).
+
 >>> import numpy as np
 >>> ls = ChunkEvents(16000, "s16le", backend="fallback")
 >>> [(e["word"], e["text"]) for e in ls.align_now(np.zeros(8000, np.int16).tobytes(),
@@ -50,6 +54,7 @@ reach the page before that audio plays. After a ``clear``, :meth:`clear` starts 
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import Executor
 from typing import Any
 
@@ -71,7 +76,8 @@ from ..visemes import (
 from ..visemes.sets import ARKIT_SHAPES
 from ..workers import process_pool
 
-__all__ = ["OUTPUTS", "RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync", "warm_up"]
+__all__ = ["OUTPUTS", "RECENT_SECONDS", "AlignWorkers", "ChunkEvents", "LipSync",
+           "utterance_events", "warm_up"]
 
 #: Seconds of audio before a chunk kept for re-timing its phones: a word grown across the chunk
 #: edge, and the context the phone model's features look at.
@@ -255,12 +261,8 @@ class ChunkEvents:
 
     def _word(self, index: int, w, text: str, base: int, chunk_at: int,
               final: bool) -> dict[str, Any]:
-        rate = self.sample_rate
-        return {"event_type": "word", "index": index, "word": w.word,
-                "text": written(text, w.char_start, w.char_end), "utterance": self._utterance,
-                "start_sample": base + round(w.start * rate) - chunk_at,
-                "end_sample": base + round(w.end * rate) - chunk_at,
-                "sample_rate": rate, "final": final}
+        return _word_event(index, w, text, self._utterance, self.sample_rate, base - chunk_at,
+                           final)
 
     def _cues(self, key: str | None, cues: list[Cue], at: int,
               final: bool = False) -> list[dict[str, Any]]:
@@ -279,12 +281,8 @@ class ChunkEvents:
         out = [self._cue(c, at) for c in filled]
         return [{**e, "for": key} for e in out] if key else out
 
-    def _cue(self, cue: Cue, at: int) -> dict[str, Any]:
-        rate = self.sample_rate
-        return {"event_type": "viseme", "viseme": cue.viseme,
-                "start_sample": round(cue.start * rate) - at,
-                "end_sample": round(cue.end * rate) - at,
-                "sample_rate": rate, "weight": round(cue.weight, 3)}
+    def _cue(self, cue, at: int) -> dict[str, Any]:
+        return _cue_event(cue, self.sample_rate, at)
 
     def _frames(self, cues: list[Cue], at: int, final: bool) -> list[dict[str, Any]]:
         first, weights = self._blend.frames(cues, final)
@@ -294,6 +292,46 @@ class ChunkEvents:
         return [{"event_type": "blendshapes", "fps": BLENDSHAPE_FPS, "names": list(ARKIT_SHAPES),
                  "start_sample": round(first / BLENDSHAPE_FPS * rate) - at, "sample_rate": rate,
                  "frames": np.round(weights, 3).tolist()}]
+
+def utterance_events(audio: bytes, encoding: str, sample_rate: int, *, first_index: int = 0,
+                     utterance: int = 0, viseme_set: str = "oculus",
+                     backend: str = "auto") -> list[dict[str, Any]]:
+    """Word and viseme events of a whole agent utterance that came without its text.
+
+    Words are recognised from the audio and aligned on it, visemes come from the audio-only
+    phone path (:func:`aligner.textless.estimate`). Word indexes start at ``first_index``;
+    offsets are relative to the utterance's first sample; every event is final.
+
+    >>> utterance_events(bytes(1600), "s16le", 8000)[0]["viseme"]   # 0.1 s of silence
+    'sil'
+    """
+    from ..textless import estimate
+
+    pcm = decode(audio, encoding)
+    found = estimate(pcm, sample_rate, backend=backend)
+    events = [{**_word_event(first_index + i, w, found.text, utterance, sample_rate, 0, True),
+               "source": "recognized"} for i, w in enumerate(found.words)]
+    visemes = VisemeStream(viseme_set)
+    duration = len(pcm) / sample_rate
+    cues = visemes.feed(found.phones, duration) + visemes.finish(duration)
+    return events + [_cue_event(c, sample_rate, 0) for c in cues]
+
+
+def _word_event(index: int, w, text: str, utterance: int, rate: int, offset: int,
+                final: bool) -> dict[str, Any]:
+    """A word event; ``offset`` (samples) is added to the word's own times."""
+    return {"event_type": "word", "index": index, "word": w.word,
+            "text": written(text, w.char_start, w.char_end), "utterance": utterance,
+            "start_sample": offset + round(w.start * rate),
+            "end_sample": offset + round(w.end * rate), "sample_rate": rate, "final": final}
+
+
+def _cue_event(cue, rate: int, at: int) -> dict[str, Any]:
+    """A viseme event, ``at`` samples subtracted from the cue's times."""
+    return {"event_type": "viseme", "viseme": cue.viseme,
+            "start_sample": round(cue.start * rate) - at,
+            "end_sample": round(cue.end * rate) - at,
+            "sample_rate": rate, "weight": round(cue.weight, 3)}
 
 
 
@@ -419,6 +457,20 @@ class LipSync:
     async def close(self) -> None:
         """Forget the call's state."""
         await self._run("drop")
+
+    async def estimate(self, audio: bytes, utterance: int,
+                       first_index: int) -> list[dict[str, Any]]:
+        """The events of a whole utterance without text (:func:`utterance_events`)."""
+        rate, encoding, viseme_set, backend, _ = self._params
+        work = functools.partial(utterance_events, audio, encoding, rate,
+                                 first_index=first_index, utterance=utterance,
+                                 viseme_set=viseme_set, backend=backend)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.executor is None:
+                return work()
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
     async def _run(self, op: str, audio: bytes = b"", text: str = "",
                    utterance: int = 0) -> list[dict[str, Any]]:

@@ -58,7 +58,12 @@ class Limits:
 
     Attributes:
         max_frame_bytes: largest frame a front end may send; larger closes with 1009.
-        idle_timeout: seconds without a frame in either direction before closing (1008).
+        idle_timeout: seconds without a frame in either direction before the proxy ends the
+            call itself (the server's ``inactivity`` answer). None (default): 30 s past the
+            call's ``end_call_after_silence_ms`` (120 s without one), so that the upstream,
+            which ends a silent call itself, answers and records it as it would without the
+            proxy; a shorter value ends idle calls earlier, and the upstream then records a
+            user hang-up.
         mic_realtime_factor: mic audio allowed, as a multiple of real time (excess is dropped).
         mic_burst_seconds: seconds of audio a front end may send at once above that rate.
         max_frames_per_second: front-end frames per second (excess is dropped).
@@ -70,7 +75,7 @@ class Limits:
     """
 
     max_frame_bytes: int = 64 * 1024
-    idle_timeout: float = 120.0
+    idle_timeout: float | None = None
     mic_realtime_factor: float = 2.0
     mic_burst_seconds: float = 4.0
     max_frames_per_second: int = 1000

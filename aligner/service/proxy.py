@@ -12,6 +12,12 @@ updates enabled, relays mic audio up, and sends the front end what it asked for:
   the same timings in front-end formats (``enable_talkinghead``, ``enable_characters``,
   ``enable_azure_visemes``, ``enable_blendshapes``: :mod:`aligner.service.formats`).
 
+A Twilio call (``audio_websocket_protocol: "twilio"``: the front end is a Twilio Media Stream)
+is relayed as Twilio Media Streams JSON both ways, unchanged; its agent audio carries no text,
+so observers get each agent utterance's words recognised from its audio and its visemes from the
+audio-only path once the utterance is over (a ``mark``, a ``clear``, a pause in the audio, the
+call's end); the Twilio front end itself gets nothing it would not get from the server.
+
 Every frame between the proxy and the upstream is captured (:mod:`aligner.wire.capture`) on the
 session clock (0 = the front end's socket opened) through a :class:`CallRecorder`, which writes
 in batches off the event loop; observers of the call get a JSON stream
@@ -42,9 +48,20 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ..answers import INACTIVITY
 from ..audio import bytes_per_sample
-from ..wire.events import AgentAudio, AlignedAudio, Clear, Metadata, Unknown, Update
-from ..wire.protocol import decode_client_text, decode_server_text
+from ..wire.events import (
+    AgentAudio,
+    AlignedAudio,
+    Clear,
+    Metadata,
+    TwilioClear,
+    TwilioMark,
+    TwilioMedia,
+    Unknown,
+    Update,
+)
+from ..wire.protocol import decode_client_text, decode_server_text, decode_twilio
 from .formats import FrontEndFrames, outputs
 from .lipsync import LipSync
 from .observers import ObserverHub
@@ -59,8 +76,8 @@ log = logging.getLogger(__name__)
 CLOSE_UPSTREAM_LOST = (1011, "error_upstream_connection_lost")
 CLOSE_UPSTREAM_UNAVAILABLE = (1011, "error_upstream_unavailable")
 CLOSE_SHUTDOWN = (1001, "service_shutting_down")
-CLOSE_IDLE = (1008, "inactivity")
 CLOSE_TOO_BIG = 1009
+_SILENCE_GRACE = 30.0  # s past a call's end_call_after_silence_ms before the proxy ends it
 _TAIL_WAIT = 0.05  # s a lip-sync call waits for a next chunk before flushing held-back cues
 _PLAYBACK_MARGIN = 0.1  # s of queued audio a held lip-sync chunk leaves the page (network, jitter)
 _UTTERANCE_GAP = 0.5  # s of silence on the front end's playback that separate two utterances
@@ -127,8 +144,9 @@ class ProxyCall:
         self.stats = stats
         self.hub = hub
         self.recorder = recorder
-        self.encoding = call.get("audio_encoding", "s16le")
-        self.sample_rate = int(call.get("sample_rate", 24000))
+        self.twilio = call.get("audio_websocket_protocol") == "twilio"
+        self.encoding = call.get("audio_encoding", "mulaw" if self.twilio else "s16le")
+        self.sample_rate = int(call.get("sample_rate", 8000 if self.twilio else 24000))
         self.bytes_per_sample = bytes_per_sample(self.encoding)
         realtime = self.sample_rate * self.bytes_per_sample
         self._mic_bucket = TokenBucket(realtime * limits.mic_realtime_factor,
@@ -188,7 +206,7 @@ class ProxyCall:
         self._arrivals = _stamp_arrivals(self.up)
         self._publish({"event_type": "call_started", "call_id": self.call_id,
                        "sample_rate": self.sample_rate, "audio_encoding": self.encoding})
-        if self._lipsync_factory is not None and self.options.lipsync:
+        if self._lipsync_factory is not None and self.options.lipsync and not self.twilio:
             self.lipsync = self._lipsync_factory(outputs(self.options))
             self._outq = asyncio.Queue()
         tasks = [asyncio.create_task(self._pump_down(), name=f"down-{self.call_id}"),
@@ -216,6 +234,10 @@ class ProxyCall:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._obs is not None:
+            if self.twilio:  # the last utterance is over: its events still go out
+                self._obs[1].put_nowait(("end",))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._obs[2]), 30.0)
             self._obs[2].cancel()
             await asyncio.gather(self._obs[2], return_exceptions=True)
         for lipsync in (self.lipsync, self._obs[0] if self._obs else None):
@@ -241,14 +263,24 @@ class ProxyCall:
         if self.up is not None and not self.up.closed:
             await self.up.close(code=1000, message=b"frontend_closed")
 
+    def idle_timeout(self) -> float:
+        """Seconds without frames before the proxy ends the call: ``limits.idle_timeout``, or
+        by default past the call's ``end_call_after_silence_ms`` (the upstream ends a silent
+        call first, with its own answer, and records why)."""
+        if self.limits.idle_timeout is not None:
+            return self.limits.idle_timeout
+        silence = self.call.get("end_call_after_silence_ms")
+        if isinstance(silence, int | float) and not isinstance(silence, bool):
+            return silence / 1000 + _SILENCE_GRACE
+        return 120.0
+
     async def _watch_idle(self) -> None:
-        timeout = self.limits.idle_timeout
+        timeout = self.idle_timeout()
         while True:
             await asyncio.sleep(min(timeout, 1.0))
             if time.monotonic() - self.last_activity > timeout:
                 log.info("idle timeout call_id=%s after=%.1fs", self.call_id, timeout)
-                code, reason = CLOSE_IDLE
-                await self._close_down(code, reason, by="proxy")
+                await self._close_down(INACTIVITY.code, INACTIVITY.reason, by="proxy")
                 return
 
     # --- front end -> upstream -----------------------------------------------------------------
@@ -276,7 +308,8 @@ class ProxyCall:
                                     self.counts["rate_limited"])
                     continue
                 if msg.type is aiohttp.WSMsgType.TEXT and isinstance(
-                        decode_client_text(msg.data), Unknown):
+                        decode_twilio(msg.data) if self.twilio else decode_client_text(msg.data),
+                        Unknown):
                     self.counts["malformed"] += 1
                     stats.frames_malformed += 1
                     log.warning("unexpected text frame from front end call_id=%s frame=%.80r",
@@ -319,7 +352,8 @@ class ProxyCall:
             self.last_activity = time.monotonic()
             if msg.type is aiohttp.WSMsgType.TEXT:
                 self._record("in", msg.data)
-                await self._from_upstream(decode_server_text(msg.data), msg.data, t_in)
+                event = decode_twilio(msg.data) if self.twilio else decode_server_text(msg.data)
+                await self._from_upstream(event, msg.data, t_in)
             elif msg.type is aiohttp.WSMsgType.BINARY:
                 self._record("in", msg.data)
                 await self._from_upstream(AgentAudio(msg.data), msg.data, t_in)
@@ -339,6 +373,9 @@ class ProxyCall:
 
     async def _from_upstream(self, event: Any, payload: str | bytes, t_in: float) -> None:
         opts = self.options
+        if isinstance(event, TwilioMedia | TwilioClear | TwilioMark):
+            await self._from_twilio_upstream(event, payload, t_in)
+            return
         if isinstance(event, AlignedAudio | AgentAudio):
             text = event.text if isinstance(event, AlignedAudio) else ""
             if opts.enable_audio_alignment and isinstance(payload, str):
@@ -378,6 +415,76 @@ class ProxyCall:
             self._outq.put_nowait(("frame", payload, t_in))
         else:
             await self._send(payload, t_in)
+
+    async def _from_twilio_upstream(self, event: Any, payload: str | bytes, t_in: float) -> None:
+        """A Twilio message of the server: passed on unchanged; its audio (no text) goes to
+        the observers' utterance estimates."""
+        if isinstance(event, TwilioClear):
+            self._new_utterance = True
+            unplayed = max(0.0, self._play_end - self.now()) * self.sample_rate
+            heard = self.delivered_samples - round(unplayed)  # the front end drops the rest
+            if self._obs is not None:
+                self._obs[1].put_nowait(("heard", heard))
+            self._play_end = self.now()
+            await self._clear(payload, t_in)
+            return
+        if isinstance(event, TwilioMark):
+            if self._obs is not None:
+                self._obs[1].put_nowait(("over",))  # the response has been sent
+            await self._send(payload, t_in)
+            return
+        utterance = self._utterance_of(len(event.payload))
+        offset = self.delivered_samples
+        await self._send(payload, t_in)
+        self._delivered(len(event.payload))
+        if self._lipsync_factory is not None and self.hub.has_observers(self.call_id):
+            if self._obs is None:
+                queue: asyncio.Queue = asyncio.Queue()
+                lipsync = self._lipsync_factory(())
+                self._obs = (lipsync, queue, asyncio.create_task(
+                    self._estimate_loop(lipsync, queue)))
+            self._obs[1].put_nowait(("audio", event.payload, offset, utterance))
+
+    async def _estimate_loop(self, lipsync: LipSync, queue: asyncio.Queue) -> None:
+        """Observers' events of text-less agent audio, one estimate per utterance, made when it
+        is over. Items: ``("audio", bytes, offset, utterance)``; ``("over",)`` a mark (the
+        response has been sent); ``("heard", sample)`` a clear (heard up to ``sample``);
+        ``("end",)`` the call's end. No audio for ``_UTTERANCE_GAP`` s also ends one."""
+        audio: list[bytes] = []
+        start = utterance = index = 0
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), _UTTERANCE_GAP if audio else None)
+            except TimeoutError:
+                item = ("over",)
+            kind = item[0]
+            if kind == "audio" and audio and item[3] == utterance:
+                audio.append(item[1])
+                continue
+            if audio:
+                data = b"".join(audio)
+                if kind == "heard":
+                    data = data[:max(0, item[1] - start) * self.bytes_per_sample]
+                audio = []
+                index = await self._publish_estimate(lipsync, data, start, utterance, index)
+            if kind == "audio":
+                audio, start, utterance = [item[1]], item[2], item[3]
+            elif kind == "end":
+                return
+
+    async def _publish_estimate(self, lipsync: LipSync, audio: bytes, start: int,
+                                utterance: int, index: int) -> int:
+        """Estimate an utterance (starting at delivered sample ``start``) and publish its
+        events; returns the next word index."""
+        try:
+            events = await lipsync.estimate(audio, utterance, index)
+        except Exception:
+            log.exception("estimate for observers failed call_id=%s", self.call_id)
+            return index
+        for ev in events:
+            self._publish({**ev, "start_sample": ev["start_sample"] + start,
+                           "end_sample": ev["end_sample"] + start})
+        return index + sum(1 for ev in events if ev["event_type"] == "word")
 
     def _utterance_of(self, nbytes: int) -> int:
         """The agent utterance of a chunk arriving now: a new one after a ``clear``, the user's

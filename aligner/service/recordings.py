@@ -6,6 +6,9 @@ Layout under the recordings root::
     <root>/<call_id>/capture/         the capture (aligner.wire.capture), every frame with its time
     <root>/<call_id>/timeline.json    built when the call ends (aligner.session)
     <root>/<call_id>/call.vtt ...     one output per configured renderer
+    <root>/<call_id>/recording.wav    both voices as heard, mixed: built on first request
+                                      (``GET /calls/{call_id}/recording.wav``, the call object's
+                                      ``recording_url``)
 
 When a call ends the store queues a render job; ``workers`` jobs run at a time in worker
 processes (CPU-heavy renderers never hold the event loop's GIL) and at most ``max_pending`` wait.
@@ -35,7 +38,7 @@ from ..errors import AlignerError
 from ..timeline import write_atomic
 from ..workers import process_pool
 
-__all__ = ["CALL_ID_RE", "RecordingStore", "render_call", "valid_call_id"]
+__all__ = ["CALL_ID_RE", "RecordingStore", "recording_wav", "render_call", "valid_call_id"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,21 @@ def render_call(call_dir: str, names: list[str]) -> dict[str, Any]:
             log.exception("renderer %s on %s failed", name, call_dir)
             errors[name] = f"{type(exc).__name__}: {exc}"
     return {"outputs": outputs, "errors": errors}
+
+
+def recording_wav(call_dir: str | Path) -> Path:
+    """Write ``recording.wav`` of a finished call (both voices as heard, mixed, at the call's
+    rate) from its capture, atomically, unless it exists; returns its path."""
+    from ..audio import mix, wav_bytes
+    from ..capture import read
+    from ..session import build_timeline
+
+    path = Path(call_dir) / "recording.wav"
+    if not path.is_file():
+        timeline = build_timeline(read(Path(call_dir) / "capture"), align=False)
+        rate = timeline.audio[0].sample_rate
+        write_atomic(path, wav_bytes(mix(*(t.samples for t in timeline.audio)), rate))
+    return path
 
 
 class RecordingStore:
@@ -220,6 +238,13 @@ class RecordingStore:
         data["files"] = self.files(call_id)
         return data
 
+    def recorded(self, call_id: str) -> bool:
+        """True if the call has a capture here."""
+        try:
+            return (self.call_dir(call_id) / "capture").is_dir()
+        except AlignerError:
+            return False
+
     def files(self, call_id: str) -> list[str]:
         """Names of the plain files in the call's folder (what ``/files/{name}`` can serve)."""
         try:
@@ -254,10 +279,12 @@ class RecordingStore:
 
     # --- HTTP API ------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
-        """``GET /calls``, ``GET /calls/{call_id}``, ``GET /calls/{call_id}/files/{name}``."""
+        """``GET /calls``, ``GET /calls/{call_id}``, ``GET /calls/{call_id}/files/{name}``,
+        ``GET /calls/{call_id}/recording.wav``."""
         app.router.add_get("/calls", self._list)
         app.router.add_get("/calls/{call_id}", self._get)
         app.router.add_get("/calls/{call_id}/files/{name}", self._file)
+        app.router.add_get("/calls/{call_id}/recording.wav", self._recording)
 
     async def _list(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": self.calls()})
@@ -267,6 +294,18 @@ class RecordingStore:
         if data is None:
             raise web.HTTPNotFound(text="no such call")
         return web.json_response(data)
+
+    async def _recording(self, request: web.Request) -> web.StreamResponse:
+        data = self.info(request.match_info["call_id"])
+        if data is None or data.get("state") == "recording" or not self.recorded(data["call_id"]):
+            raise web.HTTPNotFound(text="no recording of an ended call")
+        try:
+            path = await self._io(recording_wav, self.call_dir(data["call_id"]))
+        except Exception as exc:  # a broken capture: say so, keep serving
+            log.exception("recording of %s failed", data["call_id"])
+            raise web.HTTPInternalServerError(text=f"recording unavailable: {exc}") from exc
+        return web.FileResponse(path, headers={"Content-Type": "audio/wav",
+                                               "X-Content-Type-Options": "nosniff"})
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         call_id, name = request.match_info["call_id"], request.match_info["name"]

@@ -45,10 +45,8 @@ Usage (live or from a capture)::
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import wave
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import check_encoding, check_rate, decode
+from ..audio import check_encoding, check_rate, decode, wav_bytes
 from ..errors import AudioError, CaptureError, SessionError
 from ..timeline import AudioTrack, Timeline, TimelineEvent, write_atomic
 from ..wire.events import (
@@ -432,7 +430,7 @@ def write_audio(timeline: Timeline, audio_dir: str | Path) -> Timeline:
             tracks.append(track)
             continue
         name = f"{track.speaker}.wav"
-        write_atomic(Path(audio_dir) / name, _wav_bytes(track.samples, track.sample_rate))
+        write_atomic(Path(audio_dir) / name, wav_bytes(track.samples, track.sample_rate))
         tracks.append(replace(track, path=name))
     return timeline.with_audio(*tracks)
 
@@ -444,12 +442,3 @@ def save_timeline(timeline: Timeline, out_dir: str | Path) -> Path:
     timeline = write_audio(timeline, out_dir)
     return timeline.save(out_dir / "timeline.json")
 
-
-def _wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
-    return buf.getvalue()

@@ -342,15 +342,16 @@ export function audioWebsocketUrl(callId, options = {}, where = location) {
 }
 
 /**
- * Register a call through the service (`POST /register-call`); the answer is the call object
- * with `call_id` and `observer_token`.
+ * Register a call for one of the service's own pages (`POST /demo/register-call`: the service
+ * registers it with its own key, see docs/service.md); the answer is the call object with
+ * `call_id` and `observer_token`. Your own pages register calls from your server, with your key.
  * @param {Object} [body]  the register-call body; agent_id "demo", web protocol, s16le, 24 kHz
  *        unless given
  * @returns {Promise<Object>}
  * @throws {Error} when the service answers with an error (its status and text)
  */
 export async function registerCall(body = {}) {
-  const resp = await fetch("/register-call", {
+  const resp = await fetch("/demo/register-call", {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ agent_id: "demo", audio_websocket_protocol: "web",
                            audio_encoding: "s16le", sample_rate: 24000, ...body }),
