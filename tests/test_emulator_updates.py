@@ -95,6 +95,17 @@ def test_updates_are_append_only_in_the_order_said(call):
 
 async def test_metadata_only_when_the_script_sends_it(call, tmp_path):
     assert not call[0].of("metadata") and not call[0].of("other")
+    async with EmbeddedEmulator(time_scale=SPEED, recognition=False) as emu, \
+            aiohttp.ClientSession() as session:  # the sample script: its greeting
+        sample = await register(session, emu, sample_rate=RATE)
+        url = f"{emu.ws_url}/audio-websocket/{sample['call_id']}?enable_update=true"
+        async with session.ws_connect(url) as ws:
+            got = Received()
+            reader = asyncio.create_task(read_web(ws, got))
+            await stream_web(ws, silence(2.0, RATE), "s16le", RATE, SPEED)
+            await ws.close()
+            await reader
+    assert got.of("binary") and got.of("update") and not got.of("metadata")
     data = json.loads(short_dialogue(tmp_path).read_text())
     data["lines"][1]["metadata"] = {"scene": "goodbye"}
     scripted = tmp_path / "with_metadata.json"

@@ -124,7 +124,7 @@ def _check_call(run: SdkRun, ended: dict, sdk: str) -> None:
     queued = clear["queued_samples"] / RATE
     assert queued > 0.5, clear
     silent = next(x["at"] for x in run.of("playback", "silent") if x["at"] >= clear["at"])
-    assert silent - clear["at"] < min(0.25, queued / 2), (clear, silent)
+    assert silent - clear["at"] < min(0.5, queued / 2), (clear, silent)  # not what was queued
     next_audio = next(x["at"] for x in run.of("ws", "binary") if x["at"] > clear["at"])
     assert not [x for x in run.of("playback", "audible") if silent <= x["at"] < next_audio]
     if sdk == SDK_133:  # its playback events say so too

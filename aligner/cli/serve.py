@@ -11,6 +11,8 @@ EXAMPLES = """examples:
   aligner serve                                  # embedded emulator upstream; open http://127.0.0.1:8090/
   aligner serve --port 0                         # any free port (printed on stderr)
   aligner serve --upstream https://api.retellai.com --api-key $RETELL_API_KEY
+  aligner serve --upstream https://api.retellai.com --api-key $RETELL_API_KEY --fallback-key
+                                                 # the demo page (and keyless requests) use the key
   aligner serve --render vtt,visemes --recordings ./recordings --render-workers 2
 
 front ends connect to ws://HOST:PORT/audio-websocket/{call_id}?enable_words=true&enable_visemes=true

@@ -298,18 +298,21 @@ class ProxyCall:
                     await self._close_down(CLOSE_TOO_BIG, f"frame_too_big: {size} > {limit} bytes",
                                            by="proxy")
                     return
+                event = None
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    event = decode_twilio(msg.data) if self.twilio else decode_client_text(
+                        msg.data)
+                mic = len(event.payload) if isinstance(event, TwilioMedia) else (
+                    size if msg.type is aiohttp.WSMsgType.BINARY else 0)
                 if not self._frame_bucket.take(1, now) or (
-                        msg.type is aiohttp.WSMsgType.BINARY
-                        and not self._mic_bucket.take(size, now)):
+                        mic and not self._mic_bucket.take(mic, now)):
                     self.counts["rate_limited"] += 1
                     stats.frames_rate_limited += 1
                     if self.counts["rate_limited"] % 100 == 1:
                         log.warning("rate limited call_id=%s dropped=%d", self.call_id,
                                     self.counts["rate_limited"])
                     continue
-                if msg.type is aiohttp.WSMsgType.TEXT and isinstance(
-                        decode_twilio(msg.data) if self.twilio else decode_client_text(msg.data),
-                        Unknown):
+                if isinstance(event, Unknown):
                     self.counts["malformed"] += 1
                     stats.frames_malformed += 1
                     log.warning("unexpected text frame from front end call_id=%s frame=%.80r",
