@@ -7,10 +7,13 @@ import asyncio
 import json
 import shutil
 import sys
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from aligner import audio
 from aligner.emulator.config import DEFAULT_DIALOGUE
@@ -25,6 +28,30 @@ SDK_133 = "retell-client-js-sdk"  # 1.3.3: RetellWebClient(customEndpoint)
 SDK_121 = "retell-client-js-sdk-1.2"  # 1.2.1: no custom endpoint (docs/service.md's override)
 
 LINES = json.loads(DEFAULT_DIALOGUE.read_text("utf-8"))["lines"]
+
+
+async def register_call(http: aiohttp.ClientSession, base: str, key: str, **body: Any) -> dict:
+    """``POST {base}/register-call`` with ``key``; the call object (201 expected)."""
+    body = {"agent_id": "riverside-bistro", **body}
+    async with http.post(f"{base}/register-call", json=body,
+                         headers={"Authorization": f"Bearer {key}"}) as resp:
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+
+async def ended_call(http: aiohttp.ClientSession, base: str, key: str, call_id: str,
+                     turns: int, timeout: float = 30.0) -> dict:
+    """``GET {base}/get-call/{call_id}`` once the call has ended with ``turns`` turns (the
+    last user turn's words may come a moment after the hang-up), or at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with http.get(f"{base}/get-call/{call_id}",
+                            headers={"Authorization": f"Bearer {key}"}) as resp:
+            call = await resp.json()
+        if (call["call_status"] == "ended" and len(call.get("transcript_object", ())) >= turns) \
+                or time.monotonic() > deadline:
+            return call
+        await asyncio.sleep(0.1)
 
 
 def need_node_packages() -> None:

@@ -22,6 +22,7 @@ from emulator_helpers import (
 from sdk_helpers import short_dialogue
 
 from aligner.emulator import EmbeddedEmulator
+from aligner.emulator.config import DEFAULT_DIALOGUE
 
 SPEED = 3.0
 RATE = 16000
@@ -29,9 +30,11 @@ GREETING = "Hello, how can I help you today?"
 USER_LINE = "Hi, I would like to book a table for two people tonight."
 
 
-async def _call(tmp_path, dialogue=None) -> tuple[Received, dict, float, float]:
+async def _call(tmp_path, dialogue=None, *,
+                listen: float = 0.0) -> tuple[Received, dict | None, float, float]:
     """A call of the short dialogue: the greeting, the user's line, the goodbye and hang-up.
-    Returns what the client got, the ended call, and when the user started and stopped."""
+    Returns what the client got, the ended call, and when the user started and stopped.
+    ``listen``: instead, hang up after that many seconds of the greeting (no ended call)."""
     async with EmbeddedEmulator(time_scale=SPEED, send_speed=2.0,
                                 dialogue=dialogue or short_dialogue(tmp_path)) as emu, \
             aiohttp.ClientSession() as session:
@@ -40,7 +43,11 @@ async def _call(tmp_path, dialogue=None) -> tuple[Received, dict, float, float]:
         async with session.ws_connect(url) as ws:
             got = Received()
             reader = asyncio.create_task(read_web(ws, got))
-            await stream_web(ws, silence(3.0, RATE), "s16le", RATE, SPEED)
+            await stream_web(ws, silence(listen or 3.0, RATE), "s16le", RATE, SPEED)
+            if listen:
+                await ws.close()
+                await reader
+                return got, None, 0.0, 0.0
             spoke = time.monotonic()
             await stream_web(ws, user_speech(USER_LINE, RATE), "s16le", RATE, SPEED)
             done = time.monotonic()
@@ -95,16 +102,7 @@ def test_updates_are_append_only_in_the_order_said(call):
 
 async def test_metadata_only_when_the_script_sends_it(call, tmp_path):
     assert not call[0].of("metadata") and not call[0].of("other")
-    async with EmbeddedEmulator(time_scale=SPEED, recognition=False) as emu, \
-            aiohttp.ClientSession() as session:  # the sample script: its greeting
-        sample = await register(session, emu, sample_rate=RATE)
-        url = f"{emu.ws_url}/audio-websocket/{sample['call_id']}?enable_update=true"
-        async with session.ws_connect(url) as ws:
-            got = Received()
-            reader = asyncio.create_task(read_web(ws, got))
-            await stream_web(ws, silence(2.0, RATE), "s16le", RATE, SPEED)
-            await ws.close()
-            await reader
+    got, *_ = await _call(tmp_path, DEFAULT_DIALOGUE, listen=2.0)  # the sample script's greeting
     assert got.of("binary") and got.of("update") and not got.of("metadata")
     data = json.loads(short_dialogue(tmp_path).read_text())
     data["lines"][1]["metadata"] = {"scene": "goodbye"}

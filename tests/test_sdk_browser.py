@@ -13,12 +13,18 @@ limit on mic audio per call is raised by the same factor.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import aiohttp
 import pytest
-from sdk_helpers import FULL_CALL, LINES, SDK_121, SDK_133, SdkRun, run_sdk
+from sdk_helpers import (
+    FULL_CALL,
+    LINES,
+    SDK_121,
+    SDK_133,
+    SdkRun,
+    ended_call,
+    register_call,
+    run_sdk,
+)
 from service_helpers import running_service
 
 from aligner.emulator import EmbeddedEmulator
@@ -28,44 +34,24 @@ SPEED = 2.0
 RATE = 24000
 
 
-async def _register(http: aiohttp.ClientSession, base: str, key: str) -> str:
-    async with http.post(f"{base}/register-call", headers={"Authorization": f"Bearer {key}"},
-                         json={"agent_id": "riverside-bistro", "audio_websocket_protocol": "web",
-                               "audio_encoding": "s16le", "sample_rate": RATE}) as resp:
-        assert resp.status == 201, await resp.text()
-        return (await resp.json())["call_id"]
-
-
-async def _ended(http: aiohttp.ClientSession, base: str, key: str, call_id: str) -> dict:
-    """get-call once the call is over and its transcript complete."""
-    deadline = time.monotonic() + 30
-    while True:
-        async with http.get(f"{base}/get-call/{call_id}",
-                            headers={"Authorization": f"Bearer {key}"}) as resp:
-            call = await resp.json()
-        if (call["call_status"] == "ended" and len(call["transcript_object"]) >= 7) \
-                or time.monotonic() > deadline:
-            return call
-        await asyncio.sleep(0.1)
-
-
 async def _on_emulator(sdk: str) -> tuple[SdkRun, dict]:
     async with EmbeddedEmulator(time_scale=SPEED, send_speed=2.0) as emu, \
             aiohttp.ClientSession() as http:
-        call_id = await _register(http, emu.base_url, emu.api_key)
+        call_id = (await register_call(http, emu.base_url, emu.api_key, sample_rate=RATE)
+                   )["call_id"]
         run = await run_sdk(sdk, call_id, RATE, f"{emu.ws_url}/audio-websocket/",
                             script=FULL_CALL, speed=SPEED)
-        return run, await _ended(http, emu.base_url, emu.api_key, call_id)
+        return run, await ended_call(http, emu.base_url, emu.api_key, call_id, turns=7)
 
 
 async def _on_service(sdk: str, tmp_path) -> tuple[SdkRun, dict, dict]:
     async with running_service(tmp_path, emulator={"time_scale": SPEED, "send_speed": 2.0},
                                limits=Limits(mic_realtime_factor=2 * SPEED)) as svc:
         key = svc.config.api_key
-        call_id = await _register(svc.http, svc.base, key)
+        call_id = (await register_call(svc.http, svc.base, key, sample_rate=RATE))["call_id"]
         run = await run_sdk(sdk, call_id, RATE, f"{svc.ws_base}/audio-websocket/",
                             script=FULL_CALL, speed=SPEED)
-        ended = await _ended(svc.http, svc.base, key, call_id)
+        ended = await ended_call(svc.http, svc.base, key, call_id, turns=7)
         return run, ended, await svc.call_info(call_id)
 
 

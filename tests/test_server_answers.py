@@ -1,4 +1,4 @@
-"""The emulator and ``aligner serve`` answer a client's mistakes alike (aligner.answers): the
+"""The emulator and ``aligner serve`` answer a client's mistakes alike (aligner.wire.answers): the
 same HTTP status and JSON body, the same close code and reason, the same call record."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import dataclass
 
 import aiohttp
+from sdk_helpers import register_call
 from service_helpers import running_service
 
 from aligner.emulator import EmbeddedEmulator
@@ -54,13 +55,6 @@ async def _closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 20.0) ->
             return ws.close_code, ""
 
 
-async def _register(http, server: Server, **body) -> dict:
-    body = {"agent_id": "a", "sample_rate": 16000, **body}
-    async with http.post(f"{server.base}/register-call", json=body, headers=server.auth) as r:
-        assert r.status == 201, await r.text()
-        return await r.json()
-
-
 async def test_http_mistakes_get_the_same_status_and_body(tmp_path):
     async with both(tmp_path, recognition=False) as (servers, http):
         answers = {}
@@ -97,7 +91,7 @@ async def test_audio_websocket_mistakes_are_closed_alike(tmp_path):
             for call_id in ("call_0123", "bad!id"):  # unknown, malformed
                 async with http.ws_connect(f"{s.ws}/audio-websocket/{call_id}") as ws:
                     got.append(await _closed(ws))
-            call = await _register(http, s)
+            call = await register_call(http, s.base, s.key, sample_rate=16000)
             url = f"{s.ws}/audio-websocket/{call['call_id']}"
             async with http.ws_connect(url) as first:
                 await first.receive()  # the call is on
@@ -117,7 +111,8 @@ async def test_a_client_that_sends_nothing_ends_alike(tmp_path):
             (servers, http):
         seen = {}
         for s in servers:
-            call = await _register(http, s, end_call_after_silence_ms=10000)
+            call = await register_call(http, s.base, s.key, sample_rate=16000,
+                                       end_call_after_silence_ms=10000)
             async with http.ws_connect(f"{s.ws}/audio-websocket/{call['call_id']}") as ws:
                 closed = await _closed(ws, timeout=30)
             for _ in range(50):

@@ -14,9 +14,9 @@ import time
 from service_helpers import GREETING, SAMPLES, collect, dialogue_with_metadata, running_service
 
 from aligner import audio
-from aligner.answers import INACTIVITY
 from aligner.service.proxy import Limits
 from aligner.wire import capture
+from aligner.wire.answers import INACTIVITY
 from aligner.wire.client import audio_websocket_url, stream
 from aligner.wire.events import AlignedAudio, Metadata, Unknown
 from aligner.wire.source import SilenceSource

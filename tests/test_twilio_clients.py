@@ -15,14 +15,14 @@ import json
 import re
 
 import aiohttp
-from sdk_helpers import short_dialogue, wav_at
+from sdk_helpers import ended_call, register_call, short_dialogue, wav_at
 from service_helpers import running_service
 from streamdouble.api import run_scenario
 from streamdouble.scenario import parse
 from streamdouble.session import SessionConfig
 
-from aligner import capture
 from aligner.emulator import EmbeddedEmulator
+from aligner.wire import capture
 
 CONFIG = SessionConfig(response_timeout_s=20.0, quiet_period_s=4.0, max_drain_s=30.0)
 LINES = ["Hello, how can I help you today?", "Of course, a table for two at seven. Goodbye!"]
@@ -36,34 +36,16 @@ def _scenario(tmp_path):
         {"wait": 1.5}]})  # the caller listens: the answer starts
 
 
-async def _register(http: aiohttp.ClientSession, base: str, key: str) -> dict:
-    async with http.post(f"{base}/register-call", headers={"Authorization": f"Bearer {key}"},
-                         json={"agent_id": "riverside-bistro",
-                               "audio_websocket_protocol": "twilio"}) as resp:
-        assert resp.status == 201, await resp.text()
-        return await resp.json()
-
-
-async def _get_call(http, base: str, key: str, call_id: str) -> dict:
-    for _ in range(100):
-        async with http.get(f"{base}/get-call/{call_id}",
-                            headers={"Authorization": f"Bearer {key}"}) as resp:
-            call = await resp.json()
-        if call["call_status"] == "ended" and len(call["transcript_object"]) >= 3:
-            break
-        await asyncio.sleep(0.1)
-    return call
-
-
 async def test_twilio_hang_up_waits_for_the_goodbyes_mark(tmp_path):
     """The emulator hangs up once the client echoed the mark after its goodbye: the caller
     heard all of it."""
     async with EmbeddedEmulator(dialogue=short_dialogue(tmp_path), send_speed=2.0) as emu, \
             aiohttp.ClientSession() as http:
-        call = await _register(http, emu.base_url, emu.api_key)
+        call = await register_call(http, emu.base_url, emu.api_key,
+                                   audio_websocket_protocol="twilio")
         report = await run_scenario(f"{emu.ws_url}/audio-websocket/{call['call_id']}",
                                     _scenario(tmp_path), config=CONFIG)
-        ended = await _get_call(http, emu.base_url, emu.api_key, call["call_id"])
+        ended = await ended_call(http, emu.base_url, emu.api_key, call["call_id"], turns=3)
     result = report.result
     assert not report.violations, report.violations
     assert result.closed_by == "agent" and ended["disconnection_reason"] == "agent_hangup"
@@ -77,7 +59,8 @@ async def test_twilio_call_through_the_service_is_understood(tmp_path):
     audio, and visemes."""
     emulator = {"dialogue": short_dialogue(tmp_path), "send_speed": 2.0}
     async with running_service(tmp_path, lipsync=True, emulator=emulator) as svc:
-        call = await _register(svc.http, svc.base, svc.config.api_key)
+        call = await register_call(svc.http, svc.base, svc.config.api_key,
+                                   audio_websocket_protocol="twilio")
         call_id = call["call_id"]
         observed: list[dict] = []
 
@@ -95,7 +78,7 @@ async def test_twilio_call_through_the_service_is_understood(tmp_path):
         await asyncio.wait_for(observer, 30)
         async with svc.http.get(f"{svc.base}/stats") as resp:
             stats = await resp.json()
-        ended = await _get_call(svc.http, svc.base, svc.config.api_key, call_id)
+        ended = await ended_call(svc.http, svc.base, svc.config.api_key, call_id, turns=3)
     result = report.result
     assert not report.violations, report.violations
     assert result.closed_by == "agent" and ended["disconnection_reason"] == "agent_hangup"

@@ -33,7 +33,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import audio
-from ..answers import INACTIVITY
 from ..speech.recognize import (
     SpeechEnded,
     SpeechPaused,
@@ -41,6 +40,7 @@ from ..speech.recognize import (
     VoiceActivityDetector,
     sounds_complete,
 )
+from ..wire.answers import INACTIVITY
 from .brain import Brain, BrainError, Hangup, Say, SendMetadata
 from .calls import Call, Turn
 from .config import EmulatorConfig

@@ -4,7 +4,7 @@ Routes: ``POST /register-call``, ``GET /get-call/{call_id}`` (both need
 ``Authorization: Bearer <api_key>``), ``GET /audio-websocket/{call_id}`` (the call id is the
 credential), and an ended call's ``recording_url`` (``GET /calls/{call_id}/recording.wav``) and
 ``public_log_url`` (``GET /calls/{call_id}/log``), whose unguessable call id is their key as on
-the real service. Mistakes get the answers of :mod:`aligner.answers`.
+the real service. Mistakes get the answers of :mod:`aligner.wire.answers`.
 :class:`EmbeddedEmulator` runs the app on a free loopback port inside the current event loop::
 
     async with EmbeddedEmulator(api_key="k") as emu:
@@ -19,7 +19,8 @@ import logging
 
 from aiohttp import web
 
-from ..answers import (
+from ..speech import voices
+from ..wire.answers import (
     BAD_JSON,
     CALL_ALREADY_USED,
     NO_SUCH_CALL,
@@ -27,7 +28,6 @@ from ..answers import (
     UNKNOWN_CALL,
     invalid_field,
 )
-from ..speech import voices
 from .agent import Conversation
 from .brain import LlmBrain, ScriptedBrain, load_dialogue
 from .calls import CallRegistry, RegistrationError

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .. import audio
-from ..answers import CORRUPTED_PAYLOAD
+from ..wire.answers import CORRUPTED_PAYLOAD
 from .agent import Conversation
 from .calls import Call
 from .speaker import Chunk

@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .. import audio
-from ..answers import CORRUPTED_PAYLOAD
 from ..errors import AudioError
+from ..wire.answers import CORRUPTED_PAYLOAD
 from .agent import Conversation
 from .calls import Call
 from .config import EmulatorConfig

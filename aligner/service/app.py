@@ -19,10 +19,10 @@ Routes::
 The upstream is a base URL (the real service, or an emulator) or, when none is given, an
 embedded :class:`aligner.emulator.EmbeddedEmulator` started with the app. Where the service
 stands in for the server it answers as the server does: the API's requests go to the upstream
-with the caller's own ``Authorization`` (the service's key only with ``fallback_key``), and the
-audio websocket's refusals come from :mod:`aligner.answers`, as the emulator's do. Shutdown is
-graceful: live calls are closed with 1001 ``service_shutting_down``, their captures are closed
-and queued, and queued render jobs finish before the process exits.
+with the caller's own ``Authorization`` (the service's key only with ``fallback_key``), and
+the audio websocket's refusals come from :mod:`aligner.wire.answers`, as the emulator's do.
+Shutdown is graceful: live calls are closed with 1001 ``service_shutting_down``, their
+captures are closed and queued, and queued render jobs finish before the process exits.
 
 >>> cfg = ServiceConfig(upstream="http://127.0.0.1:9")
 >>> cfg.limits.max_frame_bytes
@@ -46,8 +46,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from ..answers import CALL_ALREADY_USED, UNKNOWN_CALL
 from ..errors import AlignerError
+from ..wire.answers import CALL_ALREADY_USED, UNKNOWN_CALL
 from ..wire.capture import CaptureWriter
 from .lipsync import AlignWorkers, LipSync
 from .observers import ObserverHub, TokenIssuer

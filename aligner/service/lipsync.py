@@ -42,7 +42,7 @@ reach the page before that audio plays. After a ``clear``, :meth:`clear` starts 
 
 Agent audio that comes without its text (a Twilio call) is estimated an utterance at a time
 (:func:`utterance_events`, :meth:`LipSync.estimate`): words recognised from the audio (marked
-``"source": "recognized"``), visemes from the audio-only phone path (:mod:`aligner.textless`).
+``"source": "recognized"``), visemes from the audio-only phone path (:mod:`aligner.session.textless`).
 
 >>> import numpy as np
 >>> ls = ChunkEvents(16000, "s16le", backend="fallback")
@@ -299,13 +299,13 @@ def utterance_events(audio: bytes, encoding: str, sample_rate: int, *, first_ind
     """Word and viseme events of a whole agent utterance that came without its text.
 
     Words are recognised from the audio and aligned on it, visemes come from the audio-only
-    phone path (:func:`aligner.textless.estimate`). Word indexes start at ``first_index``;
+    phone path (:func:`aligner.session.textless.estimate`). Word indexes start at ``first_index``;
     offsets are relative to the utterance's first sample; every event is final.
 
     >>> utterance_events(bytes(1600), "s16le", 8000)[0]["viseme"]   # 0.1 s of silence
     'sil'
     """
-    from ..textless import estimate
+    from ..session.textless import estimate
 
     pcm = decode(audio, encoding)
     found = estimate(pcm, sample_rate, backend=backend)

@@ -48,8 +48,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..answers import INACTIVITY
 from ..audio import bytes_per_sample
+from ..wire.answers import INACTIVITY
 from ..wire.events import (
     AgentAudio,
     AlignedAudio,

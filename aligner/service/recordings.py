@@ -96,8 +96,8 @@ def recording_wav(call_dir: str | Path) -> Path:
     """Write ``recording.wav`` of a finished call (both voices as heard, mixed, at the call's
     rate) from its capture, atomically, unless it exists; returns its path."""
     from ..audio import mix, wav_bytes
-    from ..capture import read
     from ..session import build_timeline
+    from ..wire.capture import read
 
     path = Path(call_dir) / "recording.wav"
     if not path.is_file():

@@ -7,5 +7,7 @@
   protocols, both directions (the client, the emulator and the service share it);
 - :mod:`.capture`: the capture format (every frame of a call with its time) and its reader;
 - :mod:`.client`: the aiohttp client that records or streams a call;
-- :mod:`.source`: the user audio a client plays (files, microphone, silence, turns).
+- :mod:`.source`: the user audio a client plays (files, microphone, silence, turns);
+- :mod:`.answers`: the server's answers to a client's mistakes (close codes and reasons, HTTP
+  error bodies), one table for the emulator and the service.
 """
