@@ -31,6 +31,7 @@ COMMANDS = {
     "renderers": "renderers",
     "visemes": "visemes",
     "serve": "serve",
+    "worker": "worker",
 }
 
 

@@ -15,6 +15,10 @@ EXAMPLES = """examples:
                                                  # the demo page (and keyless requests) use the key
   aligner serve --render vtt,visemes --recordings ./recordings --render-workers 2
 
+more than one machine (docs/scaling.md): every instance shares Redis, a store and the secret
+  aligner serve --redis redis://redis.internal:6379/0 --store s3://calls/prod --secret $SECRET --render vtt,visemes
+  aligner worker --redis redis://redis.internal:6379/0 --store s3://calls/prod --concurrency 4
+
 front ends connect to ws://HOST:PORT/audio-websocket/{call_id}?enable_words=true&enable_visemes=true
 observers to ws://HOST:PORT/live/{call_id}?token=<observer_token from /register-call>
 """
@@ -55,6 +59,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="secret of the observer tokens (default: random per process)")
     parser.add_argument("--shutdown-timeout", type=float, default=120.0, metavar="S",
                         help="seconds shutdown waits for render jobs (default 120)")
+    cluster = parser.add_argument_group(
+        "more than one instance (needs the cluster extra: pip install 'aligner[cluster]')")
+    cluster.add_argument("--redis", metavar="URL",
+                         help="redis://HOST:PORT/DB shared by every instance: observers of calls "
+                              "on other instances, render jobs for `aligner worker`, recovery")
+    cluster.add_argument("--store", metavar="URL",
+                         help="recordings store: file:///path (default: --recordings) or "
+                              "s3://bucket/prefix (needs --redis); S3 settings from the AWS_* "
+                              "environment variables")
+    cluster.add_argument("--store-endpoint", metavar="URL",
+                         help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+    cluster.add_argument("--spool", default="spool", metavar="DIR",
+                         help="with --redis: local folder of captures on their way to the store "
+                              "(default ./spool)")
+    cluster.add_argument("--instance-id", metavar="NAME",
+                         help="this instance's name in /stats, logs and call.json (default "
+                              "host-pid)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +107,15 @@ def run(args: argparse.Namespace) -> int:
     if upstream and not upstream.startswith(("http://", "https://")):
         raise AlignerError(f"--upstream must be an http(s):// base URL, got {upstream!r}")
     api_key = args.api_key or os.environ.get("RETELL_API_KEY") or "dev-key"
+    if args.redis:
+        if not args.redis.startswith(("redis://", "rediss://", "unix://")):
+            raise AlignerError(f"--redis must be a redis:// URL, got {args.redis!r}")
+        if not args.secret:
+            raise AlignerError("--redis needs --secret: observer tokens must be valid on every "
+                               "instance")
+    elif args.store and not args.store.startswith("file://"):
+        raise AlignerError(f"--store {args.store} needs --redis (render workers read it); "
+                           "one process keeps recordings in a folder")
     config = ServiceConfig(
         upstream=upstream, api_key=api_key, fallback_key=args.fallback_key,
         recordings=Path(args.recordings), renderers=names,
@@ -94,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
         limits=Limits(max_frame_bytes=args.max_frame_bytes, idle_timeout=args.idle_timeout,
                       mic_realtime_factor=args.mic_rate),
         secret=args.secret.encode() if args.secret else None,
-        shutdown_timeout=args.shutdown_timeout)
+        shutdown_timeout=args.shutdown_timeout, redis=args.redis, store=args.store,
+        store_endpoint=args.store_endpoint, spool=Path(args.spool),
+        instance_id=args.instance_id)
     one_blas_thread()  # the align and render workers have the cores
     try:
         asyncio.run(_serve(config, args.host, args.port))
@@ -117,9 +149,10 @@ async def _serve(config, host: str, port: int) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = site._server.sockets[0].getsockname()[1] if site._server else port
+        where = (f"recordings in {config.store or config.recordings}" if not config.redis else
+                 f"Redis {config.redis}, store {config.store or config.recordings}")
         print(f"aligner serve: listening on http://{host}:{bound}/ (upstream: "
-              f"{config.upstream or 'embedded emulator'}; recordings in {config.recordings})",
-              file=sys.stderr, flush=True)
+              f"{config.upstream or 'embedded emulator'}; {where})", file=sys.stderr, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

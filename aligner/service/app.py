@@ -9,7 +9,8 @@ Routes::
     GET  /live/{call_id}?token=T     observers: websocket, or SSE with Accept: text/event-stream
     GET  /calls, /calls/{id}, /calls/{id}/files/{name}, /calls/{id}/recording.wav
                                      recordings (aligner.service.recordings)
-    GET  /healthz, /stats            liveness; counters and added-latency percentiles
+    GET  /healthz, /stats            liveness; counters and added-latency percentiles (and,
+                                     with --redis: instance, queue depth, jobs, upload lag)
     POST /stats/reset                zero the counters (loopback only; for benchmarks)
     GET  /                           the demo page (static/), /samples/{name}.wav its clips
     GET  /client.js                  the browser client module (static/client.js)
@@ -23,6 +24,11 @@ with the caller's own ``Authorization`` (the service's key only with ``fallback_
 the audio websocket's refusals come from :mod:`aligner.wire.answers`, as the emulator's do.
 Shutdown is graceful: live calls are closed with 1001 ``service_shutting_down``, their
 captures are closed and queued, and queued render jobs finish before the process exits.
+
+With ``redis`` set the app is one instance of many (``docs/scaling.md``): observers of calls held
+by other instances go through Redis (:mod:`aligner.service.cluster`), recordings live in a shared
+store (:mod:`aligner.service.stored`) and render jobs go on a Redis queue for ``aligner worker``
+(:mod:`aligner.service.jobs`).
 
 >>> cfg = ServiceConfig(upstream="http://127.0.0.1:9")
 >>> cfg.limits.max_frame_bytes
@@ -49,12 +55,15 @@ from yarl import URL
 from ..errors import AlignerError
 from ..wire.answers import CALL_ALREADY_USED, UNKNOWN_CALL
 from ..wire.capture import CaptureWriter
+from .cluster import default_instance_id
+from .jobs import JobPolicy
 from .lipsync import AlignWorkers, LipSync
 from .observers import ObserverHub, TokenIssuer
 from .options import CallOptions, Limits, ProxyStats
 from .proxy import ProxyCall
 from .recorder import CallRecorder
 from .recordings import RecordingStore, valid_call_id
+from .store import FileStore, open_store
 
 __all__ = ["ServiceConfig", "create_app"]
 
@@ -89,6 +98,15 @@ class ServiceConfig:
         secret: secret of the observer tokens (random per process when None).
         emulator: options of the embedded emulator (``EmulatorConfig`` fields).
         shutdown_timeout: seconds shutdown waits for render jobs.
+        redis: ``redis://HOST:PORT/DB``: run as one instance of many (None: one process).
+        store: URL of the recordings store with ``redis`` (``file:///path``, ``s3://bucket/
+            prefix``; None: ``recordings`` as a ``file://`` store).
+        store_endpoint: the S3 endpoint URL (None: AWS or ``AWS_ENDPOINT_URL``).
+        spool: with ``redis``, the local folder captures are written to before the store.
+        instance_id: this instance's name (None: ``host-pid``).
+        segment_interval: with ``redis``, seconds between uploads of a live call's capture.
+        heartbeat_ttl: with ``redis``, seconds of silence after which an instance is dead.
+        job_policy: retries and heartbeats of the render jobs queued.
     """
 
     upstream: str | None = None
@@ -103,6 +121,14 @@ class ServiceConfig:
     secret: bytes | None = None
     emulator: dict[str, Any] = field(default_factory=dict)
     shutdown_timeout: float = 120.0
+    redis: str | None = None
+    store: str | None = None
+    store_endpoint: str | None = None
+    spool: Path = Path("spool")
+    instance_id: str | None = None
+    segment_interval: float = 1.0
+    heartbeat_ttl: float = 10.0
+    job_policy: JobPolicy = field(default_factory=JobPolicy)
 
 
 class _Service:
@@ -110,10 +136,36 @@ class _Service:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.hub = ObserverHub()
         self.tokens = TokenIssuer(config.secret)
         self.stats = ProxyStats()
-        self.store = RecordingStore(config.recordings, config.renderers, config.render_workers)
+        self.cluster: Cluster | None = None
+        self.queue: RenderQueue | None = None
+        if config.redis:
+            from .cluster import Cluster
+            from .jobs import RenderQueue
+            from .stored import StoredRecordings
+
+            self.instance = config.instance_id or default_instance_id()
+            store = open_store(config.store or config.recordings.resolve().as_uri(),
+                               config.store_endpoint)
+            self.queue = RenderQueue(config.redis, config.job_policy)
+            self.store = StoredRecordings(config.spool, store, config.renderers,
+                                          self.queue.enqueue, self.instance,
+                                          config.segment_interval)
+            self.cluster = Cluster(config.redis, self.instance, self.store.recover,
+                                   ttl=config.heartbeat_ttl)
+            self.hub = self.cluster.hub
+        else:
+            self.instance = config.instance_id or default_instance_id()
+            recordings = config.recordings
+            if config.store:
+                local = open_store(config.store)
+                if not isinstance(local, FileStore):
+                    raise AlignerError(f"--store {config.store} needs --redis (render workers "
+                                       "read it); one process keeps recordings in a folder")
+                recordings = local.root
+            self.hub = ObserverHub()
+            self.store = RecordingStore(recordings, config.renderers, config.render_workers)
         self.calls: dict[str, ProxyCall] = {}
         self.call_objects: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.base_url = (config.upstream or "").rstrip("/")
@@ -259,7 +311,10 @@ class _Service:
         self.calls[call_id] = proxy
         self.stats.calls_active += 1
         self.stats.calls_total += 1
-        log.info("call_started call_id=%s options=%s", call_id, _options_dict(options))
+        if self.cluster is not None:  # who holds it, and whether other instances watch it
+            await self.cluster.call_started(call_id)
+        log.info("call_started call_id=%s instance=%s options=%s", call_id, self.instance,
+                 _options_dict(options))
         try:
             await proxy.run(down)
         finally:
@@ -274,8 +329,11 @@ class _Service:
                                                       "timings": proxy.timings})
             finally:
                 del self.calls[call_id]  # its recording is complete
-            log.info("call_ended call_id=%s code=%s reason=%r by=%s counts=%s", call_id,
-                     proxy.close_code, proxy.close_reason, proxy.closed_by, proxy.counts)
+            if self.cluster is not None:
+                self.cluster.call_ended(call_id)
+            log.info("call_ended call_id=%s instance=%s code=%s reason=%r by=%s counts=%s",
+                     call_id, self.instance, proxy.close_code, proxy.close_reason,
+                     proxy.closed_by, proxy.counts)
         return down
 
     def _open_recording(self, call_id: str, call: dict[str, Any], options: CallOptions,
@@ -311,13 +369,17 @@ class _Service:
         token = request.query.get("token") or _bearer(request)
         if not valid_call_id(call_id) or not self.tokens.check(call_id, token):
             raise web.HTTPForbidden(text="a valid observer token for this call is required")
-        sub = self.hub.subscribe(call_id)
+        # a call held here is watched here; any other through Redis (held elsewhere, or later)
+        source = self.hub if self.cluster is None or call_id in self.calls else self.cluster
+        sub = source.subscribe(call_id)
+        if source is self.cluster:
+            sub = await sub
         try:
             if request.headers.get("Accept", "").startswith("text/event-stream"):
                 return await self._live_sse(request, sub)
             return await self._live_ws(request, sub)
         finally:
-            self.hub.unsubscribe(sub)
+            source.unsubscribe(sub)
 
     async def _live_ws(self, request: web.Request, sub) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
@@ -369,7 +431,8 @@ class _Service:
     # --- health --------------------------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
         status = "stopping" if self.stopping else "ok"
-        return web.json_response({"status": status, "calls_active": self.stats.calls_active,
+        return web.json_response({"status": status, "instance": self.instance,
+                                  "calls_active": self.stats.calls_active,
                                   "aligner_ready": self.aligner_ready,
                                   "uptime": round(time.time() - self.started, 1)},
                                  status=503 if self.stopping else 200)
@@ -383,11 +446,19 @@ class _Service:
             self.stats.loop_lag.append(max(0.0, loop.time() - due))
 
     async def stats_route(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.stats.as_dict(),
-                                  "observers_published": self.hub.published,
-                                  "observers_dropped": self.hub.dropped,
-                                  "recordings_rendered": self.store.rendered,
-                                  "recordings_refused": self.store.refused})
+        data = {"instance": self.instance, **self.stats.as_dict(),
+                "observers_published": self.hub.published,
+                "observers_dropped": self.hub.dropped,
+                "recordings_rendered": self.store.rendered,
+                "recordings_refused": self.store.refused}
+        if self.cluster is not None:
+            data.update(self.cluster.stats())
+            data.update(self.store.stats())
+            try:  # the queue is the cluster's: its depth says how far the workers are behind
+                data.update(await asyncio.wait_for(self.queue.depth(), 1.0))
+            except Exception as exc:
+                data["queue_error"] = f"{type(exc).__name__}: {exc}"[:200]
+        return web.json_response(data)
 
     async def stats_reset(self, request: web.Request) -> web.Response:
         if request.remote not in ("127.0.0.1", "::1"):
@@ -466,6 +537,10 @@ def create_app(config: ServiceConfig) -> web.Application:
             connector=aiohttp.TCPConnector(limit=0))
         service.align_workers = AlignWorkers(config.align_workers)
         service.store.start()
+        if service.cluster is not None:
+            await service.cluster.start()
+            log.info("instance %s: Redis %s, recordings store %s", service.instance,
+                     config.redis, service.store.store.url)
         warm = asyncio.ensure_future(service.align_workers.warm_up(config.viseme_set))
         warm.add_done_callback(lambda f: setattr(service, "aligner_ready",
                                                  not f.cancelled() and not f.exception()))
@@ -477,6 +552,9 @@ def create_app(config: ServiceConfig) -> web.Application:
             with contextlib.suppress(Exception):
                 await warm
             await service.store.close(config.shutdown_timeout)
+            if service.cluster is not None:
+                await service.cluster.close()
+                await service.queue.close()
             await asyncio.to_thread(service.align_workers.shutdown)
             await service.session.close()
             if emulator is not None:
