@@ -12,14 +12,20 @@ EXAMPLES = """examples:
   aligner render call.json --to srt --option max_cps=17 --option max_chars_per_line=37
   aligner renderers                                         # what --to accepts
 
+backfill on a cluster (docs/service.md): queue renders for `aligner worker`, with a progress bar
+  aligner render --queue redis://redis.internal:6379/0 s3://calls/prod --to vtt,mp4
+  aligner render --queue redis://127.0.0.1:6379/0 ./recordings --store s3://calls/prod --to vtt
+
 Options (--option KEY=VALUE) go to every renderer; caption renderers take the CaptionRules
 fields: max_chars_per_line, max_lines, min_duration, max_duration, max_cps, min_gap, ...
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="a timeline.json file, a folder holding one, or a capture "
-                                       "directory")
+    parser.add_argument("source", nargs="+",
+                        help="a timeline.json file, a folder holding one, or a capture directory; "
+                             "with --queue: captures, recordings, folders of recordings or store "
+                             "URLs (s3://bucket/prefix[/CALL_ID], file:///path)")
     parser.add_argument("--to", required=True, metavar="NAME[,NAME...]",
                         help="renderer names, comma separated, or 'all' (see: aligner renderers)")
     parser.add_argument("--out", default="out", metavar="DIR", help="output folder (default out)")
@@ -29,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", choices=("auto", "yes", "no"), default="auto",
                         help="progress bars on stderr while the timeline is built and long "
                              "renderers run (default auto: when stderr is a terminal)")
+    backfill = parser.add_argument_group("backfill (needs the cluster extra)")
+    backfill.add_argument("--queue", metavar="REDIS_URL",
+                          help="queue the renders for `aligner worker` instead of rendering here")
+    backfill.add_argument("--store", metavar="URL",
+                          help="where local captures go before they are queued")
+    backfill.add_argument("--store-endpoint", metavar="URL", help="S3-compatible endpoint")
+    backfill.add_argument("--no-wait", action="store_true",
+                          help="queue and return (no progress bar)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,8 +66,14 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise RendererError(f"--option {item!r}: expected KEY=VALUE")
         options[key.strip()] = value.strip()
+    if args.queue:
+        if options:
+            raise RendererError("--option is not passed to queued renders")
+        return _backfill(args, list(classes))
+    if len(args.source) > 1:
+        raise RendererError("one source at a time (several only with --queue)")
 
-    source = Path(args.source)
+    source = Path(args.source[0])
     if source.is_dir() and not (source / "capture.json").exists() \
             and (source / "timeline.json").is_file():
         source = source / "timeline.json"  # an output folder of aligner run / aligner timeline
@@ -86,4 +106,58 @@ def run(args: argparse.Namespace) -> int:
             print(p)
     if failed:
         raise RendererError(f"{failed} of {len(classes)} renderers failed")
+    return 0
+
+
+def _backfill(args: argparse.Namespace, names: list[str]) -> int:
+    """Queue renders of existing captures and follow them with a progress bar."""
+    import asyncio
+    import sys
+
+    from aligner.errors import AlignerError
+    from aligner.progress import reporter
+    from aligner.service.backfill import find_calls, upload, wait
+    from aligner.service.jobs import RenderQueue
+
+    if not args.queue.startswith(("redis://", "rediss://", "unix://")):
+        raise AlignerError(f"--queue must be a redis:// URL, got {args.queue!r}")
+    calls = find_calls(args.source, args.store, args.store_endpoint)
+    local = [c for c in calls if c.local]
+    report = reporter("uploading", len(local), args.progress, unit="calls", speed=None)
+    sent = 0
+    for n, call in enumerate(local, 1):
+        sent += upload(call, names)
+        report(n)
+
+    async def queue_all() -> tuple[list[str], dict[str, str]]:
+        queue = RenderQueue(args.queue)
+        try:
+            keys = [await queue.enqueue(c.store.url, c.call_id, names) for c in calls]
+            print(f"aligner render: {len(keys)} render jobs queued ({sent} captures uploaded)",
+                  file=sys.stderr, flush=True)
+            if args.no_wait:
+                return keys, {}
+            bar = reporter("rendered", len(keys), args.progress, unit="jobs", speed=None)
+            return keys, await wait(queue, keys, lambda done, failed: bar(
+                done + failed, f"{failed} failed" if failed else ""))
+        finally:
+            await queue.close()
+
+    try:
+        keys, statuses = asyncio.run(queue_all())
+    except OSError as exc:
+        raise AlignerError(f"cannot reach the queue at {args.queue}: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("redis"):
+            raise AlignerError(f"cannot reach the queue at {args.queue}: {exc}") from exc
+        raise
+    failed = sorted(c.call_id for c, k in zip(calls, keys, strict=True)
+                    if statuses and statuses.get(k) != "complete")
+    for call_id in failed:
+        print(f"aligner render: {call_id} failed (its render.json says why)", file=sys.stderr)
+    if statuses:
+        print(f"aligner render: {len(calls) - len(failed)} of {len(calls)} rendered",
+              file=sys.stderr)
+    if failed:
+        raise AlignerError(f"{len(failed)} of {len(calls)} renders failed")
     return 0

@@ -248,7 +248,7 @@ class Cluster:
                         pipe.sadd(calls, *self.calls)
                     await pipe.execute()
                 watched = list(self.hub.remote_watched)
-                if watched:  # forget the calls nobody watches any more
+                if watched and self._settled():  # forget the calls nobody watches any more
                     for call_id, count in await self.redis.pubsub_numsub(
                             *(channel(c) for c in watched)):
                         if not count:
@@ -259,10 +259,15 @@ class Cluster:
                 self._failed(exc)
             await asyncio.sleep(self.ttl / 5)
 
+    def _settled(self) -> bool:
+        """Redis has answered for ``ttl`` s: long enough for every live instance to have sent
+        its heartbeat and subscriptions again after an outage, so absences mean something."""
+        return self.up and time.monotonic() - (self.up_since or 0) >= self.ttl
+
     async def _sweeper(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 2)
-            if not self.up or time.monotonic() - (self.up_since or 0) < self.ttl:
+            if not self._settled():
                 continue  # our own view of Redis is too fresh to judge others
             try:
                 await self._sweep()
@@ -374,6 +379,8 @@ class Cluster:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(_WATCH, *(channel(c) for c in self._remote))
+                for call_id in list(self._remote):  # watched again: tell their instances
+                    await self.redis.publish(_WATCH, call_id)
                 self._pubsub = pubsub
                 self._subscribed.set()
                 delay = 0.2

@@ -266,10 +266,12 @@ class RenderWorker:
         """A job ended for good: count it; a failed one's error goes to its call's record."""
         name = str(getattr(status, "value", status))
         try:
+            # a job can be reported ended twice (a sweep racing its worker): count it once
+            if name not in ("complete", "failed", "aborted") or not await self.redis.set(
+                    f"aligner:job-ended:{job.key}:{job.queued}", name, nx=True, ex=7 * 86400):
+                return
             if name == "complete":
                 await self.redis.incr(DONE_COUNT)
-                return
-            if name not in ("failed", "aborted"):
                 return
             await self.redis.incr(FAILED_COUNT)
             kwargs = job.kwargs or {}
