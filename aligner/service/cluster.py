@@ -200,16 +200,17 @@ class Cluster:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self._flush()
-                self._ok()
+                if await self._flush():
+                    self._ok()
             except self._errors as exc:
                 self._failed(exc)
                 await asyncio.sleep(0.5)
                 self._wake.set()
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Send the outbox in one pipeline; returns whether there was anything to send."""
         if not self._outbox and not self._sticky_backlog:
-            return
+            return False
         batch, self._outbox = list(self._outbox), deque()
         pipe = self.redis.pipeline(transaction=False)
         sticky = dict(self._sticky_backlog)
@@ -233,6 +234,7 @@ class Cluster:
             self._outbox.extendleft(reversed([(c, e) for c, e in batch if e.get("_unregister")]))
             self.dropped += sum(1 for _, e in batch if not e.get("_unregister"))
             raise
+        return True
 
     # --- heartbeat and recovery ---------------------------------------------------------------
     async def _heartbeat(self) -> None:
@@ -382,6 +384,9 @@ class Cluster:
                 for call_id in list(self._remote):  # watched again: tell their instances
                     await self.redis.publish(_WATCH, call_id)
                 self._pubsub = pubsub
+                if self._remote:
+                    log.info("instance %s: observing %d calls of other instances again",
+                             self.id, len(self._remote))
                 self._subscribed.set()
                 delay = 0.2
                 while True:
@@ -402,7 +407,7 @@ class Cluster:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(delay)
-            delay = min(2.0, delay * 2)
+            delay = min(1.0, delay * 2)
 
     def stats(self) -> dict[str, Any]:
         """What ``/stats`` shows about this instance's place in the cluster."""

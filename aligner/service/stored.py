@@ -154,10 +154,11 @@ class StoredRecordings:
                        asyncio.create_task(self._send_ended())]
 
     async def close(self, timeout: float = 60.0) -> None:
-        """Send the finished calls (up to ``timeout`` s; what is left stays in the spool)."""
-        deadline = time.monotonic() + timeout
+        """Send the finished calls (up to ``timeout`` s, at most 15: what is left stays in the
+        spool and goes at the next start)."""
+        deadline = time.monotonic() + min(timeout, 15.0)
+        self._wake.set()
         while self._ended and time.monotonic() < deadline:
-            self._wake.set()
             await asyncio.sleep(0.1)
         if self._ended:
             log.warning("spool: %d calls not yet in the store stay in %s", len(self._ended),
