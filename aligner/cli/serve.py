@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--spool", default="spool", metavar="DIR",
                          help="with --redis: local folder of captures on their way to the store "
                               "(default ./spool)")
+    cluster.add_argument("--segment-interval", type=float, default=1.0, metavar="S",
+                         help="with --redis: seconds between uploads of a live call's capture, "
+                              "at most what a dying instance loses (default 1)")
     cluster.add_argument("--instance-id", metavar="NAME",
                          help="this instance's name in /stats, logs and call.json (default "
                               "host-pid)")
@@ -107,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if upstream and not upstream.startswith(("http://", "https://")):
         raise AlignerError(f"--upstream must be an http(s):// base URL, got {upstream!r}")
     api_key = args.api_key or os.environ.get("RETELL_API_KEY") or "dev-key"
+    if args.segment_interval <= 0:
+        raise AlignerError("--segment-interval must be > 0")
     if args.redis:
         if not args.redis.startswith(("redis://", "rediss://", "unix://")):
             raise AlignerError(f"--redis must be a redis:// URL, got {args.redis!r}")
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         secret=args.secret.encode() if args.secret else None,
         shutdown_timeout=args.shutdown_timeout, redis=args.redis, store=args.store,
         store_endpoint=args.store_endpoint, spool=Path(args.spool),
-        instance_id=args.instance_id)
+        instance_id=args.instance_id, segment_interval=args.segment_interval)
     one_blas_thread()  # the align and render workers have the cores
     try:
         asyncio.run(_serve(config, args.host, args.port))

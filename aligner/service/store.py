@@ -179,6 +179,7 @@ class S3Store(ObjectStore):
         except ImportError as exc:
             raise StoreError("s3:// stores need boto3: pip install 'aligner[cluster]'") from exc
         self.bucket = bucket
+        self.endpoint = endpoint
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         # fail fast (the callers retry on their own schedule: uploads stay on disk meanwhile)

@@ -46,7 +46,7 @@ from pathlib import Path
 from ..wire.capture import EVENTS, HEADER, RAW
 from .store import NotInStore, ObjectStore
 
-__all__ = ["CAPTURE_FILES", "CaptureUpload", "capture_key", "fetch_capture"]
+__all__ = ["CAPTURE_FILES", "CaptureUpload", "capture_key", "fetch_capture", "send_segment"]
 
 CAPTURE_FILES = (EVENTS, *RAW.values())  # the events file first: see the module docstring
 _OFFSETS = "offsets.json"
@@ -75,6 +75,18 @@ class CaptureUpload:
         self.seq = 0
         self._header_sent = False
         self.synced_at = time.time()  # when everything written so far was in the store
+
+    def __getstate__(self) -> dict:
+        """Pickled without its store client (it goes to an upload process): the store's URL."""
+        state = dict(self.__dict__)
+        store = state.pop("store")
+        state["_store"] = (store.url, getattr(store, "endpoint", None))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        url, endpoint = state.pop("_store")
+        self.__dict__.update(state)
+        self.store = _opened(url, endpoint)
 
     def lag(self) -> float:
         """Seconds since the store last had everything the capture held (0 while it does)."""
@@ -138,6 +150,32 @@ class CaptureUpload:
         self._header_sent = True
         self.synced_at = time.time()
         self.store.delete(self.store.list(capture_key(self.call_id, "segments/")))
+
+
+_OPENED: dict[tuple[str, str | None], ObjectStore] = {}  # per upload process, filled on use
+
+
+def _opened(url: str, endpoint: str | None) -> ObjectStore:
+    from .store import open_store
+
+    key = (url, endpoint)
+    if key not in _OPENED:
+        _OPENED[key] = open_store(url, endpoint)
+    return _OPENED[key]
+
+
+def send_segment(upload: CaptureUpload, first: tuple[str, bytes] | None = None
+                 ) -> tuple[CaptureUpload, int]:
+    """One :meth:`CaptureUpload.step` in an upload process (the caller keeps the returned
+    copy): the instance's event loop shares no GIL with the store client's work. ``first``:
+    an object ``(key, data)`` to write before it (the call's ``call.json``).
+
+    Raises:
+        StoreError: the store failed (nothing marked sent).
+    """
+    if first is not None:
+        upload.store.put(*first)
+    return upload, upload.step()
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
