@@ -8,6 +8,15 @@ websocket, live observers, recordings rendered off the event loop, and a demo pa
 - :mod:`aligner.service.observers` — per-call tokens and the observer fan-out;
 - :mod:`aligner.service.recordings` — recordings, the render worker pool and ``/calls``.
 
+More than one instance (``aligner serve --redis``, the ``cluster`` extra; ``docs/scaling.md``):
+
+- :mod:`aligner.service.cluster` — heartbeats, observers across instances, recovery (Redis);
+- :mod:`aligner.service.store` — object stores: a folder (``file://``) or S3 (``s3://``);
+- :mod:`aligner.service.uploads` — a live capture sent to the store in segments, and back;
+- :mod:`aligner.service.stored` — recordings in the store, ``/calls`` over it;
+- :mod:`aligner.service.jobs` — render jobs on a Redis queue, ``aligner worker``;
+- :mod:`aligner.service.backfill` — ``aligner render --queue`` of recorded calls.
+
 >>> from aligner.service import ServiceConfig
 >>> ServiceConfig().render_workers
 1
