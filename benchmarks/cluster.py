@@ -7,8 +7,10 @@ calls starting over ``--spread`` s, each ``--seconds`` long), every call rendere
 
 - one instance: ``aligner serve --render R --render-workers 2`` (recordings in a folder, renders
   in its own 2 worker processes);
-- cluster: ``aligner serve --redis --store s3://`` twice (calls alternate between them) and
-  ``aligner worker`` twice, on the same 2 cores.
+- one instance with Redis: ``aligner serve --redis --store s3://`` alone, the same calls: what
+  Redis and the uploads cost one instance (the peer of the first phase);
+- cluster: that instance and a second one (calls alternate between them) and ``aligner
+  worker`` twice, all on the same 2 cores.
 
 Printed side by side: completed calls, dropped frames (agent frames the instance got from the
 upstream, per its capture, that the front end did not get), the relay's added latency p50/p99
@@ -17,7 +19,8 @@ the store p50/p99, render-queue throughput (calls rendered per minute from the f
 the last output), CPU seconds per render, and the cluster's upload figures. On 2 cores the total
 cannot grow: the figures show that nothing is lost and what Redis and the store cost.
 
-    python benchmarks/cluster.py                     # 100 calls
+    python benchmarks/cluster.py                     # 100 calls, S3 store (moto)
+    python benchmarks/cluster.py --store file        # the store a folder: no S3 server's CPU
     python benchmarks/cluster.py --calls 10 --seconds 6   # quick
 """
 
@@ -36,10 +39,10 @@ from pathlib import Path
 import aiohttp
 from service_load import _peak, _pressure, _start
 
-from aligner import capture
-from aligner.events import AgentAudio, AlignedAudio
 from aligner.service.store import open_store
 from aligner.service.uploads import fetch_capture
+from aligner.wire import capture
+from aligner.wire.events import AgentAudio, AlignedAudio
 
 # the tests' server helpers (redis-server, moto, CLI processes): one copy for both
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -191,7 +194,11 @@ async def main() -> int:
     ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each call")
     ap.add_argument("--spread", type=float, default=5.0, help="call starts spread over S s")
-    ap.add_argument("--render", default="vtt", help="renderers of every call (default vtt)")
+    ap.add_argument("--render", default="vtt,visemes",
+                    help="renderers of every call (default vtt,visemes)")
+    ap.add_argument("--store", choices=("s3", "file"), default="s3",
+                    help="the cluster's store: moto's S3 server on this machine (default), or a "
+                         "folder (file://): no S3 server sharing the cores")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cluster_bench_"))
     os.environ.update(S3_ENV)
@@ -239,7 +246,7 @@ async def main() -> int:
         procs.remove(single)
 
         # the cluster: 2 instances + 2 workers, Redis and the S3 store
-        store = f"s3://{BUCKET}/bench"
+        store = f"s3://{BUCKET}/bench" if args.store == "s3" else (work / "store").as_uri()
         a = start_instance(work, "A", redis.url, store, s3.endpoint, emu_url, args.render)
         b = start_instance(work, "B", redis.url, store, s3.endpoint, emu_url, args.render)
         procs += [a, b]
@@ -247,6 +254,16 @@ async def main() -> int:
         await wait_ready(a.base)
         await wait_ready(b.base)
         await asyncio.sleep(5)
+        # the same calls on instance A alone: what Redis and the uploads cost one instance
+        await _stats([a.base], reset=True)
+        alone = await _calls([a.base], args.calls, args.seconds, args.spread)
+        alone_stats = (await _stats([a.base]))[0]
+        print(f"\n== one instance with Redis + {store.split(':')[0]} store, {args.calls} calls ==")
+        print(f"completed calls          : {sum(r['ok'] for r in alone)}/{args.calls}")
+        print(f"relay added latency      : p50 / p99 {alone_stats['p50_ms']:.2f} / "
+              f"{alone_stats['p99_ms']:.2f} ms (event-loop lag p99 "
+              f"{alone_stats['loop_lag_p99_ms']:.2f} ms)")
+        await asyncio.sleep(args.seconds)  # its renders out of the way
         await _stats([a.base, b.base], reset=True)
         t0 = time.monotonic()
         results = await _calls([a.base, b.base], args.calls, args.seconds, args.spread)
@@ -270,7 +287,8 @@ async def main() -> int:
         captures = {cid: capture.read(fetch_capture(objects, cid, work / "fetched" / cid))
                     for cid in ids}
         after = await _stats([a.base, b.base])
-        cluster_fig = _report("cluster: 2 instances + 2 workers, Redis + S3 store (moto)",
+        cluster_fig = _report(f"cluster: 2 instances + 2 workers, Redis + {store.split(':')[0]} "
+                              "store",
                               results, _dropped(results, captures), stats, records, wall)
         drain = await _backlog(redis.url, objects, sorted(ids))
         print(f"queue throughput         : a backlog of {len(ids)} jobs queued at once drained "
@@ -280,9 +298,12 @@ async def main() -> int:
               f"segments, {sum(s['upload_failures'] for s in after)} failures, lag now "
               f"{max(s['upload_lag_s'] for s in after)} s; jobs done "
               f"{after[0]['jobs_done']}, failed {after[0]['jobs_failed']}")
+        print(f"one instance with Redis beside one without: p99 {alone_stats['p99_ms']:.2f} "
+              f"against {single_fig['p99_ms'][0]:.2f} ms "
+              f"({alone_stats['p99_ms'] - single_fig['p99_ms'][0]:+.2f} ms; target <= 2 ms)")
         added = max(cluster_fig["p99_ms"]) - single_fig["p99_ms"][0]
-        print(f"\nRedis and the store add {added:+.2f} ms to the relay's p99 "
-              f"(target <= 2 ms); lost: {cluster_fig['dropped']} frames, "
+        print(f"2 instances + 2 workers on the same cores: {added:+.2f} ms at p99; lost: "
+              f"{cluster_fig['dropped']} frames, "
               f"{args.calls - cluster_fig['rendered']} renders")
         print(f"machine: {_pressure()}")
         print(json.dumps({"single": single_fig, "cluster": cluster_fig}), file=sys.stderr)

@@ -189,9 +189,9 @@ async def wait_ready(base: str, timeout: float = 120.0) -> None:
     """Until the instance at ``base`` has loaded its aligner (its first alignment is slow)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
-                if b'"aligner_ready": true' in resp.read():
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/healthz",
+                                                                 timeout=5) as resp:
+            if b'"aligner_ready": true' in resp.read():
+                return
         await asyncio.sleep(0.2)
     raise RuntimeError(f"{base} never loaded its aligner")

@@ -116,7 +116,7 @@ async def test_two_instances_two_workers_twenty_calls(tmp_path, servers, procs):
             call_ids = [call_id for call_id, _ in results]
             assert len(set(call_ids)) == 20 and all(frames > 0 for _, frames in results)
             infos = await _until_rendered(http, b.base, call_ids, timeout=240)
-            for call_id, info in infos.items():
+            for info in infos.values():
                 assert info["state"] == "done", info
                 assert {"timeline.json", "call.vtt", "call.visemes.jsonl"} <= set(info["files"])
                 assert info["instance"] in ("A", "B") and info["close_reason"] == "frontend_closed"

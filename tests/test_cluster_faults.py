@@ -21,11 +21,11 @@ from cluster_helpers import (
 )
 from test_cluster import _register, _until_rendered
 
-from aligner.capture import read
 from aligner.emulator import EmbeddedEmulator
-from aligner.events import AgentAudio, AlignedAudio
 from aligner.service.store import open_store
 from aligner.service.uploads import fetch_capture
+from aligner.wire.capture import read
+from aligner.wire.events import AgentAudio, AlignedAudio
 
 
 @pytest.fixture

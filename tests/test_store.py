@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from cluster_helpers import BUCKET, S3_ENV, S3Server, free_port
 
-from aligner.capture import CaptureWriter, read
 from aligner.service.store import FileStore, NotInStore, StoreError, open_store
 from aligner.service.uploads import CaptureUpload, capture_key, fetch_capture
+from aligner.wire.capture import CaptureWriter, read
 
 
 @pytest.fixture

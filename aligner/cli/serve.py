@@ -15,7 +15,7 @@ EXAMPLES = """examples:
                                                  # the demo page (and keyless requests) use the key
   aligner serve --render vtt,visemes --recordings ./recordings --render-workers 2
 
-more than one machine (docs/scaling.md): every instance shares Redis, a store and the secret
+more than one machine (docs/service.md): every instance shares Redis, a store and the secret
   aligner serve --redis redis://redis.internal:6379/0 --store s3://calls/prod --secret $SECRET --render vtt,visemes
   aligner worker --redis redis://redis.internal:6379/0 --store s3://calls/prod --concurrency 4
 

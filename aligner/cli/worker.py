@@ -13,7 +13,7 @@ EXAMPLES = """examples:
 
 Each job names its call and store; the worker fetches the capture, builds the timeline, runs the
 renderers the instance asked for, uploads the outputs and updates the call's render.json. Run as
-many workers on as many machines as the backlog needs (docs/scaling.md). SIGTERM lets running
+many workers on as many machines as the backlog needs (docs/service.md). SIGTERM lets running
 renders finish (--shutdown-timeout); kill -9 loses nothing: another worker runs the job again.
 Needs the cluster extra: pip install 'aligner[cluster]'.
 """

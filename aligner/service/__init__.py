@@ -8,7 +8,7 @@ websocket, live observers, recordings rendered off the event loop, and a demo pa
 - :mod:`aligner.service.observers` — per-call tokens and the observer fan-out;
 - :mod:`aligner.service.recordings` — recordings, the render worker pool and ``/calls``.
 
-More than one instance (``aligner serve --redis``, the ``cluster`` extra; ``docs/scaling.md``):
+More than one instance (``aligner serve --redis``, the ``cluster`` extra; ``docs/service.md``):
 
 - :mod:`aligner.service.cluster` — heartbeats, observers across instances, recovery (Redis);
 - :mod:`aligner.service.store` — object stores: a folder (``file://``) or S3 (``s3://``);

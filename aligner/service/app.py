@@ -25,7 +25,7 @@ the audio websocket's refusals come from :mod:`aligner.wire.answers`, as the emu
 Shutdown is graceful: live calls are closed with 1001 ``service_shutting_down``, their
 captures are closed and queued, and queued render jobs finish before the process exits.
 
-With ``redis`` set the app is one instance of many (``docs/scaling.md``): observers of calls held
+With ``redis`` set the app is one instance of many (``docs/service.md``): observers of calls held
 by other instances go through Redis (:mod:`aligner.service.cluster`), recordings live in a shared
 store (:mod:`aligner.service.stored`) and render jobs go on a Redis queue for ``aligner worker``
 (:mod:`aligner.service.jobs`).

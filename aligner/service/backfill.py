@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..capture import HEADER, read_info
 from ..errors import AlignerError
+from ..wire.capture import HEADER, read_info
 from .recordings import valid_call_id
 from .store import ObjectStore, StoreError, open_store
 from .stored import CALL

@@ -1,6 +1,6 @@
 """Render jobs on a Redis-backed queue: one per finished call, run by ``aligner worker`` anywhere.
 
-The queue is SAQ's (Simple Async Queue; why SAQ: ``docs/scaling.md``). What it guarantees here:
+The queue is SAQ's (Simple Async Queue; why SAQ: ``docs/service.md``). What it guarantees here:
 
 - **at least once**: a job stays in Redis until a worker has finished it;
 - **retries with back-off**: a job that fails is tried up to ``JobPolicy.attempts`` times, the

@@ -1,7 +1,7 @@
 """A call's capture on its way to the object store, and back from it for rendering.
 
 While a call runs, the instance writes its capture on local disk as always
-(:mod:`aligner.capture`: append-only files) and :class:`CaptureUpload` sends what the files
+(:mod:`aligner.wire.capture`: append-only files) and :class:`CaptureUpload` sends what the files
 gained since the last time as one *segment* object, about once a second, so an instance that
 dies loses at most the last second or two of its calls. When the call ends, the whole files go
 up and the segments are deleted. :func:`fetch_capture` rebuilds a capture folder from whatever
