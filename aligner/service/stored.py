@@ -215,8 +215,10 @@ class StoredRecordings:
         """
         def mark() -> bool:
             record = _load(self.store, f"{call_id}/{CALL}")
-            if record is None or record.get("state") != "recording":
+            if record is None:
                 return False
+            if record.get("state") != "recording":  # marked before, but was it queued?
+                return record.get("closed_by") == "recovery" and record.get("state") == "queued"
             update_record(self.store, call_id, CALL, {
                 "state": "queued" if record.get("renderers", self.renderers) else "done",
                 "ended": time.time(), "close_code": 1011, "close_reason": "instance_lost",
@@ -225,7 +227,8 @@ class StoredRecordings:
 
         if not await self._io(mark):
             return False
-        log.warning("recovery: call %s of lost instance %s marked ended", call_id, instance)
+        log.warning("recovery: call %s of lost instance %s ended; its render is queued", call_id,
+                    instance)
         if self.renderers and self.enqueue is not None:
             await self.enqueue(self.store.url, call_id, self.renderers)
             self.queued += 1
