@@ -60,8 +60,9 @@ from cluster_helpers import (  # noqa: E402
 async def _one_call(http: aiohttp.ClientSession, base: str, seconds: float, delay: float,
                     mic_ms: int = 20) -> dict:
     await asyncio.sleep(delay)
-    async with http.post(f"{base}/register-call", json={
-            "agent_id": "bench", "audio_encoding": "s16le", "sample_rate": 24000}) as resp:
+    async with http.post(f"{base}/register-call", headers={"Authorization": "Bearer dev-key"},
+                         json={"agent_id": "bench", "audio_encoding": "s16le",
+                               "sample_rate": 24000}) as resp:
         call = await resp.json()
     out = {"call_id": call["call_id"], "base": base, "frames": 0, "ok": False}
     frame = b"\x00\x00" * (24 * mic_ms)

@@ -17,6 +17,7 @@ from cluster_helpers import (
     S3_ENV,
     RedisServer,
     S3Server,
+    free_port,
     start_instance,
     start_worker,
     wait_ready,
@@ -52,8 +53,9 @@ def procs():
 
 
 async def _register(http: aiohttp.ClientSession, base: str) -> dict:
-    async with http.post(f"{base}/register-call", json={
-            "agent_id": "test", "audio_encoding": "s16le", "sample_rate": 24000}) as resp:
+    async with http.post(f"{base}/register-call", headers={"Authorization": "Bearer dev-key"},
+                         json={"agent_id": "test", "audio_encoding": "s16le",
+                               "sample_rate": 24000}) as resp:
         assert resp.status in (200, 201), await resp.text()
         return await resp.json()
 
@@ -130,6 +132,8 @@ async def test_two_instances_two_workers_twenty_calls(tmp_path, servers, procs):
                 assert resp.status == 200 and "Riverside" in await resp.text()
             async with http.get(f"{a.base}/calls/{call_ids[1]}/files/..%2Fcall.json") as resp:
                 assert resp.status == 404
+            async with http.get(f"{a.base}/calls/{call_ids[2]}/recording.wav") as resp:
+                assert resp.status == 200 and (await resp.read())[:4] == b"RIFF"
             stats = await (await http.get(f"{a.base}/stats")).json()
             assert stats["instance"] == "A" and stats["redis"] == "up"
             assert stats["jobs_done"] == 20 and stats["jobs_failed"] == 0
@@ -186,11 +190,12 @@ async def test_backfill_queues_recorded_calls_with_a_progress_bar(tmp_path, serv
     procs.append(start_worker(tmp_path, "W1", redis.url, store_url, s3.endpoint))
     done = subprocess.run([sys.executable, "-m", "aligner", "render", "--queue", redis.url,
                            str(recordings), "--store", store_url, "--store-endpoint",
-                           s3.endpoint, "--to", "vtt,srt"], capture_output=True, text=True,
-                          timeout=180)
+                           s3.endpoint, "--to", "vtt,srt", "--progress", "yes"],
+                          capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "2 render jobs queued (2 captures uploaded)" in done.stderr
-    assert "rendered: 100%" in done.stderr and "2/2" in done.stderr
+    assert "rendered [" in done.stderr and "100%" in done.stderr, done.stderr
+    assert "2.0/2.0 jobs" in done.stderr and "2 of 2 rendered" in done.stderr
     store = open_store(store_url, s3.endpoint)
     calls = store.folders()
     assert sorted(calls) == sorted(p.name for p in recordings.iterdir() if p.is_dir())
@@ -221,3 +226,29 @@ def test_cluster_options_are_checked(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["worker", "--help"])
     assert "--concurrency" in capsys.readouterr().out
+
+
+async def test_a_swept_job_goes_back_on_the_queue_when_waiting_for_its_abort_fails(servers):
+    # a sweep takes a dead worker's job off the queue's lists, waits for the abort on pub/sub,
+    # then queues it again; a wait that fails otherwise than by timing out (its subscription
+    # never connected, as on a loaded machine) must not leave the job on no list
+    from saq.job import Status
+    from saq.queue.redis import PubSubMultiplexer
+
+    from aligner.service.jobs import _finishing_queue, connect
+
+    redis, _ = servers
+    queue = _finishing_queue()(connect(redis.url), name="sweep-test")
+    away = connect(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    queue._pubsub = PubSubMultiplexer(away.pubsub(), prefix="saq:job:sweep-test")
+    await queue.enqueue("render", key="k", heartbeat=1, retries=3)
+    job = await queue.dequeue()  # a worker takes it...
+    job.attempts += 1
+    await job.update(status=Status.ACTIVE)
+    await asyncio.sleep(1.5)  # ...and dies: its heartbeat goes stale
+    swept = await queue.sweep(lock=1, abort=0.5)
+    assert swept == [job.id]
+    again = await queue.job("k")
+    assert again.status == Status.QUEUED and await queue.count("incomplete") == 1
+    await away.aclose()
+    await queue.redis.aclose()

@@ -307,4 +307,18 @@ def _finishing_queue():
             if self.finished is not None:
                 await self.finished(job, status)
 
+        async def listen(self, *args: Any, **kwargs: Any) -> None:
+            # A sweep takes a dead worker's job off the queue's lists, waits here for the
+            # worker to acknowledge the abort, then puts the job back. When the wait's pub/sub
+            # subscription fails to close (it never connected: a loaded machine, redis-py 7),
+            # the error escaped the sweep and the job was left on no list, never run again;
+            # as a timeout the sweep goes on and queues it again.
+            try:
+                await super().listen(*args, **kwargs)
+            except TimeoutError:
+                raise
+            except Exception as exc:
+                log.warning("waiting for a swept job's abort failed: %r", exc)
+                raise TimeoutError from exc
+
     return FinishingQueue

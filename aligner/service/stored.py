@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,9 +41,9 @@ from aiohttp import web
 
 from ..errors import AlignerError
 from ..timeline import write_atomic
-from .recordings import valid_call_id
+from .recordings import recording_wav, valid_call_id
 from .store import FileStore, ObjectStore, StoreError
-from .uploads import CaptureUpload, send_segment
+from .uploads import CaptureUpload, fetch_capture, send_segment
 
 __all__ = ["StoredRecordings", "call_record", "update_record"]
 
@@ -128,6 +129,7 @@ class StoredRecordings:
         self.io = ThreadPoolExecutor(8, thread_name_prefix="store")
         self._uploaders = None  # processes sending segments (started with the app)
         self._stepping: dict[str, asyncio.Future] = {}  # each live call's segment in flight
+        self._seen: set[str] = set()  # calls seen in the store (for recorded())
         self._live: dict[str, _Live] = {}  # calls being recorded
         self._ended: dict[str, dict[str, Any]] = {}  # finished calls not yet all in the store
         self._tasks: list[asyncio.Task] = []
@@ -293,6 +295,7 @@ class StoredRecordings:
             await self.enqueue(self.store.url, call_id, entry.get("renderers") or self.renderers)
             self.queued += 1
         del self._ended[call_id]
+        self._seen.add(call_id)
         await self._io(shutil.rmtree, folder, True)
         log.info("call %s is in the store%s", call_id,
                  " and queued" if entry.get("state") == "queued" else "")
@@ -324,14 +327,26 @@ class StoredRecordings:
 
     # --- HTTP API ------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
-        """``GET /calls``, ``GET /calls/{call_id}``, ``GET /calls/{call_id}/files/{name}``."""
+        """``GET /calls``, ``GET /calls/{call_id}``, ``GET /calls/{call_id}/files/{name}``,
+        ``GET /calls/{call_id}/recording.wav``."""
         app.router.add_get("/calls", self._list)
         app.router.add_get("/calls/{call_id}", self._get)
         app.router.add_get("/calls/{call_id}/files/{name}", self._file)
+        app.router.add_get("/calls/{call_id}/recording.wav", self._recording)
+
+    def recorded(self, call_id: str) -> bool:
+        """True if the call is recorded here or known to be in the store (no store request:
+        the event loop calls it)."""
+        if call_id in self._live or call_id in self._ended or call_id in self._seen:
+            return True
+        if isinstance(self.store, FileStore) and valid_call_id(call_id):
+            return (self.store.root / call_id / CALL).is_file()
+        return False
 
     def calls(self) -> list[dict[str, Any]]:
         """Summaries of every recording in the store, newest first (blocking: a thread)."""
         ids = [c for c in self.store.folders() if valid_call_id(c)]
+        self._seen.update(ids)
         with ThreadPoolExecutor(8) as pool:
             records = pool.map(lambda c: call_record(self.store, c, files=False), ids)
             out = [{k: r.get(k) for k in _SUMMARY} for r in records if r is not None]
@@ -354,6 +369,30 @@ class StoredRecordings:
         if data is None:
             raise web.HTTPNotFound(text="no such call")
         return web.json_response(data)
+
+    async def _recording(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        record = await self._store_call(call_record, self.store, call_id, False) \
+            if valid_call_id(call_id) else None
+        if record is None or record.get("state") == "recording":
+            raise web.HTTPNotFound(text="no recording of an ended call")
+        data = await self._store_call(self.store.get_or_none, f"{call_id}/recording.wav")
+        if data is None:
+            try:
+                data = await self._io(self._build_recording, call_id)
+            except Exception as exc:  # a broken capture: say so, keep serving
+                log.exception("recording of %s failed", call_id)
+                raise web.HTTPInternalServerError(text=f"recording unavailable: {exc}") from exc
+        return web.Response(body=data, headers={"Content-Type": "audio/wav",
+                                                "X-Content-Type-Options": "nosniff"})
+
+    def _build_recording(self, call_id: str) -> bytes:
+        """``recording.wav`` of a call in the store: built from its capture, written once."""
+        with tempfile.TemporaryDirectory(prefix="aligner-recording-") as tmp:
+            fetch_capture(self.store, call_id, Path(tmp))
+            data = recording_wav(tmp).read_bytes()
+        self.store.put(f"{call_id}/recording.wav", data, once=True)
+        return data
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         call_id, name = request.match_info["call_id"], request.match_info["name"]
