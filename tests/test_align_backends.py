@@ -166,18 +166,18 @@ def test_pocketsphinx_follows_a_token_read_another_way():
         assert max(errors) < 0.06, errors
 
 
-def test_a_voice_unlike_espeaks_is_timed_by_pocketsphinx():
+def test_a_voice_unlike_espeaks_is_timed_by_the_acoustic_model():
     s = synthesize(TEXT, "en-us", 150)
     tokens = tokenize(TEXT)
-    _, _, cost = reference_spans(s.samples, s.sample_rate, TEXT, tokens)
+    _, _, cost, _ = reference_spans(s.samples, s.sample_rate, TEXT, tokens)
     assert cost <= MAX_REFERENCE_COST
     assert align(s.samples, s.sample_rate, TEXT).backend == "reference"
     # Played 25% fast, the same speech has another speaker's pitch and formants.
     rate = int(s.sample_rate * 1.25)
-    _, _, other = reference_spans(s.samples, rate, TEXT, tokens)
+    _, _, other, _ = reference_spans(s.samples, rate, TEXT, tokens)
     assert other > MAX_REFERENCE_COST > cost
     result = align(s.samples, rate, TEXT)
-    assert result.backend == "pocketsphinx"
+    assert result.backend == "acoustic"
     assert align(s.samples, rate, TEXT, backend="reference").backend == "reference"
     truth = np.array([(w.start, w.end) for w in s.words]) * s.sample_rate / rate
     err = np.abs(np.array([(w.start, w.end) for w in result.words]) - truth)
@@ -190,7 +190,7 @@ def test_a_stream_judges_the_voice_by_all_its_chunks_so_far():
     tokens = tokenize(TEXT)
     prons = [token_phones(t.word) for t in tokens]
     alone = time_tokens(s.samples, rate, TEXT, tokens, prons)
-    assert alone.backend == "pocketsphinx" and alone.cost > MAX_REFERENCE_COST
+    assert alone.backend == "acoustic" and alone.cost > MAX_REFERENCE_COST
     # After 30 s of chunks that warped closely, one odd chunk does not change the verdict.
     familiar = time_tokens(s.samples, rate, TEXT, tokens, prons, voice=(1.0 * 30, 30.0))
     assert familiar.backend == "reference" and abs(familiar.cost - alone.cost) < 0.1
@@ -210,10 +210,10 @@ def test_a_chunk_cut_mid_word_is_judged_on_its_whole_words():
     assert text == "Your balance is 1"  # espeak is saying "one thousand" at the cut, not "one"
     tokens = tokenize(text)
     prons = [token_phones(t.word) for t in tokens]
-    _, _, whole = reference_spans(pcm, rate, text, tokens)
-    _, _, words = reference_spans(pcm, rate, text, tokens, partial=(False, True))
+    _, _, whole, _ = reference_spans(pcm, rate, text, tokens)
+    _, _, words, _ = reference_spans(pcm, rate, text, tokens, partial=(False, True))
     assert words < MAX_REFERENCE_COST < whole
-    assert time_tokens(pcm, rate, text, tokens, prons).backend == "pocketsphinx"
+    assert time_tokens(pcm, rate, text, tokens, prons).backend == "acoustic"
     assert time_tokens(pcm, rate, text, tokens, prons, partial=(False, True)).backend == "reference"
     # A chunk of nothing but word pieces has nothing to judge the voice by.
     piece = tokenize("1,2")
@@ -227,7 +227,7 @@ def test_a_voice_judged_unlike_espeak_is_not_warped_again():
     unlike = (4.5 * VOICE_SECONDS, VOICE_SECONDS)
     assert voice_verdict(unlike) is False
     timing = time_tokens(s.samples, s.sample_rate, TEXT, tokens, prons, voice=unlike)
-    assert timing.backend == "pocketsphinx" and timing.cost is None  # no warp, no cost
+    assert timing.backend == "acoustic" and timing.cost is None  # no warp, no cost
     # Not enough evidence yet: this clip's own cost decides (espeak's voice: the reference).
     early = (4.5 * VOICE_SECONDS / 4, VOICE_SECONDS / 4)
     assert time_tokens(s.samples, s.sample_rate, TEXT, tokens, prons,
@@ -271,7 +271,7 @@ def test_a_long_clip_unlike_espeak_is_judged_on_its_start_without_the_whole_warp
     warp = reference.reference_spans
     monkeypatch.setattr(reference, "reference_spans", watched)
     timing = time_tokens(s.samples, int(s.sample_rate * 1.25), text, tokens, prons)
-    assert timing.backend == "pocketsphinx" and timing.cost > MAX_REFERENCE_COST + 0.2
+    assert timing.backend == "acoustic" and timing.cost > MAX_REFERENCE_COST + 0.2
     assert len(warped) == 1 and warped[0] < len(tokens) / 2  # the start only
     timing = time_tokens(s.samples, s.sample_rate, text, tokens, prons)
     assert timing.backend == "reference" and timing.cost <= MAX_REFERENCE_COST
@@ -288,8 +288,8 @@ def test_a_higher_voice_is_warped_against_a_female_reference():
     assert reference.reference_voice(np.zeros(16000, np.int16), 16000) is None  # no pitch
     s = synthesize(TEXT, "en-us+f4", 160)
     tokens = tokenize(TEXT)
-    _, _, male = reference_spans(s.samples, s.sample_rate, TEXT, tokens, voice="en-us")
-    _, _, female = reference_spans(s.samples, s.sample_rate, TEXT, tokens, voice="en-us+f3")
+    _, _, male, _ = reference_spans(s.samples, s.sample_rate, TEXT, tokens, voice="en-us")
+    _, _, female, _ = reference_spans(s.samples, s.sample_rate, TEXT, tokens, voice="en-us+f3")
     assert female <= MAX_REFERENCE_COST < male
     result = align(s.samples, s.sample_rate, TEXT)
     assert result.backend == "reference"

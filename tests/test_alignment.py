@@ -176,9 +176,11 @@ def test_cli_prints_words_chars_and_phones_as_json(tmp_path, capsys):
         w.writeframes(s.samples.tobytes())
     assert main(["align", str(path), "--text", s.text]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"duration", "words", "chars", "phones"}
+    assert set(doc) == {"duration", "confidence", "mismatch", "words", "chars", "phones"}
+    assert doc["mismatch"] is False and 0.5 <= doc["confidence"] <= 1
     assert [w["word"] for w in doc["words"]] == ["It", "costs", "$42.50", "OK"]
-    assert set(doc["words"][0]) == {"word", "start", "end", "char_start", "char_end"}
+    assert set(doc["words"][0]) == {"word", "start", "end", "char_start", "char_end",
+                                    "confidence"}
     assert set(doc["phones"][0]) == {"phone", "start", "end", "word_index"}
     assert len(doc["chars"]) == len(s.text)
     assert abs(doc["words"][2]["start"] - s.words[2].start) < 0.05

@@ -9,6 +9,8 @@ EXAMPLES = """examples:
   aligner align hello.wav --text "Hello, world!"
   aligner align call.mp3 --text-file call.txt --out call.json
   aligner align clip.wav --text "It costs $42.50." --backend fallback --indent 2
+  aligner align agent.wav --text-file agent.txt --voice-profile voices/agent_42.json
+  aligner align interview.wav --text-file interview.txt --adapt
 """
 
 
@@ -18,9 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--text", help="what the audio says")
     src.add_argument("--text-file", help="a UTF-8 file holding what the audio says")
     parser.add_argument("--backend", default="auto",
-                        choices=("auto", "reference", "pocketsphinx", "fallback"),
+                        choices=("auto", "reference", "acoustic", "pocketsphinx", "fallback"),
                         help="timing backend (default auto: reference if espeak-ng is installed and "
-                             "its speech warps closely onto the clip, else pocketsphinx)")
+                             "its speech warps closely onto the clip, else acoustic)")
+    parser.add_argument("--voice-profile", metavar="FILE",
+                        help="the voice's profile: used where it fits, updated with this clip and "
+                             "saved back (created if missing)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="adapt to the clip's own voice first (two passes; for a recording "
+                             "of one voice)")
     parser.add_argument("--rate", type=int, default=16000,
                         help="decode the audio at this sample rate (default 16000)")
     parser.add_argument("--out", help="write the JSON to this file (atomically) instead of stdout")
@@ -50,8 +58,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"aligner align: decoding {args.audio}", file=sys.stderr)
     pcm = load(args.audio, args.rate)
     print(f"aligner align: aligning {len(pcm) / args.rate:.2f} s of audio", file=sys.stderr)
-    result = align(pcm, args.rate, text, backend=args.backend,
+    profile = None
+    if args.voice_profile:
+        from ..speech.adaptation import VoiceProfile
+
+        try:
+            profile = VoiceProfile.load(args.voice_profile)
+        except (OSError, ValueError) as exc:
+            raise AlignmentError(f"cannot read voice profile {args.voice_profile}: {exc}") from exc
+    result = align(pcm, args.rate, text, backend=args.backend, voice=profile, adapt=args.adapt,
                    progress=reporter("align", 1.0, args.progress, unit=None))
+    if profile is not None:
+        profile.save(args.voice_profile)
+        print(f"aligner align: voice profile {args.voice_profile} ({profile.frames / 100:.0f} s "
+              f"of speech learned)", file=sys.stderr)
+    if result.mismatch:
+        print(f"aligner align: warning: the audio does not seem to say the text (confidence "
+              f"{result.confidence:.2f}); check the text and the audio", file=sys.stderr)
     out = json.dumps(result.to_dict(), ensure_ascii=False, indent=args.indent)
     if args.out:
         write_atomic(args.out, out + "\n")

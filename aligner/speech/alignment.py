@@ -8,6 +8,11 @@ times. Backends:
   female voice by the clip's pitch, :func:`aligner.speech.backends.reference.reference_voice`), carrying espeak's
   word and phone times over with sub-frame interpolation (the best on TTS audio; needs the
   ``speech`` extra), see :mod:`aligner.speech.backends.reference`;
+- ``"acoustic"``: forced alignment on pocketsphinx's acoustic model with our own search
+  (:mod:`aligner.speech.backends.acoustic`): every pronunciation and reading of each word,
+  optional pauses and noise, boundaries at their posterior mean, utterance edges on the energy
+  of their phones, per-word confidence, and adaptation to a voice
+  (:class:`aligner.speech.adaptation.VoiceProfile`); the best on human and neural voices;
 - ``"pocketsphinx"``: pocketsphinx forced alignment (:mod:`aligner.speech.backends.sphinx`) for the tokens it
   reaches, with the pauses it stretched words over taken back out
   (:func:`aligner.speech.refine.trim_pauses`), the fallback's times for the others (permissive; slower:
@@ -18,7 +23,7 @@ times. Backends:
 
 ``"auto"`` (default) uses ``"reference"`` when espeak-ng is installed and its speech warps onto
 the clip closely (a voice like espeak's; the warp cost is at most :data:`MAX_REFERENCE_COST`),
-else ``"pocketsphinx"``. A clip of 2 s or more is first judged on its start (a clip clearly
+else ``"acoustic"``. A clip of 2 s or more is first judged on its start (a clip clearly
 unlike espeak-ng skips the whole warp), and a stream judges its voice once for all its chunks
 (:data:`VOICE_SECONDS`). Any backend failure falls back, so every token is always timed and
 times are always monotonic.
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,14 +53,15 @@ from .signal import HOP, frame_db, speech_mask
 from .text import Token, tokenize
 
 if TYPE_CHECKING:
+    from .adaptation import VoiceProfile
     from .backends.reference import Reference
 
-__all__ = ["BACKENDS", "MAX_REFERENCE_COST", "VOICE_SECONDS", "Alignment", "Timing", "align",
-           "assemble", "time_tokens", "voice_verdict"]
+__all__ = ["BACKENDS", "MAX_REFERENCE_COST", "MISMATCH_BELOW", "VOICE_SECONDS", "Alignment",
+           "Timing", "align", "assemble", "time_tokens", "voice_verdict"]
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "reference", "pocketsphinx", "fallback")
+BACKENDS = ("auto", "reference", "acoustic", "pocketsphinx", "fallback")
 #: Above this warp cost (:func:`aligner.speech.backends.reference.reference_spans`) the espeak-ng reference does
 #: not sound like the clip's voice, and ``"auto"`` times the clip with pocketsphinx instead.
 #: Measured on the alignment benchmark: whole espeak-ng clips cost under 2.5, Flite's voices
@@ -75,6 +81,9 @@ _UNLIKE_MARGIN = 0.2
 #: of espeak-ng speech at most 3.1, of Flite's voices at least 3.2 (95% over 3.4).
 _PREFIX_ABOVE = 2.0
 _SIL = 0.03  # gaps between words at least this long become "sil" phones
+#: A clip whose confidence (:attr:`Alignment.confidence`) is below this most likely does not say
+#: its text: :attr:`Alignment.mismatch`.
+MISMATCH_BELOW = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +92,10 @@ class Alignment:
 
     ``words``: one per token of ``text`` holding a letter or digit, in order; ``chars``: every
     character of ``text``; ``phones``: ARPAbet (no stress) with ``word_index``, ``"sil"`` (index
-    -1) for pauses. ``backend`` names what timed it. A word's ``onset`` is set where the backend
+    -1) for pauses. ``backend`` names what timed it. ``confidence``: how well the audio fits the
+    text, 0..1 (the words' confidences weighted by their length), and ``mismatch``: True when it
+    is below :data:`MISMATCH_BELOW`, the text most likely not what the audio says (other words,
+    audio cut short, another language); None/False where the backend gives no confidence. A word's ``onset`` is set where the backend
     timed its phones itself (the reference warp carries espeak-ng's phone events over); it is
     None where they are spread over the word by the duration model (pocketsphinx, the fallback,
     a word espeak-ng said under another's word event, a word split between stream chunks). Not
@@ -96,18 +108,25 @@ class Alignment:
     phones: tuple[Phone, ...] = ()
     text: str = ""
     backend: str = "fallback"
+    confidence: float | None = None
+    mismatch: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON of ``aligner align``: duration, words, chars, phones."""
+        """The JSON of ``aligner align``: duration, words (with ``confidence`` where the backend
+        gives one), chars, phones; the clip's ``confidence`` and ``mismatch`` where known."""
         r = _r
-        return {
-            "duration": r(self.duration),
-            "words": [{"word": w.word, "start": r(w.start), "end": r(w.end),
-                       "char_start": w.char_start, "char_end": w.char_end} for w in self.words],
-            "chars": [{"char": c.char, "start": r(c.start), "end": r(c.end)} for c in self.chars],
-            "phones": [{"phone": p.phone, "start": r(p.start), "end": r(p.end),
-                        "word_index": p.word_index} for p in self.phones],
-        }
+        d: dict[str, Any] = {"duration": r(self.duration)}
+        if self.confidence is not None:
+            d["confidence"] = r(self.confidence)
+            d["mismatch"] = self.mismatch
+        d["words"] = [{"word": w.word, "start": r(w.start), "end": r(w.end),
+                       "char_start": w.char_start, "char_end": w.char_end,
+                       **({"confidence": r(w.confidence)} if w.confidence is not None else {})}
+                      for w in self.words]
+        d["chars"] = [{"char": c.char, "start": r(c.start), "end": r(c.end)} for c in self.chars]
+        d["phones"] = [{"phone": p.phone, "start": r(p.start), "end": r(p.end),
+                        "word_index": p.word_index} for p in self.phones]
+        return d
 
 
 def _r(x: float) -> float:
@@ -124,6 +143,7 @@ def _mono16(pcm: np.ndarray) -> np.ndarray:
 
 
 def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto",
+          voice: VoiceProfile | None = None, adapt: bool = False,
           progress: Callable[..., None] | None = None) -> Alignment:
     """Align ``text`` to the speech in ``pcm``.
 
@@ -134,6 +154,11 @@ def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto"
             None aligns it at its own rate and a rate resamples it to that rate.
         text: what the audio says (any punctuation, numbers, symbols).
         backend: one of :data:`BACKENDS`.
+        voice: the voice's profile (:class:`aligner.speech.adaptation.VoiceProfile`): the
+            acoustic backend uses its transform where it fits the clip better than the model,
+            and the profile learns from the clip (save it to keep what it learned).
+        adapt: adapt to the clip itself first (two passes: align, learn the clip's voice, align
+            again with it), for a recording of one voice with no profile yet.
         progress: called as ``progress(fraction_done, what_now)`` as the work goes on
             (pronouncing the words, timing them, assembling), e.g. an
             :func:`aligner.progress.reporter`.
@@ -163,10 +188,26 @@ def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto"
         if k % 200 == 0:
             report(0.1 * k / len(tokens), f"pronouncing {len(tokens)} words")
     report(0.1, f"timing {len(tokens)} words in {len(pcm) / sample_rate:.1f} s of audio")
-    timing = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend)
+    learn = voice is not None or adapt
+    timing = time_tokens(pcm, sample_rate, text, tokens, prons, backend=backend, profile=voice,
+                         learn=learn)
+    if adapt and timing.stats is not None:
+        from .adaptation import VoiceProfile
+
+        report(0.5, "timing them again, adapted to the clip's voice")
+        own = VoiceProfile("clip")
+        if voice is not None and voice.stats is not None:
+            own.learn(voice.stats)
+        own.learn(timing.stats)
+        if own.transform is not None:
+            again = time_tokens(pcm, sample_rate, text, tokens, prons, backend=timing.backend,
+                                profile=own)
+            timing = replace(again, stats=timing.stats)
+    if voice is not None:
+        voice.learn(timing.stats)
     report(0.95, f"assembling ({timing.backend})")
     result = assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate, timing.backend,
-                      timing.phones)
+                      timing.phones, timing.confidence)
     report(1.0, f"aligned ({timing.backend})")
     return result
 
@@ -184,20 +225,26 @@ class Timing:
     or of its start alone when that was enough to judge the voice unlike espeak-ng's.
     ``reference_voice``: the espeak-ng voice chosen for the reference by the clip's pitch
     (:func:`aligner.speech.backends.reference.reference_voice`), None when no pitch was found or none was
-    needed."""
+    needed. ``confidence``: per token, 0..1, where the backend scores its fit; ``stats``: the
+    acoustic backend's adaptation statistics (when asked to learn); ``adapted``: whether a voice
+    profile's transform was used."""
 
     spans: list[tuple[float, float]]
     backend: str
     phones: list[list[tuple[str, float, float]]] | None = None
     cost: float | None = None
     reference_voice: str | None = None
+    confidence: list[float] | None = None
+    stats: dict | None = None
+    adapted: bool = False
 
 
 def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
                 prons: list[tuple[tuple[str, ...], ...]], *, backend: str = "auto",
                 voice: tuple[float, float] = (0.0, 0.0),
                 partial: tuple[bool, bool] = (False, False),
-                reference_voice: str | None = None) -> Timing:
+                reference_voice: str | None = None, profile: VoiceProfile | None = None,
+                learn: bool = False) -> Timing:
     """Time each token with a backend (see :func:`align`); never fails, never skips a token.
 
     ``voice``: (sum of cost x seconds, seconds) of earlier clips of the same voice (a stream's
@@ -207,6 +254,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     with the neighbouring chunks, left out of the cost (the reference says "Hel" as a word).
     ``reference_voice``: the espeak-ng voice of the reference (a stream's, chosen on its first
     chunk with a pitch: :attr:`Timing.reference_voice`); by default chosen by the clip's pitch.
+    ``profile``: the voice's profile, whose transform the acoustic backend may use; ``learn``:
+    return the acoustic backend's adaptation statistics (:attr:`Timing.stats`).
     """
     if not tokens:
         return Timing([], "fallback")
@@ -236,10 +285,10 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
         try:
             from .backends.reference import reference_spans
 
-            spans, phones, cost = reference_spans(pcm, sample_rate, text, tokens,
-                                                  speech_seconds=float(mask.sum()) * HOP,
-                                                  expected_seconds=sum(seconds), voice=ref_voice,
-                                                  mask=mask, partial=partial, reference=reference)
+            spans, phones, cost, word_costs = reference_spans(
+                pcm, sample_rate, text, tokens, speech_seconds=float(mask.sum()) * HOP,
+                expected_seconds=sum(seconds), voice=ref_voice, mask=mask, partial=partial,
+                reference=reference)
             # No refinement here: espeak's times carried over are already sub-frame exact, and
             # measured, snapping to energy edges made them worse (3.5 -> 3.9 ms mean error).
             if known is None and cost is not None:
@@ -247,16 +296,22 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
                 known = voice_verdict(so_far, 0.0, 0.0)
             if backend == "reference" or known is not False:
                 return Timing(_clamp(spans, duration), "reference", phones, cost,
-                              reference_voice)
-            log.debug("the reference does not sound like the clip (cost %.2f): pocketsphinx",
-                      cost)
+                              reference_voice, [_warp_confidence(c) for c in word_costs])
+            log.debug("the reference does not sound like the clip (cost %.2f): acoustic", cost)
         except MissingBackendError:
             if backend == "reference":
                 raise
         except Exception as exc:  # the fallback below always works: never lose a token
             log.warning("reference alignment failed (%s); using the fallback", exc)
     found: list[tuple[float, float] | None] = [None] * len(tokens)
-    if backend in ("pocketsphinx", "auto") and audible:
+    unfit = None  # confidences when the text cannot fit the audio
+    if backend in ("acoustic", "auto") and audible:
+        timing = _acoustic(pcm, sample_rate, tokens, prons, db, profile, learn, cost,
+                           reference_voice)
+        if timing.backend == "acoustic":
+            return timing
+        unfit = timing.confidence
+    if backend == "pocketsphinx" and audible:
         found = _pocketsphinx_spans(pcm, sample_rate, tokens, prons, db, partial[1])
         if all(f is not None for f in found):
             return Timing(_clamp(found, duration), "pocketsphinx", cost=cost)
@@ -278,7 +333,7 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
         spans = _clamp([f if f is not None else s for f, s in zip(found, spans, strict=True)],
                        duration)
         return Timing(spans, "pocketsphinx", cost=cost)
-    return Timing(spans, "fallback", cost=cost)
+    return Timing(spans, "fallback", cost=cost, confidence=unfit)
 
 
 def _start_cost(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Token, ...],
@@ -341,6 +396,38 @@ def _pocketsphinx_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, 
     return found
 
 
+def _acoustic(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
+              prons: list[tuple[tuple[str, ...], ...]], db: np.ndarray,
+              profile: VoiceProfile | None, learn: bool, cost: float | None,
+              reference_voice: str | None) -> Timing:
+    """The acoustic backend's timing; when the clip cannot hold its text (too short for it), a
+    Timing named ``"unfit"`` with no spans and zero confidence. A clip over 30 s is first timed
+    roughly by pocketsphinx, which gives the pieces it is cut into."""
+    from ..audio import resample
+    from .backends.acoustic import align_tokens
+
+    duration = len(pcm) / sample_rate
+    anchors = (_pocketsphinx_spans(pcm, sample_rate, tokens, prons, db) if duration > 30.0
+               else None)
+    try:
+        r = align_tokens(pcm if sample_rate == 16000 else resample(pcm, sample_rate, 16000),
+                         tokens, prons,
+                         transform=profile.transform if profile is not None else None,
+                         learn=learn, anchors=anchors)
+    except ValueError as exc:  # the text cannot fit the audio: say so in the confidence
+        log.debug("acoustic alignment not possible (%s); the fallback", exc)
+        return Timing([], "unfit", cost=cost, confidence=[0.0] * len(tokens))
+    return Timing(_clamp(r.spans, duration), "acoustic", r.phones, cost, reference_voice,
+                  r.confidence, r.stats, r.adapted)
+
+
+def _warp_confidence(cost: float | None) -> float:
+    """A word's confidence from its mean warp distance: 0.5 at :data:`MAX_REFERENCE_COST`."""
+    if cost is None:
+        return 0.5
+    return float(1.0 / (1.0 + np.exp((cost - MAX_REFERENCE_COST) / 0.3)))
+
+
 def _pause_after(text: str, tok: Token) -> bool:
     tail = text[tok.char_end:tok.token_end]
     return any(c in ",.;:!?)—–-…" for c in tail)
@@ -362,7 +449,8 @@ def _clamp(spans: list[tuple[float, float]], duration: float) -> list[tuple[floa
 
 def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, ...], ...]],
              spans: list[tuple[float, float]], duration: float, backend: str = "fallback",
-             phone_times: list[list[tuple[str, float, float]]] | None = None) -> Alignment:
+             phone_times: list[list[tuple[str, float, float]]] | None = None,
+             confidence: list[float | None] | None = None) -> Alignment:
     """Build the :class:`Alignment` (words, chars, phones) from token spans.
 
     Args:
@@ -373,13 +461,16 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
         phone_times: per token, phones the backend timed itself (kept inside the word's span,
             the first one from the word's start; where it starts is the word's ``onset``);
             tokens without them get their pronunciation spread by expected phone durations.
+        confidence: per token, 0..1, where the backend gives one.
 
     Returns:
         The alignment; characters inside a word share its span in proportion, characters
         between words span the gap.
     """
     words = tuple(Word(t.word, s, e, t.char_start, t.char_end,
-                       onset=_onset(phone_times, k, s, e))
+                       onset=_onset(phone_times, k, s, e),
+                       confidence=None if confidence is None or confidence[k] is None
+                       else round(float(confidence[k]), 4))
                   for k, (t, (s, e)) in enumerate(zip(tokens, spans, strict=True)))
     chars: list[Char] = []
     wi = 0
@@ -419,7 +510,13 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
         t = w.end
     if duration - t >= _SIL:
         phones.append(Phone("sil", t, duration, -1))
-    return Alignment(duration, words, tuple(chars), tuple(phones), text, backend)
+    clip = None
+    scored = [w for w in words if w.confidence is not None]
+    if scored:
+        weight = np.array([max(w.end - w.start, 0.01) for w in scored])
+        clip = float(np.dot(weight, [w.confidence for w in scored]) / weight.sum())
+    return Alignment(duration, words, tuple(chars), tuple(phones), text, backend, clip,
+                     clip is not None and clip < MISMATCH_BELOW)
 
 
 def _onset(phone_times: list[list[tuple[str, float, float]]] | None, k: int, start: float,

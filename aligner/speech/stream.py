@@ -28,7 +28,7 @@ offsets index the concatenated text of all chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from .alignment import Alignment, _mono16, assemble, time_tokens, voice_verdict
 from .durations import monotonic_spans
 from .pronounce import token_phones
 from .text import tokenize
+
+if TYPE_CHECKING:
+    from .adaptation import VoiceProfile
 
 __all__ = ["StreamAligner", "StreamResult"]
 
@@ -67,6 +70,7 @@ class _Fragment:
     start: float  # on the concatenated audio clock
     end: float
     phones: list[tuple[str, float, float]]  # timed by the backend, or empty
+    confidence: float | None = None
 
 
 class StreamAligner:
@@ -78,13 +82,18 @@ class StreamAligner:
     Args:
         sample_rate: the rate of every chunk's samples.
         backend: as for :func:`aligner.align`.
+        voice: the voice's profile (:class:`aligner.speech.adaptation.VoiceProfile`), shared by
+            the streams of one voice: each chunk uses it where it fits and it learns from each
+            chunk, so a call's later utterances, and the next call, start adapted.
     """
 
-    def __init__(self, sample_rate: int, *, backend: str = "auto") -> None:
+    def __init__(self, sample_rate: int, *, backend: str = "auto",
+                 voice: VoiceProfile | None = None) -> None:
         if not isinstance(sample_rate, int) or sample_rate <= 0:
             raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
         self.sample_rate = sample_rate
         self.backend = backend
+        self.voice = voice
         self._text = ""
         self._samples = 0
         self._fragments: list[_Fragment] = []
@@ -132,16 +141,20 @@ class StreamAligner:
                        and local[0].token_start == 0, local[-1].token_end == len(text))
             timing = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend,
                                  voice=self._voice, partial=partial,
-                                 reference_voice=self._reference_voice)
+                                 reference_voice=self._reference_voice, profile=self.voice,
+                                 learn=self.voice is not None)
+            if self.voice is not None:
+                self.voice.learn(timing.stats)
             self._reference_voice = self._reference_voice or timing.reference_voice
             if timing.cost is not None:
                 seconds = len(pcm) / self.sample_rate
                 self._voice = (self._voice[0] + timing.cost * seconds, self._voice[1] + seconds)
             phones = timing.phones or [[] for _ in local]
+            confidence = timing.confidence or [None] * len(local)
             self._fragments += [
                 _Fragment(c0 + t.char_start, c0 + t.char_end, t0 + s, t0 + e,
-                          [(p, t0 + a, t0 + b) for p, a, b in ph])
-                for t, (s, e), ph in zip(local, timing.spans, phones, strict=True)]
+                          [(p, t0 + a, t0 + b) for p, a, b in ph], c)
+                for t, (s, e), ph, c in zip(local, timing.spans, phones, confidence, strict=True)]
         self._text += text
         self._samples += len(pcm)
         self._last = self._result(final=False)
@@ -159,6 +172,7 @@ class StreamAligner:
         prons = [token_phones(t.word) for t in tokens]
         spans: list[tuple[float, float]] = []
         phone_times: list[list[tuple[str, float, float]]] = []
+        confidence: list[float | None] = []
         groups: list[list[_Fragment]] = []
         fi = 0
         frags = self._fragments
@@ -172,13 +186,15 @@ class StreamAligner:
             # Backend phones only for a word aligned in one piece (a piece of a split word has
             # the phones of its letters, not of the word).
             phone_times.append(mine[0].phones if len(mine) == 1 else [])
+            known = [f.confidence for f in mine if f.confidence is not None]
+            confidence.append(min(known) if known else None)
             if mine:
                 spans.append((mine[0].start, mine[-1].end))
             else:  # cannot happen for well-formed input; keep the token timed anyway
                 t = spans[-1][1] if spans else 0.0
                 spans.append((t, t))
         al = assemble(text, tokens, prons, monotonic_spans(spans, duration), duration, self.backend,
-                      phone_times)
+                      phone_times, confidence if any(c is not None for c in confidence) else None)
         chars = list(al.chars)
         for tok, mine in zip(tokens, groups, strict=True):
             if len(mine) > 1:  # split word: each piece's characters stay in its own chunk

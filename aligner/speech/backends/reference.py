@@ -331,12 +331,13 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
             is called with ``speech_seconds``, ``expected_seconds`` and ``voice`` otherwise).
 
     Returns:
-        ``(spans, phones, cost)``: (start, end) seconds per token; per token its phones as
+        ``(spans, phones, cost, word_costs)``: (start, end) seconds per token; per token its phones as
         ``(ARPAbet phone, start, end)`` from espeak's own phone events (empty when espeak spoke
         the token under another token's word event); the mean feature distance along the warp
         (how alike the clip and the reference sound: under 2.5 for espeak-ng voices, over 3.5
         for Flite's voices made from recordings, measured on the alignment benchmark), over the
-        whole words only (None when there are none: ``partial`` covers every token).
+        whole words only (None when there are none: ``partial`` covers every token); and each
+        word's own mean distance (None for a word with no clip frame).
 
     Raises:
         MissingBackendError: espeak-ng (extra ``speech``) is not installed.
@@ -422,7 +423,19 @@ def reference_spans(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[
                 spans.append((float(cuts[n_g]), float(cuts[n_g + 1])))
                 phones.append([])
         k += len(group)
-    return spans, phones, _whole_word_cost(distance, pi, spans, partial)
+    return spans, phones, _whole_word_cost(distance, pi, spans, partial), _word_costs(
+        distance, pi, spans)
+
+
+def _word_costs(distance: np.ndarray, pi: np.ndarray, spans: list[tuple[float, float]],
+                ) -> list[float | None]:
+    """Each word's mean warp distance over its clip frames (None for a word with none)."""
+    frame = np.asarray(pi)
+    out: list[float | None] = []
+    for s, e in spans:
+        keep = (frame >= int(s * _FPS)) & (frame < max(int(round(e * _FPS)), int(s * _FPS) + 1))
+        out.append(float(distance[keep].mean()) if keep.any() else None)
+    return out
 
 
 def _whole_word_cost(distance: np.ndarray, pi: np.ndarray, spans: list[tuple[float, float]],

@@ -3,11 +3,11 @@
 The text is normalised (:mod:`aligner.speech.text`), words pocketsphinx does not know are added to its
 dictionary with our phones (:mod:`aligner.speech.pronounce`), and the decoder aligns the word sequence
 as a grammar at 100 frames per second (one pass; see ``plain``), on the clip cut to its speech
-and dithered (:func:`_dither`). Filler (silence) words are disabled in the grammar: with them,
+and dithered (:func:`aligner.speech.signal.dither`). Filler (silence) words are disabled in the grammar: with them,
 pocketsphinx tends to absorb clean TTS speech into one long silence; without them it stretches
 words over the pauses around them, which :func:`aligner.speech.refine.trim_pauses` takes back out
 afterwards. A token a synthesiser may read another way (digits one by one, a name spelled) is
-one dictionary word with every reading (:func:`_other_readings`). When the search cannot reach
+one dictionary word with every reading (:func:`other_readings`). When the search cannot reach
 the end of the grammar, it tries again with a closing silence word; the tokens it still did not
 reach are returned as ``None``.
 """
@@ -25,10 +25,10 @@ import numpy as np
 from ...audio import resample
 from ..dictionary import in_dictionary, letter_phones
 from ..pronounce import phones
-from ..signal import HOP, frame_db, speech_mask
+from ..signal import HOP, dither, frame_db, speech_mask
 from ..text import Token, number_words, spoken
 
-__all__ = ["acoustic_spans"]
+__all__ = ["acoustic_spans", "other_readings"]
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +68,7 @@ def _add_word(d, name: str, pron: str, update: bool) -> None:
     _local.added = getattr(_local, "added", 0) + 1
 
 
-def _dither(x: np.ndarray) -> np.ndarray:
-    """``x`` plus seeded noise of one least significant bit (the same for the same input).
-
-    Digital silence (exact zeros, as TTS audio and our padding have) gives pocketsphinx
-    degenerate log energies: measured on 128 espeak-ng clips of the alignment benchmark (pauses
-    trimmed in both runs), dithering leaves fewer tokens unreached (89 -> 62 of 1034) and times
-    the others better (mean boundary error 23.4 -> 19.6 ms). Seeded: a clip always aligns alike.
-    """
-    noise = np.random.default_rng(0).integers(-1, 2, len(x), dtype=np.int32)
-    return np.clip(x.astype(np.int32) + noise, -32768, 32767).astype(np.int16)
-
-
-def _other_readings(word: str) -> list[str]:
+def other_readings(word: str) -> list[str]:
     """Other ways a synthesiser may read a token (ARPAbet, space-separated phones each).
 
     A run of 3 or more digits (dashes and spaces allowed: "4815162342", "742", "555-1234") may be
@@ -126,12 +114,12 @@ def _variants(d, word: str) -> list[str]:
 def _dictionary_words(d, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, ...], ...]],
                       plain: bool) -> list[tuple[int, str]]:
     """(token index, dictionary word) per word of the grammar, adding the words ``d`` lacks:
-    a token with other readings (:func:`_other_readings`, not when ``plain``) is one word with
+    a token with other readings (:func:`other_readings`, not when ``plain``) is one word with
     all of them, otherwise each spoken word is one (our pronunciation where the dictionary has
     none)."""
     words: list[tuple[int, str]] = []
     for k, (tok, pr) in enumerate(zip(tokens, prons, strict=True)):
-        others = [] if plain else _other_readings(tok.word)
+        others = [] if plain else other_readings(tok.word)
         if others:
             ours = _variants(d, spoken(tok.word)[0]) if len(pr) == 1 else []
             readings = list(dict.fromkeys([*ours, " ".join(p for ph in pr for p in ph), *others]))
@@ -183,7 +171,7 @@ def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
         plain: pocketsphinx as it comes (the alignment benchmark's peer): the whole clip, not
             dithered, one reading per word, no help for a one-word grammar, and pocketsphinx's
             second (sub-word) pass, whose word segments it then returns. By default the clip is
-            cut to its speech (keeping ``_PAD`` around it) and dithered (:func:`_dither`), and
+            cut to its speech (keeping ``_PAD`` around it) and dithered (:func:`aligner.speech.signal.dither`), and
             only the first pass runs: measured on the alignment benchmark the second pass
             halves the speed (about 50x -> 25x real time) for no better word times (median
             error 8.8 vs 8.9 ms on espeak-ng clips, 8.1 vs 8.1 ms on Flite's voices).
@@ -206,7 +194,7 @@ def acoustic_spans(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
         tail = min(len(x), int(((speech[-1] + 1) * HOP + _PAD) * _RATE))
     pad = np.zeros(int(_PAD * _RATE), np.int16)
     raw = np.concatenate([pad, x[lead:tail].astype(np.int16), pad])
-    raw = (raw if plain else _dither(raw)).tobytes()
+    raw = (raw if plain else dither(raw)).tobytes()
     grammar = " ".join(n for _, n in words)
     # A grammar of one word never aligns (pocketsphinx 5 gives no result, "Sure." as much as
     # "Hello."); led by a silence word, which the padding always gives it, it does.

@@ -1,0 +1,206 @@
+"""Voice adaptation: a voice's profile moves the acoustic model's means towards the voice.
+
+An agent speaks with one voice on every call, and every chunk arrives with its exact text, so
+each aligned chunk is supervised adaptation data. A :class:`VoiceProfile` accumulates, from the
+frames the aligner has already aligned (:func:`accumulate`: their posteriors over the model's
+Gaussians), the statistics of maximum-likelihood linear regression, and solves them for one
+affine transform of the means per feature stream (:func:`solve`; shrunk towards the identity
+while there is little data: :data:`PRIOR_FRAMES`). The statistics add up over chunks, calls and
+processes; a profile is a small JSON file (:meth:`VoiceProfile.save`, :meth:`VoiceProfile.load`)
+keyed by what identifies the voice (an agent id, a voice name).
+
+The guard: the aligner uses a profile's transform on a clip only when the clip's likelihood is
+higher with it than without (:func:`aligner.speech.backends.acoustic.align_tokens`), so a
+profile learned on another voice, or on too little, cannot make a clip worse than the model
+itself; and a profile gives no transform before :data:`MIN_FRAMES` frames of speech.
+
+>>> p = VoiceProfile("agent_123")
+>>> p.transform is None, p.frames
+(True, 0)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .acoustic_model import AcousticModel, MeanTransform, model
+
+__all__ = ["MIN_FRAMES", "PRIOR_FRAMES", "VoiceProfile", "accumulate", "add_stats", "profile_path",
+           "solve"]
+
+#: Frames (10 ms) of aligned speech before a profile's transform is used at all.
+MIN_FRAMES = 300
+#: The transform is shrunk towards the identity as if this many frames followed the model as it
+#: is: with a few seconds of a voice it moves the means a little, with minutes as the data say.
+PRIOR_FRAMES = 500
+_VERSION = 1
+_STREAMS, _DIM = 3, 13
+
+
+def accumulate(m: AcousticModel, feats: np.ndarray, senones: np.ndarray,
+               occupancy: np.ndarray) -> dict[str, Any]:
+    """Regression statistics of one aligned clip.
+
+    Args:
+        m: the model; feats: (frames, 39) features; senones: the senones of the clip's
+            search; occupancy: (frames, senones) posterior of each senone in each frame.
+
+    Returns:
+        ``{"G": (3, 13, 14, 14), "k": (3, 13, 14), "frames": n}``: per stream and dimension, the
+        normal equations of that dimension's row of ``[b | A]``.
+    """
+    n_cb, _, n_dens, _ = m.means.shape
+    occ = np.zeros((_STREAMS, n_cb, n_dens))
+    sx = np.zeros((_STREAMS, n_cb, n_dens, _DIM))
+    bases = m.senone_base[senones]
+    dens = [m.densities(feats, s) for s in range(_STREAMS)]
+    for c in np.unique(bases):
+        cols = np.flatnonzero(bases == c)
+        gamma = occupancy[:, cols]
+        keep = gamma.sum(1) > 1e-4
+        if not keep.any():
+            continue
+        gamma = gamma[keep]
+        for s in range(_STREAMS):
+            ll = dens[s][keep, c].astype(np.float64)
+            e = np.exp(ll - ll.max(1, keepdims=True))
+            w = m.weights[s][:, senones[cols]]
+            mix = np.maximum(e @ w, 1e-300)
+            per = e * ((gamma / mix) @ w.T)  # (frames, densities) posteriors
+            occ[s, c] += per.sum(0)
+            sx[s, c] += per.T @ feats[keep][:, _DIM * s:_DIM * (s + 1)]
+    G = np.zeros((_STREAMS, _DIM, _DIM + 1, _DIM + 1))
+    k = np.zeros((_STREAMS, _DIM, _DIM + 1))
+    for s in range(_STREAMS):
+        xi = np.concatenate([np.ones((n_cb * n_dens, 1)), m.means[:, s].reshape(-1, _DIM)], 1)
+        prec = m.precisions[:, s].reshape(-1, _DIM)
+        o = occ[s].reshape(-1)
+        x = sx[s].reshape(-1, _DIM)
+        for i in range(_DIM):
+            G[s, i] = (xi * (o * prec[:, i])[:, None]).T @ xi
+            k[s, i] = (prec[:, i] * x[:, i]) @ xi
+    return {"G": G, "k": k, "frames": len(feats)}
+
+
+def add_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The statistics of two clips together."""
+    return {"G": a["G"] + b["G"], "k": a["k"] + b["k"], "frames": a["frames"] + b["frames"]}
+
+
+def solve(stats: dict[str, Any], prior_frames: float = PRIOR_FRAMES) -> MeanTransform:
+    """The mean transform that best explains the statistics, shrunk towards the identity.
+
+    Each row ``w_i`` of ``[b | A]`` solves ``(G_i + tau Gbar_i) w_i = k_i + tau Gbar_i e_i``:
+    ``tau = prior_frames`` frames of data for which the identity is exact (``Gbar_i`` is
+    ``G_i`` per frame, ``e_i`` the identity's row).
+    """
+    frames = max(float(stats["frames"]), 1.0)
+    mats = []
+    for s in range(_STREAMS):
+        w = np.zeros((_DIM, _DIM + 1))
+        for i in range(_DIM):
+            G = stats["G"][s, i]
+            prior = G * (prior_frames / frames)
+            e = np.zeros(_DIM + 1)
+            e[i + 1] = 1.0
+            lhs = G + prior + 1e-6 * np.eye(_DIM + 1) * max(np.trace(G), 1.0)
+            w[i] = np.linalg.solve(lhs, stats["k"][s, i] + prior @ e)
+        mats.append(w)
+    return MeanTransform(tuple(mats))
+
+
+class VoiceProfile:
+    """What the aligner has learned of one voice (see the module docstring).
+
+    ``key`` names the voice (an agent id, a voice name); ``frames`` and ``clips`` count what it
+    learned from. :meth:`learn` adds a clip's statistics (``Result.stats`` of the acoustic
+    backend); :attr:`transform` is the current transform, or None before :data:`MIN_FRAMES`.
+    """
+
+    def __init__(self, key: str = "voice", stats: dict[str, Any] | None = None,
+                 clips: int = 0) -> None:
+        self.key = key
+        self.stats = stats
+        self.clips = clips
+        self._transform: MeanTransform | None = None
+
+    @property
+    def frames(self) -> int:
+        return int(self.stats["frames"]) if self.stats else 0
+
+    @property
+    def transform(self) -> MeanTransform | None:
+        if self.stats is None or self.frames < MIN_FRAMES:
+            return None
+        if self._transform is None:
+            self._transform = solve(self.stats)
+        return self._transform
+
+    def learn(self, stats: dict[str, Any] | None) -> None:
+        """Add one aligned clip's statistics (None: nothing learned)."""
+        if stats is None:
+            return
+        self.stats = stats if self.stats is None else add_stats(self.stats, stats)
+        self.clips += 1
+        self._transform = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as JSON-ready data."""
+        return {"version": _VERSION, "key": self.key, "clips": self.clips,
+                "frames": self.frames,
+                "G": self.stats["G"].tolist() if self.stats else None,
+                "k": self.stats["k"].tolist() if self.stats else None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VoiceProfile:
+        """The profile of :meth:`to_dict`'s data.
+
+        Raises:
+            ValueError: another version, or arrays of the wrong shape.
+        """
+        if d.get("version") != _VERSION:
+            raise ValueError(f"voice profile version {d.get('version')!r}, expected {_VERSION}")
+        stats = None
+        if d.get("G") is not None:
+            G, k = np.asarray(d["G"], np.float64), np.asarray(d["k"], np.float64)
+            if G.shape != (_STREAMS, _DIM, _DIM + 1, _DIM + 1) or k.shape != (_STREAMS, _DIM, _DIM + 1):
+                raise ValueError("voice profile statistics have the wrong shape")
+            stats = {"G": G, "k": k, "frames": int(d.get("frames", 0))}
+        return cls(str(d.get("key", "voice")), stats, int(d.get("clips", 0)))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the profile to ``path`` atomically (about 150 KB of JSON)."""
+        from ..timeline import write_atomic
+
+        return write_atomic(path, json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path, key: str | None = None) -> VoiceProfile:
+        """The profile saved at ``path``; a new, empty one (named ``key``) if there is none.
+
+        Raises:
+            ValueError: the file is not a voice profile.
+        """
+        p = Path(path)
+        if not p.exists():
+            return cls(key or p.stem)
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise ValueError(f"{p} is not a voice profile: {exc}") from exc
+
+
+def profile_path(folder: str | Path, key: str) -> Path:
+    """Where the profile of voice ``key`` lives in a folder of profiles (a safe file name)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:120] or "voice"
+    return Path(folder) / f"{safe}.json"
+
+
+def warm() -> None:
+    """Load the acoustic model now (workers call it before their first clip)."""
+    model()
