@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   aligner serve --upstream https://api.retellai.com --api-key $RETELL_API_KEY --fallback-key
                                                  # the demo page (and keyless requests) use the key
   aligner serve --render vtt,visemes --recordings ./recordings --render-workers 2
+  aligner serve --voice-profiles ./voices         # learn each agent's voice across calls
 
 more than one machine (docs/service.md): every instance shares Redis, a store and the secret
   aligner serve --redis redis://redis.internal:6379/0 --store s3://calls/prod --secret $SECRET --render vtt,visemes
@@ -45,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="render jobs at once, each in a worker process (default 1)")
     parser.add_argument("--align-workers", type=int, default=2, metavar="N",
                         help="processes aligning agent chunks for word/viseme events (default 2)")
+    parser.add_argument("--voice-profiles", metavar="DIR",
+                        help="folder of voice profiles, one per agent id: calls are aligned "
+                             "with what earlier calls of their agent learned, and add to it")
     parser.add_argument("--viseme-set", default="oculus",
                         help="viseme set of the viseme events: oculus, talkinghead, azure, polly, rhubarb")
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024, metavar="N",
@@ -131,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         secret=args.secret.encode() if args.secret else None,
         shutdown_timeout=args.shutdown_timeout, redis=args.redis, store=args.store,
         store_endpoint=args.store_endpoint, spool=Path(args.spool),
-        instance_id=args.instance_id, segment_interval=args.segment_interval)
+        instance_id=args.instance_id, segment_interval=args.segment_interval,
+        voice_profiles=Path(args.voice_profiles) if args.voice_profiles else None)
     one_blas_thread()  # the align and render workers have the cores
     try:
         asyncio.run(_serve(config, args.host, args.port))

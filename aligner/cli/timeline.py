@@ -10,6 +10,8 @@ EXAMPLES = """examples:
   aligner timeline out/capture --out out            # writes out/timeline.json, out/*.wav
   aligner timeline call/ --jitter-buffer 0.06 --utterance-gap 0.4 --backend fallback
   aligner timeline twilio-call/ --no-recognize      # text-less agent audio: phones, no words
+  aligner timeline call/ --voice-profile voices/agent_42.json   # the agent's voice, learned
+  aligner timeline call/ --adapt                    # two passes: learn the call's own voice
 
 The schema of timeline.json is documented in docs/timeline.md.
 """
@@ -24,8 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--utterance-gap", type=float, default=None, metavar="S",
                         help="queue dry longer than this ends an agent utterance (default 0.5)")
     parser.add_argument("--backend", default="auto",
-                        choices=("auto", "reference", "pocketsphinx", "fallback"),
+                        choices=("auto", "reference", "acoustic", "pocketsphinx", "fallback"),
                         help="alignment backend (default auto)")
+    parser.add_argument("--voice-profile", metavar="FILE",
+                        help="the agent voice's profile: used where it fits, updated with this "
+                             "call and saved back (created if missing)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="align the agent twice: first to learn the call's own voice")
     parser.add_argument("--no-align", action="store_true",
                         help="no word/char/phone timings: utterances, events and audio only")
     parser.add_argument("--no-recognize", action="store_true",
@@ -52,11 +59,21 @@ def run(args: argparse.Namespace) -> int:
     def progress(t: float, total: float) -> None:
         print(f"aligner timeline: {t:6.1f} / {total:.1f} s", file=sys.stderr)
 
+    profile = None
+    if args.voice_profile:
+        from ..speech.adaptation import VoiceProfile
+
+        try:
+            profile = VoiceProfile.load(args.voice_profile)
+        except (OSError, ValueError) as exc:
+            raise CaptureError(f"cannot read voice profile {args.voice_profile}: {exc}") from exc
     timeline = build_timeline(
         capture, jitter_buffer=args.jitter_buffer,
         utterance_gap=DEFAULT_UTTERANCE_GAP if args.utterance_gap is None else args.utterance_gap,
         align=not args.no_align, recognize=not args.no_recognize, backend=args.backend,
-        progress=progress)
+        voice=profile, adapt=args.adapt, progress=progress)
+    if profile is not None:
+        profile.save(args.voice_profile)
     try:
         path = save_timeline(timeline, out)
     except OSError as exc:

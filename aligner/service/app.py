@@ -107,6 +107,9 @@ class ServiceConfig:
         segment_interval: with ``redis``, seconds between uploads of a live call's capture.
         heartbeat_ttl: with ``redis``, seconds of silence after which an instance is dead.
         job_policy: retries and heartbeats of the render jobs queued.
+        voice_profiles: a folder of voice profiles, one per agent id: a call's agent audio is
+            aligned with what earlier calls of its agent learned, and adds what it learns
+            (live word/viseme events and the recording's timeline). None: no adaptation.
     """
 
     upstream: str | None = None
@@ -129,6 +132,7 @@ class ServiceConfig:
     segment_interval: float = 1.0
     heartbeat_ttl: float = 10.0
     job_policy: JobPolicy = field(default_factory=JobPolicy)
+    voice_profiles: Path | None = None
 
 
 class _Service:
@@ -165,7 +169,8 @@ class _Service:
                                        "read it); one process keeps recordings in a folder")
                 recordings = local.root
             self.hub = ObserverHub()
-            self.store = RecordingStore(recordings, config.renderers, config.render_workers)
+            self.store = RecordingStore(recordings, config.renderers, config.render_workers,
+                                        voice_profiles=config.voice_profiles)
         self.calls: dict[str, ProxyCall] = {}
         self.call_objects: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.base_url = (config.upstream or "").rstrip("/")
@@ -347,7 +352,8 @@ class _Service:
             return CaptureWriter(folder / "capture", {
                 "call_id": call_id, "protocol": call.get("audio_websocket_protocol", "web"),
                 "audio_encoding": call.get("audio_encoding", "s16le"),
-                "sample_rate": call.get("sample_rate"), "url": url, "recorder": "aligner serve"},
+                "sample_rate": call.get("sample_rate"), "url": url, "recorder": "aligner serve",
+                "agent_id": call.get("agent_id")},
                 fsync_interval=float("inf"))
         except (AlignerError, OSError) as exc:  # e.g. a second call with a recorded id
             log.error("recording unavailable call_id=%s: %s", call_id, exc)
@@ -358,8 +364,11 @@ class _Service:
         encoding = call.get("audio_encoding", "s16le")
 
         def make(outputs: tuple[str, ...] = ()) -> LipSync:
+            profiles = self.config.voice_profiles
             return LipSync(call["call_id"], rate, encoding, self.align_workers.pick(),
-                           viseme_set=self.config.viseme_set, outputs=outputs)
+                           viseme_set=self.config.viseme_set, outputs=outputs,
+                           profiles=str(profiles) if profiles else None,
+                           voice=call.get("agent_id"))
 
         return make
 

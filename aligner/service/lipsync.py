@@ -133,10 +133,12 @@ class ChunkEvents:
         viseme_set: ``oculus`` (default), ``talkinghead``, ``azure``, ``polly`` or ``rhubarb``.
         backend: the aligner backend (see :func:`aligner.align`).
         outputs: more events to compute, any of :data:`OUTPUTS` (module docstring).
+        voice: the agent voice's profile (:class:`aligner.speech.adaptation.VoiceProfile`):
+            each chunk uses it where it fits, and it learns from each chunk.
     """
 
     def __init__(self, sample_rate: int, encoding: str, *, viseme_set: str = "oculus",
-                 backend: str = "auto", outputs: tuple[str, ...] = ()) -> None:
+                 backend: str = "auto", outputs: tuple[str, ...] = (), voice: Any = None) -> None:
         unknown = set(outputs) - set(OUTPUTS)
         if unknown:
             raise ValueError(f"unknown outputs {sorted(unknown)}; known: {', '.join(OUTPUTS)}")
@@ -145,6 +147,7 @@ class ChunkEvents:
         self.viseme_set = viseme_set
         self.backend = backend
         self.outputs = tuple(outputs)
+        self.voice = voice
         self._aligner: StreamAligner | None = None
         self._mouths: dict[str | None, _Mouth] = {}
         self._blend: _Blendshapes | None = None
@@ -188,7 +191,7 @@ class ChunkEvents:
         if self._aligner is not None and _new_sentence(self._aligner.text, text):
             text = " " + text  # "today?" + "Of course": two words, not "today?Of"
         if self._aligner is None:
-            self._aligner = StreamAligner(self.sample_rate, backend=self.backend)
+            self._aligner = StreamAligner(self.sample_rate, backend=self.backend, voice=self.voice)
             self._aligner_at, self._words_sent, self._last_end = self._fed, 0, None
         chars_from = len(self._aligner.text)
         result = self._aligner.feed(pcm, text)
@@ -347,18 +350,52 @@ def _new_sentence(before: str, text: str) -> bool:
 _STATES: dict[str, ChunkEvents] = {}  # filled at run time, in whichever process aligns
 
 
+_PROFILES: dict[tuple[str, str], Any] = {}  # a worker's voice profiles: (folder, voice) -> profile
+_LEARNED: dict[str, tuple[Any, dict | None]] = {}  # call -> (its profile, the stats it began with)
+
+
+def _voice(key: str, folder: str | None, voice: str | None) -> Any:
+    """Call ``key``'s profile: a copy of the worker's profile of its voice (loaded from the
+    folder the first time), which learns from the call's chunks."""
+    if not folder or not voice:
+        return None
+    from ..speech.adaptation import ProfileStore, VoiceProfile
+
+    known = _PROFILES.get((folder, voice))
+    if known is None:
+        known = _PROFILES[(folder, voice)] = ProfileStore(folder).load(voice)
+    mine = VoiceProfile(voice, known.stats, known.clips)
+    _LEARNED[key] = (mine, known.stats)
+    return mine
+
+
+def _keep_learned(key: str, folder: str | None) -> None:
+    """Add what call ``key`` learned to its voice's profile on disk (and in this worker)."""
+    mine, before = _LEARNED.pop(key, (None, None))
+    if mine is None or mine.stats is None or not folder:
+        return
+    from ..speech.adaptation import ProfileStore
+
+    learned = mine.stats if before is None else {
+        "G": mine.stats["G"] - before["G"], "k": mine.stats["k"] - before["k"],
+        "frames": mine.stats["frames"] - before["frames"]}
+    if learned["frames"] > 0:
+        _PROFILES[(folder, mine.key)] = ProfileStore(folder).merge(mine.key, learned)
+
+
 def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
             text: str = "", utterance: int = 0) -> tuple[list[dict[str, Any]], bool]:
     """Run ``op`` (``feed``, ``flush``, ``drop``) on call ``key``'s state; returns (events,
     pending_tail)."""
+    rate, encoding, viseme_set, backend, outputs, profiles, voice = params
     if op == "drop":
         _STATES.pop(key, None)
+        _keep_learned(key, profiles)
         return [], False
     state = _STATES.get(key)
     if state is None:
-        rate, encoding, viseme_set, backend, outputs = params
         state = _STATES[key] = ChunkEvents(rate, encoding, viseme_set=viseme_set, backend=backend,
-                                           outputs=outputs)
+                                           outputs=outputs, voice=_voice(key, profiles, voice))
     if cleared:
         state.clear()
     events = state.align_now(audio, text, utterance) if op == "feed" else state.flush()
@@ -424,14 +461,19 @@ class LipSync:
         viseme_set: the viseme set of the viseme events.
         backend: the aligner backend.
         outputs: more events to compute (:data:`OUTPUTS`).
+        profiles: a folder of voice profiles (:class:`aligner.speech.adaptation.ProfileStore`)
+            and ``voice``: the key of the call's voice in it (its agent id): the call starts
+            with what earlier calls of the voice learned and adds what it learns when it ends.
     """
 
     def __init__(self, key: str, sample_rate: int, encoding: str, executor: Executor | None, *,
                  viseme_set: str = "oculus", backend: str = "auto",
-                 outputs: tuple[str, ...] = ()) -> None:
+                 outputs: tuple[str, ...] = (), profiles: str | None = None,
+                 voice: str | None = None) -> None:
         self.key = key
         self.executor = executor
-        self._params = (sample_rate, encoding, viseme_set, backend, tuple(outputs))
+        self._params = (sample_rate, encoding, viseme_set, backend, tuple(outputs), profiles,
+                        voice)
         self._cleared = False
         self._lock: asyncio.Lock | None = None
         self.pending_tail = False  # cues held back waiting for the next chunk

@@ -56,12 +56,15 @@ def valid_call_id(call_id: str) -> bool:
     return bool(CALL_ID_RE.match(call_id))
 
 
-def render_call(call_dir: str, names: list[str]) -> dict[str, Any]:
+def render_call(call_dir: str, names: list[str], voice_profiles: str | None = None,
+                ) -> dict[str, Any]:
     """Build the timeline of a finished call and run the renderers (runs in a worker process).
 
     Args:
         call_dir: the call's folder (holding ``capture/``).
         names: renderer names, e.g. ``["vtt", "visemes"]``.
+        voice_profiles: a folder of voice profiles: the agent's (by the capture's ``agent_id``)
+            aligns the call, and what the call teaches it is added to it.
 
     Returns:
         ``{"outputs": [file names], "errors": {renderer: message}}``.
@@ -75,7 +78,21 @@ def render_call(call_dir: str, names: list[str]) -> dict[str, Any]:
     outputs: list[str] = []
     errors: dict[str, str] = {}
     try:
-        timeline = build_timeline(read(folder / "capture"), audio_dir=folder)
+        capture = read(folder / "capture")
+        agent = capture.info.get("agent_id") if voice_profiles else None
+        store = profile = None
+        if agent:
+            from ..speech.adaptation import ProfileStore, VoiceProfile
+
+            store = ProfileStore(voice_profiles)
+            known = store.load(str(agent))
+            profile = VoiceProfile(known.key, known.stats, known.clips)
+        timeline = build_timeline(capture, audio_dir=folder, voice=profile)
+        if store is not None and profile.stats is not None:
+            before = known.stats
+            store.merge(profile.key, profile.stats if before is None else {
+                "G": profile.stats["G"] - before["G"], "k": profile.stats["k"] - before["k"],
+                "frames": profile.stats["frames"] - before["frames"]})
         timeline.save(folder / "timeline.json")
         outputs += [name for name in ("timeline.json", "agent.wav", "user.wav")
                     if (folder / name).is_file()]
@@ -116,6 +133,7 @@ class RecordingStore:
         workers: render jobs running at once (worker processes).
         max_pending: render jobs allowed to wait; more are refused and marked in call.json.
         executor: an executor to use instead of the process pool (tests, embedding).
+        voice_profiles: a folder of voice profiles for the timelines (see :func:`render_call`).
 
     Attributes:
         io: the threads that do the recordings' file work (call.json, captures; they fsync).
@@ -125,10 +143,12 @@ class RecordingStore:
     """
 
     def __init__(self, root: str | Path, renderers: list[str] | tuple[str, ...] = (),
-                 workers: int = 1, max_pending: int = 64, executor: Executor | None = None) -> None:
+                 workers: int = 1, max_pending: int = 64, executor: Executor | None = None,
+                 voice_profiles: str | Path | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.renderers = list(renderers)
+        self.voice_profiles = str(voice_profiles) if voice_profiles else None
         self.workers = max(1, workers)
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_pending)
         self._executor = executor
@@ -205,7 +225,7 @@ class RecordingStore:
                 await self._io(self._update, folder, {"state": "rendering"})
                 t0 = time.perf_counter()
                 result = await loop.run_in_executor(self._executor, render_call, str(folder),
-                                                    self.renderers)
+                                                    self.renderers, self.voice_profiles)
                 state = "failed" if "timeline" in result["errors"] else "done"
                 await self._io(self._update, folder, {
                     "state": state, **result, "render_seconds": round(time.perf_counter() - t0, 3)})

@@ -108,6 +108,8 @@ class Session:
             ``benchmarks/textless.py``). False: their phones only, estimated from the audio
             (fast).
         backend: the aligner backend (see :func:`aligner.align`), e.g. ``"fallback"``.
+        voice: the agent voice's profile (:class:`aligner.speech.adaptation.VoiceProfile`):
+            every agent utterance uses it where it fits and it learns from each.
         info: call facts for ``Timeline.metadata`` (call_id, protocol, ...; JSON values).
 
     Raises:
@@ -117,7 +119,7 @@ class Session:
 
     def __init__(self, sample_rate: int, encoding: str = "s16le", *, jitter_buffer: float = 0.0,
                  utterance_gap: float = DEFAULT_UTTERANCE_GAP, align: bool = True,
-                 recognize: bool = True, backend: str = "auto",
+                 recognize: bool = True, backend: str = "auto", voice: Any = None,
                  info: Mapping[str, Any] | None = None) -> None:
         self.sample_rate = check_rate(sample_rate)
         self.encoding = check_encoding(encoding)
@@ -128,7 +130,7 @@ class Session:
         self.now = 0.0
         self.finished = False
         self.malformed = 0  # frames that could not be used (logged, counted, kept as events)
-        self._factory = _stream_aligner(backend) if align else None
+        self._factory = _stream_aligner(backend, voice) if align else None
         self._estimator = _estimator(backend, recognize) if align else None
         self._info = {k: v for k, v in (info or {}).items() if _is_json_scalar(v)}
         self._agent: list[AgentUtterance] = []
@@ -338,11 +340,11 @@ def _is_json_scalar(v: Any) -> bool:
     return v is None or isinstance(v, str | int | float | bool)
 
 
-def _stream_aligner(backend: str) -> Callable[[int], Any]:
+def _stream_aligner(backend: str, voice: Any = None) -> Callable[[int], Any]:
     def factory(sample_rate: int) -> Any:
         from ..speech.stream import StreamAligner
 
-        return StreamAligner(sample_rate, backend=backend)
+        return StreamAligner(sample_rate, backend=backend, voice=voice)
 
     return factory
 
@@ -370,6 +372,7 @@ def _user_aligner(backend: str) -> Callable[[np.ndarray, int, str], Any]:
 def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
                    jitter_buffer: float = 0.0, utterance_gap: float = DEFAULT_UTTERANCE_GAP,
                    align: bool = True, recognize: bool = True, backend: str = "auto",
+                   voice: Any = None, adapt: bool = False,
                    progress: Callable[[float, float], None] | None = None) -> Timeline:
     """The timeline of a recorded call.
 
@@ -378,7 +381,9 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
         audio_dir: if given, write the tracks there as ``agent.wav``/``user.wav`` and name them
             by file name in the timeline (save ``timeline.json`` in the same folder, as
             :func:`save_timeline` does).
-        jitter_buffer, utterance_gap, align, recognize, backend: see :class:`Session`.
+        jitter_buffer, utterance_gap, align, recognize, backend, voice: see :class:`Session`.
+        adapt: align the agent twice: once to learn the call's own voice (added to ``voice``'s
+            statistics, if given, for this call only), once with what was learned.
         progress: called as ``progress(t, duration)`` while events are fed.
 
     Returns:
@@ -394,28 +399,41 @@ def build_timeline(capture: Any, *, audio_dir: str | Path | None = None,
     info = dict(capture.info)
     info["capture_skipped_lines"] = int(getattr(capture, "skipped", 0) or 0)  # e.g. a torn tail
     twilio = info.get("protocol") == "twilio"
-    try:
-        session = Session(int(info.get("sample_rate", 8000 if twilio else 0)),
-                          info.get("audio_encoding", "mulaw" if twilio else "s16le"),
-                          jitter_buffer=jitter_buffer, utterance_gap=utterance_gap, align=align,
-                          recognize=recognize, backend=backend,
-                          info={k: v for k, v in info.items() if k not in ("format", "version")})
-    except (AudioError, TypeError, ValueError) as exc:
-        raise CaptureError(f"capture {getattr(capture, 'path', '')}: {exc}") from exc
     total = float(getattr(capture, "duration", 0.0) or 0.0)
-    step = max(total / 10, 1.0)
-    next_report = 0.0
-    for stamped in capture.events():
-        session.receive(stamped)
-        if progress is not None and stamped.t >= next_report:
-            progress(stamped.t, total)
-            next_report = stamped.t + step
-    close = getattr(capture, "close", None)
-    if close is not None:
-        session.receive_close(close.t, close.code, close.reason, close.by)
-    timeline = session.finish(total)
-    if progress is not None:
-        progress(total, total)
+
+    def run(profile: Any) -> Timeline:
+        try:
+            session = Session(int(info.get("sample_rate", 8000 if twilio else 0)),
+                              info.get("audio_encoding", "mulaw" if twilio else "s16le"),
+                              jitter_buffer=jitter_buffer, utterance_gap=utterance_gap,
+                              align=align, recognize=recognize, backend=backend, voice=profile,
+                              info={k: v for k, v in info.items()
+                                    if k not in ("format", "version")})
+        except (AudioError, TypeError, ValueError) as exc:
+            raise CaptureError(f"capture {getattr(capture, 'path', '')}: {exc}") from exc
+        step = max(total / 10, 1.0)
+        next_report = 0.0
+        for stamped in capture.events():
+            session.receive(stamped)
+            if progress is not None and stamped.t >= next_report:
+                progress(stamped.t, total)
+                next_report = stamped.t + step
+        close = getattr(capture, "close", None)
+        if close is not None:
+            session.receive_close(close.t, close.code, close.reason, close.by)
+        done = session.finish(total)
+        if progress is not None:
+            progress(total, total)
+        return done
+
+    if adapt and align:
+        from ..speech.adaptation import VoiceProfile
+
+        learner = voice if voice is not None else VoiceProfile("call")
+        run(learner)  # learns the call's own voice
+        timeline = run(VoiceProfile(learner.key, learner.stats, learner.clips))  # a copy
+    else:
+        timeline = run(voice)
     if audio_dir is not None:
         timeline = write_audio(timeline, audio_dir)
     return timeline

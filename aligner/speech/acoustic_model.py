@@ -163,6 +163,10 @@ class AcousticModel:
         base[n_ci:] = phones["attr"][n_ci:, 1]
         self.senone_base = np.zeros(d["n_sen"], np.int64)
         self.senone_base[self._phone_senones.reshape(-1)] = np.repeat(base, 3)
+        #: (phones, 3) senones and (phones, 3, 4) log transitions of the context-independent
+        #: phones, in :attr:`phone_names` order
+        self.ci_senones = self._phone_senones[:n_ci]
+        self.ci_transitions = self.log_transitions[self._phone_tmat[:n_ci]]
         self._mean_terms: dict[int, tuple] = {}
 
     def _triphone(self, base: int, left: int, right: int, position: int) -> int:

@@ -54,8 +54,8 @@ _PAUSE_AGAIN = np.log(0.5)  # another pause model after a pause
 _OFFSET = (WINDOW - HOP) / 2 / RATE  # a boundary between two frames, in seconds after the later
 _LONG = 30.0  # seconds: longer clips are cut at pauses and aligned piece by piece
 _PIECE = 15.0  # seconds a piece aims at
-_GOP_SCALE = 2.0  # nats per frame of pronunciation score that halve/double the odds of a good fit
-_GOP_CENTRE = -3.0  # nats per frame at which a word's confidence is 0.5
+_GOP_SCALE = 0.5  # nats per frame of pronunciation score that change the odds of a fit e-fold
+_GOP_CENTRE = -2.0  # nats per frame (against a free phone loop) at which confidence is 0.5
 
 
 @dataclass
@@ -240,6 +240,42 @@ def _backward(g: _Graph, emit: np.ndarray, tables: tuple) -> np.ndarray:
     return beta
 
 
+def _phone_loop(m: AcousticModel, ci: np.ndarray) -> np.ndarray:
+    """Per frame, the emission score along the best path of a free loop of the model's
+    context-independent phones (any phone after any phone, each with its own HMM): what the
+    frames say when nothing is known of the text, the reference of the pronunciation score."""
+    n = len(m.phone_names)
+    e = ci.reshape(len(ci), n, 3)
+    stay = m.ci_transitions[:, np.arange(3), np.arange(3)]
+    go = m.ci_transitions[:, np.arange(3), np.arange(1, 4)]
+    enter = -np.log(n)
+    v = np.full((n, 3), -np.inf)
+    v[:, 0] = enter + e[0, :, 0]
+    back = np.zeros((len(e), n, 3), np.int16)  # 0: stayed, 1: came from the state before,
+    for t in range(1, len(e)):               # 2 + p: entered after phone p's exit
+        exits = v[:, 2] + go[:, 2]
+        p = int(np.argmax(exits))
+        new = np.empty_like(v)
+        came = v[:, :2] + go[:, :2]
+        kept = v + stay
+        new[:, 1:] = np.maximum(kept[:, 1:], came)
+        back[t, :, 1:] = (came > kept[:, 1:])
+        entered = exits[p] + enter
+        new[:, 0] = np.maximum(kept[:, 0], entered)
+        back[t, :, 0] = np.where(entered > kept[:, 0], 2 + p, 0)
+        v = new + e[t]
+    phone, state = int(np.argmax(v[:, 2])), 2
+    out = np.empty(len(e))
+    for t in range(len(e) - 1, -1, -1):
+        out[t] = e[t, phone, state]
+        b = back[t, phone, state]
+        if b == 1:
+            state -= 1
+        elif b >= 2:
+            phone, state = int(b) - 2, 2
+    return out
+
+
 def _confidence(gop: float) -> float:
     """A word's goodness of pronunciation (nats per frame, <= 0 mostly) as 0..1."""
     return float(1.0 / (1.0 + np.exp(-(gop - _GOP_CENTRE) / _GOP_SCALE)))
@@ -284,7 +320,7 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     senone = np.asarray(g.senone)
     uniq, inv = np.unique(senone, return_inverse=True)
     tables = _tables(g)
-    ci_senones = np.arange(3 * len(m.phone_names))
+    ci_senones = m.ci_senones.reshape(-1)
     base, ci = m.scores(feats, uniq, ci_senones)
     emit = base[:, inv]
     alpha, loglik = _forward(g, emit, tables)
@@ -304,7 +340,7 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     np.add.at(occupancy.T, seg, post.T)
     before = np.cumsum(occupancy, 1).sum(0)  # expected frames up to the end of each segment
     # the pronunciation score: against the best of the context-independent senones
-    frame_fit = (post * emit).sum(1) - ci.max(1)
+    frame_fit = (post * emit).sum(1) - _phone_loop(m, ci)
     spans: list[tuple[float, float] | None] = [None] * len(tokens)
     phones: list[list[tuple[str, float, float]]] = [[] for _ in tokens]
     fit = np.zeros(len(tokens))

@@ -1,0 +1,219 @@
+"""The acoustic backend: pocketsphinx's front end and model in numpy, adaptation, confidence."""
+
+from __future__ import annotations
+
+import glob
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aligner import align
+from aligner.audio import resample
+from aligner.cli import main
+from aligner.speech.acoustic_model import model
+from aligner.speech.adaptation import MIN_FRAMES, VoiceProfile, profile_path
+from aligner.speech.alignment import time_tokens
+from aligner.speech.features import cepstra, features
+from aligner.speech.pronounce import token_phones
+from aligner.speech.synthesis import synthesize
+from aligner.speech.text import tokenize
+from aligner.speech.voices import synthesize as speak
+
+SENTENCES = [
+    "Thank you for calling Riverside Dental, how can I help you today?",
+    "Your appointment is confirmed for Tuesday morning at nine.",
+    "Please hold while I look that up in our system.",
+    "We have two openings next week, on Monday and on Friday.",
+    "Could you spell your last name for me, please?",
+    "The total comes to forty two dollars, including tax.",
+    "I can transfer you to the billing department right now.",
+    "Is there anything else I can help you with today?",
+    "She had your dark suit in greasy wash water all year.",
+]
+
+
+def _voice(text: str, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """espeak-ng speech at 16 kHz with its formants and pitch moved by ``shift`` (the samples
+    played faster or slower): a voice unlike espeak's own. Returns the samples and where each
+    token starts (espeak-ng's word events; its word ends run over the next word's closure)."""
+    s = synthesize(text, "en+m3", 150)
+    pcm = resample(s.samples, int(round(s.sample_rate * shift)), 16000)
+    return pcm, np.array([w.start for w in s.words]) / shift
+
+
+def _neural(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """hibari's neural voice at 16 kHz, and where its words start (its duration predictor)."""
+    s = speak(text, "hibari")
+    return resample(s.samples, s.sample_rate, 16000), np.array([w.start for w in s.words])
+
+
+def _starts(spans) -> np.ndarray:
+    return np.array([s for s, _ in spans])
+
+
+def _timing(pcm: np.ndarray, text: str, **kw):
+    tokens = tokenize(text)
+    return time_tokens(pcm, 16000, text, tokens, [token_phones(t.word) for t in tokens],
+                       backend="acoustic", **kw)
+
+
+def test_front_end_matches_the_features_pocketsphinx_computes(tmp_path):
+    from pocketsphinx import Decoder
+
+    with wave.open("samples/user1.wav") as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    pcm = resample(pcm, rate, 16000)
+    d = Decoder(lm=None, loglevel="FATAL", mfclogdir=str(tmp_path))
+    d.set_align_text("hi")
+    d.start_utt()
+    d.process_raw(pcm.tobytes(), full_utt=True)
+    d.end_utt()
+    data = Path(glob.glob(str(tmp_path / "*"))[0]).read_bytes()
+    # Sphinx feature files: a count of values, then 13 cepstra per frame, in either byte order
+    order = "<" if np.frombuffer(data[:4], "<i4")[0] == len(data) // 4 - 1 else ">"
+    theirs = np.frombuffer(data[4:], order + "f4").reshape(-1, 13)
+    ours = cepstra(pcm)
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() < 1e-3
+    assert features(ours).shape == (len(ours), 39)
+
+
+def test_triphones_and_scores_come_from_the_model():
+    m = model()
+    inside = m.states("AE", "K", "T", "i")
+    alone = m.states("AE", "SIL", "SIL", "s")
+    assert [s for s, _, _ in inside] != [s for s, _, _ in alone]  # context-dependent senones
+    assert all(stay < 0 and go < 0 for _, stay, go in inside)
+    pcm, _ = _voice("see", 1.0)
+    feats = features(cepstra(pcm))
+    iy = [s for s, _, _ in m.states("IY", "S", "SIL", "e")]
+    aa = [s for s, _, _ in m.states("AA", "S", "SIL", "e")]
+    iy_score, aa_score = m.scores(feats, iy, aa)
+    vowel = slice(len(feats) // 2, len(feats) // 2 + 10)  # the vowel of "see"
+    assert iy_score[vowel].max(1).mean() > aa_score[vowel].max(1).mean()
+
+
+def test_a_neural_voice_is_timed_by_the_acoustic_backend_closely():
+    text = SENTENCES[0]
+    pcm, truth = _neural(text)
+    result = align(pcm, 16000, text)
+    assert result.backend == "acoustic"
+    got = np.array([w.start for w in result.words])
+    assert np.median(np.abs(got - truth)) < 0.03
+    assert all(w.confidence is not None and 0 <= w.confidence <= 1 for w in result.words)
+    assert not result.mismatch
+    # phones come from the search itself: each word's first phone starts at the word
+    first = {p.word_index: p for p in reversed(result.phones) if p.word_index >= 0}
+    assert all(abs(first[k].start - w.start) < 1e-6 for k, w in enumerate(result.words))
+
+
+def test_adaptation_improves_a_held_out_utterance_of_its_voice():
+    shift = 0.8
+    profile = VoiceProfile("agent")
+    for text in SENTENCES[1:]:
+        pcm, _ = _voice(text, shift)
+        profile.learn(_timing(pcm, text, learn=True).stats)
+    assert profile.frames >= MIN_FRAMES and profile.transform is not None
+    text = SENTENCES[0]
+    pcm, truth = _voice(text, shift)
+    cold = _timing(pcm, text)
+    warm = _timing(pcm, text, profile=profile)
+    assert warm.adapted and not cold.adapted
+    cold_err = np.abs(_starts(cold.spans) - truth).mean()
+    warm_err = np.abs(_starts(warm.spans) - truth).mean()
+    assert warm_err < cold_err
+    assert np.mean(warm.confidence) > np.mean(cold.confidence)
+
+
+def test_a_profile_of_another_voice_never_makes_a_clip_worse():
+    other = VoiceProfile("other")
+    for text in SENTENCES[1:5]:
+        pcm, _ = _voice(text, 1.3)  # another voice: formants 30% higher
+        other.learn(_timing(pcm, text, learn=True).stats)
+    text = SENTENCES[0]
+    pcm, truth = _voice(text, 0.8)
+    cold = _timing(pcm, text)
+    guarded = _timing(pcm, text, profile=other)
+    if guarded.adapted:  # used only where it explains the clip better than the model alone
+        assert np.abs(_starts(guarded.spans) - truth).mean() <= (
+            np.abs(_starts(cold.spans) - truth).mean() + 0.002)
+    else:
+        assert guarded.spans == cold.spans
+
+
+def test_a_voice_profile_round_trips_through_its_file(tmp_path):
+    profile = VoiceProfile("agent_42")
+    for text in SENTENCES[:3]:
+        pcm, _ = _voice(text, 0.9)
+        profile.learn(_timing(pcm, text, learn=True).stats)
+    path = profile_path(tmp_path, "agent/42 voice")
+    assert path.parent == tmp_path and "/" not in path.name[:-5]
+    profile.save(path)
+    back = VoiceProfile.load(path)
+    assert (back.key, back.frames, back.clips) == ("agent_42", profile.frames, 3)
+    for a, b in zip(back.transform.matrices, profile.transform.matrices, strict=True):
+        assert np.allclose(a, b)
+    assert VoiceProfile.load(tmp_path / "nobody.json").frames == 0
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError):
+        VoiceProfile.load(tmp_path / "bad.json")
+
+
+def test_confidence_is_lower_on_noise_than_on_speech():
+    text = SENTENCES[3]
+    pcm, _ = _neural(text)
+    speech = align(pcm, 16000, text, backend="acoustic")
+    noise = np.random.default_rng(0).normal(0, 2000, len(pcm)).astype(np.int16)
+    heard = align(noise, 16000, text, backend="acoustic")
+    assert heard.confidence < speech.confidence
+    assert heard.mismatch and not speech.mismatch
+
+
+def test_text_that_the_audio_does_not_say_is_flagged(tmp_path, capsys):
+    pcm, _ = _neural(SENTENCES[2])
+    assert align(pcm, 16000, SENTENCES[6]).mismatch
+    assert not align(pcm, 16000, SENTENCES[2]).mismatch
+    assert align(pcm[: len(pcm) // 3], 16000, SENTENCES[2]).mismatch  # audio cut short
+    german = synthesize("Guten Morgen, wie geht es Ihnen heute?", "de")
+    assert align(german.samples, german.sample_rate, "Good morning, how are you today?").mismatch
+    path = tmp_path / "clip.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
+    assert main(["align", str(path), "--text", SENTENCES[6]]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["mismatch"] is True
+    assert "does not seem to say the text" in out.err
+
+
+def test_cli_voice_profile_learns_and_is_saved(tmp_path, capsys):
+    profile = tmp_path / "voices" / "agent.json"
+    profile.parent.mkdir()
+    for i, text in enumerate(SENTENCES[:2]):
+        pcm, _ = _voice(text, 0.85)
+        path = tmp_path / f"{i}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(pcm.tobytes())
+        assert main(["align", str(path), "--text", text, "--voice-profile", str(profile),
+                     "--backend", "acoustic"]) == 0
+        assert VoiceProfile.load(profile).clips == i + 1
+    assert "of speech learned" in capsys.readouterr().err
+
+
+def test_adapt_aligns_twice_on_the_clips_own_voice():
+    text = " ".join(SENTENCES[:4])
+    pcm, truth = _voice(text, 0.8)
+    once = align(pcm, 16000, text, backend="acoustic")
+    twice = align(pcm, 16000, text, backend="acoustic", adapt=True)
+    err = [np.abs(np.array([w.start for w in a.words]) - truth).mean() for a in (once, twice)]
+    assert err[1] <= err[0] + 0.001
+    assert twice.confidence >= once.confidence
