@@ -244,7 +244,7 @@ def _run_systems(s, tokens, systems: list[str], decoder, scores: _Scores) -> dic
 
     results: dict[str, list] = {}
     phones: dict[str, list] = {}
-    backends = {"ours": "auto", "ours-fallback": "fallback", "ours-permissive": "pocketsphinx"}
+    backends = {"ours": "auto", "ours-fallback": "fallback", "ours-permissive": "acoustic"}
     for name in systems:
         t0 = time.process_time()
         if name == "uniform":
@@ -442,7 +442,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voices", choices=("all", "espeak", "other"), default="all",
                         help="which synthesiser family to measure")
     parser.add_argument("--no-pocketsphinx", action="store_true", help="skip the slow peer")
+    parser.add_argument("--corpus", metavar="PATH",
+                        help="instead of the synthesiser tables: a folder of speech with known "
+                             "times (truth.json; see benchmarks/corpus_eval.py), e.g. "
+                             "../shared/corpora/timit-dev")
     args = parser.parse_args(argv)
+    if args.corpus:
+        import corpus_eval
+
+        corpus_eval.run(args.corpus, args.limit)
+        return 0
     sentences = SENTENCES[::4] if args.quick else SENTENCES
     if args.limit:
         sentences = sentences[:: max(1, len(sentences) // args.limit)][: args.limit]

@@ -187,57 +187,56 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
     return g, segments
 
 
-def _lse(x: np.ndarray) -> np.ndarray:
-    """log-sum-exp over the last axis (rows of -inf give -inf)."""
-    top = x.max(-1)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        return safe + np.log(np.exp(x - safe[..., None]).sum(-1))
-
-
-def _tables(g: _Graph) -> tuple[np.ndarray, ...]:
-    """Padded predecessor and successor tables: (index, log probability) per state."""
-    n = len(g.senone)
-    succ: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+def _edges_of(g: _Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The graph's transitions as arrays: source, destination, probability."""
+    src, dst, lp = [], [], []
     for s, ps in enumerate(g.preds):
-        for src, lp in ps:
-            succ[src].append((s, lp))
-
-    def pad(lists: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
-        k = max(len(x) for x in lists)
-        idx = np.zeros((n, k), np.int64)
-        lp = np.full((n, k), -np.inf)
-        for s, x in enumerate(lists):
-            for j, (d, p) in enumerate(x):
-                idx[s, j], lp[s, j] = d, p
-        return idx, lp
-
-    return (*pad(g.preds), *pad(succ))
+        for a, p in ps:
+            src.append(a)
+            dst.append(s)
+            lp.append(p)
+    return np.asarray(src), np.asarray(dst), np.exp(np.asarray(lp))
 
 
-def _forward(g: _Graph, emit: np.ndarray, tables: tuple) -> tuple[np.ndarray, float]:
-    pi, pl, _, _ = tables
-    alpha = np.full(emit.shape, -np.inf)
-    a = np.full(emit.shape[1], -np.inf)
+def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool = True,
+                      ) -> tuple[np.ndarray | None, float]:
+    """State posteriors (frames, states) and the log likelihood of the clip, by the scaled
+    forward-backward algorithm: each frame's emissions relative to its best, each frame's
+    forward mass normalised (its scale kept for the likelihood); transitions are a sparse
+    product (``np.bincount`` over the edges). ``backward=False``: the likelihood only."""
+    src, dst, prob = edges
+    n_frames, n = emit.shape
+    top = emit.max(1)
+    b = np.exp(emit - top[:, None])
+    alpha = np.empty((n_frames, n))
+    scale = np.empty(n_frames)
+    a = np.zeros(n)
     for s, lp in g.start.items():
-        a[s] = lp
-    alpha[0] = a + emit[0]
-    for t in range(1, len(emit)):
-        alpha[t] = _lse(alpha[t - 1][pi] + pl) + emit[t]
-    fin = np.full(emit.shape[1], -np.inf)
+        a[s] = np.exp(lp)
+    a *= b[0]
+    for t in range(n_frames):
+        if t:
+            a = np.bincount(dst, alpha[t - 1][src] * prob, n) * b[t]
+        scale[t] = a.sum()
+        if scale[t] <= 0:
+            return None, float("-inf")
+        alpha[t] = a / scale[t]
+    fin = np.zeros(n)
     for s, lp in g.final.items():
-        fin[s] = lp
-    return alpha, float(_lse(alpha[-1] + fin))
-
-
-def _backward(g: _Graph, emit: np.ndarray, tables: tuple) -> np.ndarray:
-    _, _, si, sl = tables
-    beta = np.full(emit.shape, -np.inf)
-    for s, lp in g.final.items():
-        beta[-1, s] = lp
-    for t in range(len(emit) - 2, -1, -1):
-        beta[t] = _lse(sl + (emit[t + 1] + beta[t + 1])[si])
-    return beta
+        fin[s] = np.exp(lp)
+    end = float(alpha[-1] @ fin)
+    if end <= 0:
+        return None, float("-inf")
+    loglik = float(np.log(scale).sum() + top.sum() + np.log(end))
+    if not backward:
+        return None, loglik
+    beta = np.empty((n_frames, n))
+    beta[-1] = fin / end
+    for t in range(n_frames - 2, -1, -1):
+        beta[t] = np.bincount(src, prob * (b[t + 1] * beta[t + 1])[dst], n) / scale[t + 1]
+    post = alpha * beta
+    post /= np.maximum(post.sum(1, keepdims=True), 1e-300)
+    return post, loglik
 
 
 def _phone_loop(m: AcousticModel, ci: np.ndarray) -> np.ndarray:
@@ -319,21 +318,23 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     g, segments = _build(m, tokens, prons)
     senone = np.asarray(g.senone)
     uniq, inv = np.unique(senone, return_inverse=True)
-    tables = _tables(g)
+    edges = _edges_of(g)
     ci_senones = m.ci_senones.reshape(-1)
     base, ci = m.scores(feats, uniq, ci_senones)
     emit = base[:, inv]
-    alpha, loglik = _forward(g, emit, tables)
     adapted = False
     if transform is not None:
         base_a, ci_a = m.scores(feats, uniq, ci_senones, transform=transform)
-        alpha_a, loglik_a = _forward(g, base_a[:, inv], tables)
-        if loglik_a > loglik:  # the guard: the voice's transform only where it fits better
-            emit, alpha, loglik, ci, adapted = base_a[:, inv], alpha_a, loglik_a, ci_a, True
-    if not np.isfinite(loglik):
+        _, plain = _forward_backward(g, emit, edges, backward=False)
+        post, loglik = _forward_backward(g, base_a[:, inv], edges)
+        if loglik > plain:  # the guard: the voice's transform only where it fits better
+            emit, ci, adapted = base_a[:, inv], ci_a, True
+        else:
+            post, loglik = _forward_backward(g, emit, edges)
+    else:
+        post, loglik = _forward_backward(g, emit, edges)
+    if post is None:
         raise ValueError("the clip is too short for the text")
-    beta = _backward(g, emit, tables)
-    post = np.exp(alpha + beta - loglik)
     frames = len(feats)
     seg = np.asarray(g.segment)
     occupancy = np.zeros((frames, len(segments)))

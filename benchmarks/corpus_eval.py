@@ -1,0 +1,191 @@
+"""Word and phone boundaries on a folder of speech with known times (``alignment.py --corpus``).
+
+A corpus folder holds WAV files and a ``truth.json`` (the format of the evaluation corpora):
+``{key: {"text", "wav", "tokens": [{"token", "start", "end"}], "phones"?: [{"phone", "start",
+"end"}], "final_end_unreliable"?: bool}}``, the voice (speaker) being the key's folder. Every
+token start and end is a boundary; the first start and the last end of an utterance are its
+*edges* (breaths, lip smacks and room noise lie around them), the others *interior*. A final end
+marked unreliable is left out.
+
+Systems, side by side in one run:
+
+- ``ours (cold)``: :func:`aligner.align`, each utterance on its own (no voice profile);
+- ``ours (adapted)``: each utterance aligned with a voice profile learned from the *other*
+  utterances of its voice (leave one out: what a call's later chunks, or the next call of the
+  same agent, get); its speed includes learning the profile;
+- ``pocketsphinx``: raw pocketsphinx forced alignment (the whole clip, its two passes), on the
+  tokens it reaches;
+- ``uniform``: tokens spread over the clip by their characters.
+
+Phones (when the truth has them, TIMIT's 61 symbols): closures are joined to their stop (``tcl
+t`` is one ``T``), pauses dropped, and for every truth phone onset the distance to the nearest
+phone start of a system is measured: ours (cold) beside raw pocketsphinx's phone alignment.
+
+Speed: audio seconds per CPU second of this process, one BLAS thread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import wave
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run"]
+
+#: TIMIT's symbols as ARPAbet (closures and pauses are handled apart)
+TIMIT = {"ax": "AH", "ix": "IH", "axr": "ER", "ax-h": "AH", "ux": "UW", "hv": "HH", "el": "L",
+         "em": "M", "en": "N", "eng": "NG", "nx": "N", "dx": "D", "q": None}
+_CLOSURES = {"bcl": "B", "dcl": "D", "gcl": "G", "pcl": "P", "tcl": "T", "kcl": "K"}
+_PAUSES = {"h#", "pau", "epi"}
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), np.int16), w.getframerate()
+
+
+def _boundaries(item: dict, spans: list) -> list[tuple[float, str]]:
+    """(|error| s, "edge"/"interior") per scored boundary; None spans are not scored."""
+    toks = item["tokens"]
+    out = []
+    for i, (t, sp) in enumerate(zip(toks, spans, strict=True)):
+        if sp is None:
+            continue
+        if t["start"] is not None:
+            out.append((abs(sp[0] - t["start"]), "edge" if i == 0 else "interior"))
+        last = i == len(toks) - 1
+        if t["end"] is not None and not (last and item.get("final_end_unreliable")):
+            out.append((abs(sp[1] - t["end"]), "edge" if last else "interior"))
+    return out
+
+
+def _truth_onsets(phones: list[dict]) -> np.ndarray:
+    """Onsets of the truth's speech phones, closures joined to their stop."""
+    onsets = []
+    prev = None
+    for p in phones:
+        sym = p["phone"]
+        if sym in _PAUSES or TIMIT.get(sym, "") is None:
+            prev = None
+            continue
+        if prev in _CLOSURES and _CLOSURES[prev] == sym.upper():
+            prev = sym
+            continue  # the stop's release continues its closure
+        onsets.append(p["start"])
+        prev = sym
+    return np.array(onsets)
+
+
+def _figures(errors: list[float]) -> str:
+    e = np.array(errors) * 1000
+    if not len(e):
+        return "none"
+    return (f"{e.mean():6.1f} {np.median(e):6.1f} {100 * np.mean(e <= 20):6.1f}% "
+            f"{100 * np.mean(e <= 50):6.1f}% {e.max():6.0f}")
+
+
+def _raw_pocketsphinx(pcm: np.ndarray, rate: int, text: str, decoder):
+    """Raw pocketsphinx's word spans (None where it did not reach) and phone onsets."""
+    from aligner.speech.backends.sphinx import acoustic_spans
+    from aligner.speech.pronounce import token_phones
+    from aligner.speech.text import tokenize
+
+    tokens = tokenize(text)
+    prons = [token_phones(t.word) for t in tokens]
+    try:
+        spans = acoustic_spans(pcm, rate, tokens, prons, decoder, plain=True)
+    except RuntimeError:
+        spans = [None] * len(tokens)
+    onsets: list[float] = []
+    try:  # the phones of its second pass, which acoustic_spans(plain=True) just ran
+        al = decoder.get_alignment()
+        onsets = [p.start / 100 - 0.1 for p in al.phones() if p.name not in ("SIL", "+NSN+",
+                                                                                "+SPN+")]
+    except (RuntimeError, AttributeError):
+        pass
+    return spans, np.array(onsets)
+
+
+def run(folder: str, limit: int = 0) -> None:
+    """Print the corpus tables (see the module docstring)."""
+    from aligner import align
+    from aligner.speech.adaptation import VoiceProfile
+    from aligner.speech.alignment import time_tokens
+    from aligner.speech.backends.sphinx import _decoder
+    from aligner.speech.pronounce import token_phones
+    from aligner.speech.text import tokenize
+
+    root = Path(folder)
+    truth = json.loads((root / "truth.json").read_text())
+    items = [dict(v, key=k, voice=k.rsplit("/", 1)[0]) for k, v in truth.items()]
+    if limit:
+        items = items[:limit]
+    voices = defaultdict(list)
+    for it in items:
+        voices[it["voice"]].append(it)
+    errors: dict[str, list] = defaultdict(list)
+    phone_err: dict[str, list] = defaultdict(list)
+    cpu: dict[str, float] = defaultdict(float)
+    reached = [0, 0]
+    seconds = 0.0
+    decoder = _decoder()
+    align(np.zeros(16000, np.int16), 16000, "warm up")  # load the model and dictionaries once
+    for n, (voice, its) in enumerate(voices.items()):
+        clips = []
+        for it in its:
+            pcm, rate = _read(root / it["wav"])
+            seconds += len(pcm) / rate
+            tokens = tokenize(it["text"])
+            prons = [token_phones(t.word) for t in tokens]
+            t0 = time.process_time()
+            cold = time_tokens(pcm, rate, it["text"], tokens, prons, learn=True)
+            cpu["ours (cold)"] += time.process_time() - t0
+            cpu["ours (adapted)"] += time.process_time() - t0  # learning is part of adapting
+            errors["ours (cold)"] += _boundaries(it, cold.spans)
+            clips.append((pcm, rate, tokens, prons, cold))
+            n_tok = len(tokens)
+            errors["uniform"] += _boundaries(it, [(t.char_start / max(1, len(it["text"]))
+                                                   * len(pcm) / rate,
+                                                   t.char_end / max(1, len(it["text"]))
+                                                   * len(pcm) / rate) for t in tokens])
+            t0 = time.process_time()
+            raw, raw_onsets = _raw_pocketsphinx(pcm, rate, it["text"], decoder)
+            cpu["pocketsphinx"] += time.process_time() - t0
+            reached[0] += sum(s is not None for s in raw)
+            reached[1] += n_tok
+            errors["pocketsphinx"] += _boundaries(it, raw)
+            if it.get("phones"):
+                onsets = _truth_onsets(it["phones"])
+                ours = np.array([a for ph in (cold.phones or []) for _, a, _ in ph])
+                for name, starts in (("ours (cold)", ours), ("pocketsphinx", raw_onsets)):
+                    if len(starts) and len(onsets):
+                        phone_err[name] += np.min(np.abs(starts[None] - onsets[:, None]),
+                                                  1).tolist()
+        for i, (it, (pcm, rate, tokens, prons, _)) in enumerate(zip(its, clips, strict=True)):
+            t0 = time.process_time()
+            profile = VoiceProfile(voice)
+            for j, other in enumerate(clips):
+                if j != i:
+                    profile.learn(other[4].stats)
+            adapted = time_tokens(pcm, rate, it["text"], tokens, prons, profile=profile)
+            cpu["ours (adapted)"] += time.process_time() - t0
+            errors["ours (adapted)"] += _boundaries(it, adapted.spans)
+        print(f"  {n + 1}/{len(voices)} voices", flush=True)
+    print(f"\ncorpus {folder}: {len(items)} utterances, {len(voices)} voices, {seconds:.0f} s; "
+          f"raw pocketsphinx reached {reached[0]}/{reached[1]} tokens")
+    print(f"{'system':18s} {'bounds':>6s} |  all: mean median <=20ms <=50ms worst | "
+          f"interior: mean median <=20ms <=50ms worst | edges: mean median <=20 <=50 worst | x RT")
+    for name in ("ours (cold)", "ours (adapted)", "pocketsphinx", "uniform"):
+        e = errors[name]
+        speed = f"{seconds / cpu[name]:5.0f}" if cpu.get(name) else "    -"
+        print(f"{name:18s} {len(e):6d} | {_figures([x for x, _ in e])} | "
+              f"{_figures([x for x, k in e if k == 'interior'])} | "
+              f"{_figures([x for x, k in e if k == 'edge'])} | {speed}")
+    if phone_err:
+        print("\nphone onsets (truth onset -> nearest phone start): mean median <=20ms <=50ms worst")
+        for name, e in phone_err.items():
+            print(f"{name:18s} {len(e):6d} | {_figures(e)}")
