@@ -14,7 +14,10 @@ pauses (one side silent). ``--quick`` runs every fifth sentence.
 
 "audio only" uses the small phone model shipped in ``aligner/data``, trained on random
 dictionary words in 26 espeak-ng voices, none of the 8 below (``aligner.visemes.model``);
-"audio only (pocketsphinx)" is pocketsphinx's phone-loop decoder, which knows nothing of espeak.
+"audio only (acoustic)" is the phone loop of pocketsphinx's acoustic model decoded by the
+aligner's own search with the English phone bigram (:func:`aligner.speech.backends.acoustic.
+recognize_phones`); "audio only (pocketsphinx)" is pocketsphinx's own phone-loop decoder; neither
+knows anything of espeak.
 
 Rhubarb Lip Sync 1.14 beside ``aligner-rhubarb``, when Rhubarb is at hand (``--rhubarb PATH``,
 or ``rhubarb`` on PATH; else the section says it was not found): both run as programs, one
@@ -263,7 +266,8 @@ def _other_voices(items, motion: Motion) -> None:
         print(f"\nother voices: SKIPPED, Flite is not available: {why} (apt-get install libflite1)")
         return
     results: dict[str, list] = {"with text": [], "with text (aligner timing)": [],
-                                "audio only": [], "audio only (pocketsphinx)": []}
+                                "audio only": [], "audio only (acoustic)": [],
+                                "audio only (pocketsphinx)": []}
     total = t_align = t_refine = 0.0
     for i, (text, _voice, _rate) in enumerate(items):
         voice, stretch = flite_speech.CONDITIONS[i % len(flite_speech.CONDITIONS)]
@@ -281,6 +285,8 @@ def _other_voices(items, motion: Motion) -> None:
         for key, phones in (("with text", refined),
                             ("with text (aligner timing)", list(result.phones)),
                             ("audio only", estimate_phones(pcm, 16000)),
+                            ("audio only (acoustic)",
+                             estimate_phones(pcm, 16000, method="acoustic")),
                             ("audio only (pocketsphinx)",
                              estimate_phones(pcm, 16000, method="pocketsphinx"))):
             results[key].append((dur, truth, phones))
@@ -383,7 +389,16 @@ def main() -> int:
     ap.add_argument("--rhubarb", metavar="PATH", default=shutil.which("rhubarb"),
                     help="the Rhubarb Lip Sync 1.14 executable to run beside aligner-rhubarb "
                          "(default: rhubarb on PATH)")
+    ap.add_argument("--corpus", metavar="PATH",
+                    help="instead of the espeak-ng sentences: a folder of speech with truth "
+                         "phones (benchmarks/visemes_corpus.py), e.g. ../shared/corpora/timit-dev")
+    ap.add_argument("--limit", type=int, default=0, help="with --corpus: only the first N clips")
     args = ap.parse_args()
+    if args.corpus:
+        import visemes_corpus
+
+        visemes_corpus.run(args.corpus, args.rhubarb, args.limit)
+        return 0
     motion = Motion()
     items = _pick(args.quick)
     print(f"synthesising {len(items)} sentences with espeak-ng ...", file=sys.stderr)
@@ -400,12 +415,12 @@ def main() -> int:
     PhoneModel.load()
     dictionary_variants("a")
     align(clips[0][2][:16000], 16000, clips[0][0])
-    t_audio = {"model": 0.0, "pocketsphinx": 0.0}
+    t_audio = {"model": 0.0, "acoustic": 0.0, "pocketsphinx": 0.0}
     by_backend: dict[str, list[float]] = {}  # aligner backend -> [audio s, align s, refine s]
     startup = {}
     results: dict[str, list] = {"truth phones": [], "with text": [],
                                 "with text (aligner timing)": [], "audio only": [],
-                                "audio only (pocketsphinx)": []}
+                                "audio only (acoustic)": [], "audio only (pocketsphinx)": []}
     for method in t_audio:  # start-up once (model load), timed apart
         t0 = time.process_time()
         estimate_phones(clips[0][2][:1600], 16000, method=method)
@@ -429,6 +444,7 @@ def main() -> int:
         for key, phones in (("truth phones", truth), ("with text", refined),
                             ("with text (aligner timing)", aligned),
                             ("audio only", heard["model"]),
+                            ("audio only (acoustic)", heard["acoustic"]),
                             ("audio only (pocketsphinx)", heard["pocketsphinx"])):
             results[key].append((dur, truth, phones))
 

@@ -8,7 +8,7 @@ HELP = "viseme stream of an audio file (JSON lines {t, viseme, weight}), with or
 EXAMPLES = """examples:
   aligner visemes hello.wav --text "Hello, world!"
   aligner visemes call.mp3                       # audio only: phones recognised from sound
-  aligner visemes call.mp3 --audio-only pocketsphinx
+  aligner visemes robot.wav --audio-only model    # an espeak-like synthetic voice
   aligner visemes clip.wav --text-file clip.txt --set rhubarb --lead 0.05
   aligner visemes clip.wav --set azure --out clip.visemes.jsonl
 
@@ -34,9 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with text: keep the aligner's phone times (default: espeak-ng's "
                              "own phone times where the aligner warped its speech onto the "
                              "audio, else re-timed on the shipped phone model)")
-    parser.add_argument("--audio-only", default="model", choices=("model", "pocketsphinx"),
-                        help="without text: the shipped phone model (default) or the "
-                             "pocketsphinx phone loop")
+    parser.add_argument("--audio-only", default="acoustic",
+                        choices=("acoustic", "model", "pocketsphinx"),
+                        help="without text: the acoustic model's phone loop (default; human and "
+                             "neural voices), the shipped phone model (espeak-like voices) or "
+                             "pocketsphinx's own phone loop")
     parser.add_argument("--out", help="write the JSON lines to this file (atomically)")
 
 

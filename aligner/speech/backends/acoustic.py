@@ -42,7 +42,8 @@ from ..features import HOP, RATE, WINDOW, cepstra, features
 from ..signal import dither
 from ..text import Token, spoken
 
-__all__ = ["EDGE_DB", "Result", "align_tokens"]
+__all__ = ["EDGE_DB", "PHONE_LM_WEIGHT", "PHONE_PENALTY", "Result", "align_tokens",
+           "recognize_phones"]
 
 log = logging.getLogger(__name__)
 
@@ -201,77 +202,137 @@ def _edges_of(g: _Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool = True,
                       ) -> tuple[np.ndarray | None, float]:
     """State posteriors (frames, states) and the log likelihood of the clip, by the scaled
-    forward-backward algorithm: each frame's emissions relative to its best, each frame's
-    forward mass normalised (its scale kept for the likelihood); transitions are a sparse
-    product (``np.bincount`` over the edges). ``backward=False``: the likelihood only."""
+    forward-backward algorithm: each frame's emissions relative to the best of the states the
+    forward pass reaches, each frame's forward mass normalised (its scale kept for the
+    likelihood), each frame's backward values normalised to a maximum of 1 (posteriors are
+    normalised per frame anyway); transitions are a sparse product (``np.bincount`` over the
+    edges). ``backward=False``: the likelihood only (posteriors None)."""
     src, dst, prob = edges
     n_frames, n = emit.shape
-    top = emit.max(1)
-    b = np.exp(emit - top[:, None])
+    b = np.empty((n_frames, n))
     alpha = np.empty((n_frames, n))
-    scale = np.empty(n_frames)
+    loglik = 0.0
     a = np.zeros(n)
     for s, lp in g.start.items():
         a[s] = np.exp(lp)
-    a *= b[0]
     for t in range(n_frames):
         if t:
-            a = np.bincount(dst, alpha[t - 1][src] * prob, n) * b[t]
-        scale[t] = a.sum()
-        if scale[t] <= 0:
+            a = np.bincount(dst, alpha[t - 1][src] * prob, n)
+        reach = a > 0
+        if not reach.any():
             return None, float("-inf")
-        alpha[t] = a / scale[t]
+        top = emit[t][reach].max()
+        b[t] = np.exp(np.minimum(emit[t] - top, 0.0))
+        a = a * b[t]
+        scale = a.sum()
+        if not scale > 0:
+            return None, float("-inf")
+        alpha[t] = a / scale
+        loglik += np.log(scale) + top
     fin = np.zeros(n)
     for s, lp in g.final.items():
         fin[s] = np.exp(lp)
     end = float(alpha[-1] @ fin)
-    if end <= 0:
+    if not end > 0:
         return None, float("-inf")
-    loglik = float(np.log(scale).sum() + top.sum() + np.log(end))
+    loglik = float(loglik + np.log(end))
     if not backward:
         return None, loglik
     beta = np.empty((n_frames, n))
-    beta[-1] = fin / end
+    beta[-1] = fin / fin.max()
     for t in range(n_frames - 2, -1, -1):
-        beta[t] = np.bincount(src, prob * (b[t + 1] * beta[t + 1])[dst], n) / scale[t + 1]
+        x = np.bincount(src, prob * (b[t + 1] * beta[t + 1])[dst], n)
+        beta[t] = x / max(x.max(), 1e-300)
     post = alpha * beta
     post /= np.maximum(post.sum(1, keepdims=True), 1e-300)
     return post, loglik
 
 
-def _phone_loop(m: AcousticModel, ci: np.ndarray) -> np.ndarray:
-    """Per frame, the emission score along the best path of a free loop of the model's
-    context-independent phones (any phone after any phone, each with its own HMM): what the
-    frames say when nothing is known of the text, the reference of the pronunciation score."""
+def _phone_loop(m: AcousticModel, ci: np.ndarray, moves: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The best path of a free loop of the model's context-independent phones (any phone after
+    any phone, each with its own HMM) through the frames: what they say when nothing is known
+    of the text. Returns, per frame, the emission score along the path (the reference of the
+    pronunciation score) and the phone (index into ``m.phone_names``).
+
+    ``moves``: (phones, phones) log score of entering a phone (column) after another (row); by
+    default every phone is as likely, ``-log(phones)``.
+    """
     n = len(m.phone_names)
+    if moves is None:
+        moves = np.full((n, n), -np.log(n))
     e = ci.reshape(len(ci), n, 3)
     stay = m.ci_transitions[:, np.arange(3), np.arange(3)]
     go = m.ci_transitions[:, np.arange(3), np.arange(1, 4)]
-    enter = -np.log(n)
     v = np.full((n, 3), -np.inf)
-    v[:, 0] = enter + e[0, :, 0]
+    v[:, 0] = moves[m.SIL] + e[0, :, 0]
     back = np.zeros((len(e), n, 3), np.int16)  # 0: stayed, 1: came from the state before,
-    for t in range(1, len(e)):               # 2 + p: entered after phone p's exit
-        exits = v[:, 2] + go[:, 2]
-        p = int(np.argmax(exits))
+    cols = np.arange(n)                      # 2 + p: entered after phone p's exit
+    for t in range(1, len(e)):
+        ways = (v[:, 2] + go[:, 2])[:, None] + moves
+        came_from = ways.argmax(0)
+        entered = ways[came_from, cols]
         new = np.empty_like(v)
         came = v[:, :2] + go[:, :2]
         kept = v + stay
         new[:, 1:] = np.maximum(kept[:, 1:], came)
         back[t, :, 1:] = (came > kept[:, 1:])
-        entered = exits[p] + enter
         new[:, 0] = np.maximum(kept[:, 0], entered)
-        back[t, :, 0] = np.where(entered > kept[:, 0], 2 + p, 0)
+        back[t, :, 0] = np.where(entered > kept[:, 0], 2 + came_from, 0)
         v = new + e[t]
     phone, state = int(np.argmax(v[:, 2])), 2
-    out = np.empty(len(e))
+    scores = np.empty(len(e))
+    phones = np.empty(len(e), np.int64)
     for t in range(len(e) - 1, -1, -1):
-        out[t] = e[t, phone, state]
+        scores[t], phones[t] = e[t, phone, state], phone
         b = back[t, phone, state]
         if b == 1:
             state -= 1
         elif b >= 2:
             phone, state = int(b) - 2, 2
+    return scores, phones
+
+
+#: Phone loop decoding without text: weight of the English phone bigram (pocketsphinx's en-us
+#: phone language model) against the acoustic scores, and the log score of starting a phone.
+PHONE_LM_WEIGHT = 2.0
+PHONE_PENALTY = -2.0
+
+
+def _phone_moves(m: AcousticModel, weight: float, penalty: float) -> np.ndarray:
+    """(phones, phones) scores of one phone following another: the weighted bigram plus the
+    penalty; noise and silence count as the language model's pause."""
+    from ...visemes.model import phone_bigram
+
+    lm = phone_bigram()  # over ("sil", *ARPAbet)
+    order = ["sil" if name in ("SIL", "+NSN+", "+SPN+") else name for name in m.phone_names]
+    names = ["sil", *[n for n in lm.names if n != "sil"]]
+    at = {name: names.index(name) for name in set(order)}
+    idx = np.array([at[o] for o in order])
+    return weight * lm.logprob[np.ix_(idx, idx)] + penalty
+
+
+def recognize_phones(pcm16k: np.ndarray, weight: float = PHONE_LM_WEIGHT,
+                     penalty: float = PHONE_PENALTY) -> list[tuple[str, float, float]]:
+    """ARPAbet phones heard in 16 kHz ``pcm16k`` without its text: the model's phone loop with
+    the English phone bigram. ``"sil"`` for silence and noise."""
+    m = model()
+    feats = features(cepstra(dither(pcm16k)))
+    if not len(feats):
+        return []
+    (ci,) = m.scores(feats, m.ci_senones.reshape(-1))
+    _, path = _phone_loop(m, ci, _phone_moves(m, weight, penalty))
+    out: list[tuple[str, float, float]] = []
+    edges = np.flatnonzero(np.diff(path)) + 1
+    for a, b in zip([0, *edges], [*edges, len(path)], strict=True):
+        name = m.phone_names[path[a]]
+        name = "sil" if name in ("SIL", "+NSN+", "+SPN+") else name
+        start = a * HOP / RATE + (_OFFSET if a else 0.0)
+        end = b * HOP / RATE + _OFFSET
+        if out and out[-1][0] == name:
+            out[-1] = (name, out[-1][1], end)
+        else:
+            out.append((name, start, end))
     return out
 
 
@@ -341,7 +402,7 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     np.add.at(occupancy.T, seg, post.T)
     before = np.cumsum(occupancy, 1).sum(0)  # expected frames up to the end of each segment
     # the pronunciation score: against the best of the context-independent senones
-    frame_fit = (post * emit).sum(1) - _phone_loop(m, ci)
+    frame_fit = (post * emit).sum(1) - _phone_loop(m, ci)[0]
     spans: list[tuple[float, float] | None] = [None] * len(tokens)
     phones: list[list[tuple[str, float, float]]] = [[] for _ in tokens]
     fit = np.zeros(len(tokens))
