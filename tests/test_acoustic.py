@@ -126,7 +126,6 @@ def test_adaptation_improves_a_held_out_utterance_of_its_voice():
     cold_err = np.abs(_starts(cold.spans) - truth).mean()
     warm_err = np.abs(_starts(warm.spans) - truth).mean()
     assert warm_err < cold_err
-    assert np.mean(warm.confidence) > np.mean(cold.confidence)
 
 
 def test_a_profile_of_another_voice_never_makes_a_clip_worse():
@@ -214,6 +213,6 @@ def test_adapt_aligns_twice_on_the_clips_own_voice():
     pcm, truth = _voice(text, 0.8)
     once = align(pcm, 16000, text, backend="acoustic")
     twice = align(pcm, 16000, text, backend="acoustic", adapt=True)
+    assert twice.adapted and not once.adapted
     err = [np.abs(np.array([w.start for w in a.words]) - truth).mean() for a in (once, twice)]
     assert err[1] <= err[0] + 0.001
-    assert twice.confidence >= once.confidence

@@ -198,34 +198,32 @@ class AcousticModel:
         return [(int(self._phone_senones[p][j]), float(t[j, j]), float(t[j, j + 1]))
                 for j in range(3)]
 
-    def _terms(self, transform: MeanTransform | None) -> tuple[np.ndarray, np.ndarray]:
-        """Per stream, the (13 + 1, codebooks x densities) matrix that turns ``[x, 1]`` into
-        ``x . mean * precision + constant`` and the (13, ...) precisions: one matrix product
-        then gives every Gaussian's log density (cached per transform)."""
+    def _terms(self, transform: MeanTransform | None) -> list[np.ndarray]:
+        """Per stream, the (13 + 13 + 1, codebooks x densities) matrix that turns a frame's
+        ``[x, x * x, 1]`` into every Gaussian's log density in one product:
+        ``x . mean * precision - x * x . precision / 2 + constant`` (cached per transform)."""
         key = id(transform)
         if key not in self._mean_terms:
             if len(self._mean_terms) > 8:
                 self._mean_terms.clear()
             means = self.means if transform is None else transform.apply(self.means)
             const = self._norm - 0.5 * (means * means * self.precisions).sum(-1)
-            linear, quadratic = [], []
+            mats = []
             for s in range(_STREAMS):
-                mp = (means[:, s] * self.precisions[:, s]).reshape(-1, _DIM)
-                linear.append(np.concatenate([mp, const[:, s].reshape(-1, 1)], 1).T
-                              .astype(np.float32))
-                quadratic.append((-0.5 * self.precisions[:, s].reshape(-1, _DIM)).T
-                                 .astype(np.float32))
-            self._mean_terms[key] = (transform, linear, quadratic)
-        return self._mean_terms[key][1:]
+                mats.append(np.concatenate([
+                    (means[:, s] * self.precisions[:, s]).reshape(-1, _DIM),
+                    -0.5 * self.precisions[:, s].reshape(-1, _DIM),
+                    const[:, s].reshape(-1, 1)], 1).T)
+            self._mean_terms[key] = (transform, mats)
+        return self._mean_terms[key][1]
 
     def densities(self, feats: np.ndarray, stream: int,
                   transform: MeanTransform | None = None) -> np.ndarray:
-        """(frames, codebooks, 128) log densities of every Gaussian in one stream."""
-        linear, quadratic = self._terms(transform)
-        x = np.asarray(feats[:, _DIM * stream:_DIM * (stream + 1)], np.float32)
-        ll = np.concatenate([x, np.ones((len(x), 1), np.float32)], 1) @ linear[stream]
-        ll += (x * x) @ quadratic[stream]
-        return ll.reshape(len(x), *self.means.shape[0:1], -1)
+        """(frames, codebooks, 128) log densities of every Gaussian in one stream (float64: the
+        terms of a far Gaussian reach 1e8 and cancel)."""
+        x = np.asarray(feats[:, _DIM * stream:_DIM * (stream + 1)], np.float64)
+        xx = np.concatenate([x, x * x, np.ones((len(x), 1))], 1)
+        return (xx @ self._terms(transform)[stream]).reshape(len(x), self.means.shape[0], -1)
 
     def _layout(self, senones: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each senone's mixture goes in a batched product: the codebooks involved, and
@@ -246,16 +244,21 @@ class AcousticModel:
         sets = [np.asarray(s, np.int64) for s in senone_sets]
         out = [np.zeros((len(feats), len(s))) for s in sets]
         layouts = [self._layout(s) for s in sets]
+        needed = np.unique(np.concatenate([books for books, _, _ in layouts]))
+        where = np.full(self.means.shape[0], -1)
+        where[needed] = np.arange(len(needed))
         for stream in range(_STREAMS):
-            ll = self.densities(feats, stream, transform)
+            ll = self.densities(feats, stream, transform)[:, needed]
             top = ll.max(2)
-            e = np.exp(ll - top[:, :, None]).transpose(1, 0, 2)  # (codebooks, frames, 128)
+            # (codebooks, frames, 128) mixture terms relative to each codebook's best
+            e = np.exp(ll - top[:, :, None]).transpose(1, 0, 2)
             for senones, o, (books, rows, slots) in zip(sets, out, layouts, strict=True):
                 w = self.weights32[stream][:, senones]  # (128, senones)
                 table = np.zeros((len(books), w.shape[0], slots.max() + 1), np.float32)
                 table[rows, :, slots] = w.T
-                mix = np.matmul(e[books], table)  # (books, frames, slots)
-                o += top[:, books[rows]] + np.log(np.maximum(mix[rows, :, slots].T, 1e-30))
+                mix = np.matmul(e[where[books]], table)  # (books, frames, slots)
+                o += (top[:, where[books[rows]]]
+                      + np.log(np.maximum(mix[rows, :, slots].T, 1e-30)))
         return out
 
 

@@ -95,7 +95,8 @@ class Alignment:
     -1) for pauses. ``backend`` names what timed it. ``confidence``: how well the audio fits the
     text, 0..1 (the words' confidences weighted by their length), and ``mismatch``: True when it
     is below :data:`MISMATCH_BELOW`, the text most likely not what the audio says (other words,
-    audio cut short, another language); None/False where the backend gives no confidence. A word's ``onset`` is set where the backend
+    audio cut short, another language); None/False where the backend gives no confidence.
+    ``adapted``: whether a voice's transform (a profile, or ``adapt=True``) was used. A word's ``onset`` is set where the backend
     timed its phones itself (the reference warp carries espeak-ng's phone events over); it is
     None where they are spread over the word by the duration model (pocketsphinx, the fallback,
     a word espeak-ng said under another's word event, a word split between stream chunks). Not
@@ -110,6 +111,7 @@ class Alignment:
     backend: str = "fallback"
     confidence: float | None = None
     mismatch: bool = False
+    adapted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``aligner align``: duration, words (with ``confidence`` where the backend
@@ -206,8 +208,9 @@ def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto"
     if voice is not None:
         voice.learn(timing.stats)
     report(0.95, f"assembling ({timing.backend})")
-    result = assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate, timing.backend,
-                      timing.phones, timing.confidence)
+    result = replace(assemble(text, tokens, prons, timing.spans, len(pcm) / sample_rate,
+                              timing.backend, timing.phones, timing.confidence),
+                     adapted=timing.adapted)
     report(1.0, f"aligned ({timing.backend})")
     return result
 

@@ -381,19 +381,20 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     uniq, inv = np.unique(senone, return_inverse=True)
     edges = _edges_of(g)
     ci_senones = m.ci_senones.reshape(-1)
-    base, ci = m.scores(feats, uniq, ci_senones)
-    emit = base[:, inv]
     adapted = False
-    if transform is not None:
-        base_a, ci_a = m.scores(feats, uniq, ci_senones, transform=transform)
-        _, plain = _forward_backward(g, emit, edges, backward=False)
-        post, loglik = _forward_backward(g, base_a[:, inv], edges)
-        if loglik > plain:  # the guard: the voice's transform only where it fits better
-            emit, ci, adapted = base_a[:, inv], ci_a, True
-        else:
-            post, loglik = _forward_backward(g, emit, edges)
-    else:
-        post, loglik = _forward_backward(g, emit, edges)
+    if transform is None:
+        base, ci = m.scores(feats, uniq, ci_senones)
+        post, loglik = _forward_backward(g, base[:, inv], edges)
+    else:  # the guard: the voice's transform only where it explains the clip better
+        base, ci = m.scores(feats, uniq, ci_senones, transform=transform)
+        post, loglik = _forward_backward(g, base[:, inv], edges)
+        (plain,) = m.scores(feats, uniq)
+        _, plain_loglik = _forward_backward(g, plain[:, inv], edges, backward=False)
+        adapted = loglik > plain_loglik
+        if not adapted:
+            base, (ci,) = plain, m.scores(feats, ci_senones)
+            post, loglik = _forward_backward(g, base[:, inv], edges)
+    emit = base[:, inv]
     if post is None:
         raise ValueError("the clip is too short for the text")
     frames = len(feats)
