@@ -248,10 +248,12 @@ class AcousticModel:
         where = np.full(self.means.shape[0], -1)
         where[needed] = np.arange(len(needed))
         for stream in range(_STREAMS):
-            ll = self.densities(feats, stream, transform)[:, needed]
+            ll = self.densities(feats, stream, transform)
+            if len(needed) < ll.shape[1]:
+                ll = ll[:, needed]
             top = ll.max(2)
             # (codebooks, frames, 128) mixture terms relative to each codebook's best
-            e = np.exp(ll - top[:, :, None]).transpose(1, 0, 2)
+            e = np.exp((ll - top[:, :, None]).astype(np.float32)).transpose(1, 0, 2)
             for senones, o, (books, rows, slots) in zip(sets, out, layouts, strict=True):
                 w = self.weights32[stream][:, senones]  # (128, senones)
                 table = np.zeros((len(books), w.shape[0], slots.max() + 1), np.float32)

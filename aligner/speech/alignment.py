@@ -257,7 +257,9 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     with the neighbouring chunks, left out of the cost (the reference says "Hel" as a word).
     ``reference_voice``: the espeak-ng voice of the reference (a stream's, chosen on its first
     chunk with a pitch: :attr:`Timing.reference_voice`); by default chosen by the clip's pitch.
-    ``profile``: the voice's profile, whose transform the acoustic backend may use; ``learn``:
+    ``profile``: the voice's profile, whose transform the acoustic backend may use (a profile
+    with a transform learned the voice from the acoustic backend, so the voice is judged unlike
+    espeak-ng's without the reference warp); ``learn``:
     return the acoustic backend's adaptation statistics (:attr:`Timing.stats`).
     """
     if not tokens:
@@ -268,6 +270,8 @@ def time_tokens(pcm: np.ndarray, sample_rate: int, text: str, tokens: tuple[Toke
     seconds = [sum(expected_seconds(p) for p in pr) for pr in prons]
     audible = duration >= 0.25 and bool(mask.any())
     known = voice_verdict(voice)
+    if known is None and profile is not None and profile.transform is not None:
+        known = False  # the profile learned the voice from the acoustic backend: not espeak's
     cost: float | None = None
     reference = None
     # the reference's voice follows the clip's pitch, when it may be warped
