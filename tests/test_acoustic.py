@@ -210,9 +210,21 @@ def test_cli_voice_profile_learns_and_is_saved(tmp_path, capsys):
 
 def test_adapt_aligns_twice_on_the_clips_own_voice():
     text = " ".join(SENTENCES[:4])
-    pcm, truth = _voice(text, 0.8)
+    pcm, truth = _neural(text)
     once = align(pcm, 16000, text, backend="acoustic")
     twice = align(pcm, 16000, text, backend="acoustic", adapt=True)
     assert twice.adapted and not once.adapted
     err = [np.abs(np.array([w.start for w in a.words]) - truth).mean() for a in (once, twice)]
     assert err[1] <= err[0] + 0.001
+
+
+def test_a_long_clip_the_model_fits_poorly_is_still_aligned_in_order():
+    """19 s of a voice far from the model's: the posteriors need the log-domain sums (the
+    scaled ones underflow), and the words must still follow the speech, not pile up."""
+    text = " ".join(SENTENCES[:4])
+    pcm, truth = _voice(text, 0.8)
+    result = align(pcm, 16000, text, backend="acoustic")
+    assert result.backend == "acoustic"  # not handed to the fallback
+    starts = np.array([w.start for w in result.words])
+    assert np.median(np.abs(starts - truth)) < 0.15
+    assert starts[-1] > 0.8 * truth[-1]

@@ -77,13 +77,14 @@ def accumulate(m: AcousticModel, feats: np.ndarray, senones: np.ndarray,
     G = np.zeros((_STREAMS, _DIM, _DIM + 1, _DIM + 1))
     k = np.zeros((_STREAMS, _DIM, _DIM + 1))
     for s in range(_STREAMS):
-        xi = np.concatenate([np.ones((n_cb * n_dens, 1)), m.means[:, s].reshape(-1, _DIM)], 1)
-        prec = m.precisions[:, s].reshape(-1, _DIM)
         o = occ[s].reshape(-1)
-        x = sx[s].reshape(-1, _DIM)
-        for i in range(_DIM):
-            G[s, i] = (xi * (o * prec[:, i])[:, None]).T @ xi
-            k[s, i] = (prec[:, i] * x[:, i]) @ xi
+        used = o > 0
+        xi = np.concatenate([np.ones((int(used.sum()), 1)),
+                             m.means[:, s].reshape(-1, _DIM)[used]], 1)  # (gaussians, 14)
+        prec = m.precisions[:, s].reshape(-1, _DIM)[used]
+        weighted = (o[used, None] * prec)[:, :, None] * xi[:, None, :]  # (gaussians, 13, 14)
+        G[s] = np.tensordot(weighted, xi, axes=([0], [0]))
+        k[s] = (prec * sx[s].reshape(-1, _DIM)[used]).T @ xi
     return {"G": G, "k": k, "frames": len(feats)}
 
 
@@ -128,6 +129,7 @@ class VoiceProfile:
         self.stats = stats
         self.clips = clips
         self._transform: MeanTransform | None = None
+        self._solved_at = 0  # frames the current transform was solved from
 
     @property
     def frames(self) -> int:
@@ -135,10 +137,13 @@ class VoiceProfile:
 
     @property
     def transform(self) -> MeanTransform | None:
+        """The current transform, solved again once the profile has learned a tenth more (a
+        stream's profile learns every chunk; the transform barely moves between two)."""
         if self.stats is None or self.frames < MIN_FRAMES:
             return None
-        if self._transform is None:
+        if self._transform is None or self.frames >= 1.1 * self._solved_at:
             self._transform = solve(self.stats)
+            self._solved_at = self.frames
         return self._transform
 
     def learn(self, stats: dict[str, Any] | None) -> None:
@@ -147,7 +152,6 @@ class VoiceProfile:
             return
         self.stats = stats if self.stats is None else add_stats(self.stats, stats)
         self.clips += 1
-        self._transform = None
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-ready data."""

@@ -241,11 +241,65 @@ def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool 
     beta = np.empty((n_frames, n))
     beta[-1] = fin / fin.max()
     for t in range(n_frames - 2, -1, -1):
-        x = np.bincount(src, prob * (b[t + 1] * beta[t + 1])[dst], n)
+        # emissions relative to the best of the states the backward pass reaches (those the
+        # forward pass reached may all lie far below them: their relative values underflow)
+        alive = beta[t + 1] > 0
+        bb = np.exp(np.minimum(emit[t + 1] - emit[t + 1][alive].max(), 0.0))
+        x = np.bincount(src, prob * (bb * beta[t + 1])[dst], n)
         beta[t] = x / max(x.max(), 1e-300)
-    post = alpha * beta
-    post /= np.maximum(post.sum(1, keepdims=True), 1e-300)
-    return post, loglik
+    with np.errstate(divide="ignore"):  # their product may underflow where each does not
+        post = np.log(alpha) + np.log(beta)
+    top = post.max(1, keepdims=True)
+    if not np.isfinite(top).all():
+        # forward and backward mass met nowhere in float range in some frame (a long clip the
+        # model fits poorly): the same sums in the log domain, slower but exact
+        return _log_posteriors(g, emit, edges), loglik
+    post = np.exp(post - top)
+    return post / post.sum(1, keepdims=True), loglik
+
+
+def _lse(x: np.ndarray) -> np.ndarray:
+    """log-sum-exp over the last axis (rows of -inf give -inf)."""
+    top = x.max(-1)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return safe + np.log(np.exp(x - safe[..., None]).sum(-1))
+
+
+def _padded(index: np.ndarray, other: np.ndarray, lp: np.ndarray, n: int,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """For each state, the ``other`` ends (and log probabilities) of its edges, padded."""
+    order = np.argsort(index, kind="stable")
+    counts = np.bincount(index, minlength=n)
+    slot = np.arange(len(index)) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx = np.zeros((n, max(int(counts.max()), 1)), np.int64)
+    out = np.full(idx.shape, -np.inf)
+    idx[index[order], slot] = other[order]
+    out[index[order], slot] = lp[order]
+    return idx, out
+
+
+def _log_posteriors(g: _Graph, emit: np.ndarray, edges: tuple) -> np.ndarray:
+    """State posteriors by forward-backward in the log domain."""
+    src, dst, prob = edges
+    n_frames, n = emit.shape
+    lp = np.log(prob)
+    pi, pl = _padded(dst, src, lp, n)  # predecessors
+    si, sl = _padded(src, dst, lp, n)  # successors
+    alpha = np.full(emit.shape, -np.inf)
+    for s, p in g.start.items():
+        alpha[0, s] = p
+    alpha[0] += emit[0]
+    for t in range(1, n_frames):
+        alpha[t] = _lse(alpha[t - 1][pi] + pl) + emit[t]
+    beta = np.full(emit.shape, -np.inf)
+    for s, p in g.final.items():
+        beta[-1, s] = p
+    for t in range(n_frames - 2, -1, -1):
+        beta[t] = _lse(sl + (emit[t + 1] + beta[t + 1])[si])
+    post = alpha + beta
+    post = np.exp(post - post.max(1, keepdims=True))
+    return post / post.sum(1, keepdims=True)
 
 
 def _phone_loop(m: AcousticModel, ci: np.ndarray, moves: np.ndarray | None = None,
