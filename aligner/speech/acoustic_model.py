@@ -157,8 +157,9 @@ class AcousticModel:
         self._phone_senones = sseq[phones["ssid"]]
         self._phone_tmat = phones["tmat"].astype(np.int64)
         n_ci = len(self.phone_names)
-        self._triphones = {tuple(int(v) for v in p["attr"]): i
-                           for i, p in enumerate(phones[n_ci:], n_ci)}
+        attr = phones["attr"][n_ci:].astype(np.int64)  # (position, base, left, right)
+        keys = ((attr[:, 0] * 64 + attr[:, 1]) * 64 + attr[:, 2]) * 64 + attr[:, 3]
+        self._triphones = dict(zip(keys.tolist(), range(n_ci, len(phones)), strict=True))
         base = np.arange(len(phones))
         base[n_ci:] = phones["attr"][n_ci:, 1]
         self.senone_base = np.zeros(d["n_sen"], np.int64)
@@ -178,8 +179,9 @@ class AcousticModel:
                     *((p, base, left, right) for p in range(4) if p != position),
                     *((p, base, lc, rc) for lc, rc in ((sil, right), (left, sil), (sil, sil))
                       for p in (position, *range(4)))):
-            if key in self._triphones:
-                return self._triphones[key]
+            code = ((key[0] * 64 + key[1]) * 64 + key[2]) * 64 + key[3]
+            if code in self._triphones:
+                return self._triphones[code]
         return base
 
     def states(self, phone: str, left: str, right: str, position: str,
