@@ -512,3 +512,16 @@ def test_cli_timeline(tmp_path, agent, user, capsys):
     with pytest.raises(SystemExit):
         main(["timeline", "--help"])
     assert "examples:" in capsys.readouterr().out
+
+
+def test_timeline_words_keep_the_aligners_confidence(tmp_path, agent, user):
+    """Both speakers' words carry how sure the aligner is of them, into timeline.json."""
+    write_capture(tmp_path / "cap", agent, user)
+    tl = build_timeline(tmp_path / "cap")  # auto: the reference warp, or the acoustic model
+    spoken = [w for u in tl.utterances for w in u.words if w.played]
+    assert spoken and all(w.confidence is not None and 0 <= w.confidence <= 1 for w in spoken)
+    assert {u.speaker for u in tl.utterances} == {"agent", "user"}
+    tl.save(tmp_path / "timeline.json")
+    again = type(tl).load(tmp_path / "timeline.json")
+    assert [w.confidence for u in again.utterances for w in u.words if w.played] == [
+        w.confidence for w in spoken]

@@ -275,7 +275,7 @@ class AgentUtterance:
                     e = min(e, cut)
                 heard = w.onset is not None and s <= onset < e  # the onset a clear left
                 words.append(Word(w.word, _r(s), _r(e), w.char_start, w.char_end, played,
-                                  _r(onset) if heard else None))
+                                  _r(onset) if heard else None, w.confidence))
             for c, s, e in self._timed(res.chars):
                 if cut is not None:
                     s, e = min(s, cut), min(e, cut)

@@ -298,7 +298,8 @@ class UserTurns:
                 logger.exception("could not align user turn %r", text[:60])
             else:
                 words = tuple(Word(w.word, _r(w.start + start), _r(w.end + start), w.char_start,
-                                   w.char_end, w.played) for w in al.words)
+                                   w.char_end, w.played, confidence=w.confidence)
+                              for w in al.words)
                 chars = tuple(Char(c.char, _r(c.start + start), _r(c.end + start))
                               for c in al.chars)
                 phones = tuple(Phone(p.phone, _r(p.start + start), _r(p.end + start), p.word_index)
