@@ -291,8 +291,9 @@ from aligner.audio import load
 from aligner.visemes import cues, estimate_phones, text_phones
 from renderers.rhubarb import animation
 pcm = load(sys.argv[1], 16000)
-text = open(sys.argv[2]).read() if len(sys.argv) > 2 else None
-phones = text_phones(pcm, 16000, text) if text else estimate_phones(pcm, 16000)
+text = open(sys.argv[2]).read() if len(sys.argv) > 2 and sys.argv[2] != "-" else None
+method = sys.argv[3] if len(sys.argv) > 3 else "acoustic"
+phones = text_phones(pcm, 16000, text) if text else estimate_phones(pcm, 16000, method=method)
 seconds = len(pcm) / 16000
 print(json.dumps(animation(cues(phones, "rhubarb", end=seconds), seconds)))
 """
@@ -304,18 +305,22 @@ def _frames(cues: list[tuple[float, float, str]]) -> list[str]:
 
 
 def test_cues_are_the_aligners(stage):
-    """Without a dialog file the cues are the phone model's, exactly; with one they come from
-    aligning the text: the library's cues on Rhubarb's grid, up to the few milliseconds by which
-    espeak-ng's speech (the aligner's reference) varies from one process to the next."""
+    """Without a dialog file the cues are the library's phone recognition, exactly (the
+    acoustic model's phone loop; ``-r phonetic``: the fast phone model); with one they come
+    from aligning the text: the library's cues on Rhubarb's grid, up to the few milliseconds by
+    which espeak-ng's speech (the aligner's reference) varies from one process to the next."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     got, lib = {}, {}
-    for key, args in (("text", ["-d", "user1.txt"]), ("sound", [])):
+    for key, args, lib_args in (("text", ["-d", "user1.txt"], ["user1.txt"]),
+                                ("sound", [], ["-", "acoustic"]),
+                                ("phonetic", ["-r", "phonetic"], ["-", "model"])):
         out = run(stage, ["-f", "json", "-q", *args, "user1.wav"])
         got[key] = [(c["start"], c["end"], c["value"]) for c in json.loads(out.stdout)["mouthCues"]]
-        done = subprocess.run([sys.executable, "-c", _LIBRARY_CUES, "user1.wav", *args[1:]],
+        done = subprocess.run([sys.executable, "-c", _LIBRARY_CUES, "user1.wav", *lib_args],
                               cwd=stage, env=env, capture_output=True, timeout=120, check=True)
         lib[key] = [(a / 100, b / 100, s) for a, b, s in json.loads(done.stdout)]
-    assert got["sound"] == lib["sound"]
+    assert got["sound"] == lib["sound"] and got["phonetic"] == lib["phonetic"]
+    assert got["sound"] != got["phonetic"]  # the two recognizers differ
     ours, theirs, other = _frames(got["text"]), _frames(lib["text"]), _frames(lib["sound"])
     assert len(ours) == len(theirs) == len(other) == 316
     same = sum(x == y for x, y in zip(ours, theirs, strict=True)) / len(ours)

@@ -6,8 +6,10 @@ layout (``-f tsv|xml|json|dat``, :mod:`renderers.rhubarb`), the same ``--machine
 JSON lines on stderr (``start``, ``progress``, ``success``, ``failure``, ``log``), the same
 ``--logFile`` lines and exit codes (0, or 1 on any error). Only the cues are ours: with
 ``-d/--dialogFile`` the audio is aligned with its text (:func:`aligner.visemes.text_phones`),
-without it phones are recognised from the sound (:func:`aligner.visemes.estimate_phones`);
-``-r/--recognizer`` is accepted and checked, and the aligner decides; ``--threads`` caps the
+without it phones are recognised from the sound (:func:`aligner.visemes.estimate_phones`): by
+the acoustic model's phone loop (``-r pocketSphinx``, the default: the better on human and
+neural voices), or, as Rhubarb's faster recognizer, by the small shipped phone model
+(``-r phonetic``: fast, the better on espeak-like synthetic voices); ``--threads`` caps the
 threads of numpy's BLAS (default 1: a per-file run of a few seconds of audio is fastest on one,
 where a BLAS spinning on every core costs CPU time that batch jobs of several files need).
 
@@ -432,7 +434,9 @@ def _animate(opts: dict[str, Any], shapes: frozenset[str], log: _Log,
         if text is not None and text.strip():
             phones = text_phones(pcm, 16000, text)
         else:
-            phones = estimate_phones(pcm, 16000)
+            method = "model" if str(opts.get("recognizer", "")).lower() == "phonetic" \
+                else "acoustic"
+            phones = estimate_phones(pcm, 16000, method=method)
     except AlignerError as exc:
         raise _Failure(str(exc)) from exc
     progress(0.9)
