@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..speech.phonotactics import phone_bigram
 from ..timeline import Phone
 from .sets import ARPABET
 
-__all__ = ["CLASSES", "MODEL_PATH", "PhoneBigram", "PhoneModel", "PhoneStream", "features",
-           "phone_bigram", "train"]
+__all__ = ["CLASSES", "MODEL_PATH", "PhoneModel", "PhoneStream", "features", "train"]
 
 
 CLASSES = ("sil", *ARPABET)
@@ -418,41 +418,17 @@ def _load(path: str) -> PhoneModel:
                           z["w2"].astype(np.float32), float(z["switch"]))
 
 
-#: Weight of the phone bigram (:func:`phone_bigram`) against the model's scores when phones
+#: Weight of the phone bigram (:func:`aligner.speech.phonotactics.phone_bigram`) against the model's scores when phones
 #: are decoded without text. Chosen on espeak-ng speech of the alignment benchmark's sentences in
 #: training voices (none of the viseme benchmark's voices or sentences), OVR frame agreement:
 #: 85.2% without the bigram, 85.4-86.0% for 0.01-0.16, 84.8% at 0.32.
 _LM_WEIGHT = 0.12
 
 
-@dataclass(frozen=True)
-class PhoneBigram:
-    """ln P(phone | previous phone): ``logprob[i, j]`` for ``names[j]`` after ``names[i]``."""
-
-    names: tuple[str, ...]
-    logprob: np.ndarray
-
-
-@functools.cache
-def phone_bigram() -> PhoneBigram:
-    """pocketsphinx's en-us phone language model (trained on transcribed speech) as a bigram
-    over :data:`CLASSES` (``"sil"`` is its pause): which phone follows which in English, e.g.
-    ``DH`` is mostly followed by a vowel."""
-    import os
-
-    from pocketsphinx import NGramModel, get_model_path
-
-    lm = NGramModel.readfile(os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin"))
-    names = ["SIL" if c == "sil" else c for c in CLASSES]
-    # prob() takes the phone first, then its history, and answers in log base 1.0001
-    return PhoneBigram(tuple(CLASSES), np.array([[lm.prob([cur, prev]) for cur in names]
-                                                 for prev in names]) * np.log(1.0001))
-
-
 def _moves(switch: float) -> np.ndarray:
     """(classes x classes) score of a step from one class (row) to another: 0 to stay, else
     ``-switch`` plus the weighted phone bigram."""
-    moves = _LM_WEIGHT * phone_bigram().logprob - switch
+    moves = _LM_WEIGHT * phone_bigram(CLASSES) - switch
     np.fill_diagonal(moves, 0.0)
     return moves
 

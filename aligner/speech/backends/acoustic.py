@@ -219,14 +219,14 @@ def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool 
         if t:
             a = np.bincount(dst, alpha[t - 1][src] * prob, n)
         reach = a > 0
-        if not reach.any():
-            return None, float("-inf")
+        if not reach.any():  # the mass left the float range: the exact sums decide
+            return _log_forward_backward(g, emit, edges, backward)
         top = emit[t][reach].max()
         b[t] = np.exp(np.minimum(emit[t] - top, 0.0))
         a = a * b[t]
         scale = a.sum()
         if not scale > 0:
-            return None, float("-inf")
+            return _log_forward_backward(g, emit, edges, backward)
         alpha[t] = a / scale
         loglik += np.log(scale) + top
     fin = np.zeros(n)
@@ -234,7 +234,7 @@ def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool 
         fin[s] = np.exp(lp)
     end = float(alpha[-1] @ fin)
     if not end > 0:
-        return None, float("-inf")
+        return _log_forward_backward(g, emit, edges, backward)
     loglik = float(loglik + np.log(end))
     if not backward:
         return None, loglik
@@ -253,7 +253,7 @@ def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool 
     if not np.isfinite(top).all():
         # forward and backward mass met nowhere in float range in some frame (a long clip the
         # model fits poorly): the same sums in the log domain, slower but exact
-        return _log_posteriors(g, emit, edges), loglik
+        return _log_forward_backward(g, emit, edges)
     post = np.exp(post - top)
     return post / post.sum(1, keepdims=True), loglik
 
@@ -279,27 +279,34 @@ def _padded(index: np.ndarray, other: np.ndarray, lp: np.ndarray, n: int,
     return idx, out
 
 
-def _log_posteriors(g: _Graph, emit: np.ndarray, edges: tuple) -> np.ndarray:
-    """State posteriors by forward-backward in the log domain."""
+def _log_forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool = True,
+                          ) -> tuple[np.ndarray | None, float]:
+    """:func:`_forward_backward` in the log domain: exact whatever the dynamic range, slower.
+    The log likelihood is -inf when no path through the graph fits the frames."""
     src, dst, prob = edges
     n_frames, n = emit.shape
     lp = np.log(prob)
     pi, pl = _padded(dst, src, lp, n)  # predecessors
-    si, sl = _padded(src, dst, lp, n)  # successors
     alpha = np.full(emit.shape, -np.inf)
     for s, p in g.start.items():
         alpha[0, s] = p
     alpha[0] += emit[0]
     for t in range(1, n_frames):
         alpha[t] = _lse(alpha[t - 1][pi] + pl) + emit[t]
-    beta = np.full(emit.shape, -np.inf)
+    fin = np.full(n, -np.inf)
     for s, p in g.final.items():
-        beta[-1, s] = p
+        fin[s] = p
+    loglik = float(_lse(alpha[-1] + fin))
+    if not backward or not np.isfinite(loglik):
+        return None, loglik
+    si, sl = _padded(src, dst, lp, n)  # successors
+    beta = np.full(emit.shape, -np.inf)
+    beta[-1] = fin
     for t in range(n_frames - 2, -1, -1):
         beta[t] = _lse(sl + (emit[t + 1] + beta[t + 1])[si])
     post = alpha + beta
     post = np.exp(post - post.max(1, keepdims=True))
-    return post / post.sum(1, keepdims=True)
+    return post / post.sum(1, keepdims=True), loglik
 
 
 def _phone_loop(m: AcousticModel, ci: np.ndarray, moves: np.ndarray | None = None,
@@ -356,14 +363,10 @@ PHONE_PENALTY = -2.0
 def _phone_moves(m: AcousticModel, weight: float, penalty: float) -> np.ndarray:
     """(phones, phones) scores of one phone following another: the weighted bigram plus the
     penalty; noise and silence count as the language model's pause."""
-    from ...visemes.model import phone_bigram
+    from ..phonotactics import phone_bigram
 
-    lm = phone_bigram()  # over ("sil", *ARPAbet)
-    order = ["sil" if name in ("SIL", "+NSN+", "+SPN+") else name for name in m.phone_names]
-    names = ["sil", *[n for n in lm.names if n != "sil"]]
-    at = {name: names.index(name) for name in set(order)}
-    idx = np.array([at[o] for o in order])
-    return weight * lm.logprob[np.ix_(idx, idx)] + penalty
+    names = tuple("sil" if n in ("SIL", "+NSN+", "+SPN+") else n for n in m.phone_names)
+    return weight * phone_bigram(names) + penalty
 
 
 def recognize_phones(pcm16k: np.ndarray, weight: float = PHONE_LM_WEIGHT,
