@@ -503,7 +503,7 @@ class LipSync:
     async def estimate(self, audio: bytes, utterance: int,
                        first_index: int) -> list[dict[str, Any]]:
         """The events of a whole utterance without text (:func:`utterance_events`)."""
-        rate, encoding, viseme_set, backend, _ = self._params
+        rate, encoding, viseme_set, backend, *_ = self._params
         work = functools.partial(utterance_events, audio, encoding, rate,
                                  first_index=first_index, utterance=utterance,
                                  viseme_set=viseme_set, backend=backend)

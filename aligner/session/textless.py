@@ -43,7 +43,11 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
         pcm: mono int16 speech.
         sample_rate: its rate (any).
         recognize: recognise words (slow); False gives the phones only (fast).
-        backend: the alignment backend for the recognised words (see :func:`aligner.align`).
+        backend: the alignment backend for the recognised words (see :func:`aligner.align`);
+            ``"auto"`` is pocketsphinx's decoder here: the words are the recogniser's guesses,
+            and its decoder stretches them over the speech as the recogniser heard it, where the
+            acoustic backend, free to put pauses where a guessed word does not fit, leaves part
+            of the speech without a word for the captions.
 
     Returns:
         An :class:`~aligner.speech.alignment.Alignment`, times in seconds from the start of ``pcm``:
@@ -66,7 +70,8 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
         heard = recognize_words(pcm, sample_rate)
     if not heard:
         return Alignment(duration, phones=tuple(phones), backend="audio")
-    words = align(pcm, sample_rate, " ".join(w.word for w in heard), backend=backend)
+    words = align(pcm, sample_rate, " ".join(w.word for w in heard),
+                  backend="pocketsphinx" if backend == "auto" else backend)
     return replace(words, phones=_linked(phones, words.words))
 
 
