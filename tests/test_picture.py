@@ -92,6 +92,9 @@ def test_unheard_words_are_grey_after_the_clear(drawn):
 
 
 def test_confidence_is_drawn_under_a_word_when_the_timeline_has_it(call):
+    call = dataclasses.replace(call, utterances=tuple(  # no confidence anywhere, but ...
+        dataclasses.replace(u, words=tuple(dataclasses.replace(w, confidence=None)
+                                           for w in u.words)) for u in call.utterances))
     agent = call.utterances[0]
     words = list(agent.words)
     low, high = 2, 5  # "can", "table"
