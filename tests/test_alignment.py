@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from speech_helpers import long_speech, truth, word_errors
 
 from aligner import align
+from aligner.audio import resample
 from aligner.cli import main
 from aligner.errors import AlignmentError
 from aligner.speech.pronounce import espeak_to_arpabet
@@ -118,8 +120,6 @@ def test_long_clip_is_warped_coarse_to_fine():
 
 def test_any_sample_rate_gives_the_same_times():
     s = synthesize("Testing one two three.")
-    from aligner.audio import resample
-
     a = align(s.samples, s.sample_rate, s.text)
     b = align(resample(s.samples, s.sample_rate, 8000), 8000, s.text)
     assert np.max(np.abs([x.start - y.start for x, y in zip(a.words, b.words, strict=True)])) < 0.03
@@ -190,3 +190,58 @@ def test_cli_prints_words_chars_and_phones_as_json(tmp_path, capsys):
     (tmp_path / "t.txt").write_text(s.text, encoding="utf-8")
     assert main(["align", str(path), "--text-file", str(tmp_path / "t.txt"), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["words"][0]["word"] == "It"
+
+
+@pytest.mark.parametrize("rate", [11025, 22050, 44100])
+def test_analysis_frames_lie_on_the_10_ms_grid_at_every_rate(rate):
+    from aligner.speech.backends.hmm import class_features
+    from aligner.speech.signal import frame_db
+
+    # a 20 ms burst at 30.00 s: frame 3000 at every rate (a whole number of samples per
+    # frame, 220 at 22050 Hz, put it 7 frames late; 110 at 11025 Hz, 27)
+    pcm = np.zeros(31 * rate, np.int16)
+    at = 30 * rate
+    pcm[at - rate // 100: at + rate // 100] = 20000
+    for frames in (frame_db(pcm, rate), class_features(pcm, rate)[:, 0]):
+        assert len(frames) == 3100
+        loud = np.flatnonzero(frames > frames.max() - 3)
+        assert loud.min() >= 2998 and loud.max() <= 3002, (loud.min(), loud.max())
+    fine = frame_db(pcm, rate, hop=0.0025, window=0.005)  # the refinement's grid
+    assert len(fine) == 12400
+    assert abs(np.flatnonzero(fine > fine.max() - 3).mean() - 12000) <= 2
+
+
+@pytest.mark.parametrize("backend", ["reference", "fallback"])
+def test_a_long_clip_decoded_at_16k_is_timed_like_at_its_own_rate(backend):
+    s = long_speech(40)  # espeak-ng speaks at 22050 Hz
+    gt = truth(s)
+    median, drift = {}, {}
+    for rate in (16000, 22050):
+        words = align(resample(s.samples, 22050, rate), rate, s.text, backend=backend).words
+        median[rate] = np.median(word_errors([(w.start, w.end) for w in words], s))
+        drift[rate] = np.median([w.start - g[0] for w, g in zip(words[-40:], gt[-40:],
+                                                                strict=True) if g[0] is not None])
+    # frames of 220 samples taken for 10 ms at 22050 Hz: against the reference at 22050 Hz the
+    # 16 kHz clip drifted (54 ms median, words 100 ms early at its end); the fallback at 22050
+    # Hz put the last words 75-85 ms late, 70 ms median
+    assert abs(drift[16000] - drift[22050]) < 0.01, drift
+    assert max(median.values()) < (0.01 if backend == "reference" else 0.04), median
+
+
+def test_the_fallback_keeps_its_way_on_a_long_clip_in_bounded_memory():
+    import tracemalloc
+
+    s = long_speech(90)
+    pcm = resample(s.samples, 22050, 16000)
+    tracemalloc.start()
+    try:
+        result = align(pcm, 16000, s.text, backend="fallback")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    errors = word_errors([(w.start, w.end) for w in result.words], s)
+    # the search looked at every frame x every state (the emissions alone 200 MB for 90 s;
+    # 1.8 GB for 210 s) and only 0.15 s around the duration model's times, which was up to
+    # 0.7 s off on long clips
+    assert peak < 60e6, peak
+    assert np.median(errors) < 0.03 and np.mean(errors <= 0.05) > 0.6, np.median(errors)

@@ -117,6 +117,28 @@ async def test_stream_yields_live_events_in_both_directions_matching_the_capture
     assert not any(isinstance(e.event, Pong) for e in live)
 
 
+async def test_mic_frames_follow_the_clock_exactly_at_any_rate(tmp_path):
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
+    try:  # 11025 Hz, 20 ms frames: 220.5 samples a frame
+        await record(audio_websocket_url(base, "c4"), SilenceSource(None),
+                     tmp_path / "cap", sample_rate=11025, chunk_ms=20, max_duration=1.0)
+    finally:
+        await runner.cleanup()
+    sent = [len(f.payload) // 2 for f in capture.read(tmp_path / "cap").frames()
+            if f.direction == "out" and isinstance(f.payload, bytes)]
+    assert len(sent) >= 40
+    # after k frames, k x 20 ms of audio to the sample (not 220 a frame: 0.2% slow)
+    assert [sum(sent[:k]) for k in (10, 20, 40)] == [2205, 4410, 8820]
+    assert set(sent) == {220, 221}
+
+
 def test_url_building():
     assert audio_websocket_url("https://h/x", "id", enable_update=False).startswith(
         "wss://h/x/audio-websocket/id?enable_update=false")

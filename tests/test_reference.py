@@ -138,3 +138,16 @@ def test_the_start_of_a_long_clip_is_judged_on_the_speech_the_whole_warp_uses(mo
     assert timing.backend == "reference"
     assert len(warped) == 2 and warped[0] < len(tokens) / 2 and warped[1] == len(tokens)
     assert spoken and set(spoken) == {text} and len(spoken) <= 2  # at most one rate correction
+
+
+@pytest.mark.parametrize("rate", [11025, 22050, 44100])
+def test_mfcc_frame_k_lies_at_k_times_10_ms_at_every_rate(rate):
+    # a click 30 s in: its frame is number 3000 whatever the rate (220 samples a frame at
+    # 22050 Hz put it at frame 3007: 70 ms early by then, 0.48 s after 210 s)
+    pcm = np.zeros(31 * rate, np.int16)
+    at = 30 * rate
+    pcm[at - rate // 400: at + rate // 400] = 20000
+    delta = mfcc(pcm, rate)[:, 12:]  # the deltas peak around the click
+    loud = np.flatnonzero(np.abs(delta).sum(1) > 0.5 * np.abs(delta).sum(1).max())
+    assert loud.min() >= 2997 and loud.max() <= 3003, (loud.min(), loud.max())
+    assert len(mfcc(pcm, rate)) == 3100

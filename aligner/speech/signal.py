@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..audio import frame_count, frame_start
+
 __all__ = ["HOP", "dither", "frame_db", "speech_mask", "speech_threshold"]
 
 #: Analysis hop (seconds): 100 frames per second.
@@ -27,17 +29,17 @@ def frame_db(pcm: np.ndarray, sample_rate: int, hop: float = HOP,
         window: window length in seconds.
 
     Returns:
-        ``ceil(len(pcm) / (hop * rate))`` values, -100 dB for digital silence.
+        ``ceil(len(pcm) / (hop * rate))`` values, frame ``k`` centred on ``k * hop`` seconds
+        exactly (:func:`aligner.audio.frame_start`), -100 dB for digital silence.
     """
-    step = max(1, int(round(hop * sample_rate)))
-    n = -(-len(pcm) // step)
+    n = frame_count(len(pcm), sample_rate, hop)
     if n == 0:
         return np.zeros(0)
     x = pcm.astype(np.float32) / 32768.0
     win = max(1, int(window * sample_rate))
     sq = np.zeros(len(x) + 1)  # sq[k]: the energy of x[:k]; silence before and after x
     np.cumsum(np.square(x, dtype=np.float64), out=sq[1:])
-    starts = np.arange(n) * step - win // 2
+    starts = frame_start(np.arange(n), sample_rate, hop) - win // 2
     energy = (sq[np.clip(starts + win, 0, len(x))] - sq[np.clip(starts, 0, len(x))]) / win
     return 10 * np.log10(np.maximum(energy, 1e-10))
 

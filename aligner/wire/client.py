@@ -265,7 +265,6 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
             writer.write_close(t, code, reason, by)
 
     async def sender(ws) -> None:
-        nsamples = sample_rate * chunk_ms // 1000
         step = chunk_ms / 1000
         silence = SilenceSource(None)
         source.open(call)
@@ -281,6 +280,11 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
                 call.now = now()
                 if max_duration is not None and call.now >= max_duration:
                     break
+                # frame k holds the samples of [k, k + 1) x step exactly: a whole number of
+                # samples per frame, rounded once, would send slower than real time (11025 Hz:
+                # 220 samples for 20 ms, 23 ms behind after 10 s)
+                nsamples = int(audio.frame_start(k + 1, sample_rate, step)
+                               - audio.frame_start(k, sample_rate, step))
                 if ended_at is None:
                     data = source.read(call, nsamples)
                     if data is None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...audio import frame_count, frame_start
 from ...errors import MissingBackendError
 from ..pronounce import espeak_to_arpabet
 from ..text import Token
@@ -53,31 +54,33 @@ def _mel_dct(rate: int, nfft: int, top: float, n_mels: int = 26, n_ceps: int = 1
 
 
 def mfcc(pcm: np.ndarray, sample_rate: int, top: float = 7600.0) -> np.ndarray:
-    """MFCCs c1..c12 (10 ms hop, 25 ms window, mel bands up to ``top`` Hz), normalised per
-    coefficient over the clip (speaker/channel normalisation), plus deltas: (frames, 24).
+    """MFCCs c1..c12 (frame ``k`` centred on ``k`` x 10 ms exactly at every rate, 25 ms window,
+    mel bands up to ``top`` Hz), normalised per coefficient over the clip (speaker/channel
+    normalisation), plus deltas: (frames, 24).
 
     Computed at the clip's own rate (no resampling), so clips at different rates compare.
 
     >>> mfcc(np.zeros(16000, np.int16), 16000).shape
     (100, 24)
     """
-    hop = sample_rate // _FPS
     win = int(0.025 * sample_rate)
     nfft = 1 << (win - 1).bit_length()
     x = pcm.astype(np.float32) / 32768.0
-    n = max(1, -(-len(x) // hop))
-    x = np.pad(x, (win // 2, n * hop + win))
+    n = max(1, frame_count(len(x), sample_rate, 1 / _FPS))
+    starts = frame_start(np.arange(n), sample_rate, 1 / _FPS)  # frame k at k * 10 ms exactly
+    x = np.pad(x, (win // 2, max(0, int(starts[-1]) + win - len(x))))
     x = np.append(x[0], x[1:] - 0.97 * x[:-1])
     fb, dct = _mel_dct(sample_rate, nfft, min(top, 0.475 * sample_rate))
     window = np.hamming(win).astype(np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop]  # a view: no copy
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)  # a view: no copy
     logmel = np.empty((n, fb.shape[1]), np.float32)
     power = np.empty((min(n, _BLOCK), nfft // 2 + 1), np.float32)
     for b0 in range(0, n, _BLOCK):  # in blocks: bounded memory for long clips
         b1 = min(n, b0 + _BLOCK)
         for f0 in range(b0, b1, _FFT_ROWS):
             f1 = min(b1, f0 + _FFT_ROWS)
-            power[f0 - b0: f1 - b0] = np.abs(np.fft.rfft(frames[f0:f1] * window, nfft)) ** 2
+            power[f0 - b0: f1 - b0] = np.abs(
+                np.fft.rfft(frames[starts[f0:f1]] * window, nfft)) ** 2
         logmel[b0:b1] = np.log(power[: b1 - b0] @ fb + 1e-8)
     ceps = (logmel @ dct)[:, 1:]
     ceps -= ceps.mean(axis=0)

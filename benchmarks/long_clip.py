@@ -1,0 +1,92 @@
+"""``aligner align`` on one long clip: word-time accuracy, CPU and peak memory per backend and rate.
+
+Run: ``python benchmarks/long_clip.py`` (``--seconds 210``, ``--rates 16000,22050``,
+``--backends auto,pocketsphinx,fallback``).
+
+The clip is espeak-ng (``aligner.speech.synthesize``, ``en-us`` at 175 words a minute) reading
+call-centre sentences in turn for ``--seconds`` (210 s: about 500 words), written as a 22050 Hz WAV
+(espeak-ng's own rate). Ground truth is espeak-ng's own word times (``tests/speech_helpers.py``:
+a word's start and end; a word ends at the latest where the next starts). Each run is the command
+a user types, ``aligner align clip.wav --text-file clip.txt --rate R --backend B``, in its own
+process: CPU seconds and peak resident memory (``ru_maxrss``) are that process's, so the figures
+include decoding the file and loading the models. The peers are side by side in the table: the
+same clip at the other decode rate, and the other backends. The errors are printed as the median
+over every word boundary, the median over the last 40 words (drift shows there first), and the
+share within 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from speech_helpers import long_speech, wav_bytes, word_errors  # noqa: E402
+
+
+def run_align(wav: Path, text: Path, rate: int, backend: str, out: Path,
+              ) -> tuple[float, float, str]:
+    """Run ``aligner align`` in a child process; returns (CPU seconds, peak RSS in MB, the
+    backend that timed the words, from its last line)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen([sys.executable, "-m", "aligner", "align", str(wav), "--text-file",
+                             str(text), "--rate", str(rate), "--backend", backend, "--out",
+                             str(out)], env=env, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode:
+        raise RuntimeError(f"aligner align failed ({proc.returncode}): {err[-500:]}")
+    used = re.search(r"backend (\w+)", err)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, used[1] if used else "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=210.0, help="clip length (default 210)")
+    ap.add_argument("--rates", default="16000,22050", help="decode rates (default 16000,22050)")
+    ap.add_argument("--backends", default="auto,pocketsphinx,fallback",
+                    help="backends (default auto,pocketsphinx,fallback)")
+    args = ap.parse_args(argv)
+    synth = long_speech(args.seconds)
+    rates = [int(r) for r in args.rates.split(",")]
+    backends = [b.strip() for b in args.backends.split(",")]
+    print(f"clip: {synth.duration:.1f} s of espeak-ng speech, {len(synth.words)} words, "
+          f"a {synth.sample_rate} Hz WAV")
+    print(f"{'backend':13} {'rate':>6} {'used':>13} {'median':>9} {'last 40':>9} {'<=50ms':>7} "
+          f"{'CPU s':>6} {'peak MB':>8}")
+    with tempfile.TemporaryDirectory(prefix="aligner-long-") as tmp:
+        wav, text = Path(tmp) / "clip.wav", Path(tmp) / "clip.txt"
+        wav.write_bytes(wav_bytes(synth.samples, synth.sample_rate))
+        text.write_text(synth.text, encoding="utf-8")
+        for backend in backends:
+            for rate in rates:
+                out = Path(tmp) / f"{backend}-{rate}.json"
+                t0 = time.perf_counter()
+                cpu, peak, used = run_align(wav, text, rate, backend, out)
+                wall = time.perf_counter() - t0
+                doc = json.loads(out.read_text(encoding="utf-8"))
+                spans = [(w["start"], w["end"]) for w in doc["words"]]
+                e = word_errors(spans, synth) * 1000
+                last = word_errors(spans[-40:], synth, last=40) * 1000
+                print(f"{backend:13} {rate:>6} {used:>13} {np.median(e):7.1f}ms "
+                      f"{np.median(last):7.1f}ms {np.mean(e <= 50) * 100:6.1f}% "
+                      f"{cpu:6.1f} {peak:8.0f}   ({wall:.1f} s wall)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
