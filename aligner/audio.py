@@ -27,6 +27,7 @@ from .errors import AudioError
 
 __all__ = [
     "ENCODINGS",
+    "as_int16",
     "MIN_RATE",
     "MAX_RATE",
     "as_pcm",
@@ -75,6 +76,50 @@ def _mulaw_encode_table() -> np.ndarray:
 
 
 
+_MAX_CHANNELS = 8
+
+
+def as_int16(samples) -> np.ndarray:
+    """Mono int16 samples from an array of audio, whatever its type and layout.
+
+    int16 passes as it is (no copy); other integer types are taken in int16 units (a list of
+    Python ints, an int64 array); floats are full scale -1..1 (``1.0`` is 32767; louder is
+    clipped); a 2-D array is several channels (its shorter side, at most 8), mixed down by
+    their mean before the conversion, so the mix of int16 channels is never mistaken for float
+    audio.
+
+    Raises:
+        AudioError: not an array of real numbers, more than two dimensions, integer samples
+            outside the int16 range (scale 24/32-bit PCM first), NaN or infinite samples.
+
+    >>> as_int16([0, 1000, -1000]).tolist(), as_int16(np.array([0.5, -1.0, 2.0])).tolist()
+    ([0, 1000, -1000], [16384, -32767, 32767])
+    >>> as_int16(np.array([[1000, 3000], [-1000, -3000]], np.int16)).tolist()  # (frames, 2)
+    [2000, -2000]
+    """
+    x = np.asarray(samples)
+    if x.dtype == np.int16 and x.ndim == 1:
+        return x
+    if x.dtype.kind not in "iuf" or x.ndim > 2:
+        raise AudioError(f"samples must be a 1-D or 2-D array of real numbers, got "
+                         f"{x.dtype} with shape {x.shape}")
+    floating = x.dtype.kind == "f"
+    if x.ndim == 2:
+        axis = 1 if x.shape[1] <= x.shape[0] else 0
+        if x.shape[axis] > _MAX_CHANNELS:
+            raise AudioError(f"a {x.shape[0]}x{x.shape[1]} array is not mono or up to "
+                             f"{_MAX_CHANNELS} channels of audio")
+        x = x.mean(axis=axis)  # float64: in int16 units when the channels were integers
+    if floating:
+        if not np.isfinite(x).all():
+            raise AudioError("samples hold NaN or infinite values")
+        return np.rint(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+    if len(x) and (x.min() < -32768 or x.max() > 32767):
+        raise AudioError(f"integer samples outside the int16 range ({x.min()}..{x.max()}): "
+                         "scale 24- or 32-bit PCM to 16 bits first")
+    return np.rint(x).astype(np.int16) if x.dtype.kind == "f" else x.astype(np.int16)
+
+
 def check_encoding(encoding: str) -> str:
     """Return ``encoding`` if it is one the protocol knows, else raise :class:`AudioError`."""
     if encoding not in ENCODINGS:
@@ -108,8 +153,8 @@ def decode(data: bytes, encoding: str) -> np.ndarray:
 
 
 def encode(samples: np.ndarray, encoding: str) -> bytes:
-    """Encode int16 samples into wire bytes."""
-    samples = np.asarray(samples, dtype=np.int16)
+    """Encode samples (int16, or any array :func:`as_int16` takes) into wire bytes."""
+    samples = as_int16(samples)
     if check_encoding(encoding) == "s16le":
         return samples.astype("<i2", copy=False).tobytes()
     return _mulaw_encode_table()[samples.view(np.uint16)].tobytes()
@@ -149,8 +194,8 @@ def frame_count(n_samples: int, sample_rate: int, hop: float) -> int:
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample mono int16 samples with libswresample (PyAV). Output length is exact:
-    ``round(len(samples) * to_rate / from_rate)``."""
-    samples = np.asarray(samples, dtype=np.int16)
+    ``round(len(samples) * to_rate / from_rate)``. Takes any array :func:`as_int16` takes."""
+    samples = as_int16(samples)
     if from_rate == to_rate or len(samples) == 0:
         return samples.copy() if from_rate == to_rate else np.zeros(0, np.int16)
     import av

@@ -245,3 +245,28 @@ def test_the_fallback_keeps_its_way_on_a_long_clip_in_bounded_memory():
     # 0.7 s off on long clips
     assert peak < 60e6, peak
     assert np.median(errors) < 0.03 and np.mean(errors <= 0.05) > 0.6, np.median(errors)
+
+
+def test_stereo_and_float_arrays_are_timed_like_the_mono_int16_clip():
+    s = synthesize(SENTENCE)
+    pcm = s.samples
+    mono = align(pcm, s.sample_rate, SENTENCE)
+    floats = pcm / 32768.0
+    # the int16 stereo mix was read as float audio: clipped, another backend, words 0.3 s off
+    # (espeak-ng's reference speech differs by a few samples from one call to the next)
+    for same in (np.stack([pcm, pcm], 1), np.stack([pcm, pcm]), pcm.astype(np.int64).tolist(),
+                 floats, np.stack([floats, floats], 1).astype(np.float32)):
+        result = align(same, s.sample_rate, SENTENCE)
+        assert result.backend == mono.backend
+        assert max(abs(a.start - b.start) + abs(a.end - b.end)
+                   for a, b in zip(result.words, mono.words, strict=True)) < 0.03
+
+
+@pytest.mark.parametrize("bad", [np.full(100, np.nan), np.zeros((100, 100)),
+                                 np.zeros(10, complex), np.full(100, 70000, np.int32),
+                                 np.zeros((2, 2, 100), np.int16), ["a", "b"]])
+def test_what_is_not_audio_is_refused_with_a_clear_error(bad):
+    from aligner.errors import AudioError
+
+    with pytest.raises(AudioError):
+        align(bad, 16000, "hello")

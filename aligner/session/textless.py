@@ -29,6 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..audio import as_int16
 from ..speech.alignment import Alignment, align
 from ..timeline import Phone, Word
 
@@ -55,7 +56,7 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
         and ``chars``; ``phones`` are the estimated phones. With nothing recognised (or
         ``recognize=False``): ``text == ""``, no words, ``backend == "audio"``.
     """
-    pcm = np.asarray(pcm, np.int16)
+    pcm = as_int16(pcm)
     duration = len(pcm) / sample_rate
     if not len(pcm):
         return Alignment(0.0, backend="audio")

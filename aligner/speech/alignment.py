@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..audio import as_int16
 from ..errors import AlignmentError, MissingBackendError
 from ..timeline import Char, Phone, Word
 from .durations import PHONE_SECONDS, expected_seconds, place
@@ -135,23 +136,16 @@ def _r(x: float) -> float:
     return round(float(x), 4)
 
 
-def _mono16(pcm: np.ndarray) -> np.ndarray:
-    pcm = np.asarray(pcm)
-    if pcm.ndim > 1:
-        pcm = pcm.mean(axis=1 if pcm.shape[1] < pcm.shape[0] else 0)
-    if pcm.dtype.kind == "f":
-        pcm = np.clip(pcm * 32767.0, -32768, 32767)
-    return pcm.astype(np.int16, copy=False)
-
-
 def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto",
           voice: VoiceProfile | None = None, adapt: bool = False,
           progress: Callable[..., None] | None = None) -> Alignment:
     """Align ``text`` to the speech in ``pcm``.
 
     Args:
-        pcm: mono samples, int16 (or float in -1..1), or a ``pydub.AudioSegment`` (any
-            width and channels: mixed to mono, see :func:`aligner.audio.as_pcm`).
+        pcm: the samples: int16, other integers in int16 units, or floats in -1..1; mono, or
+            a few channels mixed down (:func:`aligner.audio.as_int16`); or a
+            ``pydub.AudioSegment`` (any width and channels: mixed to mono, see
+            :func:`aligner.audio.as_pcm`).
         sample_rate: samples per second (any, e.g. 8000-48000); for an ``AudioSegment``,
             None aligns it at its own rate and a rate resamples it to that rate.
         text: what the audio says (any punctuation, numbers, symbols).
@@ -171,6 +165,7 @@ def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto"
 
     Raises:
         AlignmentError: a bad sample rate or backend name.
+        AudioError: ``pcm`` is not audio (:func:`aligner.audio.as_int16`).
         MissingBackendError: ``backend="reference"`` without the ``speech`` extra.
     """
     from ..audio import as_pcm
@@ -181,7 +176,7 @@ def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto"
     if backend not in BACKENDS:
         raise AlignmentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     report = progress or _quiet
-    pcm = _mono16(pcm)
+    pcm = as_int16(pcm)
     tokens = tokenize(text)
     report(0.0, f"pronouncing {len(tokens)} words")
     prons = []

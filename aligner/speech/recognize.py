@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import as_int16, resample
+
 __all__ = [
     "CONTINUATIONS",
     "RECOGNITION_RATE",
@@ -156,7 +158,7 @@ class VoiceActivityDetector:
 
     def feed(self, samples: np.ndarray) -> list[SpeechStarted | SpeechPaused | SpeechEnded]:
         """Consume int16 samples; return the utterance events they complete, in order."""
-        data = np.concatenate([self._pending, np.asarray(samples, np.int16)])
+        data = np.concatenate([self._pending, as_int16(samples)])
         n = len(data) // self.frame
         self._pending = data[n * self.frame:]
         if n == 0:
@@ -330,9 +332,7 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     Raises:
         ValueError: no hinted word is in the dictionary.
     """
-    from ..audio import resample
-
-    pcm = resample(np.asarray(samples, np.int16), sample_rate, RECOGNITION_RATE)
+    pcm = resample(samples, sample_rate, RECOGNITION_RATE)
     with _lock:
         decoder, cmn = _decoder(_vocabulary(vocabulary))
         return _decode_primed(decoder, cmn, pcm)
@@ -435,7 +435,7 @@ class RecognitionStream:
         """
         if self.words is not None:
             raise ValueError("the stream is finished")
-        self._decode(self._to_16k(np.asarray(samples, np.int16)))
+        self._decode(self._to_16k(as_int16(samples)))
 
     def _decode(self, pcm: np.ndarray) -> None:
         if not self._started:

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..audio import as_int16
 from ..errors import AlignmentError
 from ..timeline import Char, Phone, Word
-from .alignment import Alignment, _mono16, assemble, time_tokens, voice_verdict
+from .alignment import Alignment, assemble, time_tokens, voice_verdict
 from .durations import monotonic_spans
 from .pronounce import token_phones
 from .text import tokenize
@@ -130,7 +131,7 @@ class StreamAligner:
         """
         if self._finished:
             raise AlignmentError("feed() after finish(): start a new StreamAligner")
-        pcm = _mono16(pcm)
+        pcm = as_int16(pcm)
         t0 = self._samples / self.sample_rate
         c0 = len(self._text)
         local = tokenize(text)

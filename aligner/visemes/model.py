@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import as_int16, resample
 from ..speech.phonotactics import phone_bigram
 from ..timeline import Phone
 from .sets import ARPABET
@@ -109,7 +110,7 @@ class PhoneStream:
 
     def feed(self, pcm: np.ndarray) -> list[Phone]:
         """Add mono int16 samples; return the phones that became final."""
-        pcm = np.asarray(pcm, np.int16)
+        pcm = as_int16(pcm)
         self._chunks.append(pcm)
         self._fed += len(pcm)
         if (self._fed - self._decoded) < self.step * self.sample_rate:
@@ -192,10 +193,9 @@ class PhoneModel:
 
     def phones(self, pcm: np.ndarray, sample_rate: int) -> list[Phone]:
         """ARPAbet phones (``"sil"`` pauses) with times in seconds from the start of ``pcm``."""
+        pcm = as_int16(pcm)
         if sample_rate != RATE:
-            from ..audio import resample
-
-            pcm = resample(np.asarray(pcm, np.int16), sample_rate, RATE)
+            pcm = resample(pcm, sample_rate, RATE)
         if len(pcm) == 0:
             return []
         path = _viterbi(self._scores(pcm), _moves(self.switch))
@@ -236,10 +236,9 @@ class PhoneModel:
             The same phones (pauses possibly dropped or added) with new times, in seconds from
             the start of ``pcm``.
         """
+        pcm = as_int16(pcm)
         if sample_rate != RATE:
-            from ..audio import resample
-
-            pcm = resample(np.asarray(pcm, np.int16), sample_rate, RATE)
+            pcm = resample(pcm, sample_rate, RATE)
         if len(pcm) == 0:
             return list(phones)
         scores = self._scores(pcm)
@@ -522,7 +521,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from pocketsphinx import get_model_path
 
-    from ..audio import resample
     from ..speech.synthesis import synthesize
     from .sets import espeak_phones
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..audio import as_int16, resample
 from ..timeline import Phone, Word
 from .sets import SETS
 
@@ -57,6 +58,7 @@ def retime(phones: Sequence[Phone], pcm: np.ndarray, sample_rate: int, *, start:
     """
     from .model import PhoneModel
 
+    pcm = as_int16(pcm)
     model = PhoneModel.load()
     out: list[Phone] = []
     total = len(pcm) / sample_rate
@@ -152,6 +154,7 @@ def text_phones(pcm: np.ndarray, sample_rate: int, text: str, *, refine: bool = 
     """
     from ..speech.alignment import align
 
+    pcm = as_int16(pcm)
     result = align(pcm, sample_rate, text)
     return refine_alignment(pcm, sample_rate, result) if refine else list(result.phones)
 
@@ -169,6 +172,7 @@ def refine_alignment(pcm: np.ndarray, sample_rate: int, result: Alignment) -> li
     punctuation, each dictionary word in the pronunciation that fits best,
     :func:`pronunciation_variants`).
     """
+    pcm = as_int16(pcm)
     pauses = pause_after(result.text, result.words)
     variants = pronunciation_variants(result.words, result.phones)
     onsets = [w.onset for w in result.words]
@@ -271,6 +275,7 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "acoustic")
     Raises:
         ValueError: unknown method.
     """
+    pcm = as_int16(pcm)
     if method == "model":
         from .model import PhoneModel
 
@@ -284,10 +289,8 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "acoustic")
         return [Phone(p, a, b) for p, a, b in recognize_phones(x)]
     if method != "pocketsphinx":
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    from ..audio import resample
-
     if sample_rate != 16000:
-        pcm = resample(np.asarray(pcm, np.int16), sample_rate, 16000)
+        pcm = resample(pcm, sample_rate, 16000)
     with _DECODER_LOCK:
         dec = _phone_decoder()
         dec.start_utt()

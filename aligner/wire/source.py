@@ -128,7 +128,7 @@ class SamplesSource(Source):
     """
 
     def __init__(self, samples: np.ndarray, rate: int) -> None:
-        self._samples = np.asarray(samples, dtype=np.int16)
+        self._samples = audio.as_int16(samples)
         self._rate = rate
         self._pcm = np.zeros(0, np.int16)
         self._pos = 0
