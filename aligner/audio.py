@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import numbers
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -128,10 +129,13 @@ def check_encoding(encoding: str) -> str:
 
 
 def check_rate(sample_rate: int) -> int:
-    """Return ``sample_rate`` if it is within 8000–48000 Hz, else raise :class:`AudioError`."""
-    if not isinstance(sample_rate, int) or not MIN_RATE <= sample_rate <= MAX_RATE:
+    """Return ``sample_rate`` (an int) if it is a whole number within 8000–48000 Hz, else raise
+    :class:`AudioError`: the range of the protocol, and of what the aligner's analysis works
+    on (25 ms windows, mel bands up to 7.6 kHz, pocketsphinx at 16 kHz)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) \
+            or not MIN_RATE <= sample_rate <= MAX_RATE:
         raise AudioError(f"sample rate {sample_rate!r} is outside {MIN_RATE}-{MAX_RATE} Hz")
-    return sample_rate
+    return int(sample_rate)
 
 
 def bytes_per_sample(encoding: str) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from speech_helpers import long_speech, truth, word_errors
+from speech_helpers import long_speech, truth, wav_bytes, word_errors
 
 from aligner import align
 from aligner.audio import resample
@@ -154,6 +154,40 @@ def test_bad_arguments_raise_alignment_errors():
         align(np.zeros(10, np.int16), 0, "hi")
     with pytest.raises(AlignmentError):
         align(np.zeros(10, np.int16), 16000, "hi", backend="magic")
+
+
+@pytest.mark.parametrize("rate", [100, 7999, 48001, 16000.0, True])
+def test_rates_the_aligner_cannot_use_are_refused_with_the_range(rate):
+    from aligner.speech.stream import StreamAligner
+
+    # 100 Hz was accepted and gave zero-length words
+    for make in (lambda: align(np.zeros(1000, np.int16), rate, "hello there"),
+                 lambda: StreamAligner(rate)):
+        with pytest.raises(AlignmentError, match="8000-48000 Hz"):
+            make()
+    assert align(np.zeros(8000, np.int16), np.int64(8000), "hi").duration == 1.0
+
+
+def test_other_entry_points_refuse_such_rates_too():
+    from aligner.errors import AudioError
+    from aligner.session.textless import estimate
+    from aligner.speech.recognize import recognize_words
+    from aligner.visemes import estimate_phones
+
+    for call in (lambda: recognize_words(np.zeros(100, np.int16), 100),
+                 lambda: estimate_phones(np.zeros(100, np.int16), 100),
+                 lambda: estimate(np.zeros(100, np.int16), 100)):
+        with pytest.raises(AudioError, match="8000-48000 Hz"):
+            call()
+
+
+def test_cli_refuses_a_rate_it_cannot_use_in_one_line(tmp_path, capsys):
+    path = tmp_path / "clip.wav"
+    s = synthesize("Hello there.")
+    path.write_bytes(wav_bytes(s.samples, s.sample_rate))
+    assert main(["align", str(path), "--text", "Hello there.", "--rate", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "8000-48000 Hz" in err[0] and "--rate" in err[0]
 
 
 @settings(max_examples=40, deadline=None)

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adapt to the clip's own voice first (two passes; for a recording "
                              "of one voice)")
     parser.add_argument("--rate", type=int, default=16000,
-                        help="decode the audio at this sample rate (default 16000)")
+                        help="decode the audio at this sample rate, 8000-48000 (default 16000)")
     parser.add_argument("--out", help="write the JSON to this file (atomically) instead of stdout")
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON")
     parser.add_argument("--progress", choices=("auto", "yes", "no"), default="auto",
@@ -45,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from ..audio import load
     from ..errors import AlignmentError
     from ..progress import reporter
-    from ..speech.alignment import align
+    from ..speech.alignment import align, aligner_rate
     from ..timeline import write_atomic
 
+    aligner_rate(args.rate)  # before decoding: a rate it cannot use is refused at once
     if args.text_file is not None:
         try:
             text = Path(args.text_file).read_text(encoding="utf-8")

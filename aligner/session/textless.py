@@ -29,7 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..audio import as_int16
+from ..audio import as_int16, check_rate
 from ..speech.alignment import Alignment, align
 from ..timeline import Phone, Word
 
@@ -42,7 +42,7 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
 
     Args:
         pcm: mono int16 speech.
-        sample_rate: its rate (any).
+        sample_rate: its rate, 8000-48000 Hz (AudioError otherwise).
         recognize: recognise words (slow); False gives the phones only (fast).
         backend: the alignment backend for the recognised words (see :func:`aligner.align`);
             ``"auto"`` is pocketsphinx's decoder here: the words are the recogniser's guesses,
@@ -56,7 +56,7 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
         and ``chars``; ``phones`` are the estimated phones. With nothing recognised (or
         ``recognize=False``): ``text == ""``, no words, ``backend == "audio"``.
     """
-    pcm = as_int16(pcm)
+    pcm, sample_rate = as_int16(pcm), check_rate(sample_rate)
     duration = len(pcm) / sample_rate
     if not len(pcm):
         return Alignment(0.0, backend="audio")

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..audio import as_int16
-from ..errors import AlignmentError, MissingBackendError
+from ..audio import MAX_RATE, MIN_RATE, as_int16, check_rate
+from ..errors import AlignmentError, AudioError, MissingBackendError
 from ..timeline import Char, Phone, Word
 from .durations import PHONE_SECONDS, expected_seconds, place
 from .pronounce import token_phones
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from .backends.reference import Reference
 
 __all__ = ["BACKENDS", "MAX_REFERENCE_COST", "MISMATCH_BELOW", "VOICE_SECONDS", "Alignment",
-           "Timing", "align", "assemble", "time_tokens", "voice_verdict"]
+           "Timing", "align", "aligner_rate", "assemble", "time_tokens", "voice_verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,20 @@ def _r(x: float) -> float:
     return round(float(x), 4)
 
 
+def aligner_rate(sample_rate: int) -> int:
+    """``sample_rate`` as an int if the aligner can work at it (8000-48000 Hz,
+    :func:`aligner.audio.check_rate`).
+
+    Raises:
+        AlignmentError: another rate (the message gives the range).
+    """
+    try:
+        return check_rate(sample_rate)
+    except AudioError as exc:
+        raise AlignmentError(f"{exc}: the aligner works on audio at {MIN_RATE}-{MAX_RATE} Hz; "
+                             "resample it (aligner align --rate)") from None
+
+
 def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto",
           voice: VoiceProfile | None = None, adapt: bool = False,
           progress: Callable[..., None] | None = None) -> Alignment:
@@ -164,15 +178,14 @@ def align(pcm: Any, sample_rate: int | None, text: str, *, backend: str = "auto"
         inside ``[0, duration]``.
 
     Raises:
-        AlignmentError: a bad sample rate or backend name.
+        AlignmentError: a sample rate outside 8000-48000 Hz, or a bad backend name.
         AudioError: ``pcm`` is not audio (:func:`aligner.audio.as_int16`).
         MissingBackendError: ``backend="reference"`` without the ``speech`` extra.
     """
     from ..audio import as_pcm
 
     pcm, sample_rate = as_pcm(pcm, sample_rate)
-    if not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
+    sample_rate = aligner_rate(sample_rate)
     if backend not in BACKENDS:
         raise AlignmentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     report = progress or _quiet

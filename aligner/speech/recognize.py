@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import as_int16, resample
+from ..audio import as_int16, check_rate, resample
 
 __all__ = [
     "CONTINUATIONS",
@@ -115,7 +115,7 @@ class VoiceActivityDetector:
                  pause: float | None = None) -> None:
         if pause is not None and not 0 < pause < hangover:
             raise ValueError(f"need 0 < pause < hangover, got {pause}, {hangover}")
-        self.sample_rate = sample_rate
+        self.sample_rate = check_rate(sample_rate)
         self.threshold_db = threshold_db
         self.margin_db = margin_db
         self.frame = max(1, sample_rate // 50)
@@ -332,7 +332,7 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     Raises:
         ValueError: no hinted word is in the dictionary.
     """
-    pcm = resample(samples, sample_rate, RECOGNITION_RATE)
+    pcm = resample(samples, check_rate(sample_rate), RECOGNITION_RATE)
     with _lock:
         decoder, cmn = _decoder(_vocabulary(vocabulary))
         return _decode_primed(decoder, cmn, pcm)
@@ -392,7 +392,7 @@ class RecognitionStream:
                  cmn: str | None = None) -> None:
         import av
 
-        self.sample_rate = sample_rate
+        self.sample_rate = check_rate(sample_rate)
         self._key = _vocabulary(vocabulary) or ()
         self.cmn = cmn
         with _lock:

@@ -35,7 +35,7 @@ import numpy as np
 from ..audio import as_int16
 from ..errors import AlignmentError
 from ..timeline import Char, Phone, Word
-from .alignment import Alignment, assemble, time_tokens, voice_verdict
+from .alignment import Alignment, aligner_rate, assemble, time_tokens, voice_verdict
 from .durations import monotonic_spans
 from .pronounce import token_phones
 from .text import tokenize
@@ -90,9 +90,7 @@ class StreamAligner:
 
     def __init__(self, sample_rate: int, *, backend: str = "auto",
                  voice: VoiceProfile | None = None) -> None:
-        if not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise AlignmentError(f"sample rate must be a positive integer, got {sample_rate!r}")
-        self.sample_rate = sample_rate
+        self.sample_rate = aligner_rate(sample_rate)
         self.backend = backend
         self.voice = voice
         self._text = ""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import as_int16, resample
+from ..audio import as_int16, check_rate, resample
 from ..speech.phonotactics import phone_bigram
 from ..timeline import Phone
 from .sets import ARPABET
@@ -99,7 +99,7 @@ class PhoneStream:
 
     def __init__(self, sample_rate: int, model: PhoneModel | None = None, *,
                  context: float = 1.5, lag: float = 0.25, step: float = 0.25) -> None:
-        self.sample_rate = sample_rate
+        self.sample_rate = check_rate(sample_rate)
         self.model = model or PhoneModel.load()
         self.context, self.lag, self.step = context, lag, step
         self._chunks: list[np.ndarray] = []
@@ -194,7 +194,7 @@ class PhoneModel:
     def phones(self, pcm: np.ndarray, sample_rate: int) -> list[Phone]:
         """ARPAbet phones (``"sil"`` pauses) with times in seconds from the start of ``pcm``."""
         pcm = as_int16(pcm)
-        if sample_rate != RATE:
+        if check_rate(sample_rate) != RATE:
             pcm = resample(pcm, sample_rate, RATE)
         if len(pcm) == 0:
             return []
@@ -237,7 +237,7 @@ class PhoneModel:
             the start of ``pcm``.
         """
         pcm = as_int16(pcm)
-        if sample_rate != RATE:
+        if check_rate(sample_rate) != RATE:
             pcm = resample(pcm, sample_rate, RATE)
         if len(pcm) == 0:
             return list(phones)

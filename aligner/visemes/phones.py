@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio import as_int16, resample
+from ..audio import as_int16, check_rate, resample
 from ..timeline import Phone, Word
 from .sets import SETS
 
@@ -275,7 +275,7 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "acoustic")
     Raises:
         ValueError: unknown method.
     """
-    pcm = as_int16(pcm)
+    pcm, sample_rate = as_int16(pcm), check_rate(sample_rate)
     if method == "model":
         from .model import PhoneModel
 
