@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -183,3 +184,23 @@ def test_any_frames_round_trip_through_a_capture(frames):
         cap = capture.read(Path(d) / "cap")
         assert [(f.t, f.direction, f.payload) for f in cap.frames()] == timed
         assert len(list(cap.events())) == len(timed) and cap.skipped == 0
+
+
+def test_the_documented_record_example_holds_a_real_exchange(tmp_path):
+    # aligner record --input samples/user1.wav --out cap1 (the embedded emulator): the clip
+    # barged into the greeting at 0.29 s and the call hung up as the file ended
+    out = tmp_path / "cap1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "aligner", "record", "--input", str(ROOT / "samples" / "user1.wav"),
+         "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    events = list(capture.read(out).events())
+    assert not any(isinstance(s.event, Clear) for s in events)
+    said = [s for s in events if isinstance(s.event, MicAudio)
+            and np.abs(np.frombuffer(s.event.audio, np.int16)).max() > 1000]
+    agent = [s.t for s in events if isinstance(s.event, AlignedAudio) and s.event.text.strip()]
+    assert agent[0] < said[0].t  # the greeting first, then the user
+    assert any(t > said[-1].t for t in agent)  # and the agent's answer
+    last = [s.event for s in events if isinstance(s.event, Update)][-1]
+    roles = [t.role for t in last.transcript]
+    assert roles[:3] == ["agent", "user", "agent"] and "table" in last.transcript[1].content

@@ -139,6 +139,30 @@ async def test_mic_frames_follow_the_clock_exactly_at_any_rate(tmp_path):
     assert set(sent) == {220, 221}
 
 
+async def test_linger_counts_the_agents_silence_from_the_end_of_the_input(tmp_path):
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(_chunk("Hello ", 100))  # the greeting, then quiet
+        await asyncio.sleep(2.0)  # the user's 1 s is over; the answer takes a second
+        await ws.send_str(_chunk("Sure ", 100))
+        async for _ in ws:
+            pass
+        return ws
+
+    runner, base = await serve("/audio-websocket/{call_id}", handler)
+    try:
+        result = await record(audio_websocket_url(base, "c5"),
+                              SamplesSource(np.zeros(16000, np.int16), 16000), tmp_path / "cap",
+                              linger=1.5)
+    finally:
+        await runner.cleanup()
+    # the agent's quiet before the input ended counted: it hung up at 1.6 s, before "Sure"
+    texts = [s.event.text for s in capture.read(tmp_path / "cap").events()
+             if isinstance(s.event, AlignedAudio)]
+    assert texts == ["Hello ", "Sure "] and result.closed_by == "client"
+
+
 def test_url_building():
     assert audio_websocket_url("https://h/x", "id", enable_update=False).startswith(
         "wss://h/x/audio-websocket/id?enable_update=false")
@@ -196,7 +220,8 @@ async def test_twilio_form_streams_media_and_records_the_servers_media_and_clear
         await runner.cleanup()
     assert isinstance(seen[0], TwilioConnected) and isinstance(seen[1], TwilioStart)
     media = [e for e in seen if isinstance(e, TwilioMedia)]
-    assert len(media) == 10 and all(len(m.payload) == 160 for m in media)  # 0.2 s in 20 ms
+    # 0.2 s of input, then about 0.1 s of silence lingering after it, in 20 ms frames
+    assert 10 < len(media) < 20 and all(len(m.payload) == 160 for m in media)
     assert {m.stream_sid for m in media} == {seen[1].stream_sid}
     assert result.malformed == 0
     cap = capture.read(tmp_path / "cap")

@@ -11,9 +11,13 @@ EXAMPLES = """examples:
   aligner record --url http://127.0.0.1:8080 --call-id CALL --input hello.mp3 --out cap1
   aligner record --url 'wss://api.example.com/audio-websocket/CALL' --input mic --out cap2
   aligner record --url ws://127.0.0.1:8080 --call-id CALL --encoding mulaw --sample-rate 8000
+  aligner record --input user.wav --at-start --out cap3       # the file from the first second
 
 --input takes any audio file PyAV decodes (wav, mp3, ogg, m4a...), 'mic[:DEVICE]' (needs the
-'mic' extra: sounddevice) or 'silence[:SECONDS]'. Ctrl-C ends the call; the capture stays valid.
+'mic' extra: sounddevice) or 'silence[:SECONDS]'. A file is the user answering: it plays once
+the agent's greeting is over (or after --wait seconds without one), and the call ends once the
+agent has answered and been quiet for --linger seconds. Ctrl-C ends the call; the capture stays
+valid.
 The server's close code and reason are printed; an error close exits with status 2.
 """
 
@@ -36,7 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-alignment", action="store_true", help="enable_audio_alignment=false")
     parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds between pings")
     parser.add_argument("--linger", type=float, default=1.0,
-                        help="after the input ends, close once the agent was quiet this long")
+                        help="after the input ends, close once the agent was quiet this long "
+                             "(counted from the end of the input; default 1)")
+    parser.add_argument("--at-start", action="store_true",
+                        help="play an input file from the start of the call, over the greeting")
+    parser.add_argument("--wait", type=float, default=8.0, metavar="S",
+                        help="seconds an input file waits for the agent's greeting, and then "
+                             "for its answer (default 8)")
     parser.add_argument("--max-duration", type=float, default=None, help="end the call after S s")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.add_argument("--json", action="store_true",
@@ -75,10 +85,13 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from ..wire.client import audio_websocket_url, record, record_embedded
-    from ..wire.source import check_chunk_ms, open_source
+    from ..wire.source import FileSource, Turn, TurnSource, check_chunk_ms, open_source
 
     check_chunk_ms(args.chunk_ms)
     source = open_source(args.input) if args.input else None
+    if isinstance(source, FileSource) and not args.at_start:
+        # the user answers: after the agent's greeting, then waits for the agent's answer
+        source = TurnSource([Turn(source)], max_wait=args.wait)
     options = dict(encoding=args.encoding, sample_rate=args.sample_rate, protocol=args.protocol,
                    chunk_ms=args.chunk_ms, heartbeat=args.heartbeat, linger=args.linger,
                    max_duration=args.max_duration, on_event=progress_printer(args.quiet, args.json))

@@ -171,7 +171,8 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
         protocol: ``"web"`` or ``"twilio"``.
         chunk_ms: user audio per frame, 20–250 ms.
         heartbeat: seconds between client pings (0 turns them off).
-        linger: when the source ends, wait until the agent has been quiet this long, then close.
+        linger: when the source ends, close once the agent has been quiet this long since
+            then (silence before the source ended does not count: the agent is still to answer).
         max_linger: seconds to wait at most after the source ends.
         max_duration: close the call after this many seconds (None: no limit).
         info: extra fields for the capture header.
@@ -291,8 +292,9 @@ async def stream(url: str, source: Source | None = None, *, capture_dir: str | P
                         ended_at = call.now
                         logger.info("source ended at %.2f s", ended_at)
                         continue
-                else:
-                    quiet = (not call.agent_audible()) and call.now - call.agent_until >= linger
+                else:  # quiet for ``linger`` since the input ended (or the agent last spoke)
+                    since = max(call.agent_until, ended_at)
+                    quiet = (not call.agent_audible()) and call.now - since >= linger
                     if quiet or call.now - ended_at >= max_linger:
                         break
                     data = None if source.realtime else silence.read(call, nsamples)
