@@ -170,6 +170,66 @@ async def test_store_lists_only_plain_files_by_exact_name(tmp_path):
     assert json.loads((folder / "call.json").read_text())["sample_rate"] == 24000
 
 
+async def test_calls_ending_together_are_all_rendered_or_refused_with_a_reason(tmp_path):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aligner.wire.capture import CaptureWriter
+
+    busy = threading.Event()
+    pool = ThreadPoolExecutor(1)
+    store = RecordingStore(tmp_path / "rec", ["vtt"], max_pending=3, executor=pool)
+    store.start()
+    pool.submit(busy.wait, 30)  # the render worker is busy: jobs wait
+    ids = [f"call_{k}" for k in range(12)]
+    for cid in ids:
+        with CaptureWriter(store.begin(cid, {}) / "capture", {"audio_encoding": "s16le",
+                                                               "sample_rate": 16000}):
+            pass
+    # the queue's room was checked, then call.json written, then the job put: those that came
+    # in between raised QueueFull and stayed "queued" forever
+    results = await asyncio.gather(*(store.finish(cid, {"close_code": 1000}) for cid in ids),
+                                   return_exceptions=True)
+    busy.set()
+    await store.close(60)
+    assert results == [None] * len(ids)
+    states = {cid: store.info(cid) for cid in ids}
+    done = [c for c, i in states.items() if i["state"] == "done"]
+    refused = [c for c, i in states.items() if i["state"] == "failed"]
+    assert len(done) + len(refused) == len(ids) and 3 <= len(done) <= 4, states
+    assert all("render queue full" in states[c]["errors"]["queue"] for c in refused)
+    assert all("call.vtt" in states[c]["files"] for c in done)
+    assert store.refused == len(refused)
+
+
+async def test_a_restart_finishes_every_call_left_unrendered(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aligner.service.recordings import recover_calls
+    from aligner.wire.capture import CaptureWriter
+
+    before = RecordingStore(tmp_path / "rec", ["vtt"])
+    states = {"call_a": "recording", "call_b": "queued", "call_c": "rendering", "call_d": "done"}
+    for cid, state in states.items():
+        with CaptureWriter(before.begin(cid, {}) / "capture", {"audio_encoding": "s16le",
+                                                                "sample_rate": 16000}):
+            pass
+        before._update(before.call_dir(cid), {"state": state})
+    before.io.shutdown()
+    pool = ThreadPoolExecutor(1)
+    store = RecordingStore(tmp_path / "rec", ["vtt"], max_pending=1, executor=pool)
+    store.start()
+    store.begin("call_new", {})  # this run's call, live: not touched
+    assert sorted(await recover_calls(store)) == ["call_a", "call_b", "call_c"]
+    await store.close(60)
+    info = {cid: store.info(cid) for cid in [*states, "call_new"]}
+    assert {cid: i["state"] for cid, i in info.items()} == {
+        "call_a": "done", "call_b": "done", "call_c": "done", "call_d": "done",
+        "call_new": "recording"}
+    assert info["call_a"]["close_reason"] == "service_restarted"
+    assert "close_reason" not in info["call_b"] and "call.vtt" in info["call_b"]["files"]
+
+
 def test_chunk_events_stay_contiguous_across_flush_and_restart_after_clear():
     from aligner.service.lipsync import ChunkEvents
     from aligner.speech.synthesis import synthesize

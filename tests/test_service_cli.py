@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 import signal
 import subprocess
@@ -53,3 +56,75 @@ def test_serve_starts_answers_and_stops_on_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+_KEY = {"Authorization": "Bearer dev-key"}  # the embedded emulator's key
+
+
+def _start_serve(rec, *options: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "aligner", "serve", "--port", "0",
+                             "--recordings", str(rec), "--align-workers", "1", *options],
+                            stderr=subprocess.PIPE, text=True)
+    while not (found := re.search(r"listening on http://127\.0\.0\.1:(\d+)/",
+                                  proc.stderr.readline())):
+        assert proc.poll() is None
+    base = f"http://127.0.0.1:{found.group(1)}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=5):
+                return proc, base
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_calls_left_behind_by_kill_9_are_finished_on_the_next_start(tmp_path):
+    import aiohttp
+
+    rec = tmp_path / "rec"
+    proc, base = _start_serve(rec, "--render", "vtt")
+
+    async def call_then_kill() -> str:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/register-call", headers=_KEY, json={
+                    "agent_id": "a", "audio_encoding": "s16le", "sample_rate": 16000}) as r:
+                call_id = (await r.json())["call_id"]
+            ws_url = base.replace("http", "ws") + f"/audio-websocket/{call_id}"
+            async with http.ws_connect(ws_url) as ws:
+                events = rec / call_id / "capture" / "events.jsonl"
+                deadline = time.monotonic() + 60
+                while not (events.exists() and b"Riverside" in events.read_bytes()):
+                    assert time.monotonic() < deadline
+                    await ws.send_bytes(bytes(640))  # 20 ms of silence, as a caller sends
+                    await asyncio.sleep(0.02)
+                os.kill(proc.pid, signal.SIGKILL)  # mid-call
+                proc.wait(10)
+        return call_id
+
+    try:
+        call_id = asyncio.run(call_then_kill())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert json.loads((rec / call_id / "call.json").read_text())["state"] == "recording"
+    proc, base = _start_serve(rec, "--render", "vtt")
+    try:
+        deadline = time.monotonic() + 90
+        while (info := _get_json(f"{base}/calls/{call_id}"))["state"] != "done":
+            assert time.monotonic() < deadline and info["state"] != "failed", info
+            time.sleep(0.2)
+        assert info["close_reason"] == "service_restarted" and info["recovered"]
+        assert info["started"] < info["ended"] < info["recovered"]
+        with urllib.request.urlopen(f"{base}/calls/{call_id}/files/call.vtt", timeout=10) as r:
+            assert "Hello" in r.read().decode()  # what was captured before the kill
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        proc.stderr.close()

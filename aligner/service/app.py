@@ -62,7 +62,7 @@ from .observers import ObserverHub, TokenIssuer
 from .options import CallOptions, Limits, ProxyStats
 from .proxy import ProxyCall
 from .recorder import CallRecorder
-from .recordings import RecordingStore, valid_call_id
+from .recordings import RecordingStore, recover_calls, valid_call_id
 from .store import FileStore, open_store
 
 __all__ = ["ServiceConfig", "create_app"]
@@ -546,10 +546,13 @@ def create_app(config: ServiceConfig) -> web.Application:
             connector=aiohttp.TCPConnector(limit=0))
         service.align_workers = AlignWorkers(config.align_workers)
         service.store.start()
+        recovery = None
         if service.cluster is not None:
             await service.cluster.start()
             log.info("instance %s: Redis %s, recordings store %s", service.instance,
                      config.redis, service.store.store.url)
+        else:  # one process: finish the calls a previous run left behind
+            recovery = asyncio.create_task(recover_calls(service.store))
         warm = asyncio.ensure_future(service.align_workers.warm_up(config.viseme_set))
         warm.add_done_callback(lambda f: setattr(service, "aligner_ready",
                                                  not f.cancelled() and not f.exception()))
@@ -558,6 +561,8 @@ def create_app(config: ServiceConfig) -> web.Application:
             yield
         finally:
             lag.cancel()
+            if recovery is not None:
+                recovery.cancel()
             with contextlib.suppress(Exception):
                 await warm
             await service.store.close(config.shutdown_timeout)

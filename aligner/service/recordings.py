@@ -38,7 +38,8 @@ from ..errors import AlignerError
 from ..timeline import write_atomic
 from ..workers import process_pool
 
-__all__ = ["CALL_ID_RE", "RecordingStore", "recording_wav", "render_call", "valid_call_id"]
+__all__ = ["CALL_ID_RE", "RESTARTED", "RecordingStore", "recording_wav", "recover_calls",
+           "render_call", "valid_call_id"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ _CONTENT_TYPES = {
     ".srt": "application/x-subrip", ".mp4": "video/mp4", ".wav": "audio/wav",
     ".txt": "text/plain", ".ass": "text/x-ssa", ".ttml": "application/ttml+xml",
 }
+
+
+#: The close reason of a call the service stopped during (killed, crashed), as its next start
+#: finds it.
+RESTARTED = "service_restarted"
 
 
 def valid_call_id(call_id: str) -> bool:
@@ -150,12 +156,18 @@ class RecordingStore:
         self.renderers = list(renderers)
         self.voice_profiles = str(voice_profiles) if voice_profiles else None
         self.workers = max(1, workers)
-        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_pending)
+        self.max_pending = max_pending
+        # Admission is a semaphore taken before any await (a check of a bounded queue followed
+        # by file work and then a put lost the jobs that came in between); the queue itself is
+        # unbounded, so a put never fails.
+        self._slots = asyncio.Semaphore(max_pending)
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._executor = executor
         self._own_executor = executor is None
         self._tasks: list[asyncio.Task] = []
         self.rendered = 0
         self.refused = 0
+        self.opened = time.time()  # calls begun before this are a previous run's
         self.io = ThreadPoolExecutor(2, thread_name_prefix="recordings")
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -204,22 +216,41 @@ class RecordingStore:
         return folder
 
     async def finish(self, call_id: str, info: dict[str, Any]) -> None:
-        """Record how the call ended and queue its render job (file work in a thread)."""
+        """Record how the call ended and queue its render job (file work in a thread).
+
+        With ``max_pending`` jobs already waiting the job is refused: the call is ``failed``
+        with the reason under ``errors.queue`` (its capture is kept)."""
         folder = self.call_dir(call_id)
         state = "queued" if self.renderers else "done"
-        if self.renderers and self._queue.full():
+        if self.renderers and self._slots.locked():
             state = "failed"
-            info = {**info, "errors": {"queue": "render queue full; capture kept"}}
+            info = {**info, "errors": {"queue": f"render queue full ({self.max_pending} jobs "
+                                                "waiting); capture kept"}}
             self.refused += 1
-        await self._io(self._update, folder, {"state": state, "ended": time.time(),
-                                                       "renderers": self.renderers, **info})
-        if state == "queued":
+        elif self.renderers:
+            await self._slots.acquire()  # free now: returns at once, before any other await
+        try:
+            await self._io(self._update, folder, {"state": state, "ended": time.time(),
+                                                  "renderers": self.renderers, **info})
+        finally:
+            if state == "queued":
+                self._queue.put_nowait(call_id)
+
+    async def render(self, call_id: str, changes: dict[str, Any] | None = None) -> None:
+        """Queue a render job for a recorded call, waiting for room in the queue; ``changes``
+        go into its ``call.json`` first (state ``queued``)."""
+        await self._slots.acquire()
+        try:
+            await self._io(self._update, self.call_dir(call_id),
+                           {**(changes or {}), "state": "queued", "renderers": self.renderers})
+        finally:
             self._queue.put_nowait(call_id)
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             call_id = await self._queue.get()
+            self._slots.release()
             folder = self.call_dir(call_id)
             try:
                 await self._io(self._update, folder, {"state": "rendering"})
@@ -337,3 +368,48 @@ class RecordingStore:
         ctype = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
         return web.FileResponse(path, headers={"Content-Type": ctype,
                                                "X-Content-Type-Options": "nosniff"})
+
+
+async def recover_calls(store: RecordingStore) -> list[str]:
+    """Finish the calls a previous run of the service left behind in ``store``'s folder.
+
+    A call still ``recording`` (the service was killed during it: its capture holds every frame
+    up to then) is marked ended, ``close_reason`` :data:`RESTARTED`, at the time its capture was
+    last written; it and the calls left ``queued`` or ``rendering`` get their render job again
+    (waiting for room in the queue). Without renderers a recovered call is ``done``. Calls
+    begun since the store was made are this run's and left alone, so it may run while the
+    service takes calls.
+
+    Returns:
+        The ids of the calls it finished or re-queued.
+    """
+    loop = asyncio.get_running_loop()
+    left = await loop.run_in_executor(store.io, _left_behind, store)
+    for call_id, state, ended in left:
+        changes: dict[str, Any] = {"recovered": time.time()}
+        if state == "recording":
+            changes.update(ended=ended, close_code=None, close_reason=RESTARTED,
+                           closed_by="service")
+        log.warning("recovering call_id=%s state=%s", call_id, state)
+        if store.renderers:
+            await store.render(call_id, changes)
+        else:
+            await store._io(store._update, store.call_dir(call_id), {**changes, "state": "done"})
+    return [call_id for call_id, _, _ in left]
+
+
+def _left_behind(store: RecordingStore) -> list[tuple[str, str, float]]:
+    """(call id, state, time its capture was last written) of the unfinished calls, oldest
+    first."""
+    out = []
+    for entry in os.scandir(store.root):
+        if not (entry.is_dir(follow_symlinks=False) and valid_call_id(entry.name)):
+            continue
+        info = store.info(entry.name)
+        if info is None or info.get("state") not in ("recording", "queued", "rendering") \
+                or (info.get("started") or 0) >= store.opened:
+            continue
+        folder = Path(entry.path)
+        written = [p.stat().st_mtime for p in (folder / "capture").glob("*") if p.is_file()]
+        out.append((entry.name, info["state"], max(written, default=info.get("started") or 0)))
+    return sorted(out, key=lambda c: c[2])
