@@ -91,6 +91,26 @@ async def test_recordings_are_rendered_and_served_without_traversal(tmp_path):
                 assert b"top secret" not in body
 
 
+async def test_a_symlinked_call_folder_is_never_followed(tmp_path):
+    from aligner.errors import AlignerError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.txt").write_text("top secret")
+    (elsewhere / "call.json").write_text('{"call_id": "evil_link", "state": "done"}')
+    async with running_service(tmp_path) as svc:
+        os.symlink(elsewhere, svc.config.recordings / "evil_link")
+        for path in ("/calls/evil_link/files/secret.txt", "/calls/evil_link"):
+            async with svc.http.get(svc.base + path) as resp:
+                assert resp.status == 404 and b"top secret" not in await resp.read()
+        listing = await (await svc.http.get(f"{svc.base}/calls")).json()
+        assert listing["calls"] == []
+    store = RecordingStore(svc.config.recordings)
+    with pytest.raises(AlignerError, match="not a folder"):  # nor is a recording written there
+        store.begin("evil_link", {})
+    assert json.loads((elsewhere / "call.json").read_text())["state"] == "done"
+
+
 async def test_demo_page_and_samples_are_served(tmp_path):
     async with running_service(tmp_path) as svc:
         async with svc.http.get(svc.base + "/") as resp:

@@ -12,8 +12,9 @@ Layout under the recordings root::
 
 When a call ends the store queues a render job; ``workers`` jobs run at a time in worker
 processes (CPU-heavy renderers never hold the event loop's GIL) and at most ``max_pending`` wait.
-Files are served only by exact name from the folder's own listing, and call ids must match
-:data:`CALL_ID_RE`, so no request can reach a path outside the root.
+Files are served only by exact name from the folder's own listing, call ids must match
+:data:`CALL_ID_RE`, and neither a call's folder nor a file in it may be a symlink, so no request
+can reach a path outside the root.
 
 >>> valid_call_id("call_1a2b"), valid_call_id("../etc")
 (True, False)
@@ -26,6 +27,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -205,12 +207,27 @@ class RecordingStore:
             raise AlignerError(f"invalid call id {call_id[:80]!r}")
         return self.root / call_id
 
+    def folder(self, call_id: str) -> Path | None:
+        """The folder of ``call_id`` if it is a real folder in the root, else None: a symlink
+        in its place (to a folder anywhere) is never followed."""
+        try:
+            folder = self.call_dir(call_id)
+            return folder if stat.S_ISDIR(os.lstat(folder).st_mode) else None
+        except (AlignerError, OSError):
+            return None
+
     def begin(self, call_id: str, info: dict[str, Any]) -> Path:
         """Create the call's folder and its ``call.json`` (state ``recording``); returns the folder.
 
-        Blocking file work (fsync): call it in a thread from the event loop."""
-        folder = self.call_dir(call_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        Blocking file work (fsync): call it in a thread from the event loop.
+
+        Raises:
+            AlignerError: an unsafe call id, or something else than a folder in its place.
+        """
+        self.call_dir(call_id).mkdir(exist_ok=True)
+        folder = self.folder(call_id)
+        if folder is None:
+            raise AlignerError(f"{self.call_dir(call_id)} is not a folder of the recordings")
         self._write_info(folder, {"call_id": call_id, "state": "recording",
                                   "started": time.time(), **info})
         return folder
@@ -278,9 +295,8 @@ class RecordingStore:
     # --- call.json -----------------------------------------------------------------------------
     def info(self, call_id: str) -> dict[str, Any] | None:
         """The call's ``call.json`` plus its file list, or None if there is no such recording."""
-        try:
-            folder = self.call_dir(call_id)
-        except AlignerError:
+        folder = self.folder(call_id)
+        if folder is None:
             return None
         try:
             data = json.loads((folder / "call.json").read_text("utf-8"))
@@ -298,9 +314,10 @@ class RecordingStore:
 
     def files(self, call_id: str) -> list[str]:
         """Names of the plain files in the call's folder (what ``/files/{name}`` can serve)."""
+        folder = self.folder(call_id)
         try:
-            entries = list(os.scandir(self.call_dir(call_id)))
-        except (OSError, AlignerError):
+            entries = list(os.scandir(folder)) if folder is not None else []
+        except OSError:
             return []
         return sorted(e.name for e in entries
                       if _FILE_RE.match(e.name) and e.is_file(follow_symlinks=False))
@@ -364,7 +381,7 @@ class RecordingStore:
         # paths and symlinks can never name anything outside it.
         if name not in self.files(call_id):
             raise web.HTTPNotFound(text="no such file")
-        path = self.call_dir(call_id) / name
+        path = self.folder(call_id) / name
         ctype = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
         return web.FileResponse(path, headers={"Content-Type": ctype,
                                                "X-Content-Type-Options": "nosniff"})
