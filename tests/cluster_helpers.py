@@ -19,6 +19,8 @@ from pathlib import Path
 
 BUCKET = "calls"
 SECRET = "cluster-test-secret"
+#: What opens an instance's /calls: its --secret, as no API key is given.
+RECORDINGS = {"Authorization": f"Bearer {SECRET}"}
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
           "AWS_DEFAULT_REGION": "us-east-1"}
 

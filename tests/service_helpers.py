@@ -38,8 +38,9 @@ class Service:
 
     @property
     def auth(self) -> dict[str, str]:
-        """The ``Authorization`` header of the (embedded emulator's) API key."""
-        return {"Authorization": f"Bearer {self.config.api_key}"}
+        """The header that opens the recordings API (the service's access key: the
+        embedded emulator's API key unless ``access_key`` is set)."""
+        return {"Authorization": f"Bearer {self.config.access_key or self.config.api_key}"}
 
     @property
     def ws_base(self) -> str:
@@ -57,7 +58,7 @@ class Service:
         """``GET /calls/{id}`` once its state is no longer one of ``state_not``."""
         deadline = time.monotonic() + timeout
         while True:
-            async with self.http.get(f"{self.base}/calls/{call_id}") as resp:
+            async with self.http.get(f"{self.base}/calls/{call_id}", headers=self.auth) as resp:
                 if resp.status == 200:
                     data = await resp.json()
                     if data["state"] not in state_not or time.monotonic() > deadline:

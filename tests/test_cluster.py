@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from cluster_helpers import (
     BUCKET,
+    RECORDINGS,
     S3_ENV,
     RedisServer,
     S3Server,
@@ -78,7 +79,7 @@ async def _until_rendered(http: aiohttp.ClientSession, base: str, call_ids: list
     while time.monotonic() < deadline:
         for call_id in call_ids:
             if infos.get(call_id, {}).get("state") not in _DONE:
-                async with http.get(f"{base}/calls/{call_id}") as resp:
+                async with http.get(f"{base}/calls/{call_id}", headers=RECORDINGS) as resp:
                     if resp.status == 200:
                         infos[call_id] = await resp.json()
         if all(infos.get(c, {}).get("state") in _DONE for c in call_ids):
@@ -124,15 +125,18 @@ async def test_two_instances_two_workers_twenty_calls(tmp_path, servers, procs):
                 assert info["instance"] in ("A", "B") and info["close_reason"] == "frontend_closed"
             assert {info["instance"] for info in infos.values()} == {"A", "B"}
             assert {info["worker"] for info in infos.values()} == {"W1", "W2"}
-            listed_a = await (await http.get(f"{a.base}/calls")).json()
-            listed_b = await (await http.get(f"{b.base}/calls")).json()
+            listed_a = await (await http.get(f"{a.base}/calls", headers=RECORDINGS)).json()
+            listed_b = await (await http.get(f"{b.base}/calls", headers=RECORDINGS)).json()
             assert listed_a == listed_b
             assert sorted(c["call_id"] for c in listed_a["calls"]) == sorted(call_ids)
-            async with http.get(f"{a.base}/calls/{call_ids[1]}/files/call.vtt") as resp:
+            async with http.get(f"{a.base}/calls/{call_ids[1]}/files/call.vtt",
+                                headers=RECORDINGS) as resp:
                 assert resp.status == 200 and "Riverside" in await resp.text()
-            async with http.get(f"{a.base}/calls/{call_ids[1]}/files/..%2Fcall.json") as resp:
+            async with http.get(f"{a.base}/calls/{call_ids[1]}/files/..%2Fcall.json",
+                                headers=RECORDINGS) as resp:
                 assert resp.status == 404
-            async with http.get(f"{a.base}/calls/{call_ids[2]}/recording.wav") as resp:
+            async with http.get(f"{a.base}/calls/{call_ids[2]}/recording.wav",
+                                headers=RECORDINGS) as resp:
                 assert resp.status == 200 and (await resp.read())[:4] == b"RIFF"
             stats = await (await http.get(f"{a.base}/stats")).json()
             assert stats["instance"] == "A" and stats["redis"] == "up"

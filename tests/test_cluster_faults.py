@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from cluster_helpers import (
     BUCKET,
+    RECORDINGS,
     S3_ENV,
     RedisServer,
     S3Server,
@@ -51,7 +52,7 @@ def _ws(base: str) -> str:
 
 
 async def _record(http: aiohttp.ClientSession, base: str, call_id: str) -> dict | None:
-    async with http.get(f"{base}/calls/{call_id}") as resp:
+    async with http.get(f"{base}/calls/{call_id}", headers=RECORDINGS) as resp:
         return await resp.json() if resp.status == 200 else None
 
 
@@ -117,7 +118,7 @@ async def test_an_instance_killed_mid_call_its_call_ends_and_what_reached_the_st
             ended = await _record(http, b.base, call_id)
             assert ended["close_reason"] == "instance_lost" and ended["lost_instance"] == "A"
             info = (await _until_rendered(http, b.base, [call_id], timeout=90))[call_id]
-            listed = await (await http.get(f"{b.base}/calls")).json()
+            listed = await (await http.get(f"{b.base}/calls", headers=RECORDINGS)).json()
             stats = await (await http.get(f"{b.base}/stats")).json()
     assert info["state"] == "done" and "call.vtt" in info["files"], info
     assert [c["call_id"] for c in listed["calls"]] == [call_id]

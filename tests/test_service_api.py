@@ -70,9 +70,10 @@ async def test_recordings_are_rendered_and_served_without_traversal(tmp_path):
         assert info["state"] == "done", info
         assert {"timeline.json", "call.vtt"} <= set(info["files"]), info
         assert any(f.endswith(".jsonl") for f in info["files"]), info
-        listing = await (await svc.http.get(f"{svc.base}/calls")).json()
+        listing = await (await svc.http.get(f"{svc.base}/calls", headers=svc.auth)).json()
         assert [c["call_id"] for c in listing["calls"]] == [cid]
-        async with svc.http.get(f"{svc.base}/calls/{cid}/files/call.vtt") as resp:
+        async with svc.http.get(f"{svc.base}/calls/{cid}/files/call.vtt",
+                                headers=svc.auth) as resp:
             assert resp.status == 200 and (await resp.text()).startswith("WEBVTT")
             assert "Riverside" in await resp.text()
         os.symlink(tmp_path / "secret.txt", svc.config.recordings / cid / "link.txt")
@@ -85,10 +86,37 @@ async def test_recordings_are_rendered_and_served_without_traversal(tmp_path):
                f"/calls/{cid}/files/..\\..\\secret.txt"]
         for path in attempts + raw:  # raw: sent as is, not normalised by the client
             url = yarl.URL(svc.base + path, encoded=path in raw)
-            async with svc.http.get(url) as resp:
+            async with svc.http.get(url, headers=svc.auth) as resp:
                 body = await resp.read()
                 assert resp.status in (400, 404), (path, resp.status)
                 assert b"top secret" not in body
+
+
+async def test_recordings_need_the_key_or_the_calls_own_token(tmp_path):
+    async with running_service(tmp_path) as svc:
+        call, other = await svc.register(), await svc.register()
+        cid = call["call_id"]
+        async with svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{cid}") as ws:
+            await collect(ws, 1.0)
+        await svc.call_info(cid)
+        own, foreign = call["observer_token"], other["observer_token"]
+        bearer = {"Authorization": f"Bearer {own}"}
+        cases = [  # (path, headers, status): before, every one of them was 200
+            ("/calls", {}, 401), ("/calls", {"Authorization": "Bearer nope"}, 401),
+            ("/calls", bearer, 401), ("/calls", svc.auth, 200),
+            (f"/calls/{cid}", {}, 401), (f"/calls/{cid}?token={foreign}", {}, 401),
+            (f"/calls/{cid}?token={own}", {}, 200), (f"/calls/{cid}", bearer, 200),
+            (f"/calls/{cid}", svc.auth, 200),
+            (f"/calls/{cid}/files/call.json", {}, 401),
+            (f"/calls/{cid}/files/call.json?token={own}", {}, 200),
+            (f"/calls/nosuch/files/call.json?token={own}", {}, 401),  # says nothing of it
+            (f"/get-call/{cid}", {}, 401), (f"/get-call/{cid}?token={own}", {}, 200),
+            (f"/get-call/{cid}?token={foreign}", {}, 401)]
+        for path, headers, status in cases:
+            async with svc.http.get(svc.base + path, headers=headers) as resp:
+                assert resp.status == status, (path, headers, resp.status)
+                if status == 401:
+                    assert cid.encode() not in await resp.read()
 
 
 async def test_a_symlinked_call_folder_is_never_followed(tmp_path):
@@ -101,9 +129,9 @@ async def test_a_symlinked_call_folder_is_never_followed(tmp_path):
     async with running_service(tmp_path) as svc:
         os.symlink(elsewhere, svc.config.recordings / "evil_link")
         for path in ("/calls/evil_link/files/secret.txt", "/calls/evil_link"):
-            async with svc.http.get(svc.base + path) as resp:
+            async with svc.http.get(svc.base + path, headers=svc.auth) as resp:
                 assert resp.status == 404 and b"top secret" not in await resp.read()
-        listing = await (await svc.http.get(f"{svc.base}/calls")).json()
+        listing = await (await svc.http.get(f"{svc.base}/calls", headers=svc.auth)).json()
         assert listing["calls"] == []
     store = RecordingStore(svc.config.recordings)
     with pytest.raises(AlignerError, match="not a folder"):  # nor is a recording written there

@@ -79,9 +79,10 @@ def _start_serve(rec, *options: str) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
 
 
-def _get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
+def _get(url: str, key: str = "dev-key") -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return r.read()
 
 
 def test_calls_left_behind_by_kill_9_are_finished_on_the_next_start(tmp_path):
@@ -117,13 +118,43 @@ def test_calls_left_behind_by_kill_9_are_finished_on_the_next_start(tmp_path):
     proc, base = _start_serve(rec, "--render", "vtt")
     try:
         deadline = time.monotonic() + 90
-        while (info := _get_json(f"{base}/calls/{call_id}"))["state"] != "done":
+        while (info := json.loads(_get(f"{base}/calls/{call_id}")))["state"] != "done":
             assert time.monotonic() < deadline and info["state"] != "failed", info
             time.sleep(0.2)
         assert info["close_reason"] == "service_restarted" and info["recovered"]
         assert info["started"] < info["ended"] < info["recovered"]
-        with urllib.request.urlopen(f"{base}/calls/{call_id}/files/call.vtt", timeout=10) as r:
-            assert "Hello" in r.read().decode()  # what was captured before the kill
+        # what was captured before the kill
+        assert "Hello" in _get(f"{base}/calls/{call_id}/files/call.vtt").decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        proc.stderr.close()
+
+
+def test_a_host_beyond_loopback_needs_a_key_or_insecure(capsys, tmp_path):
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.com"):
+        assert main(["serve", "--host", host, "--recordings", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "refusing" in err and "--insecure" in err, err
+
+
+def test_the_secret_opens_the_recordings_when_no_api_key_is_given(tmp_path):
+    import urllib.error
+
+    env_key = os.environ.pop("RETELL_API_KEY", None)
+    try:
+        proc, base = _start_serve(tmp_path / "rec", "--secret", "s3cret", "--host", "127.0.0.1")
+    finally:
+        if env_key is not None:
+            os.environ["RETELL_API_KEY"] = env_key
+    try:
+        assert json.loads(_get(f"{base}/calls", key="s3cret")) == {"calls": []}
+        for key in ("dev-key", "nope"):
+            try:
+                _get(f"{base}/calls", key=key)
+                raise AssertionError(f"{key} opened the recordings")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

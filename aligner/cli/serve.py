@@ -15,6 +15,7 @@ EXAMPLES = """examples:
                                                  # the demo page (and keyless requests) use the key
   aligner serve --render vtt,visemes --recordings ./recordings --render-workers 2
   aligner serve --voice-profiles ./voices         # learn each agent's voice across calls
+  aligner serve --host 0.0.0.0 --api-key $KEY --secret $SECRET   # reachable beyond this machine
 
 more than one machine (docs/service.md): every instance shares Redis, a store and the secret
   aligner serve --redis redis://redis.internal:6379/0 --store s3://calls/prod --secret $SECRET --render vtt,visemes
@@ -22,6 +23,9 @@ more than one machine (docs/service.md): every instance shares Redis, a store an
 
 front ends connect to ws://HOST:PORT/audio-websocket/{call_id}?enable_words=true&enable_visemes=true
 observers to ws://HOST:PORT/live/{call_id}?token=<observer_token from /register-call>
+recordings: GET /calls with 'Authorization: Bearer <API key>' (or the --secret when no API key is
+given); one call's recording also with ?token=<its observer_token>. A host other than loopback
+needs --api-key (or $RETELL_API_KEY) or --secret, or --insecure.
 """
 
 
@@ -60,7 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mic-rate", type=float, default=2.0, metavar="X",
                         help="mic audio allowed per call, in multiples of real time (default 2)")
     parser.add_argument("--secret", default=None,
-                        help="secret of the observer tokens (default: random per process)")
+                        help="secret of the observer tokens (default: random per process); "
+                             "without --api-key, also the key of the recordings API")
+    parser.add_argument("--insecure", action="store_true",
+                        help="listen beyond loopback without --api-key or --secret (anyone who "
+                             "reaches the port can then read the recordings with the default "
+                             "key)")
     parser.add_argument("--shutdown-timeout", type=float, default=120.0, metavar="S",
                         help="seconds shutdown waits for render jobs (default 120)")
     cluster = parser.add_argument_group(
@@ -113,7 +122,13 @@ def run(args: argparse.Namespace) -> int:
     upstream = args.upstream.rstrip("/") if args.upstream else None
     if upstream and not upstream.startswith(("http://", "https://")):
         raise AlignerError(f"--upstream must be an http(s):// base URL, got {upstream!r}")
-    api_key = args.api_key or os.environ.get("RETELL_API_KEY") or "dev-key"
+    explicit_key = args.api_key or os.environ.get("RETELL_API_KEY")
+    if not (explicit_key or args.secret or args.insecure or _loopback(args.host)):
+        raise AlignerError(
+            f"refusing to listen on {args.host} without --api-key or --secret: recordings "
+            "(people's voices) would be readable by anyone who reaches the port with the "
+            "default key; give a key, or --insecure to do it anyway")
+    api_key = explicit_key or "dev-key"
     if args.segment_interval <= 0:
         raise AlignerError("--segment-interval must be > 0")
     if args.redis:
@@ -133,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         limits=Limits(max_frame_bytes=args.max_frame_bytes, idle_timeout=args.idle_timeout,
                       mic_realtime_factor=args.mic_rate),
         secret=args.secret.encode() if args.secret else None,
+        access_key=None if explicit_key else args.secret,
         shutdown_timeout=args.shutdown_timeout, redis=args.redis, store=args.store,
         store_endpoint=args.store_endpoint, spool=Path(args.spool),
         instance_id=args.instance_id, segment_interval=args.segment_interval,
@@ -143,6 +159,18 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise AlignerError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _serve(config, host: str, port: int) -> None:
@@ -163,6 +191,9 @@ async def _serve(config, host: str, port: int) -> None:
                  f"Redis {config.redis}, store {config.store or config.recordings}")
         print(f"aligner serve: listening on http://{host}:{bound}/ (upstream: "
               f"{config.upstream or 'embedded emulator'}; {where})", file=sys.stderr, flush=True)
+        if not _loopback(host):
+            print(f"aligner serve: {host} is reachable beyond this machine: recordings need "
+                  "the API key or a call's observer token", file=sys.stderr, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

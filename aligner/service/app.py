@@ -17,6 +17,13 @@ Routes::
     GET  /blendshapes                the blend-shape avatar example page
     POST /demo/register-call         the service's own pages' calls (ServiceConfig.fallback_key)
 
+Recordings hold people's voices: ``/calls`` needs ``Authorization: Bearer <access key>`` (the
+API key, or ``access_key`` when set); a call's own recording (``/calls/{id}``, its files, its
+``recording.wav``) also opens with that call's observer token (``?token=T`` or Bearer), the
+token ``/register-call`` handed out, and so does ``/get-call/{id}`` without an Authorization of
+its own (the service's key is lent for it); the URLs get-call gives for the service's recording
+carry the token.
+
 The upstream is a base URL (the real service, or an emulator) or, when none is given, an
 embedded :class:`aligner.emulator.EmbeddedEmulator` started with the app. Where the service
 stands in for the server it answers as the server does: the API's requests go to the upstream
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -96,6 +104,7 @@ class ServiceConfig:
         viseme_set: viseme set of the viseme events (``oculus``, ``azure``, ``polly``, ``rhubarb``).
         limits: per-call limits.
         secret: secret of the observer tokens (random per process when None).
+        access_key: the Bearer key of the recordings API (None: the API key).
         emulator: options of the embedded emulator (``EmulatorConfig`` fields).
         shutdown_timeout: seconds shutdown waits for render jobs.
         redis: ``redis://HOST:PORT/DB``: run as one instance of many (None: one process).
@@ -122,6 +131,7 @@ class ServiceConfig:
     viseme_set: str = "oculus"
     limits: Limits = field(default_factory=Limits)
     secret: bytes | None = None
+    access_key: str | None = None
     emulator: dict[str, Any] = field(default_factory=dict)
     shutdown_timeout: float = 120.0
     redis: str | None = None
@@ -236,14 +246,28 @@ class _Service:
         return web.Response(status=status, body=data, content_type="application/json",
                             headers=headers)
 
+    def authorized(self, request: web.Request, call_id: str | None = None) -> bool:
+        """Whether ``request`` may read recordings: the access key as a Bearer token, or (for
+        ``call_id``'s own) that call's observer token (``?token=`` or Bearer)."""
+        bearer = _bearer(request)
+        key = self.config.access_key or self.api_key
+        if bearer is not None and hmac.compare_digest(bearer.encode(), key.encode()):
+            return True
+        token = request.query.get("token") or bearer
+        return call_id is not None and valid_call_id(call_id) and self.tokens.check(call_id, token)
+
     async def get_call(self, request: web.Request) -> web.Response:
         """The upstream's answer, whatever the id (sent percent-encoded, so the upstream
         judges it as it would); an ended call this service recorded gets the URLs of the
         service's own recording and log."""
         call_id = request.match_info["call_id"]
+        # the call's own token (or the access key) opens its call object with the service's
+        # key; a request with its own Authorization is the upstream's to judge
+        lend = True if "Authorization" not in request.headers and self.authorized(
+            request, call_id) else None
         url = URL(f"{self.base_url}/get-call/{quote(call_id, safe='')}", encoded=True)
         try:
-            async with self.session.get(url, headers=self._auth(request)) as resp:
+            async with self.session.get(url, headers=self._auth(request, lend)) as resp:
                 status, data = resp.status, await resp.read()
                 ctype = resp.content_type
         except aiohttp.ClientError as exc:
@@ -259,8 +283,9 @@ class _Service:
                         break
                     await asyncio.sleep(0.05)
                 origin = str(request.url.origin())
-                call["recording_url"] = f"{origin}/calls/{call_id}/recording.wav"
-                call["public_log_url"] = f"{origin}/calls/{call_id}"
+                token = f"?token={self.tokens.issue(call_id)}"  # the recordings need it
+                call["recording_url"] = f"{origin}/calls/{call_id}/recording.wav{token}"
+                call["public_log_url"] = f"{origin}/calls/{call_id}{token}"
                 data = json.dumps(call).encode()
         return web.Response(status=status, body=data, content_type=ctype)
 
@@ -512,6 +537,12 @@ def _options_dict(options: CallOptions) -> dict[str, bool]:
     return {name: getattr(options, name) for name in options.__dataclass_fields__}
 
 
+def _unauthorized() -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(
+        text="recordings need the service's key (Authorization: Bearer KEY) or the call's "
+             "observer token (?token=)", headers={"WWW-Authenticate": "Bearer"})
+
+
 def _bearer(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     return auth[7:] if auth.startswith("Bearer ") else None
@@ -537,7 +568,7 @@ def create_app(config: ServiceConfig) -> web.Application:
         if config.upstream is None:
             from ..emulator import EmbeddedEmulator
 
-            emulator = EmbeddedEmulator(**config.emulator)
+            emulator = EmbeddedEmulator(**{"api_key": config.api_key, **config.emulator})
             emu = await emulator.__aenter__()
             service.base_url, service.api_key = emu.base_url.rstrip("/"), emu.api_key
             log.info("embedded emulator at %s", service.base_url)
@@ -593,5 +624,5 @@ def create_app(config: ServiceConfig) -> web.Application:
     r.add_get("/client.js", service.client_js)
     r.add_get("/blendshapes", service.blendshapes_page)
     r.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
-    service.store.add_routes(app)
+    service.store.add_routes(app, service.authorized, _unauthorized)
     return app

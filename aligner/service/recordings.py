@@ -40,8 +40,8 @@ from ..errors import AlignerError
 from ..timeline import write_atomic
 from ..workers import process_pool
 
-__all__ = ["CALL_ID_RE", "RESTARTED", "RecordingStore", "recording_wav", "recover_calls",
-           "render_call", "valid_call_id"]
+__all__ = ["CALL_ID_RE", "RESTARTED", "RecordingStore", "add_recording_routes", "recording_wav",
+           "recover_calls", "render_call", "valid_call_id"]
 
 log = logging.getLogger(__name__)
 
@@ -346,13 +346,13 @@ class RecordingStore:
         self._write_info(folder, data)
 
     # --- HTTP API ------------------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application,
+                   authorized: Callable[[web.Request, str | None], bool],
+                   refusal: Callable[[], web.HTTPException]) -> None:
         """``GET /calls``, ``GET /calls/{call_id}``, ``GET /calls/{call_id}/files/{name}``,
-        ``GET /calls/{call_id}/recording.wav``."""
-        app.router.add_get("/calls", self._list)
-        app.router.add_get("/calls/{call_id}", self._get)
-        app.router.add_get("/calls/{call_id}/files/{name}", self._file)
-        app.router.add_get("/calls/{call_id}/recording.wav", self._recording)
+        ``GET /calls/{call_id}/recording.wav``, each behind ``authorized``
+        (:func:`add_recording_routes`)."""
+        add_recording_routes(app, self, authorized, refusal)
 
     async def _list(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": self.calls()})
@@ -385,6 +385,29 @@ class RecordingStore:
         ctype = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
         return web.FileResponse(path, headers={"Content-Type": ctype,
                                                "X-Content-Type-Options": "nosniff"})
+
+
+def add_recording_routes(app: web.Application, store: Any,
+                         authorized: Callable[[web.Request, str | None], bool],
+                         refusal: Callable[[], web.HTTPException]) -> None:
+    """The recordings API of ``store`` (a :class:`RecordingStore`, or the cluster's
+    :class:`~aligner.service.stored.StoredRecordings`): ``GET /calls``, ``/calls/{call_id}``,
+    ``/calls/{call_id}/files/{name}``, ``/calls/{call_id}/recording.wav``.
+
+    ``authorized(request, call_id)`` says whether a request may see the list (``call_id``
+    None) or a call's recording; a request it refuses gets ``refusal()``, before anything about
+    the call is looked at."""
+    def guard(handler: Callable[[web.Request], Any], whole_list: bool = False):
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not authorized(request, None if whole_list else request.match_info["call_id"]):
+                raise refusal()
+            return await handler(request)
+        return guarded
+
+    app.router.add_get("/calls", guard(store._list, whole_list=True))
+    app.router.add_get("/calls/{call_id}", guard(store._get))
+    app.router.add_get("/calls/{call_id}/files/{name}", guard(store._file))
+    app.router.add_get("/calls/{call_id}/recording.wav", guard(store._recording))
 
 
 async def recover_calls(store: RecordingStore) -> list[str]:

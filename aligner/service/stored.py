@@ -41,7 +41,7 @@ from aiohttp import web
 
 from ..errors import AlignerError
 from ..timeline import write_atomic
-from .recordings import recording_wav, valid_call_id
+from .recordings import add_recording_routes, recording_wav, valid_call_id
 from .store import FileStore, ObjectStore, StoreError
 from .uploads import CaptureUpload, fetch_capture, send_segment
 
@@ -326,13 +326,13 @@ class StoredRecordings:
                 "upload_failures": self.upload_failures, "jobs_queued_here": self.queued}
 
     # --- HTTP API ------------------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application,
+                   authorized: Callable[[web.Request, str | None], bool],
+                   refusal: Callable[[], web.HTTPException]) -> None:
         """``GET /calls``, ``GET /calls/{call_id}``, ``GET /calls/{call_id}/files/{name}``,
-        ``GET /calls/{call_id}/recording.wav``."""
-        app.router.add_get("/calls", self._list)
-        app.router.add_get("/calls/{call_id}", self._get)
-        app.router.add_get("/calls/{call_id}/files/{name}", self._file)
-        app.router.add_get("/calls/{call_id}/recording.wav", self._recording)
+        ``GET /calls/{call_id}/recording.wav``, each behind ``authorized``
+        (:func:`aligner.service.recordings.add_recording_routes`)."""
+        add_recording_routes(app, self, authorized, refusal)
 
     def recorded(self, call_id: str) -> bool:
         """True if the call is recorded here or known to be in the store (no store request:
