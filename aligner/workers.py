@@ -23,6 +23,8 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from .logs import configured_level, setup
+
 __all__ = ["exit_with_parent", "one_blas_thread", "process_pool", "start_worker"]
 
 _PARENT_CHECK = 1.0  # s between a worker's checks that the service still runs
@@ -30,14 +32,18 @@ _PARENT_CHECK = 1.0  # s between a worker's checks that the service still runs
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` spawned processes (no fork of the event loop's process) that exit
-    when the process that made the pool dies."""
+    when the process that made the pool dies, and log as it does."""
     return ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=start_worker, initargs=(os.getpid(),))
+                               initializer=start_worker,
+                               initargs=(os.getpid(), configured_level()))
 
 
-def start_worker(parent: int) -> None:
+def start_worker(parent: int, log_level: int | None = None) -> None:
     """What a worker process does first (a pool initializer): exit with ``parent``
-    (:func:`exit_with_parent`) and keep numpy's BLAS to one thread."""
+    (:func:`exit_with_parent`), keep numpy's BLAS to one thread, and log in the one format
+    (:mod:`aligner.logs`) at ``log_level`` when the parent does (None: it does not)."""
+    if log_level is not None:
+        setup(log_level)
     one_blas_thread()
     exit_with_parent(parent)
 

@@ -61,8 +61,9 @@ def test_serve_starts_answers_and_stops_on_sigterm(tmp_path):
 _KEY = {"Authorization": "Bearer dev-key"}  # the embedded emulator's key
 
 
-def _start_serve(rec, *options: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "aligner", "serve", "--port", "0",
+def _start_serve(rec, *options: str, verbose: bool = False) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "aligner", *(["-v"] if verbose else []),
+                             "serve", "--port", "0",
                              "--recordings", str(rec), "--align-workers", "1", *options],
                             stderr=subprocess.PIPE, text=True)
     while not (found := re.search(r"listening on http://127\.0\.0\.1:(\d+)/",
@@ -159,3 +160,58 @@ def test_the_secret_opens_the_recordings_when_no_api_key_is_given(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         proc.stderr.close()
+
+
+_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"]+)(?:\s+|$)')
+
+
+def _logfmt(line: str) -> dict[str, str] | None:
+    """The key=value pairs of a logfmt line, None if the line is anything else."""
+    pairs, at = {}, 0
+    while at < len(line):
+        m = _PAIR.match(line, at)
+        if m is None:
+            return None
+        pairs[m[1]] = json.loads(m[2]) if m[2].startswith('"') else m[2]
+        at = m.end()
+    return pairs
+
+
+def test_every_log_line_is_key_value_with_its_call_id(tmp_path):
+    import aiohttp
+
+    proc, base = _start_serve(tmp_path / "rec", "--render", "vtt", verbose=True)
+
+    async def call() -> str:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/register-call", headers=_KEY, json={
+                    "agent_id": "a", "audio_encoding": "s16le", "sample_rate": 16000}) as r:
+                call_id = (await r.json())["call_id"]
+            async with http.ws_connect(base.replace("http", "ws")
+                                       + f"/audio-websocket/{call_id}") as ws:
+                await ws.send_str("is anybody there?")  # not the protocol's: logged, kept
+                await ws.send_bytes(bytes(640))
+                await asyncio.sleep(1.0)
+            deadline = time.monotonic() + 60
+            while json.loads(_get(f"{base}/calls/{call_id}"))["state"] != "done":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+        return call_id
+
+    try:
+        call_id = asyncio.run(call())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if not line.startswith("aligner serve:")]
+    parsed = [_logfmt(line) for line in lines]
+    assert all(p is not None and {"time", "level", "logger", "msg"} <= set(p)
+               for p in parsed), [line for line, p in zip(lines, parsed, strict=True)
+                                  if p is None or "msg" not in p]
+    about = [p for p in parsed if p.get("call_id") == call_id]
+    said = " | ".join(p["msg"] for p in about)
+    # the proxy's, the render worker's (the session's) and the store's lines about the call
+    for needle in ("call started", "unexpected text frame", "malformed out frame",
+                   "call ended", "recording rendered"):
+        assert needle in said, (needle, said)
+    assert not [p for p in parsed if "frame" in p["msg"] and "call_id" not in p]

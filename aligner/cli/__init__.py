@@ -16,6 +16,7 @@ import os
 import sys
 
 from ..errors import AlignerError
+from ..logs import setup
 
 __all__ = ["blas_threads", "main"]
 
@@ -74,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
     try:
         return int(modules[args.command].run(args) or 0)
     except AlignerError as exc:

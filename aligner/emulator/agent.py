@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import audio
+from ..logs import fields
 from ..speech.recognize import (
     SpeechEnded,
     SpeechPaused,
@@ -155,7 +156,7 @@ class Conversation:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
-            log.error("call %s: %s", self.call.call_id, exc, exc_info=exc)
+            log.error("agent failed", exc_info=exc, extra=fields(call_id=self.call.call_id))
             if isinstance(exc, BrainError):
                 self.hangup(exc.reason, 1011, error=True)
             else:
@@ -333,7 +334,7 @@ class Conversation:
                 self.call.recording.cut(t)
             if agent is not None:
                 self._cut(agent, t)
-            log.info("call %s: barge-in at %.2f s", self.call.call_id, t)
+            log.info("barge-in", extra=fields(call_id=self.call.call_id, t=round(t, 3)))
             self.call.note(t, "user barged in, agent audio cleared" if playing
                            else "user barged in")
             await self._update("user_turn")
@@ -356,10 +357,11 @@ class Conversation:
         try:
             heard = await stream.hypothesis()
         except Exception as exc:  # the turn ends on the long path instead
-            log.debug("call %s: no hypothesis at a pause: %s", self.call.call_id, exc)
+            log.debug("no hypothesis at a pause", extra=fields(call_id=self.call.call_id,
+                                                                error=str(exc)))
             return
         self.call.hypothesis_waits.append(self.now() - asked)
-        log.debug("call %s: pause after %r", self.call.call_id, heard)
+        log.debug("pause", extra=fields(call_id=self.call.call_id, after=heard))
         if self._user is not None:
             self._interim(stream, self._user, heard)
         if stream is not self._stream or self.vad.paused_at != event.end:
@@ -397,7 +399,8 @@ class Conversation:
         try:
             words = await stream.finish() if stream is not None else []
         except Exception as exc:
-            log.warning("call %s: recognition failed: %s", self.call.call_id, exc)
+            log.warning("recognition failed", extra=fields(call_id=self.call.call_id,
+                                                           error=str(exc)))
             words = []
         turn = user.turn
         if words:

@@ -19,6 +19,7 @@ import logging
 
 from aiohttp import web
 
+from ..logs import fields
 from ..speech import voices
 from ..wire.answers import (
     BAD_JSON,
@@ -64,8 +65,8 @@ async def _register_call(request: web.Request) -> web.Response:
         call = request.app[CALLS].register(body)
     except RegistrationError as exc:
         return invalid_field(exc.field, exc.message).response()
-    log.info("registered %s (%s %s %d Hz)", call.call_id, call.protocol, call.encoding,
-             call.sample_rate)
+    log.info("call registered", extra=fields(call_id=call.call_id, protocol=call.protocol,
+                                             encoding=call.encoding, rate=call.sample_rate))
     config, speech = request.app[_CONFIG], request.app[_SPEECH]
     for line in request.app[_DIALOGUE].get("lines", ()):  # synthesise the script ahead
         speech.prefetch(line["text"], call.encoding, call.sample_rate, **config.speech_options())

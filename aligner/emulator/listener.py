@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..logs import configured_level
 from ..speech.recognize import RECOGNITION_RATE, RecognitionStream, RecognizedWord
 from ..workers import start_worker
 
@@ -159,14 +160,15 @@ class _Ear:
             live.asks.clear()
 
 
-def _serve(conn, hints: list[str] | None, parent: int | None) -> None:
+def _serve(conn, hints: list[str] | None, parent: int | None,
+           log_level: int | None = None) -> None:
     """A worker's loop: messages are lists of ``(op, stream key, ...)``; answers ``(req, value)``.
 
     ``open`` (key, caller, rate), ``feed`` (key, bytes), ``hyp`` (key, req), ``finish`` (key,
     req), ``close`` (key), ``forget`` (caller): the caller's cepstral mean is dropped."""
     if parent is not None:  # a process: below the server's priority; exit with it
         os.nice(10)
-        start_worker(parent)
+        start_worker(parent, log_level)
     RecognitionStream(RECOGNITION_RATE, hints).close()  # load a decoder now, not mid-call
     conn.send((None, "ready"))
     ear = _Ear(hints, conn.send)
@@ -202,8 +204,9 @@ class _Worker:
         ours, theirs = multiprocessing.Pipe()
         if process:
             context = multiprocessing.get_context("spawn")
-            self._runner = context.Process(target=_serve, args=(theirs, self.hints, os.getpid()),
-                                           daemon=True, name="aligner-listener")
+            self._runner = context.Process(
+                target=_serve, args=(theirs, self.hints, os.getpid(), configured_level()),
+                daemon=True, name="aligner-listener")
         else:
             self._runner = threading.Thread(target=_serve, args=(theirs, self.hints, None),
                                             daemon=True, name="aligner-listener")

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .. import audio
+from ..logs import fields
 from ..wire.answers import CORRUPTED_PAYLOAD
 from .agent import Conversation
 from .calls import Call
@@ -86,7 +87,8 @@ class TwilioTransport:
 
 
 def _corrupt(conversation: Conversation, why: str) -> None:
-    log.warning("call %s: corrupt Twilio frame: %s", conversation.call.call_id, why)
+    log.warning("corrupt Twilio frame", extra=fields(call_id=conversation.call.call_id,
+                                                      error=why))
     conversation.hangup(CORRUPTED_PAYLOAD.reason, CORRUPTED_PAYLOAD.code, error=True)
 
 

@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 
 from .. import audio
 from ..errors import AudioError
+from ..logs import fields
 from ..wire.answers import CORRUPTED_PAYLOAD
 from .agent import Conversation
 from .calls import Call
@@ -85,7 +86,8 @@ async def serve_web(ws: web.WebSocketResponse, call: Call, conversation: Convers
             try:
                 samples = audio.decode(msg.data, call.encoding)
             except AudioError as exc:
-                log.warning("call %s: corrupt audio frame: %s", call.call_id, exc)
+                log.warning("corrupt audio frame", extra=fields(call_id=call.call_id,
+                                                               error=str(exc)))
                 conversation.hangup(CORRUPTED_PAYLOAD.reason, CORRUPTED_PAYLOAD.code, error=True)
                 return
             conversation.receive_audio(samples)
@@ -94,7 +96,8 @@ async def serve_web(ws: web.WebSocketResponse, call: Call, conversation: Convers
                 await ws.send_str("pong")
             elif msg.data != "pong":
                 call.ignored_frames += 1
-                log.info("call %s: ignoring text frame %r", call.call_id, msg.data[:80])
+                log.info("ignoring a text frame", extra=fields(call_id=call.call_id, frame=msg.data[:80]))
         elif msg.type == WSMsgType.ERROR:
-            log.warning("call %s: websocket error %s", call.call_id, ws.exception())
+            log.warning("websocket error", extra=fields(call_id=call.call_id,
+                                                        error=repr(ws.exception())))
             break

@@ -61,6 +61,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..errors import AlignerError
+from ..logs import call_scope, fields
 from ..wire.answers import CALL_ALREADY_USED, UNKNOWN_CALL
 from ..wire.capture import CaptureWriter
 from .cluster import default_instance_id
@@ -300,7 +301,7 @@ class _Service:
                     return None
                 call = await r.json(content_type=None)
         except (aiohttp.ClientError, ValueError) as exc:
-            log.warning("get-call failed call_id=%s: %r", call_id, exc)
+            log.warning("get-call failed", extra=fields(call_id=call_id, error=repr(exc)))
             return None
         if isinstance(call, dict):
             self._remember(call)
@@ -309,8 +310,13 @@ class _Service:
 
     # --- the audio websocket -----------------------------------------------------------------------
     async def audio_websocket(self, request: web.Request) -> web.StreamResponse:
-        started = time.monotonic()
         call_id = request.match_info["call_id"]
+        # every line about the call, its tasks' too, names it
+        with call_scope(call_id if valid_call_id(call_id) else None):
+            return await self._audio_websocket(request, call_id)
+
+    async def _audio_websocket(self, request: web.Request, call_id: str) -> web.StreamResponse:
+        started = time.monotonic()
         limits = self.config.limits
         # aiohttp's own cap is a memory bound; the proxy closes politely (1009) above the limit.
         down = web.WebSocketResponse(max_msg_size=4 * limits.max_frame_bytes, heartbeat=None,
@@ -343,8 +349,8 @@ class _Service:
         self.stats.calls_total += 1
         if self.cluster is not None:  # who holds it, and whether other instances watch it
             await self.cluster.call_started(call_id)
-        log.info("call_started call_id=%s instance=%s options=%s", call_id, self.instance,
-                 _options_dict(options))
+        log.info("call started", extra=fields(instance=self.instance,
+                                              options=_options_dict(options)))
         try:
             await proxy.run(down)
         finally:
@@ -361,9 +367,9 @@ class _Service:
                 del self.calls[call_id]  # its recording is complete
             if self.cluster is not None:
                 self.cluster.call_ended(call_id)
-            log.info("call_ended call_id=%s instance=%s code=%s reason=%r by=%s counts=%s",
-                     call_id, self.instance, proxy.close_code, proxy.close_reason,
-                     proxy.closed_by, proxy.counts)
+            log.info("call ended", extra=fields(
+                instance=self.instance, code=proxy.close_code, reason=proxy.close_reason,
+                by=proxy.closed_by, counts=proxy.counts))
         return down
 
     def _open_recording(self, call_id: str, call: dict[str, Any], options: CallOptions,
@@ -381,7 +387,7 @@ class _Service:
                 "agent_id": call.get("agent_id")},
                 fsync_interval=float("inf"))
         except (AlignerError, OSError) as exc:  # e.g. a second call with a recorded id
-            log.error("recording unavailable call_id=%s: %s", call_id, exc)
+            log.error("recording unavailable", extra=fields(call_id=call_id, error=str(exc)))
             return None
 
     def _lipsync_factory(self, call: dict[str, Any]):
@@ -525,7 +531,7 @@ class _Service:
         self.stopping = True
         calls = list(self.calls.values())
         if calls:
-            log.info("shutdown: closing %d live calls", len(calls))
+            log.info("shutting down: closing the live calls", extra=fields(calls=len(calls)))
         await asyncio.gather(*(c.shutdown() for c in calls), return_exceptions=True)
         for _ in range(600):  # handlers close captures and queue renders after run() returns
             if not self.calls:
@@ -571,7 +577,7 @@ def create_app(config: ServiceConfig) -> web.Application:
             emulator = EmbeddedEmulator(**{"api_key": config.api_key, **config.emulator})
             emu = await emulator.__aenter__()
             service.base_url, service.api_key = emu.base_url.rstrip("/"), emu.api_key
-            log.info("embedded emulator at %s", service.base_url)
+            log.info("embedded emulator started", extra=fields(url=service.base_url))
         service.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=config.limits.upstream_timeout),
             connector=aiohttp.TCPConnector(limit=0))

@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..logs import fields
 from .observers import _STICKY, ObserverHub, Subscription
 
 __all__ = ["Cluster", "ClusterHub", "channel", "default_instance_id", "sticky_key"]
@@ -293,7 +294,8 @@ class Cluster:
                     if self.recover is not None:
                         await self.recover(call_id, other)
                 except Exception:
-                    log.exception("recovery of call %s (instance %s) failed", call_id, other)
+                    log.exception("recovery failed", extra=fields(call_id=call_id,
+                                                                  instance=other))
                     continue  # left in the set: tried again at the next sweep
                 ended = {"event_type": "call_ended", "call_id": call_id, "close_code": 1011,
                          "close_reason": "instance_lost"}

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AlignerError
+from ..logs import fields
 from .recordings import render_call, valid_call_id
 from .store import ObjectStore, StoreError, open_store
 from .stored import RENDER, update_record
@@ -229,7 +230,8 @@ class RenderWorker:
                 if await lock.owned():
                     await lock.reacquire()
             except Exception as exc:  # Redis away: the render goes on; it may run again later
-                log.warning("heartbeat of %s failed: %r", job.key, exc)
+                log.warning("render job heartbeat failed", extra=fields(
+                    call_id=(job.kwargs or {}).get("call_id"), job=job.key, error=repr(exc)))
 
     async def _render(self, store: ObjectStore, call_id: str, renderers: list[str],
                       attempt: int) -> dict[str, Any]:
@@ -239,7 +241,8 @@ class RenderWorker:
         if record is None:
             raise AlignerError(f"no call {call_id} in {store.url}")
         if record.get("state") == "done" and set(renderers) <= set(record.get("renderers") or ()):
-            log.info("render of %s skipped: already done (%s)", call_id, store.url)
+            log.info("render skipped: already done", extra=fields(call_id=call_id,
+                                                                   store=store.url))
             return {"skipped": True, "outputs": record.get("outputs", [])}
         await asyncio.to_thread(update_record, store, call_id, RENDER, {
             "state": "rendering", "worker": self.id, "attempts": attempt})
@@ -247,7 +250,8 @@ class RenderWorker:
         loop = asyncio.get_running_loop()
         with tempfile.TemporaryDirectory(prefix="aligner-render-") as tmp:
             await asyncio.to_thread(fetch_capture, store, call_id, Path(tmp))
-            result = await loop.run_in_executor(self._pool, render_call, tmp, list(renderers))
+            result = await loop.run_in_executor(self._pool, render_call, tmp, list(renderers),
+                                                None, call_id)
             if "timeline" in result["errors"]:  # nothing to render: try again, then fail
                 raise AlignerError(f"timeline of {call_id}: {result['errors']['timeline']}")
             written = await asyncio.to_thread(_upload_outputs, store, call_id, Path(tmp),
@@ -258,8 +262,9 @@ class RenderWorker:
             "outputs": result["outputs"], "errors": result["errors"], "attempts": attempt,
             "render_seconds": round(time.perf_counter() - t0, 3), "worker": self.id,
             "rendered": time.time()})
-        log.info("rendered %s: %s (%d written) errors=%s", call_id, result["outputs"], written,
-                 list(result["errors"]))
+        log.info("recording rendered", extra=fields(
+            call_id=call_id, outputs=result["outputs"], written=written,
+            errors=list(result["errors"])))
         return {"outputs": result["outputs"], "errors": result["errors"]}
 
     async def _finished(self, job, status) -> None:
@@ -276,15 +281,18 @@ class RenderWorker:
             await self.redis.incr(FAILED_COUNT)
             kwargs = job.kwargs or {}
             error = (job.error or name).strip().splitlines()[-1][:500]
-            log.error("render job %s failed after %d attempts: %s", job.key, job.attempts, error)
+            log.error("render job failed", extra=fields(
+                call_id=kwargs.get("call_id"), job=job.key, attempts=job.attempts, error=error))
             store = self._store(kwargs["store"])
             await asyncio.to_thread(update_record, store, kwargs["call_id"], RENDER, {
                 "state": "failed", "errors": {"worker": error}, "attempts": job.attempts,
                 "worker": self.id})
         except (StoreError, AlignerError, KeyError) as exc:
-            log.error("cannot record the end of job %s: %s", job.key, exc)
+            log.error("cannot record the end of a render job", extra=fields(
+                call_id=(job.kwargs or {}).get("call_id"), job=job.key, error=str(exc)))
         except Exception as exc:  # Redis away
-            log.error("cannot record the end of job %s: %r", job.key, exc)
+            log.error("cannot record the end of a render job", extra=fields(
+                call_id=(job.kwargs or {}).get("call_id"), job=job.key, error=repr(exc)))
 
 
 def _upload_outputs(store: ObjectStore, call_id: str, folder: Path, names: list[str]) -> int:

@@ -49,6 +49,7 @@ import aiohttp
 from aiohttp import web
 
 from ..audio import bytes_per_sample
+from ..logs import fields
 from ..wire.answers import INACTIVITY
 from ..wire.events import (
     AgentAudio,
@@ -198,7 +199,7 @@ class ProxyCall:
                 timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
                 compress=0)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("upstream unavailable call_id=%s error=%r", self.call_id, exc)
+            log.warning("upstream unavailable", extra=fields(error=repr(exc)))
             code, reason = CLOSE_UPSTREAM_UNAVAILABLE
             await self._close_down(code, reason, by="proxy")
             return
@@ -279,7 +280,7 @@ class ProxyCall:
         while True:
             await asyncio.sleep(min(timeout, 1.0))
             if time.monotonic() - self.last_activity > timeout:
-                log.info("idle timeout call_id=%s after=%.1fs", self.call_id, timeout)
+                log.info("idle timeout", extra=fields(after_seconds=timeout))
                 await self._close_down(INACTIVITY.code, INACTIVITY.reason, by="proxy")
                 return
 
@@ -293,8 +294,7 @@ class ProxyCall:
                 size = len(msg.data)
                 if size > limit:
                     stats.frames_too_big += 1
-                    log.warning("frame too big call_id=%s bytes=%d limit=%d", self.call_id, size,
-                                limit)
+                    log.warning("frame too big", extra=fields(bytes=size, limit=limit))
                     await self._close_down(CLOSE_TOO_BIG, f"frame_too_big: {size} > {limit} bytes",
                                            by="proxy")
                     return
@@ -309,14 +309,14 @@ class ProxyCall:
                     self.counts["rate_limited"] += 1
                     stats.frames_rate_limited += 1
                     if self.counts["rate_limited"] % 100 == 1:
-                        log.warning("rate limited call_id=%s dropped=%d", self.call_id,
-                                    self.counts["rate_limited"])
+                        log.warning("rate limited", extra=fields(
+                            dropped=self.counts["rate_limited"]))
                     continue
                 if isinstance(event, Unknown):
                     self.counts["malformed"] += 1
                     stats.frames_malformed += 1
-                    log.warning("unexpected text frame from front end call_id=%s frame=%.80r",
-                                self.call_id, msg.data)
+                    log.warning("unexpected text frame from the front end",
+                                extra=fields(frame=msg.data[:80]))
                 self._record("out", msg.data)
                 self.counts["mic_frames"] += 1
                 stats.frames_up += 1
@@ -326,7 +326,7 @@ class ProxyCall:
                     else:
                         await up.send_str(msg.data)
                 except (ConnectionError, RuntimeError) as exc:
-                    log.info("upstream gone while sending call_id=%s: %r", self.call_id, exc)
+                    log.info("upstream gone while sending", extra=fields(error=repr(exc)))
                     return
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 exc = down.exception()
@@ -334,7 +334,7 @@ class ProxyCall:
                     stats.frames_too_big += 1
                     await self._close_down(CLOSE_TOO_BIG, "frame_too_big", by="proxy")
                 else:
-                    log.info("front end error call_id=%s: %r", self.call_id, exc)
+                    log.info("front end error", extra=fields(error=repr(exc)))
                 return
         if self.close_code is None:
             self.close_code = down.close_code or 1000
@@ -365,14 +365,14 @@ class ProxyCall:
                 break
             else:  # CLOSING, CLOSED, ERROR: the connection is gone without a close frame
                 if msg.type is aiohttp.WSMsgType.ERROR:
-                    log.warning("upstream error call_id=%s: %r", self.call_id, up.exception())
+                    log.warning("upstream error", extra=fields(error=repr(up.exception())))
                 break
         if self.close_code is not None:  # we closed it ourselves
             return
         if code is None or code == 1006:
             code, reason = CLOSE_UPSTREAM_LOST
         self.close_code, self.close_reason, self.closed_by = code, reason, "upstream"
-        log.info("upstream closed call_id=%s code=%s reason=%r", self.call_id, code, reason)
+        log.info("upstream closed", extra=fields(code=code, reason=reason))
 
     async def _from_upstream(self, event: Any, payload: str | bytes, t_in: float) -> None:
         opts = self.options
@@ -482,7 +482,7 @@ class ProxyCall:
         try:
             events = await lipsync.estimate(audio, utterance, index)
         except Exception:
-            log.exception("estimate for observers failed call_id=%s", self.call_id)
+            log.exception("estimate for observers failed")
             return index
         for ev in events:
             self._publish({**ev, "start_sample": ev["start_sample"] + start,
@@ -659,7 +659,7 @@ class ProxyCall:
                 try:
                     events = await lipsync.align(audio, text, utterance)
                 except Exception:
-                    log.exception("alignment for observers failed call_id=%s", self.call_id)
+                    log.exception("alignment for observers failed")
                     continue
                 end = offset + len(audio) // self.bytes_per_sample
             if generation != self.generation:
@@ -673,8 +673,8 @@ class ProxyCall:
         while pending and pending[0][0].done():
             task, offset, generation, audio_sent = pending.popleft()
             if task.cancelled() or task.exception() is not None:
-                log.warning("alignment failed call_id=%s: %r", self.call_id,
-                            None if task.cancelled() else task.exception())
+                log.warning("alignment failed", extra=fields(
+                    error=repr(None if task.cancelled() else task.exception())))
                 continue
             if generation == self.generation:
                 events = task.result()

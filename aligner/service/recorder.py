@@ -33,6 +33,7 @@ import logging
 from concurrent.futures import Executor
 from typing import Any
 
+from ..logs import fields
 from ..wire.capture import CaptureWriter
 
 __all__ = ["CallRecorder"]
@@ -89,7 +90,8 @@ class CallRecorder:
             try:
                 await asyncio.get_running_loop().run_in_executor(self.executor, capture.close)
             except OSError as exc:
-                log.error("capture close failed call_id=%s: %s", self.call_id, exc)
+                log.error("capture close failed", extra=fields(call_id=self.call_id,
+                                                                error=str(exc)))
         return capture
 
     async def _run(self) -> None:
@@ -102,7 +104,7 @@ class CallRecorder:
             try:
                 self.capture = await asyncio.shield(self._opening)
             except Exception:  # the call goes on without a recording
-                log.exception("recording unavailable call_id=%s", self.call_id)
+                log.exception("recording unavailable", extra=fields(call_id=self.call_id))
             self._opening = None
             self._failed = self._failed or self.capture is None
         if self._writing is not None:  # one batch at a time, in order
@@ -116,8 +118,8 @@ class CallRecorder:
 
     def _check(self, error: OSError | None) -> None:
         if error is not None and not self._failed:  # a full disk must not end the call
-            log.error("capture write failed call_id=%s: %s; recording stops", self.call_id,
-                      error)
+            log.error("capture write failed; recording stops",
+                      extra=fields(call_id=self.call_id, error=str(error)))
             self._failed = True
             self._batch = []
 

@@ -37,6 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AlignerError
+from ..logs import call_scope, fields
 from ..timeline import write_atomic
 from ..workers import process_pool
 
@@ -65,24 +66,30 @@ def valid_call_id(call_id: str) -> bool:
 
 
 def render_call(call_dir: str, names: list[str], voice_profiles: str | None = None,
-                ) -> dict[str, Any]:
-    """Build the timeline of a finished call and run the renderers (runs in a worker process).
+                call_id: str | None = None) -> dict[str, Any]:
+    """Build the timeline of a finished call and run the renderers (runs in a worker process;
+    its log lines carry the call's id).
 
     Args:
         call_dir: the call's folder (holding ``capture/``).
         names: renderer names, e.g. ``["vtt", "visemes"]``.
         voice_profiles: a folder of voice profiles: the agent's (by the capture's ``agent_id``)
             aligns the call, and what the call teaches it is added to it.
+        call_id: the call's id, for the logs (default: the folder's name).
 
     Returns:
         ``{"outputs": [file names], "errors": {renderer: message}}``.
     """
+    with call_scope(call_id or Path(call_dir).name):
+        return _render_call(Path(call_dir), names, voice_profiles)
+
+
+def _render_call(folder: Path, names: list[str], voice_profiles: str | None) -> dict[str, Any]:
     import renderers
 
     from ..session import build_timeline
     from ..wire.capture import read
 
-    folder = Path(call_dir)
     outputs: list[str] = []
     errors: dict[str, str] = {}
     try:
@@ -105,14 +112,14 @@ def render_call(call_dir: str, names: list[str], voice_profiles: str | None = No
         outputs += [name for name in ("timeline.json", "agent.wav", "user.wav")
                     if (folder / name).is_file()]
     except Exception as exc:  # a broken capture must not kill the worker
-        log.exception("timeline of %s failed", call_dir)
+        log.exception("timeline failed")
         return {"outputs": outputs, "errors": {"timeline": f"{type(exc).__name__}: {exc}"}}
     for name in names:
         try:
             paths = renderers.get(name)().render(timeline, folder, stem="call", base=folder)
             outputs += [Path(p).name for p in paths]
         except Exception as exc:
-            log.exception("renderer %s on %s failed", name, call_dir)
+            log.exception("renderer failed", extra=fields(renderer=name))
             errors[name] = f"{type(exc).__name__}: {exc}"
     return {"outputs": outputs, "errors": errors}
 
@@ -186,7 +193,8 @@ class RecordingStore:
             try:
                 await asyncio.wait_for(self._queue.join(), timeout)
             except TimeoutError:
-                log.warning("recordings: %d render jobs unfinished at shutdown", self._queue.qsize())
+                log.warning("render jobs unfinished at shutdown",
+                            extra=fields(jobs=self._queue.qsize()))
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -278,12 +286,13 @@ class RecordingStore:
                 await self._io(self._update, folder, {
                     "state": state, **result, "render_seconds": round(time.perf_counter() - t0, 3)})
                 self.rendered += 1
-                log.info("recording call_id=%s state=%s outputs=%s errors=%s", call_id, state,
-                         result["outputs"], list(result["errors"]))
+                log.info("recording rendered", extra=fields(
+                    call_id=call_id, state=state, outputs=result["outputs"],
+                    errors=list(result["errors"])))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dead worker process, say: mark it, keep serving
-                log.exception("render job for %s failed", call_id)
+                log.exception("render job failed", extra=fields(call_id=call_id))
                 await self._io(self._update, folder, {
                     "state": "failed", "errors": {"worker": f"{type(exc).__name__}: {exc}"}})
             finally:
@@ -370,7 +379,7 @@ class RecordingStore:
         try:
             path = await self._io(recording_wav, self.call_dir(data["call_id"]))
         except Exception as exc:  # a broken capture: say so, keep serving
-            log.exception("recording of %s failed", data["call_id"])
+            log.exception("recording.wav failed", extra=fields(call_id=data["call_id"]))
             raise web.HTTPInternalServerError(text=f"recording unavailable: {exc}") from exc
         return web.FileResponse(path, headers={"Content-Type": "audio/wav",
                                                "X-Content-Type-Options": "nosniff"})
@@ -430,7 +439,7 @@ async def recover_calls(store: RecordingStore) -> list[str]:
         if state == "recording":
             changes.update(ended=ended, close_code=None, close_reason=RESTARTED,
                            closed_by="service")
-        log.warning("recovering call_id=%s state=%s", call_id, state)
+        log.warning("recovering a call left behind", extra=fields(call_id=call_id, state=state))
         if store.renderers:
             await store.render(call_id, changes)
         else:

@@ -40,6 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AlignerError
+from ..logs import fields
 from ..timeline import write_atomic
 from .recordings import add_recording_routes, recording_wav, valid_call_id
 from .store import FileStore, ObjectStore, StoreError
@@ -153,7 +154,8 @@ class StoredRecordings:
                                 close_reason="instance_restarted", closed_by="restart")
                 info.setdefault("renderers", self.renderers)
                 self._ended[entry.name] = info
-                log.info("spool: call %s left by an earlier run goes to the store", entry.name)
+                log.info("spool: a call left by an earlier run goes to the store",
+                         extra=fields(call_id=entry.name))
         from ..workers import process_pool
 
         # Segments go up from processes: the store client's CPU work (signing, HTTP, parsing)
@@ -229,8 +231,8 @@ class StoredRecordings:
 
         if not await self._io(mark):
             return False
-        log.warning("recovery: call %s of lost instance %s ended; its render is queued", call_id,
-                    instance)
+        log.warning("recovery: a call of a lost instance ended; its render is queued",
+                    extra=fields(call_id=call_id, instance=instance))
         if self.renderers and self.enqueue is not None:
             await self.enqueue(self.store.url, call_id, self.renderers)
             self.queued += 1
@@ -246,9 +248,10 @@ class StoredRecordings:
             for (call_id, _), result in zip(live, results, strict=True):
                 if isinstance(result, StoreError | OSError):
                     self.upload_failures += 1
-                    log.warning("upload of %s delayed: %s", call_id, result)
+                    log.warning("upload delayed", extra=fields(call_id=call_id,
+                                                               error=str(result)))
                 elif isinstance(result, BaseException):
-                    log.error("upload of %s failed", call_id, exc_info=result)
+                    log.error("upload failed", exc_info=result, extra=fields(call_id=call_id))
 
     async def _step(self, call_id: str, live: _Live) -> None:
         first = None if live.record_sent else (
@@ -270,10 +273,12 @@ class StoredRecordings:
                     await self._send_one(call_id)
                 except (StoreError, OSError, ConnectionError, TimeoutError, AlignerError) as exc:
                     self.upload_failures += 1
-                    log.warning("call %s stays in the spool for now: %s", call_id, exc)
+                    log.warning("the call stays in the spool for now",
+                                extra=fields(call_id=call_id, error=str(exc)))
                 except Exception as exc:  # the queue's client errors, say: retry later
                     self.upload_failures += 1
-                    log.warning("call %s stays in the spool for now: %r", call_id, exc)
+                    log.warning("the call stays in the spool for now",
+                                extra=fields(call_id=call_id, error=repr(exc)))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _RETRY if self._ended else None)
