@@ -44,6 +44,19 @@ FRAMES = [
 ]
 
 
+def _wav(samples, rate: int) -> bytes:
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return buf.getvalue()
+
+
 def _write(path: Path, frames=FRAMES, close=True) -> None:
     with capture.CaptureWriter(path, {"call_id": "c1", "audio_encoding": "s16le",
                                       "sample_rate": 16000, "protocol": "web"}) as w:
@@ -204,3 +217,27 @@ def test_the_documented_record_example_holds_a_real_exchange(tmp_path):
     last = [s.event for s in events if isinstance(s.event, Update)][-1]
     roles = [t.role for t in last.transcript]
     assert roles[:3] == ["agent", "user", "agent"] and "table" in last.transcript[1].content
+
+
+@pytest.mark.parametrize("command", ["replay", "replay-json", "align"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, command):
+    # aligner replay out/capture | head: the command ended in a BrokenPipeError traceback
+    frames = [(k * 0.02, "in", f"frame {k} " + "x" * 60) for k in range(5000)]
+    _write(tmp_path / "cap", frames)
+    if command == "align":
+        from aligner.speech import synthesize
+
+        s = synthesize("Hello there, how are you doing today? " * 40)  # 300 KB of JSON
+        (tmp_path / "clip.wav").write_bytes(_wav(s.samples, s.sample_rate))
+        argv = ["align", str(tmp_path / "clip.wav"), "--text", s.text, "--backend", "fallback",
+                "--indent", "1"]
+    else:
+        argv = ["replay", str(tmp_path / "cap"), *(["--json"] if command == "replay-json" else [])]
+    proc = subprocess.Popen([sys.executable, "-m", "aligner", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline()  # like head -1
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(60) == 141  # as a Unix tool killed by SIGPIPE
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err, err

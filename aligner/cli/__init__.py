@@ -3,7 +3,8 @@
 Each sub-command module in this package defines ``HELP`` (one line), ``EXAMPLES`` (text shown
 at the end of ``--help``), ``add_arguments(parser)`` and ``run(args) -> int``. Modules import
 heavy dependencies inside ``run`` so ``aligner --help`` stays fast. Library errors
-(:class:`aligner.errors.AlignerError`) become one line on stderr and exit code 2.
+(:class:`aligner.errors.AlignerError`) become one line on stderr and exit code 2; a reader of
+stdout that goes away (``| head``) ends the command quietly with status 141, as for Unix tools.
 :mod:`.demo` holds the demo call that ``aligner run`` makes.
 """
 
@@ -77,10 +78,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
     try:
-        return int(modules[args.command].run(args) or 0)
+        code = int(modules[args.command].run(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except AlignerError as exc:
         print(f"aligner {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"aligner {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+#: The exit status of a Unix tool whose reader went away (killed by SIGPIPE: 128 + 13).
+EXIT_PIPE = 141
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed it (``aligner replay ... | head``): stop quietly as Unix tools do.
+    What is still buffered goes nowhere, so that Python's exit flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_PIPE
