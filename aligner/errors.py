@@ -62,20 +62,27 @@ class AlignmentError(AlignerError):
 
 
 class MissingBackendError(AlignerError):
-    """An optional backend is not installed.
+    """An optional backend is not installed, or is installed but cannot be used.
 
     Attributes:
         backend: what is missing (e.g. ``"espeak-ng"``).
         extra: the pip extra that installs it (e.g. ``"speech"``).
+        cause: why it cannot be used when it is installed (the loader's own words, e.g.
+            ``"PortAudio library not found"``), else None.
+        install: what to do about it (default: ``pip install 'aligner[EXTRA]'``).
     """
 
-    def __init__(self, backend: str, extra: str) -> None:
+    def __init__(self, backend: str, extra: str, cause: str | None = None,
+                 install: str | None = None) -> None:
         self.backend = backend
         self.extra = extra
-        super().__init__(f"{backend} is not installed: pip install 'aligner[{extra}]'")
+        self.cause = cause
+        self.install = install or f"pip install 'aligner[{extra}]'"
+        what = f"{backend} cannot be used ({cause})" if cause else f"{backend} is not installed"
+        super().__init__(f"{what}: {self.install}")
 
     def __reduce__(self):
-        return (type(self), (self.backend, self.extra))
+        return (type(self), (self.backend, self.extra, self.cause, self.install))
 
 
 class RendererError(AlignerError):

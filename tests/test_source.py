@@ -83,6 +83,33 @@ def test_missing_files_and_missing_microphone_give_clear_errors(tmp_path, monkey
     assert isinstance(open_source("silence:2"), SilenceSource)
 
 
+@pytest.mark.parametrize("broken", ["no PortAudio", "not installed"])
+def test_a_microphone_that_cannot_work_says_why(tmp_path, broken):
+    import os
+    import subprocess
+
+    # sounddevice installed without the PortAudio library raises OSError when imported; the
+    # message blamed a missing sounddevice and hid that
+    stand_in = tmp_path / "site"
+    stand_in.mkdir()
+    if broken == "no PortAudio":
+        (stand_in / "sounddevice.py").write_text('raise OSError("PortAudio library not found")\n')
+    else:
+        (stand_in / "sitecustomize.py").write_text("import sys\nsys.modules['sounddevice'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stand_in), *sys.path])}
+    proc = subprocess.run([sys.executable, "-m", "aligner", "record", "--input", "mic",
+                           "--out", str(tmp_path / "cap")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1, err
+    if broken == "no PortAudio":
+        assert "PortAudio library not found" in err[0] and "libportaudio2" in err[0], err
+        assert "not installed" not in err[0]
+    else:
+        assert "sounddevice is not installed: pip install 'aligner[mic]'" in err[0], err
+
+
 def test_turn_source_waits_for_the_agent_then_barges_in():
     call = CallState("s16le", 8000)
     tone = np.full(800, 1000, np.int16)  # 0.1 s

@@ -95,13 +95,21 @@ class _Engine:
             import espeakng_loader
         except ImportError as exc:
             raise MissingBackendError("espeak-ng", "speech") from exc
-        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        try:
+            self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        except OSError as exc:  # installed, but its library does not load here
+            raise MissingBackendError("espeak-ng", "speech", cause=str(exc),
+                                      install="pip install --force-reinstall espeakng-loader"
+                                      ) from exc
         self.lib.espeak_Initialize.restype = ctypes.c_int
         rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0,
                                           espeakng_loader.get_data_path().encode(),
                                           _INITIALIZE_PHONEME_EVENTS)
         if rate != SAMPLE_RATE:
-            raise MissingBackendError(f"espeak-ng (initialised at {rate} Hz)", "speech")
+            raise MissingBackendError(
+                "espeak-ng", "speech", cause=f"it initialised at {rate} Hz, not {SAMPLE_RATE}"
+                " (its data folder is missing or unreadable)",
+                install="pip install --force-reinstall espeakng-loader")
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, int, int, int, bytes]] = []
         self._callback = _Callback(self._on_audio)  # keep a reference: C holds the pointer

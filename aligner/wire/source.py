@@ -271,7 +271,8 @@ class MicrophoneSource(Source):
     """Live microphone input through ``sounddevice`` (optional extra ``mic``).
 
     Raises:
-        MissingBackendError: ``sounddevice`` (or its PortAudio library) is not installed.
+        MissingBackendError: ``sounddevice`` is not installed, or it cannot load the PortAudio
+            library (the error says which).
     """
 
     realtime = True
@@ -279,8 +280,13 @@ class MicrophoneSource(Source):
     def __init__(self, device: int | str | None = None) -> None:
         try:
             import sounddevice  # noqa: F401
-        except (ImportError, OSError) as exc:
+        except ImportError as exc:
             raise MissingBackendError("sounddevice", "mic") from exc
+        except OSError as exc:  # installed, but its C library is missing or broken
+            raise MissingBackendError(
+                "sounddevice", "mic", cause=str(exc),
+                install="install the PortAudio library (Debian/Ubuntu: apt-get install "
+                        "libportaudio2; macOS: brew install portaudio)") from exc
         self.device = device
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._stream = None
