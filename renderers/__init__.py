@@ -2,7 +2,8 @@
 
 Adding a renderer, in four steps:
 
-1. Subclass :class:`Renderer`; set ``name``, ``extensions`` and a one-line ``description``.
+1. Subclass :class:`Renderer`; set ``name``, ``extensions``, a one-line ``description`` and
+   the ``options`` it takes (name -> type).
 2. Implement :meth:`Renderer.render_to` (write one output file to an open binary file object) or,
    for multi-file outputs, override :meth:`Renderer.render` (write into a folder).
 3. Optionally implement :meth:`Renderer.live` returning a :class:`LiveRenderer`.
@@ -21,14 +22,15 @@ from __future__ import annotations
 
 import importlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from aligner.errors import RendererError
 from aligner.timeline import Timeline, write_atomic
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "LiveRenderer", "Renderer", "available", "get"]
+__all__ = ["BUILTIN", "COMMON_OPTIONS", "ENTRY_POINT_GROUP", "LiveRenderer", "Renderer",
+           "available", "check_options", "get"]
 
 ENTRY_POINT_GROUP = "aligner.renderers"
 
@@ -72,14 +74,22 @@ class LiveRenderer:
 
 
 class Renderer:
-    """Base class of every renderer. Options are keyword arguments of the constructor."""
+    """Base class of every renderer. Options are keyword arguments of the constructor.
+
+    ``options_spec`` names the options a renderer takes and their types; the constructor
+    refuses any other (the error lists the valid ones) and converts strings, as the command
+    line gives them, to the declared type (``bool``: 1/true/yes/on or 0/false/no/off), or
+    says which option wanted what. ``object`` takes any value as it is. A renderer that leaves
+    ``options_spec`` None takes any option as given (third-party renderers written before it).
+    """
 
     name: ClassVar[str] = ""
     extensions: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    options_spec: ClassVar[Mapping[str, type] | None] = None
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        self.options = check_options(type(self), options)
 
     # --- layers: file object -> path -> string --------------------------------------------------
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
@@ -105,6 +115,62 @@ class Renderer:
     def live(self) -> LiveRenderer | None:
         """A fresh :class:`LiveRenderer`, or None if this renderer only works in batch."""
         return None
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+#: What every renderer takes: ``progress``, where the long ones report their work
+#: (:func:`aligner.progress.reporter`: a bar on a terminal, True/False, or a callable).
+COMMON_OPTIONS: dict[str, type] = {"progress": object}
+
+
+def check_options(cls: type[Renderer], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` for renderer ``cls``, each converted to the type its ``options_spec``
+    declares.
+
+    Raises:
+        RendererError: an option it does not take (the message lists the valid ones), or a
+            value that is not of the option's type (the message names both).
+
+    >>> from renderers.subtitles import SRT
+    >>> check_options(SRT, {"max_cps": "17", "allow_speaker_overlap": "no"})
+    {'max_cps': 17.0, 'allow_speaker_overlap': False}
+    >>> check_options(SRT, {"max_cp": "5"})
+    Traceback (most recent call last):
+    ...
+    aligner.errors.RendererError: srt takes no option 'max_cp'; valid options: ...
+    """
+    if cls.options_spec is None:
+        return dict(options)
+    spec = {**COMMON_OPTIONS, **cls.options_spec}
+    out = {}
+    for key, value in options.items():
+        if key not in spec:
+            raise RendererError(f"{cls.name} takes no option {key!r}; valid options: "
+                                f"{', '.join(sorted(spec))}")
+        out[key] = _convert(cls.name, key, value, spec[key])
+    return out
+
+
+def _convert(renderer: str, key: str, value: Any, kind: type) -> Any:
+    if kind is object or (isinstance(value, kind) and not (
+            kind in (int, float) and isinstance(value, bool))):
+        return value
+    try:
+        if kind is bool and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        if kind is float and isinstance(value, int | str) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, str):
+            return int(value)
+        if kind is str and isinstance(value, int | float):
+            return str(value)
+    except ValueError:
+        pass
+    want = {bool: "true or false", int: "a whole number", float: "a number",
+            str: "a string"}.get(kind, kind.__name__)
+    raise RendererError(f"option {key}={value!r} of {renderer} must be {want}")
 
 
 def _entry_points() -> dict[str, Any]:

@@ -94,6 +94,7 @@ class ElevenLabs(Renderer):
     """
 
     name = "elevenlabs"
+    options_spec = {"speaker": str}
     extensions = (".elevenlabs.json",)
     description = ("ElevenLabs character alignment: characters, character_start/end_times_seconds")
 

@@ -136,6 +136,8 @@ class Picture(Renderer):
     name = "picture"
     extensions = (".png", ".html", ".picture.wav")
     description = "picture of the timeline: waveform, spectrogram, word/phone/viseme tiers (PNG + HTML)"
+    options_spec = {"width": int, "row_seconds": float, "rows_per_page": int, "viseme_set": str,
+                    "spectrogram": bool, "retime": bool}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -26,11 +26,13 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
+from aligner.errors import RendererError
 from aligner.timeline import Timeline, Utterance
 
-__all__ = ["CaptionRules", "Cue", "CueWord", "segment"]
+__all__ = ["RULE_OPTIONS", "CaptionRules", "Cue", "CueWord", "caption_rules", "segment"]
 
 _SENTENCE_END = re.compile(r"[.!?…。！？‼⁇؟]['\"”’»)\]]*$")
 _CLAUSE_END = re.compile(r"([,;:、，；：،]|[-–—])['\"”’»)\]]*$")
@@ -81,6 +83,22 @@ class CaptionRules:
             raise ValueError("need 0 < min_duration <= max_duration")
         if self.max_cps <= 0 or self.min_gap < 0 or self.max_lead_in < 0:
             raise ValueError("max_cps must be positive, min_gap and max_lead_in not negative")
+
+
+#: Each :class:`CaptionRules` field and its type: the caption renderers' options.
+RULE_OPTIONS: dict[str, type] = {f.name: type(f.default) for f in fields(CaptionRules)}
+
+
+def caption_rules(options: dict[str, Any]) -> CaptionRules:
+    """The :class:`CaptionRules` with the fields given among ``options`` (already typed).
+
+    Raises:
+        RendererError: values the rules refuse (``max_lines=0``...).
+    """
+    try:
+        return CaptionRules(**{k: v for k, v in options.items() if k in RULE_OPTIONS})
+    except ValueError as exc:
+        raise RendererError(f"caption options: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ STYLE
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 import xml.etree.ElementTree as ET
@@ -35,10 +34,11 @@ from typing import Any
 
 import pysubs2
 
+from aligner.errors import RendererError
 from aligner.timeline import Timeline
 
 from . import LiveRenderer, Renderer
-from .segment import CaptionRules, Cue, segment
+from .segment import RULE_OPTIONS, Cue, caption_rules, segment
 
 __all__ = ["ASS", "SRT", "TTML", "VTT", "CaptionRenderer", "VTTKaraoke", "load_subtitles",
            "speaker_label"]
@@ -77,16 +77,11 @@ def load_subtitles(path: str | Path) -> pysubs2.SSAFile:
 class CaptionRenderer(Renderer):
     """Base of the cue-based renderers: options are :class:`CaptionRules` fields."""
 
+    options_spec = RULE_OPTIONS
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        fields = {f.name: f for f in dataclasses.fields(CaptionRules)}
-        kwargs = {}
-        for key, value in options.items():
-            if key in fields:
-                kind = type(getattr(CaptionRules(), key))
-                kwargs[key] = (value.lower() in ("1", "true", "yes") if kind is bool
-                               and isinstance(value, str) else kind(value))
-        self.rules = CaptionRules(**kwargs)
+        self.rules = caption_rules(self.options)
 
     def cues(self, timeline: Timeline) -> tuple[Cue, ...]:
         """The cues this renderer captions."""
@@ -215,6 +210,14 @@ class ASS(CaptionRenderer):
     name = "ass"
     extensions = (".ass",)
     description = "ASS subtitles, a style per speaker, \\kf karaoke word timing"
+    options_spec = {**RULE_OPTIONS, "karaoke": str}
+    KARAOKE = ("kf", "k", "none")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self.options.get("karaoke", "kf") not in self.KARAOKE:
+            raise RendererError(f"option karaoke={self.options['karaoke']!r} of ass must be "
+                                f"one of {', '.join(self.KARAOKE)}")
 
     def format(self, cues: Sequence[Cue]) -> str:
         tag = str(self.options.get("karaoke", "kf"))
@@ -276,6 +279,7 @@ class TTML(CaptionRenderer):
     name = "ttml"
     extensions = (".ttml",)
     description = "TTML captions, IMSC1 text profile (broadcast and streaming delivery)"
+    options_spec = {**RULE_OPTIONS, "lang": str}
 
     def format(self, cues: Sequence[Cue]) -> str:
         for prefix, uri in _NS.items():

@@ -52,6 +52,7 @@ from aligner.timeline import Timeline
 from . import Renderer
 from .avatar import IDLE, Avatar, load_mouth_set
 from .caption_draw import CaptionPainter, CaptionStyle
+from .segment import RULE_OPTIONS, CaptionRules, caption_rules
 from .video_audio import AudioMix
 
 __all__ = ["SIZES", "VideoRenderer"]
@@ -87,17 +88,22 @@ class VideoRenderer(Renderer):
     name = "mp4"
     extensions = (".mp4",)
     description = "MP4 video (H.264/AAC): karaoke captions, a talking face, the call's audio"
+    options_spec = {**RULE_OPTIONS, "size": object, "fps": int, "background": object,
+                    "mouths": object, "font": object, "stereo": bool, "crf": int,
+                    "preset": str, "x264_params": str, "progress": object,
+                    "captions": CaptionRules, "mouth": object}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        options = self.options
         self.width, self.height = _parse_size(options.get("size", "720p"))
-        self.fps = int(options.get("fps", 30))
+        self.fps = options.get("fps", 30)
         if not 1 <= self.fps <= 120:
             raise RendererError(f"fps must be within 1-120, got {self.fps}")
-        self.crf = int(options.get("crf", 23))
-        self.preset = str(options.get("preset", "ultrafast"))
-        self.stereo = _flag(options.get("stereo", False))
-        self.rules = _rule_options(options)
+        self.crf = options.get("crf", 23)
+        self.preset = options.get("preset", "ultrafast")
+        self.stereo = options.get("stereo", False)
+        self.rules = {k: v for k, v in options.items() if k in RULE_OPTIONS}
 
     # --- Renderer layers -------------------------------------------------------------------------
     def render(self, timeline: Timeline, out_dir: str | Path, *, stem: str = "call",
@@ -424,18 +430,14 @@ def _mouth_steps(timeline: Timeline, opts: dict) -> tuple[list[float], list[str]
 
 def _captions(timeline: Timeline, opts: dict, painter: CaptionPainter) -> list[_Caption]:
     """Caption cues from the subtitle segmentation, with per-line character limits that fit."""
-    from .segment import CaptionRules, segment
+    from .segment import segment
 
     rules = opts.get("captions")
     if rules is None:
         avail = painter.width - 2 * painter.side
         fields = {"max_chars_per_line": max(12, min(42, int(avail / (painter.size * 0.68)))),
                   "max_lines": painter.style.max_lines}
-        fields.update(_rule_options(opts))
-        try:
-            rules = CaptionRules(**fields)
-        except ValueError as exc:
-            raise RendererError(f"caption options: {exc}") from exc
+        rules = caption_rules({**fields, **{k: v for k, v in opts.items() if k in RULE_OPTIONS}})
     # A burned-in caption is never late for its first word: the subtitle gap rule may start a cue
     # a few frames after its speech; here the cue shows from that word's start at the latest.
     out = [_Caption(min([c.start] + [w.start for w in c.words[:1]]), c.end, c.speaker, c.lines,
@@ -450,25 +452,6 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
-
-
-def _rule_options(options: dict) -> dict[str, Any]:
-    """The :class:`renderers.segment.CaptionRules` fields among ``options``, typed."""
-    import dataclasses
-
-    from .segment import CaptionRules
-
-    defaults = CaptionRules()
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(CaptionRules):
-        if f.name in options:
-            kind = type(getattr(defaults, f.name))
-            value = options[f.name]
-            try:
-                out[f.name] = _flag(value) if kind is bool else kind(value)
-            except (TypeError, ValueError):
-                raise RendererError(f"option {f.name}={value!r} is not a {kind.__name__}") from None
-    return out
 
 
 def _parse_size(size: Any) -> tuple[int, int]:

@@ -71,16 +71,17 @@ class _VisemeRenderer(Renderer):
     #: the default ``lead``: formats that mimic a speech engine's events (Polly, Azure,
     #: TalkingHead) time a shape when its sound starts, as those engines do; 0.06 elsewhere.
     default_lead = 0.06
+    options_spec = {"lead": float, "min_hold": float, "speaker": str, "retime": bool}
 
     def _motion(self) -> Motion:
-        return Motion(lead=float(self.options.get("lead", self.default_lead)),
-                      min_hold=float(self.options.get("min_hold", 0.04)))
+        return Motion(lead=self.options.get("lead", self.default_lead),
+                      min_hold=self.options.get("min_hold", 0.04))
 
     def _speaker(self) -> str:
-        return str(self.options.get("speaker", "agent"))
+        return self.options.get("speaker", "agent")
 
     def _retimed(self) -> bool:
-        return str(self.options.get("retime", True)).lower() not in ("0", "false", "no")
+        return self.options.get("retime", True)
 
     def _cues(self, timeline: Timeline, vset: str | None = None,
               base: Path | None = None) -> list[Cue]:
@@ -98,6 +99,7 @@ class VisemeJsonl(_VisemeRenderer):
 
     name = "visemes"
     extensions = (".visemes.jsonl",)
+    options_spec = {**_VisemeRenderer.options_spec, "set": str}
     description = "viseme stream, JSON lines {t, viseme, weight} (oculus/azure/polly/rhubarb)"
 
     def _set(self) -> str:
@@ -191,6 +193,7 @@ class _RhubarbRenderer(_VisemeRenderer):
     optional shapes the character has, as ``--extendedShapes`` (default ``GHX``)."""
 
     viseme_set = "rhubarb"
+    options_spec = {**_VisemeRenderer.options_spec, "extended_shapes": str}
 
     def _animation(self, timeline: Timeline, base: Path | None):
         shapes = rhubarb.shape_set(str(self.options.get("extended_shapes", "GHX")))
@@ -210,6 +213,7 @@ class RhubarbJson(_RhubarbRenderer):
     name = "rhubarb"
     extensions = (".rhubarb.json",)
     description = "Rhubarb Lip Sync JSON (mouthCues A-H, X)"
+    options_spec = {**_RhubarbRenderer.options_spec, "sound_file": str}
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
         track = timeline.track(self._speaker())
@@ -241,9 +245,10 @@ class MohoDat(_RhubarbRenderer):
     name = "moho"
     extensions = (".dat",)
     description = "Moho/Papagayo switch data (.dat, 24 fps)"
+    options_spec = {**_RhubarbRenderer.options_spec, "fps": float, "names": str}
 
     def render_to(self, timeline: Timeline, fp: io.BufferedIOBase, *, base: Path | None = None) -> None:
-        fps = float(self.options.get("fps", 24))
+        fps = self.options.get("fps", 24.0)
         names = self.options.get("names", "rhubarb")
         if names not in ("rhubarb", "preston-blair"):
             raise ValueError(f"unknown names {names!r}; expected rhubarb or preston-blair")
@@ -253,11 +258,13 @@ class MohoDat(_RhubarbRenderer):
 
 
 class _Blendshapes(_VisemeRenderer):
+    options_spec = {**_VisemeRenderer.options_spec, "fps": float, "tween": float}
+
     def _frames(self, timeline: Timeline, base: Path | None = None):
         from aligner.visemes.sets import ARKIT_SHAPES
 
-        fps = float(self.options.get("fps", 30))
-        tween = float(self.options.get("tween", 0.08))
+        fps = self.options.get("fps", 30.0)
+        tween = self.options.get("tween", 0.08)
         cues = self._cues(timeline, "oculus", base)
         times, weights = blendshape_frames(cues, fps, tween=tween,
                                            end=max(timeline.duration, cues[-1].end if cues else 0))

@@ -140,3 +140,27 @@ def test_render_a_capture_directory(tmp_path):
     words = [w["word"] for seg in doc["segments"] for w in seg["words"]]
     assert words == text.split()
     assert "Your order ships on Thursday." in (out / "call.srt").read_text()
+
+
+def test_unknown_options_and_bad_values_are_refused_by_name(tmp_path):
+    tl = str(_timeline(tmp_path))
+    # a typo was silently ignored (exit 0); a bad value failed without naming the option
+    typo = _aligner("render", tl, "--to", "srt", "--option", "max_cp=5", "--out", str(tmp_path))
+    assert typo.returncode == 2
+    assert "max_cp" in typo.stderr and "valid options:" in typo.stderr and "max_cps" in typo.stderr
+    bad = _aligner("render", tl, "--to", "srt", "--option", "max_cps=abc", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "max_cps='abc'" in bad.stderr and "a number" in bad.stderr
+    assert len(typo.stderr.strip().splitlines()) == len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "call.srt").exists()  # refused before any work
+    # each renderer takes its own: srt the caption rules, visemes its motion
+    ok = _aligner("render", tl, "--to", "srt,visemes", "--option", "max_cps=17", "--option",
+                  "lead=0.05", "--option", "retime=no", "--out", str(tmp_path / "o"))
+    assert ok.returncode == 0, ok.stderr
+    for make, message in ((lambda: renderers.get("srt")(max_cp=5), "valid options"),
+                          (lambda: renderers.get("mp4")(fps="abc"), "fps='abc'"),
+                          (lambda: renderers.get("visemes")(lead="soon"), "lead='soon'"),
+                          (lambda: renderers.get("ass")(karaoke="kff"), "one of kf, k, none"),
+                          (lambda: renderers.get("srt")(max_lines=0), "max_lines")):
+        with pytest.raises(RendererError, match=message):
+            make()
+    assert renderers.get("visemes")(retime="no").options["retime"] is False

@@ -16,8 +16,10 @@ backfill on a cluster (docs/service.md): queue renders for `aligner worker`, wit
   aligner render --queue redis://redis.internal:6379/0 s3://calls/prod --to vtt,mp4
   aligner render --queue redis://127.0.0.1:6379/0 ./recordings --store s3://calls/prod --to vtt
 
-Options (--option KEY=VALUE) go to every renderer; caption renderers take the CaptionRules
-fields: max_chars_per_line, max_lines, min_duration, max_duration, max_cps, min_gap, ...
+Options (--option KEY=VALUE) go to every renderer that takes them; caption renderers take the
+CaptionRules fields: max_chars_per_line, max_lines, min_duration, max_duration, max_cps,
+min_gap, ... An option none of the renderers takes, or a value of the wrong type, is an error
+that lists the valid options or names the type.
 """
 
 
@@ -72,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         return _backfill(args, list(classes))
     if len(args.source) > 1:
         raise RendererError("one source at a time (several only with --queue)")
+    options.setdefault("progress", args.progress)  # every renderer takes it
+    per_renderer = _share_options(classes, options)
 
     source = Path(args.source[0])
     if source.is_dir() and not (source / "capture.json").exists() \
@@ -96,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     for k, (name, cls) in enumerate(classes.items(), 1):
         print(f"aligner render: [{k}/{len(classes)}] {name}", file=sys.stderr)
         try:
-            opts = options if "progress" in options else {**options, "progress": args.progress}
-            paths = cls(**opts).render(timeline, args.out, stem=args.stem, base=base)
+            paths = cls(**per_renderer[name]).render(timeline, args.out, stem=args.stem,
+                                                     base=base)
         except (AlignerError, TypeError, ValueError, OSError) as exc:
             failed += 1
             print(f"aligner render: {name} failed: {exc}", file=sys.stderr)
@@ -161,3 +165,25 @@ def _backfill(args: argparse.Namespace, names: list[str]) -> int:
     if failed:
         raise AlignerError(f"{len(failed)} of {len(calls)} renders failed")
     return 0
+
+
+def _share_options(classes: dict, options: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Each renderer's share of ``options``: those it takes. Raises RendererError (before any
+    work) for an option none of them takes, listing what they take, and for a value of the
+    wrong type (naming the option and the type)."""
+    from renderers import COMMON_OPTIONS, check_options
+
+    from ..errors import RendererError
+
+    takes = {name: None if cls.options_spec is None else {**COMMON_OPTIONS, **cls.options_spec}
+             for name, cls in classes.items()}
+    valid = sorted({k for spec in takes.values() if spec is not None for k in spec})
+    for key in options:
+        if not any(spec is None or key in spec for spec in takes.values()):
+            raise RendererError(f"--option {key}: no renderer among {', '.join(classes)} takes "
+                                f"it; valid options: {', '.join(valid)}")
+    shares = {name: {k: v for k, v in options.items() if spec is None or k in spec}
+              for name, spec in takes.items()}
+    for name, cls in classes.items():
+        check_options(cls, shares[name])  # bad values fail now, naming the option
+    return shares
