@@ -216,3 +216,31 @@ def test_demo_inputs_ship_as_package_data():
         "tool"]["setuptools"]["package-data"]["aligner"]
     shipped = {p.resolve() for pattern in patterns for p in package.glob(pattern) if p.is_file()}
     assert {(SAMPLES / name).resolve() for name in needed} <= shipped
+
+
+@pytest.mark.parametrize("argv", [["run"], ["record", "--input", "silence:1"], ["serve"],
+                                  ["emulate", "--port", "0"]])
+def test_without_the_speech_extra_the_commands_that_speak_say_so_in_one_line(tmp_path, argv):
+    import os
+
+    # a Python where the speech extra's synthesisers (espeak-ng's loader, hibari) cannot be
+    # imported, as without aligner[speech]: 'aligner run' failed after 6.7 s with 25 lines
+    # ending in code 1011, reason 'error_retell'
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['espeakng_loader'] = sys.modules['hibari'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "aligner", *argv, *(
+        ["--out", str(tmp_path / "out")] if argv[0] in ("run", "record") else [])],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - started
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert "espeak-ng is not installed: pip install 'aligner[speech]'" in lines[0], lines
+    assert not (tmp_path / "out" / "capture").exists()  # nothing started
+    version = subprocess.run([sys.executable, "-m", "aligner", "--help"], env=env,
+                             capture_output=True, timeout=60)
+    assert version.returncode == 0
+    assert took < 10 * max(0.5, time.monotonic() - started - took)  # about as quick as --help

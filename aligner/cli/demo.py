@@ -131,9 +131,9 @@ def _load_voice(voice: str | None, progress: Callable[[str], None]) -> str:
     except MissingBackendError as exc:
         if voice is not None:
             raise
+        load("espeak")  # without it too (no speech extra), that is the one line said
         progress(f"{exc}; the agent speaks with espeak-ng instead")
         voice = "espeak"
-        load(voice)
     return voice or VOICE
 
 

@@ -88,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
     from ..wire.source import FileSource, Turn, TurnSource, check_chunk_ms, open_source
 
     check_chunk_ms(args.chunk_ms)
+    if not args.url:  # the embedded emulator's agent: its voice, or one line saying what is missing
+        from ..emulator.config import EmulatorConfig
+        from ..speech.voices import load
+
+        load(EmulatorConfig().voice)
     source = open_source(args.input) if args.input else None
     if isinstance(source, FileSource) and not args.at_start:
         # the user answers: after the agent's greeting, then waits for the agent's answer
