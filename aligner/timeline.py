@@ -16,9 +16,11 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "TimelineEvent",
     "Utterance",
     "Word",
+    "atomic_output",
     "write_atomic",
 ]
 
@@ -288,19 +291,44 @@ def _word_dict(w: Word) -> dict[str, Any]:
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, rename."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """A temp file's path in ``path``'s folder to write an output into (by any means: a file
+    object, an encoder); when the block ends without error it is synced and renamed onto
+    ``path`` with the permissions of an ordinarily created file (``mkstemp`` makes 0600),
+    else removed. Readers of ``path`` never see a partial output.
+
+    >>> import tempfile
+    >>> with atomic_output(Path(tempfile.mkdtemp()) / "out.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> oct((tmp.parent / "out.txt").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    True
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

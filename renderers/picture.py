@@ -33,8 +33,6 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +43,7 @@ from PIL import Image, ImageDraw
 
 from aligner.errors import RendererError
 from aligner.progress import enabled, reporter
-from aligner.timeline import Timeline, Utterance, write_atomic
+from aligner.timeline import Timeline, Utterance, atomic_output, write_atomic
 
 from . import Renderer
 from .caption_draw import load_font
@@ -452,21 +450,12 @@ def _write_mix(timeline: Timeline, base: Path | None, path: Path) -> None:
 
     mix = AudioMix(timeline, base, stereo=False)
     total = round(timeline.duration * mix.rate)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        with wave.open(tmp, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(mix.rate)
-            for s in range(0, total, mix.rate * 10):
-                w.writeframes(mix.read(s, min(total, s + mix.rate * 10)).astype("<i2").tobytes())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(mix.rate)
+        for s in range(0, total, mix.rate * 10):
+            w.writeframes(mix.read(s, min(total, s + mix.rate * 10)).astype("<i2").tobytes())
 
 
 def _html(timeline: Timeline, lay: Layout, stem: str, pngs: list[str], audio: str) -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -47,7 +46,7 @@ from PIL import Image, ImageDraw
 
 from aligner.errors import RendererError
 from aligner.progress import reporter
-from aligner.timeline import Timeline
+from aligner.timeline import Timeline, atomic_output
 
 from . import Renderer
 from .avatar import IDLE, Avatar, load_mouth_set
@@ -109,17 +108,9 @@ class VideoRenderer(Renderer):
     def render(self, timeline: Timeline, out_dir: str | Path, *, stem: str = "call",
                base: Path | None = None) -> list[Path]:
         """Write ``<stem>.mp4`` into ``out_dir`` (a temp file renamed into place when complete)."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        final = out_dir / f"{stem}.mp4"
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".mp4", dir=out_dir)
-        os.close(fd)
-        try:
-            self._encode(timeline, tmp, base)
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        final = Path(out_dir) / f"{stem}.mp4"
+        with atomic_output(final, suffix=".mp4") as tmp:
+            self._encode(timeline, str(tmp), base)
         return [final]
 
     def render_to(self, timeline: Timeline, fp: Any, *, base: Path | None = None) -> None:

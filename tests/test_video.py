@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from video_helpers import RATE, call
 
 import renderers
 from aligner.errors import RendererError
-from aligner.timeline import Timeline, Utterance, Word
+from aligner.timeline import AudioTrack, Timeline, Utterance, Word
 from aligner.visemes import timeline_cues
 from renderers.avatar import MOUTH_SHAPES, Avatar, load_mouth_set
 from renderers.video import VideoRenderer, _Scene
@@ -326,3 +327,21 @@ def test_caches_stay_bounded_however_long_the_call(tl: Timeline) -> None:
     short, long = kept(1), kept(4)
     assert long[1] >= 4 * short[1] - 1
     assert long[0] <= short[0] + 4, (short, long)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_the_mp4_gets_the_permissions_every_other_output_gets(tmp_path: Path, umask: int) -> None:
+    # call.mp4 came out 0600 (mkstemp) while the other outputs follow the umask
+    tl = Timeline(utterances=(Utterance("agent", 0.1, 0.5, "Hi", words=(Word("Hi", 0.1, 0.5, 0, 2),)),),
+                  duration=0.6, audio=(AudioTrack("agent", 16000, samples=np.zeros(9600, np.int16)),))
+    old = os.umask(umask)
+    try:
+        (mp4,) = VideoRenderer(size="320x180").render(tl, tmp_path)
+        (srt,) = renderers.get("srt")().render(tl, tmp_path)
+        pictures = renderers.get("picture")().render(tl, tmp_path)  # its WAV was 0644 always
+        saved = tl.save(tmp_path / "timeline.json")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (mp4, srt, *pictures, saved)}
+    assert set(modes.values()) == {0o666 & ~umask}, {k: oct(v) for k, v in modes.items()}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
