@@ -1,12 +1,14 @@
 """The ``mp4`` renderer: the call as a video with burned-in karaoke captions and a talking face.
 
 H.264 (libx264 through PyAV, threaded) and AAC, constant frame rate, yuv420p, ``+faststart``.
-The audio is the call as heard: the user's audio as sent plus the agent's as played (cleared
-audio is already absent from the timeline's agent track), mixed and scaled down only if the sum
-would clip, or in stereo with the agent left and the user right (``stereo=True``).
+Captions show one cue at a time; while both speakers talk (a barge-in), both cues show, each with
+the line being spoken, the later one below. The audio is the call as heard: the user's audio as
+sent plus the agent's as played (cleared audio is already absent from the timeline's agent
+track), mixed and scaled down only if the sum would clip, or in stereo with the agent left and
+the user right (``stereo=True``).
 
 Efficiency is the design: the screen is a few regions (background, face, user indicator, caption
-band) whose look is a function of a small state (caption cue, words started, word sounding,
+bands) whose look is a function of a small state (caption cues, words started, word sounding,
 mouth shape, who speaks). Each region's patch is drawn once per state and converted to YUV once;
 the state is only looked at when it can change, only changed regions are written into the one
 ``VideoFrame``, and otherwise that frame is handed to the encoder again. Frames and audio are
@@ -236,36 +238,46 @@ class _Scene:
         self._reformatter: Any = None
         self._frame: Any = None  # the VideoFrame being assembled, and views of its planes
         self._out: tuple[np.ndarray, ...] = ()
-        self._band_cue = -1  # the caption whose band patches are cached
-        self._band_box = (0, 0, 0, 0)  # its text's bounding box in the band
+        self._bands: tuple = ()  # the caption views whose band patches are on screen
+        self._band_boxes: list[tuple[int, int, int, int]] = []  # where they were written
+        # the upper band (two speakers at once) sits one tag and one line above the lower
+        self.band2_dy = _even(self.painter.tag_height + self.painter.line_height)
 
-    # state = (caption index, words started, word sounding, mouth shape, agent on, user on)
+    # state = (bands, mouth shape, agent on, user on); bands: per caption shown, from the
+    # bottom band up, (caption index, line shown or None for all, words started, word sounding)
     def state_until(self, t: float) -> tuple[tuple, float]:
         """The state at ``t`` and the time until which it holds (the next possible change)."""
         k = bisect.bisect_right(self.changes, t)
         return self.state(t), (self.changes[k] if k < len(self.changes) else float("inf"))
 
     def state(self, t: float) -> tuple:
-        """What is on screen at ``t``: (caption, words started, word sounding, mouth shape,
-        agent speaking, user speaking)."""
-        ci = self._caption_at(t)
-        done, active = 0, False
-        if ci >= 0:
+        """What is on screen at ``t``: (bands, mouth shape, agent speaking, user speaking).
+
+        One caption shows whole in the bottom band. While two show at once (both speakers
+        talk: a barge-in), each shows its line being spoken, the later caption at the bottom
+        and the earlier one in the band above it."""
+        shown = self._captions_at(t)
+        bands = []
+        for ci in shown:
             ws = self.captions[ci].words
             done = bisect.bisect_right([w.start for w in ws], t)
             active = done > 0 and t < ws[done - 1].end
+            line = (ws[done - 1].line if done else 0) if len(shown) > 1 else None
+            bands.append((ci, line, done, active))
         k = bisect.bisect_right(self.mouth_t, t) - 1
         shape = self.mouth_v[k] if k >= 0 else IDLE
-        return (ci, done, active, shape, _inside(self.agent_on, t), _inside(self.user_on, t))
+        return (tuple(bands), shape, _inside(self.agent_on, t), _inside(self.user_on, t))
 
-    def _caption_at(self, t: float) -> int:
-        """The latest-started caption showing at ``t``, or -1."""
+    def _captions_at(self, t: float) -> list[int]:
+        """The captions showing at ``t``: the latest-started one, and the one before it if that
+        still shows (two at most), latest first."""
+        out = []
         j = bisect.bisect_right(self.cap_starts, t) - 1
-        while j >= 0 and self.cap_starts[j] >= t - self.max_cap:
+        while j >= 0 and self.cap_starts[j] >= t - self.max_cap and len(out) < 2:
             if t < self.captions[j].end:
-                return j
+                out.append(j)
             j -= 1
-        return -1
+        return out
 
     def image(self, state: tuple) -> Image.Image:
         """The whole frame for ``state`` as RGB (slow path; the encoder uses :meth:`yuv`)."""
@@ -275,11 +287,11 @@ class _Scene:
         return img
 
     def _layers(self, state: tuple) -> Iterator[tuple[tuple[int, int], Image.Image]]:
-        ci, done, active, shape, agent, user = state
+        bands, shape, agent, user = state
         yield self.face_xy, self.avatar.patch(shape, agent)
         yield self.chip_xy, _chip(self.chip_size, user, self.style)
-        if ci >= 0:
-            yield self.band_xy, self._band_layer(ci, done, active)
+        for slot, band in enumerate(bands):
+            yield (0, self.band_xy[1] - slot * self.band2_dy), self._band_layer(*band)
 
     def frame(self, state: tuple) -> Any:
         """The ``VideoFrame`` (yuv420p) for ``state``, assembled from cached YUV patches.
@@ -288,7 +300,7 @@ class _Scene:
         frame's pixels when it is encoded (x264 does), so it can be reused for every frame.
         """
         self.redraws += 1
-        ci, done, active, shape, agent, user = state
+        bands, shape, agent, user = state
         if self._frame is None:
             import av
 
@@ -301,30 +313,43 @@ class _Scene:
         out = self._out
         self._put(out, ("face", shape, agent), self.face_xy, lambda: self.avatar.patch(shape, agent))
         self._put(out, ("chip", user), self.chip_xy, lambda: _chip(self.chip_size, user, self.style))
-        if ci != self._band_cue:  # a new caption (or none): back to the bare background first
-            self._patches = {k: v for k, v in self._patches.items() if k[0] != "band"}
-            self._regions = {k: v for k, v in self._regions.items() if k[0] != "band"}
-            self._band_cue = ci
-            top = self.band_xy[1]
-            bottom = min(self.h, top + _even(self.painter.band_height))
-            for dst, src in zip(out, self._base_planes, strict=True):
-                k = 1 if dst.shape[0] == self.h else 2
-                dst[top // k:bottom // k] = src[top // k:bottom // k]
-            self._shown.pop("band", None)
-            if ci >= 0:
-                box = self._band_layer(ci, 0, False).getbbox() or (0, 0, 2, 2)
-                x0, y0 = _even(box[0], up=False), _even(box[1], up=False)
-                self._band_box = (x0, y0, _even(box[2]), _even(box[3]))
-        if ci >= 0:
-            x0, y0, x1, y1 = self._band_box
-            self._put(out, ("band", ci, done, active), (x0, self.band_xy[1] + y0),
-                      lambda: self._band_layer(ci, done, active).crop((x0, y0, x1, y1)))
+        views = tuple(band[:2] for band in bands)
+        if views != self._bands:  # other captions (or none): back to the bare background first
+            self._patches = {k: v for k, v in self._patches.items() if k[0][:4] != "band"}
+            self._regions = {k: v for k, v in self._regions.items() if k[0][:4] != "band"}
+            for x0, y0, x1, y1 in self._band_boxes:
+                for dst, src in zip(out, self._base_planes, strict=True):
+                    k = 1 if dst.shape[0] == self.h else 2
+                    dst[y0 // k:y1 // k, x0 // k:x1 // k] = src[y0 // k:y1 // k, x0 // k:x1 // k]
+            for slot in range(2):
+                self._shown.pop(f"band{slot}", None)
+            self._bands, self._band_boxes = views, []
+            for slot, band in enumerate(bands):
+                box = self._band_layer(band[0], band[1], 0, False).getbbox() or (0, 0, 2, 2)
+                top = self.band_xy[1] - slot * self.band2_dy
+                self._band_boxes.append((_even(box[0], up=False), top + _even(box[1], up=False),
+                                         _even(box[2]), top + _even(box[3])))
+        for slot, (band, box) in enumerate(zip(bands, self._band_boxes, strict=True)):
+            top = self.band_xy[1] - slot * self.band2_dy
+            x0, y0, x1, y1 = box
+            self._put(out, (f"band{slot}", *band), (x0, y0),
+                      lambda band=band, x0=x0, y0=y0 - top, x1=x1, y1=y1 - top:
+                      self._band_layer(*band).crop((x0, y0, x1, y1)))
         return self._frame
 
-    def _band_layer(self, ci: int, done: int, active: bool) -> Image.Image:
+    def _band_layer(self, ci: int, line: int | None, done: int, active: bool) -> Image.Image:
+        """Caption ``ci`` painted in a band: whole, or only its line ``line`` (its words'
+        progress counted on that line)."""
         c = self.captions[ci]
-        words = tuple((w.line, w.offset, w.offset + w.length) for w in c.words)
-        return self.painter.paint(c.lines, c.speaker, words, done, active)
+        words = [(w.line, w.offset, w.offset + w.length) for w in c.words]
+        if line is None:
+            return self.painter.paint(c.lines, c.speaker, words, done, active)
+        on = [k for k, w in enumerate(words) if w[0] == line]
+        first = on[0] if on else 0
+        return self.painter.paint((c.lines[line],), c.speaker,
+                                  [(0, *words[k][1:]) for k in on],
+                                  min(max(done - first, 0), len(on)),
+                                  active and first < done <= first + len(on))
 
     def _to_yuv(self, rgb: np.ndarray) -> np.ndarray:
         if self._reformatter is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from video_helpers import RATE, call
 
 import renderers
 from aligner.errors import RendererError
-from aligner.timeline import AudioTrack, Timeline, Utterance, Word
+from aligner.timeline import AudioTrack, Timeline, TimelineEvent, Utterance, Word
 from aligner.visemes import timeline_cues
 from renderers.avatar import MOUTH_SHAPES, Avatar, load_mouth_set
 from renderers.video import VideoRenderer, _Scene
@@ -345,3 +346,46 @@ def test_the_mp4_gets_the_permissions_every_other_output_gets(tmp_path: Path, um
     modes = {p.name: p.stat().st_mode & 0o777 for p in (mp4, srt, *pictures, saved)}
     assert set(modes.values()) == {0o666 & ~umask}, {k: oct(v) for k, v in modes.items()}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def _tags(img: np.ndarray, colour: tuple[int, int, int], below: int) -> int:
+    """Pixels of a speaker's name-tag colour below row ``below`` (the captions' area)."""
+    area = img[below:].astype(np.int16)
+    return int((np.abs(area - np.array(colour)).sum(axis=2) < 60).sum())
+
+
+def test_both_speakers_captions_show_while_both_speak(tmp_path: Path) -> None:
+    from renderers.caption_draw import CaptionStyle
+
+    agent_text = "Of course. We have a table by the window at seven."
+    user_text = "The window table, please."
+    a = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\w+", agent_text)]
+    u = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\w+", user_text)]
+    clear = 2.0  # the agent is cut here; the user started talking over it at 1.7
+    agent_words = tuple(Word(w, 0.2 + 0.22 * k, 0.4 + 0.22 * k, s, e) if 0.2 + 0.22 * k < clear
+                        else Word(w, clear, clear, s, e, played=False)
+                        for k, (w, s, e) in enumerate(a))
+    user_words = tuple(Word(w, 1.7 + 0.3 * k, 1.95 + 0.3 * k, s, e)
+                       for k, (w, s, e) in enumerate(u))
+    tl = Timeline(utterances=(
+        Utterance("agent", 0.2, clear, agent_text, interrupted=True, words=agent_words),
+        Utterance("user", 1.7, 2.9, user_text, words=user_words)),
+        events=(TimelineEvent(clear, "clear"),), duration=3.5)
+    agent, user = dict(CaptionStyle().speakers)["agent"], dict(CaptionStyle().speakers)["user"]
+    r = VideoRenderer(size="640x360")
+    scene = _Scene(r, tl)
+    below = scene.face_xy[1] + scene.avatar.size  # under the face (its ring is the agent's colour)
+    both = np.asarray(r.frame_image(tl, 1.85))
+    # the user's caption took the agent's place while the agent's word was still sounding
+    assert _tags(both, agent, below) > 50 and _tags(both, user, below) > 50
+    assert _tags(np.asarray(r.frame_image(tl, 1.5)), user, below) == 0
+    assert _tags(np.asarray(r.frame_image(tl, 2.5)), agent, below) == 0
+    # the encoder's frames (assembled from patches) show the same, and nothing is left behind
+    with av.open(str(_render(tl, tmp_path, size="640x360"))) as c:
+        frames = {k: f.to_ndarray(format="rgb24") for k, f in enumerate(c.decode(video=0))}
+    for t in (1.5, 1.85, 2.5):
+        k = round(t * FPS)
+        want = np.asarray(r.frame_image(tl, k / FPS)).astype(np.int16)
+        assert np.abs(frames[k].astype(np.int16) - want).mean() < 3.0, t
+    assert _tags(frames[round(1.85 * FPS)], agent, below) > 50
+    assert _tags(frames[round(2.5 * FPS)], agent, below) == 0
