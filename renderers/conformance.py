@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from aligner.timeline import Timeline
 
-from .segment import CaptionRules, Cue
+from .segment import GRID, CaptionRules, Cue
 
 __all__ = ["RULES", "check"]
 
@@ -88,7 +88,8 @@ def _blocks(a: Cue, b: Cue, rules: CaptionRules) -> bool:
     if a.speaker == b.speaker or not rules.allow_speaker_overlap or not b.words:
         return True
     speech_end = a.words[-1].end if a.words else a.end
-    return b.words[0].start >= (a.end if a.interrupted else speech_end) - rules.min_gap
+    # a cut cue ends at its clear rounded down to the grid: the clear is up to GRID later
+    return b.words[0].start >= (a.end + GRID if a.interrupted else speech_end) - rules.min_gap
 
 
 def _next_blocking(cues: Sequence[Cue], k: int, rules: CaptionRules) -> Cue | None:
@@ -121,8 +122,10 @@ def _check_source(c: Cue, tag: str, timeline: Timeline, rules: CaptionRules,
             if w.start > clear + _EPS:
                 out["unheard"].append(f"{tag}: {w.text!r} was never heard")
     if c.interrupted:
-        silence = abs(c.end - c.start - rules.max_duration) <= _EPS and c.end < u.end
-        if abs(c.end - u.end) > _EPS and not silence:  # a clear long after the last word
+        silence = abs(c.end - c.start - rules.max_duration) <= GRID + _EPS and c.end < u.end
+        # at the clear, on the cue times' grid: never after it, at most one step before
+        at_clear = -GRID - _EPS <= c.end - u.end <= _EPS
+        if not at_clear and not silence:  # a clear long after the last word
             out["interruption"].append(f"{tag}: ends {c.end:.3f}s, not at the clear {u.end:.3f}s")
         if not c.lines or not c.lines[-1].endswith(mark):
             out["interruption"].append(f"{tag}: no {mark!r} at the cut")

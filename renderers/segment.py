@@ -8,6 +8,8 @@ word; no one-word orphan line or cue when avoidable; each cue belongs to one spe
 (``played``) words are captioned; a cue cut by a ``clear`` ends at the clear and its sentence ends
 with an em dash. A token longer than a whole line (a 300-character "word", a CJK sentence without
 spaces) is the one thing broken inside: into line-sized pieces, with times shared out by length.
+Cue times lie on a 10 ms grid (:data:`GRID`) that every caption format stores exactly, rounded
+the way that keeps the rules (a cut cue ends at the clear or up to 10 ms before it).
 
 >>> from aligner.timeline import Timeline, Utterance, Word
 >>> text = "Hello there. How are you today?"
@@ -32,7 +34,7 @@ from typing import Any
 from aligner.errors import RendererError
 from aligner.timeline import Timeline, Utterance
 
-__all__ = ["RULE_OPTIONS", "CaptionRules", "Cue", "CueWord", "caption_rules", "segment"]
+__all__ = ["GRID", "RULE_OPTIONS", "CaptionRules", "Cue", "CueWord", "caption_rules", "segment"]
 
 _SENTENCE_END = re.compile(r"[.!?…。！？‼⁇؟]['\"”’»)\]]*$")
 _CLAUSE_END = re.compile(r"([,;:、，；：،]|[-–—])['\"”’»)\]]*$")
@@ -84,6 +86,11 @@ class CaptionRules:
         if self.max_cps <= 0 or self.min_gap < 0 or self.max_lead_in < 0:
             raise ValueError("max_cps must be positive, min_gap and max_lead_in not negative")
 
+
+#: Cue times are multiples of this (seconds): the coarsest precision of the caption formats (ASS
+#: stores centiseconds), so every format stores them exactly and keeps every rule they keep
+#: (rounded when written, a cue 83.3 ms before the next one came out 80 ms before it in ASS).
+GRID = 0.01
 
 #: Each :class:`CaptionRules` field and its type: the caption renderers' options.
 RULE_OPTIONS: dict[str, type] = {f.name: type(f.default) for f in fields(CaptionRules)}
@@ -407,33 +414,52 @@ def _speech_end(units: list[_Unit], i: int, j: int, n: int, cut: bool, clear: fl
 
 
 # --- timing: minimum duration, reading speed, gaps ----------------------------------------------
+def _up(t: float) -> float:
+    """``t`` rounded up to :data:`GRID`."""
+    return round(math.ceil(t / GRID - 1e-6) * GRID, 6)
+
+
+def _down(t: float) -> float:
+    """``t`` rounded down to :data:`GRID`."""
+    return round(math.floor(t / GRID + 1e-6) * GRID, 6)
+
+
 def _time(drafts: list[_Draft], rules: CaptionRules) -> None:
-    """Set each draft's display end (and lead-in start) in time order."""
-    gap = rules.min_gap
+    """Set each draft's display end (and lead-in start) in time order, on :data:`GRID`.
+
+    Each time is rounded the way that keeps the rules: a start down (a cue never shows after
+    its first word), a speech end up, a clear down (never shown after it); the gap, the
+    shortest duration and the reading time are rounded up, so that they hold on the grid."""
+    gap, shortest = _up(rules.min_gap), _up(rules.min_duration)
+    for d in drafts:
+        d.start = _down(d.start)
     for k, d in enumerate(drafts):
         nxt = _next_blocking(drafts, k, rules)
         limit = nxt.start - gap if nxt is not None else math.inf
         chars = sum(len(x.text) for x in d.units) + len(d.units) - len(d.lines)
+        reading = _up(chars / rules.max_cps)
         if d.fixed_end:
-            d.end = d.natural_end
+            d.end = max(_down(d.natural_end), d.start + GRID)
         else:
-            want = max(d.natural_end, d.start + rules.min_duration, d.start + chars / rules.max_cps)
-            want = min(want, max(d.start + rules.max_duration, d.natural_end))
+            natural = _up(d.natural_end)
+            want = max(natural, d.start + shortest, d.start + reading)
+            want = min(want, max(_down(d.start + rules.max_duration), natural))
             floor = d.units[-1].start + min(0.1, (d.units[-1].end - d.units[-1].start) / 2)
             d.end = min(want, limit)
             if d.end < floor:  # the next cue must wait for this one's last word
-                d.end = max(d.natural_end, d.start + 1e-3)
+                d.end = max(natural, d.start + GRID)
                 if nxt is not None:
                     nxt.start = d.end + gap
-        d.end = max(d.end, d.start + 1e-3)
-        if nxt is not None and nxt.start < d.end + gap:  # e.g. speech starting at a clear
+        d.end = max(d.end, d.start + GRID)
+        if nxt is not None and nxt.start < d.end + gap - 1e-9:  # e.g. speech starting at a clear
             # a cue cut by a clear still ends there: the gap gives way if speech is that short
-            nxt.start = min(d.end + gap, nxt.natural_end - 1e-3) if nxt.fixed_end else d.end + gap
-        need = max(rules.min_duration, chars / rules.max_cps)
-        if d.end - d.start < need:  # too short or too fast to read: appear a little early
+            nxt.start = min(d.end + gap, _down(nxt.natural_end) - GRID) if nxt.fixed_end \
+                else d.end + gap
+        need = max(shortest, reading)
+        if d.end - d.start < need - 1e-9:  # too short or too fast to read: appear a little early
             prev = _prev_blocking(drafts, k, rules)
-            earliest = max(d.start - rules.max_lead_in, prev.end + gap if prev else 0.0, 0.0,
-                           d.end - rules.max_duration)
+            earliest = max(_up(d.start - rules.max_lead_in), prev.end + gap if prev else 0.0,
+                           0.0, _up(d.end - rules.max_duration))
             d.start = max(min(d.start, d.end - need), earliest)
     drafts.sort(key=lambda d: (d.start, d.utterance))
 

@@ -6,7 +6,9 @@ import functools
 import html
 import json
 import re
+import tempfile
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import pysubs2
 import pytest
@@ -306,3 +308,55 @@ def test_any_text_renders_to_files_that_parse_back(tokens, at):
     doc = json.loads(WordsJSON().render_string(tl))
     assert [w["start"] for s in doc["segments"] for w in s["words"]] == \
         [round(w.start, 3) for w in words]
+
+
+def _words(text: str, at: float, durations: list[float], gaps: list[float]) -> tuple[Word, ...]:
+    out, t = [], at
+    for k, m in enumerate(re.finditer(r"\w+", text)):
+        d = durations[k % len(durations)]
+        out.append(Word(m.group(), t, t + d, m.start(), m.end()))
+        t += d + gaps[k % len(gaps)]
+    return tuple(out)
+
+
+_TURN = "we have a table by the window at seven or one on the terrace later tonight"
+
+
+@settings(max_examples=60, deadline=None)
+@given(durations=st.lists(st.floats(0.05, 0.6), min_size=1, max_size=6),
+       gaps=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=6),
+       starts=st.lists(st.floats(0.0, 3.0), min_size=2, max_size=6),
+       cut=st.one_of(st.none(), st.floats(0.3, 3.0)))
+def test_every_format_keeps_every_rule_the_cues_keep(durations, gaps, starts, cut):
+    from renderers.conformance import check
+
+    # ASS stores centiseconds: a 83.3 ms gap between cues came out as 80 ms (rounded down)
+    utterances, t = [], 0.2
+    for k, pause in enumerate(starts):
+        speaker = ("agent", "user")[k % 2]
+        words = _words(_TURN[: 20 + 9 * k], t, durations, gaps)
+        end = words[-1].end
+        if k == 0 and cut is not None and t + cut < end:
+            words = tuple(w if w.start < t + cut else replace(w, start=t + cut, end=t + cut,
+                                                               played=False) for w in words)
+            words = tuple(replace(w, end=min(w.end, t + cut)) for w in words)
+            end = t + cut
+        utterances.append(Utterance(speaker, t, end, _TURN[: 20 + 9 * k],
+                                    interrupted=k == 0 and cut is not None and end == t + cut,
+                                    words=words))
+        t = end + pause - (0.3 if k == 0 and cut is not None else 0.0)  # barge-in overlap
+    tl = Timeline(utterances=tuple(utterances), duration=t + 1.0)
+    cues = segment(tl)
+    report = check(cues, timeline=tl)
+    assert not (report["gap"] or report["unheard"] or report["interruption"]), report
+    want = {rule: len(found) for rule, found in report.items()}
+    for name, cls in SUBTITLE_FORMATS.items():
+        with tempfile.TemporaryDirectory() as d:
+            (path,) = cls().render(tl, d)
+            parsed = list(load_subtitles(path))
+        assert len(parsed) == len(cues), name
+        timed = [replace(c, start=ev.start / 1000, end=ev.end / 1000)
+                 for c, ev in zip(cues, parsed, strict=True)]
+        got = {rule: len(found) for rule, found in check(timed, timeline=tl).items()}
+        assert got == want, (name, {r: check(timed, timeline=tl)[r] for r in got
+                                    if got[r] != want[r]})
