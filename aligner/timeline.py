@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -223,40 +224,31 @@ class Timeline:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Timeline:
-        """Inverse of :meth:`to_dict`.
+        """Inverse of :meth:`to_dict`; every value is checked for its type, so what loads is a
+        timeline the renderers can use.
 
         Raises:
-            ValueError: a newer schema version, or a malformed document.
+            ValueError: a newer schema version, or a malformed document (the message names the
+                field).
         """
+        doc = _Fields(d, "timeline")
         version = d.get("version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ValueError(f"unsupported timeline version {version!r} (this reads <= {SCHEMA_VERSION})")
-        try:
-            return cls(
-                version=version,
-                duration=float(d.get("duration", 0.0)),
-                metadata=tuple(sorted(d.get("metadata", {}).items())),
-                utterances=tuple(
-                    Utterance(
-                        speaker=u["speaker"], start=u["start"], end=u["end"], text=u["text"],
-                        interrupted=u.get("interrupted", False),
-                        words=tuple(Word(w["word"], w["start"], w["end"], w["char_start"],
-                                         w["char_end"], w.get("played", True), w.get("onset"),
-                                         w.get("confidence"))
-                                    for w in u.get("words", ())),
-                        chars=tuple(Char(c["char"], c["start"], c["end"]) for c in u.get("chars", ())),
-                        phones=tuple(Phone(p["phone"], p["start"], p["end"], p.get("word_index", -1))
-                                     for p in u.get("phones", ())),
-                        source=u.get("source", "text"),
-                    )
-                    for u in d.get("utterances", ())
-                ),
-                events=tuple(TimelineEvent(e["t"], e["kind"], e.get("data")) for e in d.get("events", ())),
-                audio=tuple(AudioTrack(a["speaker"], a["sample_rate"], a.get("path"))
-                            for a in d.get("audio", ())),
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"malformed timeline document: {exc!r}") from exc
+        if isinstance(version, bool) or not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(f"unsupported timeline version {version!r:.40} (this reads <= "
+                             f"{SCHEMA_VERSION})")
+        metadata = doc.get("metadata", dict, {})
+        if not all(isinstance(k, str) for k in metadata):
+            raise ValueError("timeline: metadata keys must be strings")
+        return cls(
+            version=version,
+            duration=doc.number("duration", 0.0),
+            metadata=tuple(sorted(metadata.items())),
+            utterances=tuple(_utterance(u) for u in doc.items("utterances")),
+            events=tuple(TimelineEvent(e.number("t"), e.get("kind", str), e.get("data", object, None))
+                         for e in doc.items("events")),
+            audio=tuple(AudioTrack(a.get("speaker", str), a.get("sample_rate", int),
+                                   a.get("path", str, None)) for a in doc.items("audio")),
+        )
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
@@ -277,6 +269,62 @@ class Timeline:
 
 def _r(x: float) -> float:
     return round(float(x), 6)
+
+
+class _Fields:
+    """A JSON object of a timeline document, read field by field with type checks; every
+    failure is a ValueError naming the field."""
+
+    _MISSING = object()
+
+    def __init__(self, obj: Any, where: str) -> None:
+        if not isinstance(obj, dict):
+            raise ValueError(f"{where} must be a JSON object, got {type(obj).__name__}")
+        self.obj, self.where = obj, where
+
+    def get(self, key: str, kind: type, default: Any = _MISSING) -> Any:
+        value = self.obj.get(key, default)
+        if value is self._MISSING:
+            raise ValueError(f"{self.where}: {key} is missing")
+        if value is default and default is not self._MISSING:
+            return value
+        if kind is not object and (not isinstance(value, kind) or (
+                kind is int and isinstance(value, bool))):
+            raise ValueError(f"{self.where}: {key} must be {kind.__name__}, got {value!r:.40}")
+        return value
+
+    def number(self, key: str, default: Any = _MISSING) -> float:
+        value = self.obj.get(key, default)
+        if value is self._MISSING:
+            raise ValueError(f"{self.where}: {key} is missing")
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise ValueError(f"{self.where}: {key} must be a finite number, got {value!r:.40}")
+        return float(value)
+
+    def items(self, key: str) -> list[_Fields]:
+        value = self.get(key, list, [])
+        return [_Fields(v, f"{self.where}.{key}[{i}]") for i, v in enumerate(value)]
+
+
+def _utterance(u: _Fields) -> Utterance:
+    words = []
+    for w in u.items("words"):
+        words.append(Word(w.get("word", str), w.number("start"), w.number("end"),
+                          w.get("char_start", int), w.get("char_end", int),
+                          w.get("played", bool, True), w.number("onset", None),
+                          w.number("confidence", None)))
+    return Utterance(
+        speaker=u.get("speaker", str), start=u.number("start"), end=u.number("end"),
+        text=u.get("text", str), interrupted=u.get("interrupted", bool, False),
+        words=tuple(words),
+        chars=tuple(Char(c.get("char", str), c.number("start"), c.number("end"))
+                    for c in u.items("chars")),
+        phones=tuple(Phone(p.get("phone", str), p.number("start"), p.number("end"),
+                           p.get("word_index", int, -1)) for p in u.items("phones")),
+        source=u.get("source", str, "text"))
 
 
 def _word_dict(w: Word) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aligner.errors import CaptureError
@@ -225,7 +226,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, command):
     frames = [(k * 0.02, "in", f"frame {k} " + "x" * 60) for k in range(5000)]
     _write(tmp_path / "cap", frames)
     if command == "align":
-        from aligner.speech import synthesize
+        from aligner.speech.synthesis import synthesize
 
         s = synthesize("Hello there, how are you doing today? " * 40)  # 300 KB of JSON
         (tmp_path / "clip.wav").write_bytes(_wav(s.samples, s.sample_rate))
@@ -241,3 +242,83 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, command):
     proc.stderr.close()
     assert proc.wait(60) == 141  # as a Unix tool killed by SIGPIPE
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err, err
+
+
+_json_value = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3), max_leaves=8)
+# lines a damaged or hostile events.jsonl may hold: shapes of real lines with any values
+_line_keys = st.sampled_from(["t", "d", "text", "bin", "close", "code", "reason", "by"])
+_templates = ({"t": 0.5, "d": "in", "text": "x"}, {"t": 0.5, "d": "out", "bin": [0, 2]},
+              {"t": 0.5, "close": {"code": 1000, "reason": "", "by": "server"}})
+
+
+def _mutated(template: dict, key: str, value) -> bytes:
+    line = json.loads(json.dumps(template))
+    target = line["close"] if key in ("code", "reason", "by") and "close" in line else line
+    target[key] = value
+    return json.dumps(line).encode()
+
+
+_hostile_line = (
+    st.builds(_mutated, st.sampled_from(_templates), _line_keys, _json_value)
+    | st.dictionaries(_line_keys, _json_value | st.sampled_from(["in", "out"]), max_size=4)
+    .map(lambda d: json.dumps(d).encode())
+    | _json_value.map(lambda v: json.dumps(v).encode())
+    | st.binary(max_size=40).filter(lambda b: b"\n" not in b))
+_header = st.one_of(st.none(), st.binary(max_size=60), _json_value.map(json.dumps).map(str.encode),
+                    st.dictionaries(st.sampled_from(["format", "version", "sample_rate",
+                                                     "audio_encoding", "protocol"]),
+                                    _json_value, max_size=4).map(
+                        lambda d: json.dumps({"format": "aligner-capture", "version": 1, **d})
+                        .encode()))
+
+
+@settings(max_examples=150, deadline=None)
+@example(frames=[], hostile=[(0, b'{"t": 1, "close": 5}')], header=None, cut_raw=0)  # found:
+@example(frames=[], hostile=[(0, b'{"t": 0.5, "d": "in", "text": "x", "close": null}')],
+         header=None, cut_raw=0)
+@example(frames=[("out", b"\x00\x00")],
+         hostile=[(0, b'{"t": 0.5, "d": "out", "bin": [0, 2], "text": null}')], header=None,
+         cut_raw=0)
+@example(frames=[], hostile=[(0, b'{"t": 0.5, "d": "in", "bin": [-4, 2]}')], header=None,
+         cut_raw=0)
+@given(frames=st.lists(_frame, max_size=12), hostile=st.lists(st.tuples(
+    st.integers(0, 12), _hostile_line), max_size=8), header=_header, cut_raw=st.integers(0, 64))
+def test_any_damage_reads_as_a_capture_error_or_keeps_every_intact_frame(frames, hostile, header,
+                                                                        cut_raw):
+    import tempfile
+
+    from aligner.errors import CaptureError
+    from aligner.session import build_timeline
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "cap"
+        good = []
+        with capture.CaptureWriter(path, {"audio_encoding": "s16le", "sample_rate": 16000}) as w:
+            for k, (direction, payload) in enumerate([*frames, ("in", "")]):
+                for _, line in (h for h in hostile if h[0] == k):  # garbage between the frames
+                    with open(path / "events.jsonl", "ab") as f:
+                        f.write(line + b"\n")
+                w.write(round(k * 0.013, 6), direction, payload)
+                good.append((round(k * 0.013, 6), direction, payload))
+        if header is not None:
+            (path / "capture.json").write_bytes(header)
+        raw = path / "agent.raw"
+        if raw.exists() and cut_raw:  # a torn raw file: the frames past its end are gone
+            raw.write_bytes(raw.read_bytes()[:-cut_raw])
+        try:
+            cap = capture.read(path)
+        except CaptureError:
+            assert header is not None  # only a damaged header makes it unreadable
+            return
+        got = [(f.t, f.direction, f.payload) for f in cap.frames()]
+        events = list(cap.events())
+        assert len(events) >= len(got) - sum(1 for g in got if g[2] == "") and cap.duration >= 0
+        assert cap.close is None or isinstance(cap.close.reason, str)
+        kept = [g for g in good if not (cut_raw and g[1] == "in" and isinstance(g[2], bytes))]
+        it = iter(got)  # every intact frame is read, in order, as it was written
+        assert all(any(frame == g for g in it) for frame in kept), (kept, got)
+        with contextlib.suppress(CaptureError):  # a header without a usable rate or encoding
+            build_timeline(cap, align=False, recognize=False)

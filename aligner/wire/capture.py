@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -199,7 +200,7 @@ class Capture:
         self.skipped = skipped
         self._lines = lines
         self._raw = raw
-        closes = [c for c in lines if "close" in c]
+        closes = [c for c in lines if "close" in c and "d" not in c]
         self.close: Close | None = None
         if closes:
             c = closes[-1]["close"]
@@ -227,11 +228,11 @@ class Capture:
             d = line.get("d")
             if d is None:
                 continue
-            if "text" in line:
-                yield Frame(line["t"], d, line["text"])
-            else:
+            if "bin" in line:  # as the reader checked it: a byte span first, else text
                 off, n = line["bin"]
                 yield Frame(line["t"], d, raw[d][off:off + n])
+            else:
+                yield Frame(line["t"], d, line["text"])
 
     def events(self) -> Iterator[Stamped]:
         """The events of the call, in order, decoded through the same codec as the live client.
@@ -280,23 +281,47 @@ def read(path: str | Path) -> Capture:
         if not chunk:
             continue
         try:
-            line = json.loads(chunk)
-            t = float(line["t"])
-            if "d" in line and line["d"] not in RAW:
-                raise ValueError(f"unknown direction {line['d']!r}")
-            if "d" in line and "bin" in line:
-                off, size = line["bin"]
-                if off + size > len(raw[line["d"]]):
-                    raise ValueError("points past the end of the raw file")
-            elif "d" in line and not isinstance(line.get("text"), str):
-                raise ValueError("frame line without text or bin")
-        except (ValueError, KeyError, TypeError) as exc:
+            line = _checked(json.loads(chunk), raw)
+        except (ValueError, RecursionError) as exc:
             skipped += 1
             logger.warning("%s line %d skipped (%s)", path / EVENTS, n, exc)
             continue
-        line["t"] = t
         lines.append(line)
     return Capture(path, info, lines, raw, skipped)
+
+
+def _checked(line: Any, raw: dict[str, bytes]) -> dict[str, Any]:
+    """An events.jsonl line as the reader uses it, or ValueError saying what is wrong with it:
+    a frame (``d`` with ``text``, or ``bin`` inside its raw file), a close record, or a line of
+    another kind (kept, ignored: a newer writer's)."""
+    if not isinstance(line, dict):
+        raise ValueError("not a JSON object")
+    t = line.get("t")
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise ValueError(f"bad time {t!r:.40}")
+    line["t"] = float(t)
+    if "d" in line:
+        d = line["d"]
+        if not isinstance(d, str) or d not in RAW:
+            raise ValueError(f"unknown direction {d!r:.40}")
+        if "bin" in line:
+            span = line["bin"]
+            if not (isinstance(span, list) and len(span) == 2 and all(
+                    isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in span)):
+                raise ValueError(f"bad byte span {span!r:.40}")
+            if span[0] + span[1] > len(raw[d]):
+                raise ValueError("points past the end of the raw file")
+        elif not isinstance(line.get("text"), str):
+            raise ValueError("frame line without text or bin")
+    elif "close" in line:
+        close = line["close"]
+        if not (isinstance(close, dict)
+                and (close.get("code") is None or (isinstance(close["code"], int)
+                                                   and not isinstance(close["code"], bool)))
+                and isinstance(close.get("reason") or "", str)
+                and isinstance(close.get("by", "server"), str)):
+            raise ValueError(f"bad close record {close!r:.60}")
+    return line
 
 
 def update_info(path: str | Path, **fields: Any) -> dict[str, Any]:
