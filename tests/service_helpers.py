@@ -113,3 +113,37 @@ async def collect(ws: aiohttp.ClientWebSocketResponse, seconds: float,
         if until is not None and until(*item):
             break
     return out
+
+
+class LoopThread:
+    """An async context manager (a server) entered on an event loop in a thread of its own, for
+    synchronous tests (Hypothesis) to drive: ``value`` is what it yielded, ``run(coro)`` runs a
+    coroutine on that loop and returns its result, ``close()`` exits it."""
+
+    def __init__(self, context: Any) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._context = context
+        self.value = self.run(context.__aenter__())
+
+    def run(self, coro: Any, timeout: float = 120.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        try:
+            self.run(self._context.__aexit__(None, None, None))
+            self.run(_cancel_the_rest())  # as asyncio.run ends: no task left pending
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(30)
+            self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 
@@ -11,9 +12,14 @@ import aiohttp
 import numpy as np
 import pytest
 from emulator_helpers import Received, get_call, read_twilio, read_web, register, wait_ended
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from twilio_helpers import TWILIO, twilio_messages
 
 from aligner.emulator import EmbeddedEmulator
 from aligner.emulator.calls import RegistrationError, validate_registration
+from aligner.wire.events import TwilioStop, Unknown
+from aligner.wire.protocol import decode_twilio
 
 FAST = {"recognition": False}  # these tests do not need pocketsphinx
 
@@ -237,3 +243,57 @@ async def test_slow_client_does_not_block_others(emu, session):
         assert msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) > 0
     await idle.close()
     assert np.frombuffer(msg.data, "<i2").any()
+
+
+@pytest.fixture(scope="module")
+def emulator_thread():
+    from service_helpers import LoopThread
+
+    @contextlib.asynccontextmanager
+    async def emulator_and_session():
+        async with EmbeddedEmulator(api_key="test-key", **FAST) as emu, \
+                aiohttp.ClientSession() as http:
+            yield emu, http
+
+    running = LoopThread(emulator_and_session())
+    yield running
+    running.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(messages=['{"event": "start", "start": 5}'])  # found: an AttributeError, "user_hangup"
+@given(messages=st.lists(twilio_messages, max_size=6))
+def test_any_twilio_messages_end_the_call_with_a_reason_or_leave_it_going(emulator_thread,
+                                                                         messages):
+    emu, http = emulator_thread.value
+
+    async def call():
+        call = await register(http, emu, audio_websocket_protocol="twilio")
+        got = Received()
+        async with http.ws_connect(f"{emu.ws_url}/audio-websocket/{call['call_id']}") as ws:
+            for text in [json.dumps(TWILIO[0]), json.dumps(TWILIO[1]), *messages]:
+                if ws.closed:
+                    break
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_str(text)
+            with contextlib.suppress(ConnectionError):
+                await ws.send_str(json.dumps(TWILIO[-2]))  # stop: the caller hangs up
+            await asyncio.wait_for(read_twilio(ws, got), 10)
+        return got, await wait_ended(http, emu, call["call_id"])
+
+    got, ended = emulator_thread.run(call())
+    # the first message the Twilio codec cannot read (of a kind it knows, or not JSON) ends the
+    # call as a corrupted payload (1008, with the reason); else a stop ends it as a hang-up
+    want = "user_hangup"
+    for text in messages:
+        event = decode_twilio(text)
+        if isinstance(event, TwilioStop):
+            break
+        kind = json.loads(text).get("event")
+        other_kind = isinstance(kind, str) and kind not in {m["event"] for m in TWILIO}
+        if isinstance(event, Unknown) and not other_kind:  # a message of another kind: ignored
+            want = "error_frontend_corrupted_payload"
+            break
+    assert ended["disconnection_reason"] == want, (ended, messages)
+    if want != "user_hangup":
+        assert (got.close_code, got.close_reason) == (1008, want)

@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twilio_helpers import twilio_messages
 
 from aligner.errors import ProtocolError
 from aligner.wire.events import (
@@ -181,3 +182,16 @@ def test_twilio_client_sends_media_on_its_stream():
     assert media.payload == b"\xff" * 160 and media.chunk == 1
     p.receive_binary(b"\x00")
     assert isinstance(p.events_received()[-1], Unknown) and p.malformed == 1
+
+
+@settings(max_examples=400)
+@given(twilio_messages)
+def test_any_twilio_message_decodes_to_an_event_that_round_trips_or_to_unknown(text):
+    event = decode_twilio(text)
+    if isinstance(event, Unknown):
+        assert event.raw == text and event.reason
+    else:  # what the codec accepts it can write back, and reads again the same
+        assert decode_twilio(encode_twilio(event)) == event
+    p = WebClientProtocol(twilio=True)
+    p.receive_text(text)
+    assert len(p.events_received()) == 1

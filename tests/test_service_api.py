@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import os
 
@@ -10,10 +12,14 @@ import aiohttp
 import numpy as np
 import pytest
 import yarl
+from aiohttp import web
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from loopback import serve_app
 from service_helpers import GREETING, collect, running_service
 
 from aligner.service.observers import ObserverHub, TokenIssuer
-from aligner.service.options import CallOptions, TokenBucket
+from aligner.service.options import CallOptions, Limits, TokenBucket
 from aligner.service.recordings import RecordingStore, valid_call_id
 
 
@@ -447,3 +453,206 @@ async def test_voice_profiles_learn_each_agents_voice_across_calls(tmp_path):
         assert not (voices / "test.json").exists()  # one profile per agent id, only this one
         # every call of the agent adds to its profile: its live chunks and its recording
         assert learned[0][1] > 0 and learned[1][0] > learned[0][0] and learned[1][1] > learned[0][1]
+
+
+async def _status(svc, path: str) -> int:
+    async with svc.http.get(svc.base + path) as resp:
+        await resp.read()
+        return resp.status
+
+
+@pytest.fixture(scope="module")
+def service_thread(tmp_path_factory):
+    from service_helpers import LoopThread
+
+    svc = LoopThread(running_service(tmp_path_factory.mktemp("fuzz"),
+                                     limits=Limits(max_frame_bytes=4096)))
+    yield svc
+    svc.close()
+
+
+_PREFIXES = ["/", "/calls", "/calls/", "/calls/call_x", "/calls/call_x/files/",
+             "/calls/call_x/files/call.json", "/get-call/", "/live/", "/register-call",
+             "/audio-websocket/", "/samples/", "/static/", "/healthz", "/stats", "/stats/reset"]
+_tail = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(method="GET", prefix="/calls/call_x", tail="", query={"token": "\x80"}, auth=None,
+         body=None)  # found: a non-ASCII token was a 500
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"]),
+       prefix=st.sampled_from(_PREFIXES), tail=_tail,
+       query=st.dictionaries(st.sampled_from(["token", "enable_words", "x", "key"]), _tail,
+                             max_size=2),
+       auth=st.one_of(st.none(), st.just("key"), _tail.map(lambda t: f"Bearer {t}"), _tail),
+       body=st.one_of(st.none(), st.binary(max_size=64), st.dictionaries(
+           st.sampled_from(["agent_id", "sample_rate", "audio_encoding", "metadata"]),
+           st.none() | st.integers() | _tail, max_size=3).map(lambda d: json.dumps(d).encode())))
+def test_no_request_makes_the_service_fail(service_thread, method, prefix, tail, query, auth,
+                                           body):
+    svc = service_thread.value
+
+    async def request() -> tuple[int, int]:
+        headers = {}
+        if auth == "key":
+            headers.update(svc.auth)
+        elif auth is not None and auth.isprintable():
+            headers["Authorization"] = auth
+        url = yarl.URL(svc.base) / prefix.lstrip("/")
+        url = yarl.URL(str(url).rstrip("/") + "/" + yarl.URL.build(path=tail).raw_path.lstrip("/")
+                       if tail else str(url)).with_query(query)
+        async with svc.http.request(method, url, headers=headers, data=body) as resp:
+            await resp.read()
+            return resp.status, await _status(svc, "/healthz")
+
+    status, health = service_thread.run(request())
+    assert status < 500 and health == 200, (method, prefix, tail, status)
+
+
+_frames = st.lists(st.one_of(
+    st.binary(max_size=700),
+    st.binary(min_size=4097, max_size=5000),  # over the frame limit: closes the call (1009)
+    st.sampled_from(["ping", "pong", "clear", "{}", '{"event_type": "update"}']),
+    st.text(max_size=60)), max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=_frames, close_first=st.booleans())
+def test_any_front_end_frames_keep_the_service_up_and_every_accepted_frame_recorded(
+        service_thread, frames, close_first):
+    from aligner.wire.capture import read
+
+    svc = service_thread.value
+
+    async def call() -> str:
+        cid = (await svc.register())["call_id"]
+        async with svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{cid}") as ws:
+            for frame in frames:
+                if ws.closed:
+                    break
+                with contextlib.suppress(ConnectionError):
+                    await (ws.send_bytes(frame) if isinstance(frame, bytes)
+                           else ws.send_str(frame))
+            if not close_first:
+                await asyncio.sleep(0.3)  # the agent speaks meanwhile
+        return cid
+
+    cid = service_thread.run(call())
+    info = service_thread.run(svc.call_info(cid))
+    too_big = [k for k, f in enumerate(frames) if len(f) > 4096]
+    sent = frames[:too_big[0]] if too_big else frames
+    odd = [k for k, f in enumerate(sent) if isinstance(f, bytes) and len(f) % 2]
+    cap = read(svc.config.recordings / cid / "capture")  # readable, whatever was sent
+    recorded = [f.payload for f in cap.frames() if f.direction == "out"]
+    assert recorded == sent[:len(recorded)]  # in order, as sent
+    # the call ends as the front end closed it; a frame over the limit closes it (1009); half
+    # a sample makes the upstream end it (1008, corrupted payload) if it gets there first
+    ended = (info["close_code"], info["closed_by"])
+    allowed = {(1009, "proxy")} if too_big else {(1000, "frontend")}
+    assert ended in allowed | ({(1008, "upstream")} if odd else set()), info
+    assert info["close_reason"]
+    if ended == (1008, "upstream"):
+        assert len(recorded) > odd[0]  # up to that frame at least
+    else:
+        assert recorded == sent  # nothing lost (and the too-big one never forwarded)
+    assert info["state"] == "done" and info["counts"]["mic_frames"] == len(recorded)
+    assert service_thread.run(_status(svc, "/healthz")) == 200
+
+
+_PLANS: dict[str, tuple[list, tuple[int, str] | None]] = {}  # call id -> what the upstream sends
+
+
+@contextlib.asynccontextmanager
+async def _hostile_upstream():
+    """An upstream (its base URL) that registers calls and then sends each call's planned
+    frames."""
+    async def register(request):
+        body = await request.json()
+        call = {"call_id": f"call_{body['agent_id']}", "agent_id": body["agent_id"],
+                "audio_encoding": "s16le", "sample_rate": 16000, "call_status": "registered"}
+        return web.json_response(call)
+
+    async def get_call(request):
+        return web.json_response({"call_id": request.match_info["call_id"],
+                                  "audio_encoding": "s16le", "sample_rate": 16000})
+
+    async def socket(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        frames, close = _PLANS[request.match_info["call_id"]]
+        for frame in frames:
+            await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+        if close is not None:
+            await ws.close(code=close[0], message=close[1].encode())
+        else:
+            async for _ in ws:
+                pass
+        return ws
+
+    app = web.Application()
+    app.router.add_post("/register-call", register)
+    app.router.add_get("/get-call/{call_id}", get_call)
+    app.router.add_get("/audio-websocket/{call_id}", socket)
+    runner, base = await serve_app(app)
+    try:
+        yield base
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def hostile_service(tmp_path_factory):
+    from service_helpers import LoopThread
+
+    upstream = LoopThread(_hostile_upstream())  # on a loop of its own
+    svc = LoopThread(running_service(tmp_path_factory.mktemp("hostile"),
+                                     upstream=upstream.value, lipsync=True))
+    yield svc
+    svc.close()
+    upstream.close()
+
+
+_b64 = st.binary(max_size=400).map(lambda b: base64.b64encode(b).decode()) | st.text(max_size=12)
+_upstream_frames = st.lists(st.one_of(
+    st.binary(max_size=600), st.text(max_size=40), st.sampled_from(["clear", "ping", "pong"]),
+    st.fixed_dictionaries({"event_type": st.sampled_from(["audio", "update", "metadata", "x"])},
+                          optional={"audio": _b64, "text": st.text(max_size=30),
+                                    "content": st.none() | st.integers() | st.text(max_size=8),
+                                    "transcript": st.lists(st.dictionaries(
+                                        st.sampled_from(["role", "content", "words"]),
+                                        st.none() | st.text(max_size=8), max_size=3), max_size=2),
+                                    "metadata": st.none() | st.text(max_size=8)})
+    .map(json.dumps)), max_size=10)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=_upstream_frames, close=st.one_of(st.none(), st.tuples(
+    st.sampled_from([1000, 1008, 1011, 4000]), st.text(max_size=20))),
+       words=st.booleans())
+def test_any_upstream_frames_reach_the_front_end_and_the_recording(hostile_service, frames, close,
+                                                                   words):
+    from aligner.wire.capture import read
+
+    svc = hostile_service.value
+    agent = f"fuzz{len(_PLANS)}"
+    _PLANS[f"call_{agent}"] = (frames, close)
+
+    async def call() -> tuple[str, list]:
+        cid = (await svc.register(agent_id=agent))["call_id"]
+        query = "?enable_audio_alignment=true" + ("&enable_words=true&enable_visemes=true"
+                                                 if words else "")
+        async with svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{cid}{query}") as ws:
+            got = await collect(ws, 1.0 if close is None else 10.0)  # until the upstream closes
+        return cid, got
+
+    cid, got = hostile_service.run(call())
+    info = hostile_service.run(svc.call_info(cid))
+    recorded = [f.payload for f in read(svc.config.recordings / cid / "capture").frames()
+                if f.direction == "in"]
+    assert recorded == frames  # every upstream frame recorded, in order, once
+    assert info["state"] == "done" and info["close_code"], info
+    if close is not None:  # the upstream's own code and reason are kept
+        assert (info["close_code"], info["close_reason"]) == close, info
+    else:
+        assert (info["close_code"], info["close_reason"]) == (1000, "frontend_closed"), info
+    assert hostile_service.run(_status(svc, "/healthz")) == 200

@@ -2,16 +2,17 @@
 
 In: JSON text frames ``connected``, ``start``, ``media`` (base64 mulaw 8 kHz), ``mark``,
 ``dtmf``, ``stop``. Out: ``media`` with the agent's audio, a ``mark`` after each response, and
-``clear`` on barge-in. Binary frames, invalid JSON and bad base64 are corrupt payloads. The
-client echoes each ``mark`` once the audio before it has played: :meth:`TwilioTransport.played`
-waits for that (after a ``clear`` it waits for no mark sent before).
+``clear`` on barge-in. Binary frames, invalid JSON and any message of a known kind that the
+project's Twilio codec cannot read (bad base64, a field of the wrong type...) are corrupt
+payloads; messages of other kinds are ignored (counted). The client echoes each ``mark`` once
+the audio before it has played: :meth:`TwilioTransport.played` waits for that (after a
+``clear`` it waits for no mark sent before).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -22,6 +23,16 @@ from aiohttp import WSMsgType, web
 from .. import audio
 from ..logs import fields
 from ..wire.answers import CORRUPTED_PAYLOAD
+from ..wire.events import (
+    TwilioConnected,
+    TwilioDtmf,
+    TwilioMark,
+    TwilioMedia,
+    TwilioStart,
+    TwilioStop,
+    Unknown,
+)
+from ..wire.protocol import decode_twilio
 from .agent import Conversation
 from .calls import Call
 from .speaker import Chunk
@@ -94,7 +105,8 @@ def _corrupt(conversation: Conversation, why: str) -> None:
 
 async def serve_twilio(ws: web.WebSocketResponse, call: Call, conversation: Conversation,
                        transport: TwilioTransport, started) -> None:
-    """Read Twilio messages until ``stop``, close, or a corrupt frame.
+    """Read Twilio messages (through the project's codec, :func:`aligner.protocol.decode_twilio`)
+    until ``stop``, close, or a corrupt frame.
 
     ``started`` is called once with the ``start`` message (the conversation begins then).
     """
@@ -106,26 +118,34 @@ async def serve_twilio(ws: web.WebSocketResponse, call: Call, conversation: Conv
         if msg.type != WSMsgType.TEXT:
             continue
         call.frames_in += 1
-        try:
-            data = json.loads(msg.data)
-            event = data["event"]
-        except (ValueError, KeyError, TypeError):
-            return _corrupt(conversation, "invalid JSON")
-        if event == "start":
-            transport.stream_sid = str(data.get("streamSid")
-                                       or (data.get("start") or {}).get("streamSid", ""))
-            started(data)
-        elif event == "media":
-            try:
-                payload = base64.b64decode(data["media"]["payload"], validate=True)
-            except (KeyError, TypeError, ValueError, binascii.Error):
-                return _corrupt(conversation, "bad media payload")
-            conversation.receive_audio(audio.decode(payload, "mulaw"))
-        elif event == "mark":
-            mark = data.get("mark")
-            transport.receive_mark(str(mark.get("name")) if isinstance(mark, dict) else "")
-        elif event == "stop":
+        event = decode_twilio(msg.data)
+        if isinstance(event, Unknown):
+            kind = _kind(msg.data)
+            if kind is None or kind in _KNOWN:  # not a JSON message, or a damaged one
+                return _corrupt(conversation, event.reason)
+            call.ignored_frames += 1  # a message of a kind this server does not know
+        elif isinstance(event, TwilioStart):
+            transport.stream_sid = event.stream_sid
+            started(event)
+        elif isinstance(event, TwilioMedia):
+            conversation.receive_audio(audio.decode(event.payload, "mulaw"))
+        elif isinstance(event, TwilioMark):
+            transport.receive_mark(event.name)
+        elif isinstance(event, TwilioStop):
             conversation.stop("user_hangup")
             return
-        elif event not in ("connected", "dtmf"):
-            call.ignored_frames += 1
+        elif not isinstance(event, TwilioConnected | TwilioDtmf):
+            call.ignored_frames += 1  # e.g. clear, which only the server sends
+
+
+_KNOWN = frozenset({"connected", "start", "media", "mark", "dtmf", "stop", "clear"})
+
+
+def _kind(text: str) -> str | None:
+    """The ``event`` of a JSON message, None when there is no such string."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    kind = data.get("event") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None

@@ -53,8 +53,8 @@ class TokenIssuer:
     def check(self, call_id: str, token: str | None) -> bool:
         """True if ``token`` is the observer token of ``call_id`` (constant-time comparison)."""
         if not token:
-            return False
-        return hmac.compare_digest(self.issue(call_id), token)
+            return False  # bytes: a token from outside may hold any character
+        return hmac.compare_digest(self.issue(call_id).encode(), token.encode("utf-8", "replace"))
 
 
 @dataclass(eq=False, slots=True)
