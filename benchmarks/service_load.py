@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -44,54 +43,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+from processes import cpu_pressure, rss_mb, start, wait_ready
 
 from aligner.wire import capture
 from aligner.wire.events import AgentAudio, AlignedAudio
 
 _SETTLE = 3.0  # s of quiet before each phase: the emulator finishes the previous phase's calls
-
-
-async def _start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = await loop.run_in_executor(None, proc.stdout.readline)
-        if not line:
-            break
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        if m:
-            # keep draining the pipe so the child never blocks on a full one
-            loop.run_in_executor(None, lambda: [None for _ in proc.stdout])
-            return proc, f"http://127.0.0.1:{m.group(1)}"
-    proc.kill()
-    raise RuntimeError(f"{cmd[:4]} did not start")
-
-
-async def _ready(base: str) -> None:
-    """Wait until the service has loaded its aligner (its first alignment is slow)."""
-    async with aiohttp.ClientSession() as http:
-        for _ in range(1200):
-            async with http.get(f"{base}/healthz") as resp:
-                if (await resp.json()).get("aligner_ready"):
-                    return
-            await asyncio.sleep(0.1)
-
-
-def _rss_peak_mb(pid: int) -> tuple[float, float]:
-    """Peak RSS of ``pid`` and the sum of the peaks of it and its children (worker processes),
-    in MB; the sum is an upper bound of the whole service."""
-    def hwm(p: int) -> float:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    main = hwm(pid)
-    kids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        kids += [int(c) for c in (task / "children").read_text().split()]
-    return main, main + sum(hwm(k) for k in kids)
 
 
 async def _one_call(http: aiohttp.ClientSession, base: str, api_key: str, seconds: float,
@@ -171,17 +128,6 @@ def _upstream_frames(recordings: Path, call_id: str, before: float) -> int:
                and isinstance(s.event, AlignedAudio | AgentAudio))
 
 
-def _pressure() -> str:
-    """The machine's CPU contention (Linux PSI: share of time some task waited for a CPU) and
-    load: the figures above depend on them, as every process here shares the CPUs."""
-    try:
-        some = Path("/proc/pressure/cpu").read_text().split()[1:4]
-    except OSError:
-        some = ["unavailable"]
-    load = Path("/proc/loadavg").read_text().split()[:3]
-    return f"CPU pressure {' '.join(some)}, load average {' '.join(load)}"
-
-
 def _setup(recordings: Path, results: list[dict]) -> str:
     """Median / max of the proxy's own call-setup timings (``call.json``: front-end request ->
     its socket open; from there -> upstream connected, -> first agent audio sent)."""
@@ -228,7 +174,7 @@ async def _plain_phase(args, label: str, spread: float, svc, svc_url: str, emu_u
     for r in proxied:  # frames in flight when the front end hung up are not drops
         dropped += max(0, _upstream_frames(recordings, r["call_id"],
                                            r["closing_at"] - 0.2) - r["frames"])
-    rss, rss_all = _rss_peak_mb(svc.pid)
+    rss, rss_all = rss_mb(svc.pid, "VmHWM")
     fresh = stats["latency_samples"]
     print(f"\n== plain relay: {args.calls} concurrent proxied calls, {label} ({wall:.1f} s) ==")
     print(f"proxied : {_summary(proxied)}")
@@ -242,7 +188,7 @@ async def _plain_phase(args, label: str, spread: float, svc, svc_url: str, emu_u
           f"{stats['in_call_p99_ms']:.2f} ms  (the rest arrived while calls were being set up)")
     print(f"call setup in the proxy : {_setup(recordings, proxied)}")
     print(f"peak RSS of the service: {rss:.0f} MB (with its worker processes: {rss_all:.0f} MB)")
-    print(f"machine: {_pressure()}")
+    print(f"machine: {cpu_pressure()}")
     ok = (sum(r["ok"] for r in proxied) == args.calls and dropped == 0
           and _peak(proxied) == args.calls and stats["p99_ms"] <= 20.0 and rss_all < 1024)
     print(f"targets (N/N, N open at once, 0 dropped, p99 <= 20 ms, RSS < 1 GB): "
@@ -266,15 +212,15 @@ async def main() -> int:
     args = ap.parse_args()
     py = sys.executable
     work = Path(tempfile.mkdtemp(prefix="service_load_"))
-    emu, emu_url = await _start([py, "-m", "aligner", "emulate", "--port", "0", "--no-recognition"])
+    emu, emu_url = await start([py, "-m", "aligner", "emulate", "--port", "0", "--no-recognition"])
     svc = None
     try:
-        svc, svc_url = await _start([py, "-m", "aligner", "serve", "--port", "0", "--upstream",
+        svc, svc_url = await start([py, "-m", "aligner", "serve", "--port", "0", "--upstream",
                                      emu_url, "--api-key", "dev-key", "--recordings",
                                      str(work / "rec"), "--idle-timeout", "60"])
         print(f"service_load: {args.calls} calls x {args.seconds:.0f} s, mic frames of "
               f"{args.mic_ms} ms, emulator {emu_url}, service {svc_url}", file=sys.stderr)
-        await _ready(svc_url)
+        await wait_ready(svc_url)
         await _phase(svc_url, "dev-key", 2, 3.0, "")  # warm the emulator's speech
         async with aiohttp.ClientSession() as http:
             await http.post(f"{svc_url}/stats/reset")
@@ -285,10 +231,10 @@ async def main() -> int:
         if args.lipsync_calls:
             svc.terminate()
             svc.wait(30)
-            svc, svc_url = await _start([py, "-m", "aligner", "serve", "--port", "0",
+            svc, svc_url = await start([py, "-m", "aligner", "serve", "--port", "0",
                                          "--upstream", emu_url, "--recordings",
                                          str(work / "rec2"), "--align-workers", "2"])
-            await _ready(svc_url)
+            await wait_ready(svc_url)
             lip = await _phase(svc_url, "dev-key", args.lipsync_calls, args.seconds,
                                "enable_words=true&enable_visemes=true", args.mic_ms)
             async with aiohttp.ClientSession() as http:
@@ -304,8 +250,8 @@ async def main() -> int:
                   f"{stats['playback_delay_max_ms']:.2f} ms: how much the waits delayed what the "
                   "page plays; 2 align worker processes)")
             print("peak RSS of the service: {:.0f} MB (with workers: {:.0f} MB)".format(
-                *_rss_peak_mb(svc.pid)))
-            print(f"machine: {_pressure()}")
+                *rss_mb(svc.pid, "VmHWM")))
+            print(f"machine: {cpu_pressure()}")
         return 0
     finally:
         for proc in (svc, emu):
