@@ -217,14 +217,16 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 def mix(*tracks: np.ndarray) -> np.ndarray:
-    """Sum int16 tracks that start together (the shorter ones padded with silence), clipped.
+    """Sum tracks that start together (the shorter ones padded with silence), clipped; each
+    track is any array :func:`as_int16` takes.
 
     >>> mix(np.array([1000, 30000], np.int16), np.array([500, 30000, 7], np.int16)).tolist()
     [1500, 32767, 7]
     """
     total = np.zeros(max((len(t) for t in tracks), default=0), np.int32)
     for track in tracks:
-        total[:len(track)] += np.asarray(track, np.int16)
+        track = as_int16(track)
+        total[:len(track)] += track
     return np.clip(total, -32768, 32767).astype(np.int16)
 
 

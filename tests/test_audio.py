@@ -87,7 +87,7 @@ def test_any_array_gives_int16_mono_or_an_audio_error(x):
     assert len(out) == (x.size if x.ndim < 2 else max(x.shape))
 
 
-@pytest.mark.parametrize("entry", ["encode", "resample", "source", "phones", "recognize"])
+@pytest.mark.parametrize("entry", ["encode", "resample", "mix", "source", "phones", "recognize"])
 def test_float_audio_means_the_same_everywhere(speech, entry):
     floats = speech / 32768.0  # the same audio, full scale -1..1
 
@@ -96,6 +96,8 @@ def test_float_audio_means_the_same_everywhere(speech, entry):
             return audio.decode(audio.encode(pcm, "mulaw"), "mulaw")
         if entry == "resample":
             return audio.resample(pcm, 16000, 8000)
+        if entry == "mix":
+            return audio.mix(pcm, pcm[:100])
         if entry == "source":
             src = SamplesSource(pcm, 16000)
             src.open(CallState("s16le", 16000))

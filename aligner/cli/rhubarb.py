@@ -537,7 +537,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise _Failure(f"Cannot open log file {opts['logFile']}: {exc}") from exc
             log.sinks.append(file_sink)
         _run(opts, [sys.argv[0] if sys.argv else prog, *argv], log)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
         return 0
+    except BrokenPipeError:  # '... | head': stop quietly, as Unix tools do
+        from . import _reader_gone
+
+        return _reader_gone()
     except _Failure as exc:
         log(_failure(str(exc)))
         return 1

@@ -31,6 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..audio import as_int16
 from ..errors import AlignerError, MissingBackendError
 from .synthesis import SpokenPhone, SpokenWord, Synthesis
 
@@ -211,7 +212,7 @@ def _synthesize(engine: _Engine, text: str, speed: float) -> Synthesis:
             audio.append(samples)
             elapsed += length
     samples = np.concatenate(audio) if audio else np.zeros(0, np.float32)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+    pcm = as_int16(samples)
     return Synthesis(text=text, samples=pcm, sample_rate=SAMPLE_RATE,
                      words=_words(words, phones, elapsed), phones=tuple(phones))
 
