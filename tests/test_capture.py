@@ -113,6 +113,23 @@ def test_raw_file_shorter_than_a_line_says_drops_only_that_frame(tmp_path):
     assert cap.close is None
 
 
+def test_a_damaged_time_costs_its_own_line_and_not_a_timeline_years_long(tmp_path):
+    from aligner.session import build_timeline
+
+    _write(tmp_path / "cap")
+    events = tmp_path / "cap" / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    damaged = json.loads(lines[2])
+    damaged["t"] = 6.7e12  # one flipped exponent: 200,000 years into the call
+    lines[2] = json.dumps(damaged).encode() + b"\n"
+    events.write_bytes(b"".join(lines))
+    cap = capture.read(tmp_path / "cap")
+    assert len(cap) == len(FRAMES) - 1 and cap.skipped == 1
+    assert cap.duration < 60
+    timeline = build_timeline(cap, align=False, recognize=False)
+    assert timeline.duration < 60
+
+
 def test_bad_captures_raise_capture_error(tmp_path):
     with pytest.raises(CaptureError, match="not a capture"):
         capture.read(tmp_path)
@@ -288,6 +305,10 @@ _header = st.one_of(st.none(), st.binary(max_size=60), _json_value.map(json.dump
          cut_raw=0)
 @example(frames=[], hostile=[(0, b'{"t": 0.5, "d": "in", "bin": [-4, 2]}')], header=None,
          cut_raw=0)
+@example(frames=[("in", b"\x00\x00")], hostile=[(0, b'{"t": 6.7e12, "d": "in", "text": "x"}')],
+         header=None, cut_raw=0)  # a timeline 200,000 years long: MemoryError
+@example(frames=[("in", "a"), ("in", "b")], hostile=[(2, b'{"t": 0.0, "d": "in", "text": "x"}')],
+         header=None, cut_raw=0)  # a time too early: nothing lost
 @given(frames=st.lists(_frame, max_size=12), hostile=st.lists(st.tuples(
     st.integers(0, 12), _hostile_line), max_size=8), header=_header, cut_raw=st.integers(0, 64))
 def test_any_damage_reads_as_a_capture_error_or_keeps_every_intact_frame(frames, hostile, header,

@@ -263,7 +263,10 @@ def read(path: str | Path) -> Capture:
     """Open a capture directory.
 
     Tolerates what a crash leaves: a truncated last line, or a line pointing past the end of a
-    raw file (both skipped and counted in :attr:`Capture.skipped`).
+    raw file (both skipped and counted in :attr:`Capture.skipped`), and what damage leaves: a line
+    of the wrong shape, or timed more than :data:`MAX_GAP` after every line before it (a live
+    call never goes that long without a frame; one such time would make the timeline of a short
+    call years long).
 
     Raises:
         CaptureError: no capture there, an unknown format, or a newer version.
@@ -276,28 +279,39 @@ def read(path: str | Path) -> Capture:
                for d, name in RAW.items()}
     except OSError as exc:
         raise CaptureError(f"cannot read capture {path}: {exc}") from exc
-    lines, skipped = [], 0
+    lines, skipped, latest = [], 0, 0.0
     for n, chunk in enumerate(data.decode("utf-8", "replace").split("\n"), 1):
         if not chunk:
             continue
         try:
             line = _checked(json.loads(chunk), raw)
+            if line["t"] > latest + MAX_GAP:
+                raise ValueError(f"time {line['t']} s is more than {MAX_GAP:.0f} s after "
+                                 f"{latest} s, the latest before it")
         except (ValueError, RecursionError) as exc:
             skipped += 1
-            logger.warning("%s line %d skipped (%s)", path / EVENTS, n, exc)
+            if skipped <= _SKIPS_LOGGED:
+                logger.warning("%s line %d skipped (%s)", path / EVENTS, n, exc)
             continue
+        latest = max(latest, line["t"])
         lines.append(line)
+    if skipped > _SKIPS_LOGGED:
+        logger.warning("%s: %d lines skipped in all", path / EVENTS, skipped)
     return Capture(path, info, lines, raw, skipped)
+
+
+MAX_GAP = 3600.0  # s: no line of a capture comes later than this after the lines before it
+_SKIPS_LOGGED = 3  # skipped lines logged one by one; the rest are only counted
 
 
 def _checked(line: Any, raw: dict[str, bytes]) -> dict[str, Any]:
     """An events.jsonl line as the reader uses it, or ValueError saying what is wrong with it:
     a frame (``d`` with ``text``, or ``bin`` inside its raw file), a close record, or a line of
-    another kind (kept, ignored: a newer writer's)."""
+    another kind (kept, ignored: a newer writer's); its time a finite number of seconds >= 0."""
     if not isinstance(line, dict):
         raise ValueError("not a JSON object")
     t = line.get("t")
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < math.inf:
         raise ValueError(f"bad time {t!r:.40}")
     line["t"] = float(t)
     if "d" in line:
