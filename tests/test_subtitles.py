@@ -84,10 +84,13 @@ def test_karaoke_vtt_word_times_round_trip_within_1ms(tmp_path):
     checked = 0
     for cap, cue in zip(webvtt.read(str(path)).captions, cues, strict=True):
         stamps = [_seconds(*m) for m in _TS.findall(cap.raw_text)]
+        assert stamps == sorted(stamps)
+        # every word starting inside the cue has its stamp (one starting within 1 ms of the
+        # cue's edges, on the 10 ms grid, may or may not), and every stamp is a word's start
         inside = [w.start for w in cue.words if cue.start + 1e-3 < w.start < cue.end - 1e-3]
-        assert len(stamps) == len(inside)
-        for got, want in zip(stamps, inside, strict=True):
-            assert abs(got - want) <= 0.001
+        assert all(any(abs(got - want) <= 0.001 for got in stamps) for want in inside)
+        for got in stamps:
+            assert any(abs(got - w.start) <= 0.001 for w in cue.words)
             assert cue.start < got < cue.end
             checked += 1
     assert checked > 50
