@@ -90,9 +90,12 @@ async def test_chromium_reads_cues_voices_and_word_timestamps():
             if name == "vtt":
                 assert stamps == []
             else:
-                assert len(stamps) == len(want)
+                # every word starting inside the cue has its stamp (one within 1 ms of the
+                # cue's edges, on the 10 ms grid, may or may not), every stamp is a word's;
                 # Chromium serialises a stamp by truncating to whole ms: allow that on top of ours
-                assert all(abs(a - b) <= 0.0015 for a, b in zip(stamps, want, strict=True))
+                assert all(any(abs(a - b) <= 0.0015 for a in stamps) for b in want)
+                assert all(any(abs(a - w.start) <= 0.0015 for w in c.words) for a in stamps)
+                assert stamps == sorted(stamps) and all(c.start < a < c.end for a in stamps)
     (cue,) = got["tricky"]["cues"]
     assert cue["text"].split() == text.split() and cue["voice"] == "User"
     assert cue["start"] == 7200 and len(cue["stamps"]) == len(spans) - 1
