@@ -281,11 +281,9 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "acoustic")
 
         return PhoneModel.load().phones(pcm, sample_rate)
     if method == "acoustic":
-        from ..audio import resample
         from ..speech.backends.acoustic import recognize_phones
 
-        x = np.asarray(pcm, np.int16)
-        x = x if sample_rate == 16000 else resample(x, sample_rate, 16000)
+        x = pcm if sample_rate == 16000 else resample(pcm, sample_rate, 16000)
         return [Phone(p, a, b) for p, a, b in recognize_phones(x)]
     if method != "pocketsphinx":
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
