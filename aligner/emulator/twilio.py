@@ -105,8 +105,8 @@ def _corrupt(conversation: Conversation, why: str) -> None:
 
 async def serve_twilio(ws: web.WebSocketResponse, call: Call, conversation: Conversation,
                        transport: TwilioTransport, started) -> None:
-    """Read Twilio messages (through the project's codec, :func:`aligner.protocol.decode_twilio`)
-    until ``stop``, close, or a corrupt frame.
+    """Read Twilio messages (through the project's codec,
+    :func:`aligner.wire.protocol.decode_twilio`) until ``stop``, close, or a corrupt frame.
 
     ``started`` is called once with the ``start`` message (the conversation begins then).
     """
