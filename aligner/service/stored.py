@@ -302,8 +302,8 @@ class StoredRecordings:
         del self._ended[call_id]
         self._seen.add(call_id)
         await self._io(shutil.rmtree, folder, True)
-        log.info("call %s is in the store%s", call_id,
-                 " and queued" if entry.get("state") == "queued" else "")
+        log.info("call in the store", extra=fields(call_id=call_id,
+                                                   queued=entry.get("state") == "queued"))
 
     def _complete(self, call_id: str, upload: CaptureUpload, record: dict[str, Any]) -> None:
         if (upload.folder / "capture.json").is_file():
@@ -386,7 +386,7 @@ class StoredRecordings:
             try:
                 data = await self._io(self._build_recording, call_id)
             except Exception as exc:  # a broken capture: say so, keep serving
-                log.exception("recording of %s failed", call_id)
+                log.exception("recording failed", extra=fields(call_id=call_id))
                 raise web.HTTPInternalServerError(text=f"recording unavailable: {exc}") from exc
         return web.Response(body=data, headers={"Content-Type": "audio/wav",
                                                 "X-Content-Type-Options": "nosniff"})
