@@ -228,3 +228,21 @@ def test_a_long_clip_the_model_fits_poorly_is_still_aligned_in_order():
     starts = np.array([w.start for w in result.words])
     assert np.median(np.abs(starts - truth)) < 0.15
     assert starts[-1] > 0.8 * truth[-1]
+
+
+def test_a_profile_that_keeps_fitting_is_checked_now_and_then():
+    from aligner.speech.adaptation import CHECK_EVERY, TRUSTED_AFTER
+
+    p = VoiceProfile("agent")
+    for _ in range(TRUSTED_AFTER):
+        assert p.should_check()
+        p.checked(True)
+    skipped = 0
+    while not p.should_check():  # trusted: clips go unchecked ...
+        p.checked(None)
+        skipped += 1
+    assert skipped == CHECK_EVERY - 1  # ... until every CHECK_EVERY-th
+    p.checked(False)  # a check that prefers the model alone: every clip is checked again
+    assert p.should_check()
+    p.checked(True)
+    assert p.should_check()

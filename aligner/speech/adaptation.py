@@ -12,7 +12,11 @@ keyed by what identifies the voice (an agent id, a voice name).
 The guard: the aligner uses a profile's transform on a clip only when the clip's likelihood is
 higher with it than without (:func:`aligner.speech.backends.acoustic.align_tokens`), so a
 profile learned on another voice, or on too little, cannot make a clip worse than the model
-itself; and a profile gives no transform before :data:`MIN_FRAMES` frames of speech.
+itself; and a profile gives no transform before :data:`MIN_FRAMES` frames of speech. Once
+:data:`TRUSTED_AFTER` checks in a row chose the transform, the profile's voice is taken to fit
+it and only every :data:`CHECK_EVERY`-th clip is checked (a stream's chunks pay for the check
+at its start and now and then); one check that prefers the model alone starts checking every
+clip again.
 
 >>> p = VoiceProfile("agent_123")
 >>> p.transform is None, p.frames
@@ -30,11 +34,15 @@ import numpy as np
 
 from .acoustic_model import AcousticModel, MeanTransform, model
 
-__all__ = ["MIN_FRAMES", "PRIOR_FRAMES", "ProfileStore", "VoiceProfile", "accumulate", "add_stats",
+__all__ = ["CHECK_EVERY", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "ProfileStore", "VoiceProfile", "accumulate", "add_stats",
            "profile_path", "solve"]
 
 #: Frames (10 ms) of aligned speech before a profile's transform is used at all.
 MIN_FRAMES = 300
+#: Checks in a row that chose the transform, after which only some clips are checked ...
+TRUSTED_AFTER = 3
+#: ... one in this many.
+CHECK_EVERY = 8
 #: The transform is shrunk towards the identity as if this many frames followed the model as it
 #: is: with a few seconds of a voice it moves the means a little, with minutes as the data say.
 PRIOR_FRAMES = 500
@@ -130,6 +138,8 @@ class VoiceProfile:
         self.clips = clips
         self._transform: MeanTransform | None = None
         self._solved_at = 0  # frames the current transform was solved from
+        self._fits = 0  # checks in a row that chose the transform
+        self._unchecked = 0  # clips aligned with it since the last check
 
     @property
     def frames(self) -> int:
@@ -145,6 +155,18 @@ class VoiceProfile:
             self._transform = solve(self.stats)
             self._solved_at = self.frames
         return self._transform
+
+    def should_check(self) -> bool:
+        """Whether the next clip's alignment should check that the transform fits it."""
+        return self._fits < TRUSTED_AFTER or self._unchecked >= CHECK_EVERY - 1
+
+    def checked(self, chose: bool | None) -> None:
+        """Record a clip aligned with the transform: ``chose`` is what its check found (True:
+        the transform fits better), None when it was not checked."""
+        if chose is None:
+            self._unchecked += 1
+        else:
+            self._fits, self._unchecked = (self._fits + 1 if chose else 0), 0
 
     def learn(self, stats: dict[str, Any] | None) -> None:
         """Add one aligned clip's statistics (None: nothing learned)."""

@@ -424,14 +424,17 @@ def _acoustic(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
     duration = len(pcm) / sample_rate
     anchors = (_pocketsphinx_spans(pcm, sample_rate, tokens, prons, db) if duration > 30.0
                else None)
+    transform = profile.transform if profile is not None else None
+    guard = transform is not None and profile.should_check()
     try:
         r = align_tokens(pcm if sample_rate == 16000 else resample(pcm, sample_rate, 16000),
-                         tokens, prons,
-                         transform=profile.transform if profile is not None else None,
-                         learn=learn, anchors=anchors)
+                         tokens, prons, transform=transform, learn=learn, anchors=anchors,
+                         guard=guard)
     except ValueError as exc:  # the text cannot fit the audio: say so in the confidence
         log.debug("acoustic alignment not possible (%s); the fallback", exc)
         return Timing([], "unfit", cost=cost, confidence=[0.0] * len(tokens))
+    if transform is not None:
+        profile.checked(r.adapted if guard else None)
     return Timing(_clamp(r.spans, duration), "acoustic", r.phones, cost, reference_voice,
                   r.confidence, r.stats, r.adapted)
 

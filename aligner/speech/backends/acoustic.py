@@ -432,7 +432,7 @@ def _edges(spans: list[tuple[float, float]], phones: list[list[tuple[str, float,
 
 def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
                  prons: list[tuple[tuple[str, ...], ...]], transform: MeanTransform | None,
-                 learn: bool) -> tuple[Result, dict]:
+                 learn: bool, guard: bool = True) -> tuple[Result, dict]:
     g, segments = _build(m, tokens, prons)
     senone = np.asarray(g.senone)
     uniq, inv = np.unique(senone, return_inverse=True)
@@ -442,6 +442,10 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     if transform is None:
         base, ci = m.scores(feats, uniq, ci_senones)
         post, loglik = _forward_backward(g, base[:, inv], edges)
+    elif not guard:  # a stream that has found the transform fits its voice
+        base, ci = m.scores(feats, uniq, ci_senones, transform=transform)
+        post, loglik = _forward_backward(g, base[:, inv], edges)
+        adapted = True
     else:  # the guard: the voice's transform only where it explains the clip better
         base, ci = m.scores(feats, uniq, ci_senones, transform=transform)
         post, loglik = _forward_backward(g, base[:, inv], edges)
@@ -509,13 +513,16 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
 def align_tokens(pcm16k: np.ndarray, tokens: tuple[Token, ...],
                  prons: list[tuple[tuple[str, ...], ...]], *,
                  transform: MeanTransform | None = None, learn: bool = False,
-                 anchors: list[tuple[float, float] | None] | None = None) -> Result:
+                 anchors: list[tuple[float, float] | None] | None = None,
+                 guard: bool = True) -> Result:
     """Align ``tokens`` on 16 kHz int16 ``pcm16k``.
 
     Args:
         tokens, prons: from :func:`aligner.speech.text.tokenize` and
             :func:`aligner.speech.pronounce.token_phones`.
         transform: a voice's mean transform; used only where it explains the clip better.
+        guard: compare the clip's likelihood with and without ``transform`` (the default);
+            False uses it without the check (a stream whose first chunks chose it).
         learn: also return adaptation statistics (``Result.stats``).
         anchors: for clips over 30 s, rough (start, end) per token (None where unknown) at
             which the clip is cut into pieces of about 15 s, at the widest gaps.
@@ -538,7 +545,7 @@ def align_tokens(pcm16k: np.ndarray, tokens: tuple[Token, ...],
         need = sum(3 * len(p) for pr in prons[a:b] for p in pr[:1] or [("AH",)])
         if len(feats) < need:
             raise ValueError(f"{len(feats)} frames cannot hold {need} HMM states")
-        r, _ = _align_piece(m, feats, tokens[a:b], prons[a:b], transform, learn)
+        r, _ = _align_piece(m, feats, tokens[a:b], prons[a:b], transform, learn, guard)
         parts.append((t0, r))
     spans, phones, confidence = [], [], []
     stats = None
