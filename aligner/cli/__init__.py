@@ -19,7 +19,7 @@ import sys
 from ..errors import AlignerError
 from ..logs import setup
 
-__all__ = ["blas_threads", "main"]
+__all__ = ["blas_threads", "main", "voice_profile"]
 
 # sub-command -> module in this package (constant table)
 COMMANDS = {
@@ -46,6 +46,24 @@ def blas_threads(n: int = 1) -> None:
         return
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(n))
+
+
+def voice_profile(path: str | None):
+    """The voice profile a ``--voice-profile FILE`` option names (a new one if the file does
+    not exist yet), or None without the option.
+
+    Raises:
+        AlignmentError: the file is there but is not a voice profile.
+    """
+    if not path:
+        return None
+    from ..errors import AlignmentError
+    from ..speech.adaptation import VoiceProfile
+
+    try:
+        return VoiceProfile.load(path)
+    except (OSError, ValueError) as exc:
+        raise AlignmentError(f"cannot read voice profile {path}: {exc}") from exc
 
 
 def _parser(modules: dict) -> argparse.ArgumentParser:

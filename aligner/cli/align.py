@@ -59,14 +59,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"aligner align: decoding {args.audio}", file=sys.stderr)
     pcm = load(args.audio, args.rate)
     print(f"aligner align: aligning {len(pcm) / args.rate:.2f} s of audio", file=sys.stderr)
-    profile = None
-    if args.voice_profile:
-        from ..speech.adaptation import VoiceProfile
+    from . import voice_profile
 
-        try:
-            profile = VoiceProfile.load(args.voice_profile)
-        except (OSError, ValueError) as exc:
-            raise AlignmentError(f"cannot read voice profile {args.voice_profile}: {exc}") from exc
+    profile = voice_profile(args.voice_profile)
     result = align(pcm, args.rate, text, backend=args.backend, voice=profile, adapt=args.adapt,
                    progress=reporter("align", 1.0, args.progress, unit=None))
     if profile is not None:

@@ -59,14 +59,9 @@ def run(args: argparse.Namespace) -> int:
     def progress(t: float, total: float) -> None:
         print(f"aligner timeline: {t:6.1f} / {total:.1f} s", file=sys.stderr)
 
-    profile = None
-    if args.voice_profile:
-        from ..speech.adaptation import VoiceProfile
+    from . import voice_profile
 
-        try:
-            profile = VoiceProfile.load(args.voice_profile)
-        except (OSError, ValueError) as exc:
-            raise CaptureError(f"cannot read voice profile {args.voice_profile}: {exc}") from exc
+    profile = voice_profile(args.voice_profile)
     timeline = build_timeline(
         capture, jitter_buffer=args.jitter_buffer,
         utterance_gap=DEFAULT_UTTERANCE_GAP if args.utterance_gap is None else args.utterance_gap,
