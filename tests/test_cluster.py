@@ -15,8 +15,6 @@ import pytest
 from cluster_helpers import (
     BUCKET,
     RECORDINGS,
-    S3_ENV,
-    RedisServer,
     S3Server,
     free_port,
     start_instance,
@@ -31,26 +29,6 @@ from aligner.service.jobs import JobPolicy, RenderQueue
 from aligner.service.store import open_store
 
 _DONE = ("done", "failed")
-
-
-@pytest.fixture
-def servers(tmp_path, monkeypatch):
-    """(redis, s3) servers on free loopback ports, stopped after the test."""
-    for key, value in S3_ENV.items():
-        monkeypatch.setenv(key, value)
-    redis, s3 = RedisServer(tmp_path).start(), S3Server(tmp_path).start()
-    yield redis, s3
-    redis.stop()
-    s3.stop()
-
-
-@pytest.fixture
-def procs():
-    """Processes a test starts; stopped (SIGTERM) after it, whatever happened."""
-    started: list = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 async def _register(http: aiohttp.ClientSession, base: str) -> dict:

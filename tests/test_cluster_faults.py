@@ -9,12 +9,9 @@ import json
 import time
 
 import aiohttp
-import pytest
 from cluster_helpers import (
     BUCKET,
     RECORDINGS,
-    S3_ENV,
-    RedisServer,
     S3Server,
     start_instance,
     start_worker,
@@ -27,24 +24,6 @@ from aligner.service.store import open_store
 from aligner.service.uploads import fetch_capture
 from aligner.wire.capture import read
 from aligner.wire.events import AgentAudio, AlignedAudio
-
-
-@pytest.fixture
-def servers(tmp_path, monkeypatch):
-    for key, value in S3_ENV.items():
-        monkeypatch.setenv(key, value)
-    redis, s3 = RedisServer(tmp_path).start(), S3Server(tmp_path).start()
-    yield redis, s3
-    redis.stop()
-    s3.stop()
-
-
-@pytest.fixture
-def procs():
-    started: list = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 def _ws(base: str) -> str:
