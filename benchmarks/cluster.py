@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from service_load import _one_call as service_call
 from service_load import _peak, _pressure, _start
 
 from aligner.service.store import open_store
@@ -59,45 +60,10 @@ from cluster_helpers import (  # noqa: E402
 
 async def _one_call(http: aiohttp.ClientSession, base: str, seconds: float, delay: float,
                     mic_ms: int = 20) -> dict:
-    await asyncio.sleep(delay)
-    async with http.post(f"{base}/register-call", headers={"Authorization": "Bearer dev-key"},
-                         json={"agent_id": "bench", "audio_encoding": "s16le",
-                               "sample_rate": 24000}) as resp:
-        call = await resp.json()
-    out = {"call_id": call["call_id"], "base": base, "frames": 0, "ok": False}
-    frame = b"\x00\x00" * (24 * mic_ms)
-    t0 = time.monotonic()
-    async with http.ws_connect(f"{base.replace('http', 'ws', 1)}/audio-websocket/"
-                               f"{call['call_id']}", max_msg_size=0) as ws:
-        out["opened"] = time.monotonic()
-
-        async def mic() -> None:
-            n = 0
-            while not ws.closed:
-                await ws.send_bytes(frame)
-                n += 1
-                await asyncio.sleep(max(0.0, t0 + n * mic_ms / 1000 - time.monotonic()))
-
-        sender = asyncio.create_task(mic())
-        try:
-            while (left := t0 + seconds - time.monotonic()) > 0:
-                try:
-                    msg = await asyncio.wait_for(ws.receive(), left)
-                except TimeoutError:
-                    break
-                if msg.type is aiohttp.WSMsgType.BINARY:
-                    out["frames"] += 1
-                elif msg.type is not aiohttp.WSMsgType.TEXT:
-                    break
-            out["ok"] = not ws.closed
-            out["closing_at"] = time.monotonic() - t0
-        finally:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
-        await ws.close()
-    out["closed"] = time.monotonic()
-    out["ended_wall"] = time.time()
-    return out
+    """One call of ``service_load``'s kind on instance ``base``, noting the instance and when
+    it ended (wall clock, for the time its outputs took to reach the store)."""
+    out = await service_call(http, base, "dev-key", seconds, "", mic_ms, delay)
+    return {**out, "base": base, "ended_wall": time.time()}
 
 
 async def _calls(bases: list[str], n: int, seconds: float, spread: float) -> list[dict]:
