@@ -37,8 +37,9 @@ import time
 from pathlib import Path
 
 import aiohttp
+from processes import cpu_pressure, start
 from service_load import _one_call as service_call
-from service_load import _peak, _pressure, _start
+from service_load import _peak
 
 from aligner.service.store import open_store
 from aligner.service.uploads import fetch_capture
@@ -171,12 +172,12 @@ async def main() -> int:
     os.environ.update(S3_ENV)
     redis, s3 = RedisServer(work).start(), S3Server(work).start(versioned=False)
     py = sys.executable
-    emu, emu_url = await _start([py, "-m", "aligner", "emulate", "--port", "0",
+    emu, emu_url = await start([py, "-m", "aligner", "emulate", "--port", "0",
                                  "--no-recognition"])
     procs = []
     try:
         # one instance, no Redis: recordings in a folder, renders in its 2 processes
-        single, single_url = await _start([py, "-m", "aligner", "serve", "--port", "0",
+        single, single_url = await start([py, "-m", "aligner", "serve", "--port", "0",
                                            "--upstream", emu_url, "--recordings",
                                            str(work / "rec"), "--render", args.render,
                                            "--render-workers", "2", "--align-workers", "1",
@@ -272,7 +273,7 @@ async def main() -> int:
         print(f"2 instances + 2 workers on the same cores: {added:+.2f} ms at p99; lost: "
               f"{cluster_fig['dropped']} frames, "
               f"{args.calls - cluster_fig['rendered']} renders")
-        print(f"machine: {_pressure()}")
+        print(f"machine: {cpu_pressure()}")
         print(json.dumps({"single": single_fig, "cluster": cluster_fig}), file=sys.stderr)
         return 0
     finally:
