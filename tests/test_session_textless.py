@@ -138,3 +138,17 @@ def test_nothing_recognised_keeps_the_audio_only_phones():
     assert expected and estimate(hum, SR).words == ()
     assert (u.source, u.text, u.words) == ("audio", "", ())
     assert [(p.phone, p.start, p.end) for p in u.phones] == shifted(expected, 1.0)
+
+
+def test_words_heard_where_the_audio_was_cut_keep_some_time():
+    """Audio cut mid-sentence (a busy relay splits an utterance where its audio paused): a word
+    the recogniser heard at the cut, which the forced alignment cannot fit, keeps the
+    recogniser's time instead of an empty span, so every word event has a duration."""
+    s = synthesize("Of course, a table for two at seven. Goodbye!")
+    pcm = resample(s.samples, s.sample_rate, 8000)
+    for cut in (7447, 8141, 8302, 8638, 9069, 10394):
+        found = estimate(pcm[:cut], 8000)
+        assert found.words, cut
+        times = [t for w in found.words for t in (w.start, w.end)]
+        assert times == sorted(times) and times[-1] <= cut / 8000 + 1e-6, cut
+        assert all(w.end > w.start for w in found.words), (cut, found.words)

@@ -7,9 +7,10 @@ A pure function of samples, in two parts:
   avatar's mouth follows the speech;
 - **words** (``recognize=True``): like Rhubarb Lip Sync's recognition mode, pocketsphinx
   recognises the words with its general English language model
-  (:func:`aligner.speech.recognize.recognize_words`, at 16 kHz), then :func:`aligner.align` times the
-  recognised words and their characters on the audio. Each phone is linked (``word_index``) to
-  the word it falls in.
+  (:func:`aligner.speech.recognize.recognize_words`, at 16 kHz), then :func:`aligner.align`
+  times the recognised words and their characters on the audio (where it cannot fit them, a
+  word heard where the audio was cut, say, they keep the recogniser's own times, backend
+  ``"recognizer"``). Each phone is linked (``word_index``) to the word it falls in.
 
 Why the phones do not come from aligning the recognised words: most recognised words are wrong
 on unknown speech, and their phones with them; measured on espeak-ng speech
@@ -30,7 +31,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..audio import as_int16, check_rate
-from ..speech.alignment import Alignment, align
+from ..speech.alignment import Alignment, align, assemble
+from ..speech.durations import monotonic_spans
+from ..speech.pronounce import token_phones
+from ..speech.text import tokenize
 from ..timeline import Phone, Word
 
 __all__ = ["estimate"]
@@ -73,7 +77,20 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
         return Alignment(duration, phones=tuple(phones), backend="audio")
     words = align(pcm, sample_rate, " ".join(w.word for w in heard),
                   backend="pocketsphinx" if backend == "auto" else backend)
+    words = _placed(words, heard)
     return replace(words, phones=_linked(phones, words.words))
+
+
+def _placed(found: Alignment, heard: list) -> Alignment:
+    """``found``, or where its forced alignment left a word without time (it could not fit the
+    recognised words: one heard where the audio was cut, say) the recogniser's own times, which
+    always give each word some."""
+    if len(heard) != len(found.words) or all(w.end > w.start for w in found.words):
+        return found
+    spans = monotonic_spans([(h.start, h.end) for h in heard], found.duration)
+    tokens = tokenize(found.text)
+    return assemble(found.text, tokens, [token_phones(t.word) for t in tokens], spans,
+                    found.duration, "recognizer")
 
 
 def _linked(phones: list[Phone], words: tuple[Word, ...]) -> tuple[Phone, ...]:
