@@ -226,7 +226,9 @@ def test_a_long_clip_the_model_fits_poorly_is_still_aligned_in_order():
     result = align(pcm, 16000, text, backend="acoustic")
     assert result.backend == "acoustic"  # not handed to the fallback
     starts = np.array([w.start for w in result.words])
-    assert np.median(np.abs(starts - truth)) < 0.15
+    # espeak-ng's speech varies from call to call: measured medians 0.06-0.16 s; posteriors
+    # spread evenly where the log-domain sums should have been used give 0.5 s
+    assert np.median(np.abs(starts - truth)) < 0.25
     assert starts[-1] > 0.8 * truth[-1]
 
 
@@ -246,3 +248,21 @@ def test_a_profile_that_keeps_fitting_is_checked_now_and_then():
     assert p.should_check()
     p.checked(True)
     assert p.should_check()
+
+
+def test_a_long_pieces_statistics_gathered_block_by_block_are_the_same(monkeypatch):
+    """Adaptation statistics of a piece too long to keep its mixtures are gathered block by
+    block from the same alignment: the same normal equations."""
+    import aligner.speech.backends.acoustic as acoustic
+
+    text = SENTENCES[0]
+    pcm, _ = _neural(text)
+    tokens = tokenize(text)
+    prons = [token_phones(t.word) for t in tokens]
+    whole = acoustic.align_tokens(pcm, tokens, prons, learn=True)
+    monkeypatch.setattr(acoustic, "_KEPT", 60)  # this ~4 s clip is then "long": 7 blocks
+    blocks = acoustic.align_tokens(pcm, tokens, prons, learn=True)
+    assert blocks.spans == whole.spans and blocks.stats["frames"] == whole.stats["frames"]
+    for key in ("G", "k"):
+        scale = np.abs(whole.stats[key]).max()
+        assert np.abs(blocks.stats[key] - whole.stats[key]).max() < 1e-4 * scale

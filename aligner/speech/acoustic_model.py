@@ -22,16 +22,20 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["AcousticModel", "MeanTransform", "model", "model_dir"]
+__all__ = ["AcousticModel", "MeanTransform", "Mixtures", "model", "model_dir"]
 
 _LOG_BASE = np.log(1.0001)  # pocketsphinx's log base; mixture weights are 8-bit quantised logs
 _WEIGHT_SHIFT = 10
 _VARIANCE_FLOOR = 1e-4
 _STREAMS, _DENSITIES, _DIM = 3, 128, 13
+#: log units the best Gaussian of a codebook is raised to before the exponential (float32 holds
+#: e^88), and the floor of a senone's mixture: 1e-30 of the best Gaussian's density
+_SHIFT = 80.0
+_MIX_FLOOR = float(np.float32(1e-30 * np.exp(_SHIFT)))
 #: word positions of a triphone in the model definition
 POSITIONS = {"i": 0, "b": 1, "e": 2, "s": 3}
 
@@ -150,6 +154,8 @@ class AcousticModel:
         variances = np.maximum(_gaussians(os.path.join(folder, "variances")), _VARIANCE_FLOOR)
         self.precisions = 1.0 / variances
         self._norm = -0.5 * np.log(2 * np.pi * variances).sum(-1)
+        self._half_precisions = [-0.5 * self.precisions[:, s].reshape(-1, _DIM)
+                                 for s in range(_STREAMS)]
         self.weights = _mixture_weights(os.path.join(folder, "sendump"), d["n_sen"])
         self.weights32 = self.weights.astype(np.float32)
         self.log_transitions = _transitions(os.path.join(folder, "transition_matrices"))
@@ -209,23 +215,26 @@ class AcousticModel:
             if len(self._mean_terms) > 8:
                 self._mean_terms.clear()
             means = self.means if transform is None else transform.apply(self.means)
-            const = self._norm - 0.5 * (means * means * self.precisions).sum(-1)
+            scaled = means * self.precisions
+            const = self._norm - 0.5 * np.einsum("cskd,cskd->csk", scaled, means)
             mats = []
             for s in range(_STREAMS):
                 mats.append(np.concatenate([
-                    (means[:, s] * self.precisions[:, s]).reshape(-1, _DIM),
-                    -0.5 * self.precisions[:, s].reshape(-1, _DIM),
+                    scaled[:, s].reshape(-1, _DIM), self._half_precisions[s],
                     const[:, s].reshape(-1, 1)], 1).T)
             self._mean_terms[key] = (transform, mats)
         return self._mean_terms[key][1]
 
-    def densities(self, feats: np.ndarray, stream: int,
-                  transform: MeanTransform | None = None) -> np.ndarray:
+    def densities(self, feats: np.ndarray, stream: int, transform: MeanTransform | None = None,
+                  books: np.ndarray | None = None) -> np.ndarray:
         """(frames, codebooks, 128) log densities of every Gaussian in one stream (float64: the
-        terms of a far Gaussian reach 1e8 and cancel)."""
+        terms of a far Gaussian reach 1e8 and cancel); ``books``: of those codebooks only."""
         x = np.asarray(feats[:, _DIM * stream:_DIM * (stream + 1)], np.float64)
         xx = np.concatenate([x, x * x, np.ones((len(x), 1))], 1)
-        return (xx @ self._terms(transform)[stream]).reshape(len(x), self.means.shape[0], -1)
+        terms = self._terms(transform)[stream]
+        if books is not None and len(books) < self.means.shape[0]:
+            terms = terms.reshape(len(terms), self.means.shape[0], -1)[:, books]
+        return (xx @ terms.reshape(len(terms), -1)).reshape(len(x), -1, _DENSITIES)
 
     def _layout(self, senones: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each senone's mixture goes in a batched product: the codebooks involved, and
@@ -239,30 +248,62 @@ class AcousticModel:
         return books, rows, slots
 
     def scores(self, feats: np.ndarray, *senone_sets: np.ndarray,
-               transform: MeanTransform | None = None) -> list[np.ndarray]:
+               transform: MeanTransform | None = None, keep: bool = False) -> list:
         """(frames, senones) log likelihoods of ``feats`` (from :func:`features`) under each
         senone of each set: the sum over the three streams of the log of its mixture. One pass
-        over the Gaussians serves every set."""
+        over the Gaussians and one product per stream serve every set. ``keep``: also return,
+        last, the :class:`Mixtures` (what adaptation statistics are gathered from) of the first
+        set."""
         sets = [np.asarray(s, np.int64) for s in senone_sets]
-        out = [np.zeros((len(feats), len(s))) for s in sets]
-        layouts = [self._layout(s) for s in sets]
-        needed = np.unique(np.concatenate([books for books, _, _ in layouts]))
-        where = np.full(self.means.shape[0], -1)
-        where[needed] = np.arange(len(needed))
+        every = np.concatenate(sets)
+        books, rows, slots = self._layout(every)
+        ends = np.cumsum([len(s) for s in sets])
+        parts = list(zip(np.split(rows, ends[:-1]), np.split(slots, ends[:-1]), strict=True))
+        out: list = [np.zeros((len(feats), len(s))) for s in sets]
+        kept = Mixtures(sets[0], books, *parts[0]) if keep else None
         for stream in range(_STREAMS):
-            ll = self.densities(feats, stream, transform)
-            if len(needed) < ll.shape[1]:
-                ll = ll[:, needed]
-            top = ll.max(2)
-            # (codebooks, frames, 128) mixture terms relative to each codebook's best
-            e = np.exp((ll - top[:, :, None]).astype(np.float32)).transpose(1, 0, 2)
-            for senones, o, (books, rows, slots) in zip(sets, out, layouts, strict=True):
-                w = self.weights32[stream][:, senones]  # (128, senones)
-                table = np.zeros((len(books), w.shape[0], slots.max() + 1), np.float32)
-                table[rows, :, slots] = w.T
-                mix = np.matmul(e[where[books]], table)  # (books, frames, slots)
-                o += (top[:, where[books[rows]]]
-                      + np.log(np.maximum(mix[rows, :, slots].T, 1e-30)))
+            ll = self.densities(feats, stream, transform, books)
+            # (codebooks, frames, 128) mixture terms relative to each codebook's best, float32
+            # once relative (a voice far from the model has log densities of 1e7), raised by
+            # _SHIFT so that Gaussians up to ~160 nats below the best still count
+            top = ll.max(2) - _SHIFT
+            e = np.empty((len(books), len(feats), _DENSITIES), np.float32)
+            np.subtract(ll, top[:, :, None], out=e.transpose(1, 0, 2), casting="unsafe")
+            np.exp(e, out=e)
+            table = np.zeros((len(books), _DENSITIES, slots.max() + 1), np.float32)
+            table[rows, :, slots] = self.weights32[stream][:, every].T
+            mix = np.matmul(e, table)  # (books, frames, slots)
+            for o, (r, k) in zip(out, parts, strict=True):
+                o += top[:, r] + np.log(np.maximum(mix[r, :, k].T, _MIX_FLOOR))
+            if kept is not None:
+                kept.streams.append((e, table, mix))
+        return out + [kept] if keep else out
+
+
+@dataclass
+class Mixtures:
+    """The mixtures of a senone set over a clip's frames, as :meth:`AcousticModel.scores` computed
+    them: the codebooks involved (``books``, maybe more than the set's), where each senone sits
+    among them (``rows``, ``slots``), and per stream the Gaussians' densities relative to each
+    frame's best in their codebook (books, frames, 128), the mixture weights laid out per
+    codebook (books, 128, slots) and the mixtures (books, frames, slots)."""
+
+    senones: np.ndarray
+    books: np.ndarray
+    rows: np.ndarray
+    slots: np.ndarray
+    streams: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def gaussian_posteriors(self, occupancy: np.ndarray) -> list[np.ndarray]:
+        """Per stream, (books, frames, 128) posterior of each Gaussian given (frames, senones)
+        ``occupancy`` of the set's senones: each senone's share split over its Gaussians in
+        proportion to their weighted densities."""
+        out = []
+        for relative, table, mix in self.streams:
+            share = np.zeros(mix.shape, np.float32)
+            share[self.rows, :, self.slots] = occupancy.T
+            share /= np.maximum(mix, np.finfo(np.float32).tiny)
+            out.append(relative * np.matmul(share, table.transpose(0, 2, 1)))
         return out
 
 

@@ -25,6 +25,7 @@ clip again.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .acoustic_model import AcousticModel, MeanTransform, model
+from .acoustic_model import AcousticModel, MeanTransform, Mixtures, model
 
 __all__ = ["CHECK_EVERY", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "ProfileStore", "VoiceProfile", "accumulate", "add_stats",
            "profile_path", "solve"]
@@ -50,13 +51,14 @@ _VERSION = 1
 _STREAMS, _DIM = 3, 13
 
 
-def accumulate(m: AcousticModel, feats: np.ndarray, senones: np.ndarray,
+def accumulate(m: AcousticModel, feats: np.ndarray, mixtures: Mixtures,
                occupancy: np.ndarray) -> dict[str, Any]:
     """Regression statistics of one aligned clip.
 
     Args:
-        m: the model; feats: (frames, 39) features; senones: the senones of the clip's
-            search; occupancy: (frames, senones) posterior of each senone in each frame.
+        m: the model; feats: (frames, 39) features; mixtures: the mixtures of the senones of
+            the clip's search (``AcousticModel.scores(..., keep=True)``); occupancy: (frames,
+            senones) posterior of each of those senones in each frame.
 
     Returns:
         ``{"G": (3, 13, 14, 14), "k": (3, 13, 14), "frames": n}``: per stream and dimension, the
@@ -65,35 +67,33 @@ def accumulate(m: AcousticModel, feats: np.ndarray, senones: np.ndarray,
     n_cb, _, n_dens, _ = m.means.shape
     occ = np.zeros((_STREAMS, n_cb, n_dens))
     sx = np.zeros((_STREAMS, n_cb, n_dens, _DIM))
-    bases = m.senone_base[senones]
-    dens = [m.densities(feats, s) for s in range(_STREAMS)]
-    for c in np.unique(bases):
-        cols = np.flatnonzero(bases == c)
-        gamma = occupancy[:, cols]
-        keep = gamma.sum(1) > 1e-4
-        if not keep.any():
-            continue
-        gamma = gamma[keep]
-        for s in range(_STREAMS):
-            ll = dens[s][keep, c].astype(np.float64)
-            e = np.exp(ll - ll.max(1, keepdims=True))
-            w = m.weights[s][:, senones[cols]]
-            mix = np.maximum(e @ w, 1e-300)
-            per = e * ((gamma / mix) @ w.T)  # (frames, densities) posteriors
-            occ[s, c] += per.sum(0)
-            sx[s, c] += per.T @ feats[keep][:, _DIM * s:_DIM * (s + 1)]
+    for s, per in enumerate(mixtures.gaussian_posteriors(occupancy)):
+        occ[s, mixtures.books] = per.sum(1)
+        x = np.asarray(feats[:, _DIM * s:_DIM * (s + 1)], np.float32)
+        sx[s, mixtures.books] = np.matmul(per.transpose(0, 2, 1), x)
     G = np.zeros((_STREAMS, _DIM, _DIM + 1, _DIM + 1))
     k = np.zeros((_STREAMS, _DIM, _DIM + 1))
+    means, outer, (iu, ju) = _mean_products(m)
     for s in range(_STREAMS):
-        o = occ[s].reshape(-1)
-        used = o > 0
-        xi = np.concatenate([np.ones((int(used.sum()), 1)),
-                             m.means[:, s].reshape(-1, _DIM)[used]], 1)  # (gaussians, 14)
-        prec = m.precisions[:, s].reshape(-1, _DIM)[used]
-        weighted = (o[used, None] * prec)[:, :, None] * xi[:, None, :]  # (gaussians, 13, 14)
-        G[s] = np.tensordot(weighted, xi, axes=([0], [0]))
-        k[s] = (prec * sx[s].reshape(-1, _DIM)[used]).T @ xi
+        weight = occ[s].reshape(-1, 1) * m.precisions[:, s].reshape(-1, _DIM)  # (gaussians, 13)
+        G[s][:, iu, ju] = G[s][:, ju, iu] = weight.T @ outer[s]
+        k[s] = (m.precisions[:, s].reshape(-1, _DIM) * sx[s].reshape(-1, _DIM)).T @ means[s]
     return {"G": G, "k": k, "frames": len(feats)}
+
+
+@functools.cache
+def _mean_products(m: AcousticModel) -> tuple[list[np.ndarray], list[np.ndarray], tuple]:
+    """Per stream, every Gaussian's extended mean ``[1, mean]`` (gaussians, 14) and the upper
+    triangle of its outer product with itself (gaussians, 105; the triangle's indices last):
+    the normal equations are sums of these weighted by occupancy and precision."""
+    iu, ju = np.triu_indices(_DIM + 1)
+    means, outer = [], []
+    for s in range(_STREAMS):
+        xi = m.means[:, s].reshape(-1, _DIM)
+        xi = np.concatenate([np.ones((len(xi), 1)), xi], 1)
+        means.append(xi)
+        outer.append(xi[:, iu] * xi[:, ju])
+    return means, outer, (iu, ju)
 
 
 def add_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -77,33 +77,34 @@ def _dct() -> np.ndarray:
 
 def _remove_noise(power: np.ndarray) -> np.ndarray:
     """pocketsphinx's ``fe_remove_noise`` over (frames, filters) mel power spectra: a running
-    noise estimate is taken out of each band, with temporal masking and gain smoothing."""
-    out = power.copy()
-    n = power.shape[1]
-    smooth = power[0].copy()
+    noise estimate is taken out of each band, with temporal masking and gain smoothing. The
+    bands' estimates run frame by frame; the gains and their smoothing across bands follow for
+    all frames at once."""
+    n_frames, n = power.shape
+    smooth = np.empty_like(power)
+    signal = np.empty_like(power)
+    s = power[0].copy()
     noise = power[0] / _MAX_GAIN
     floor = power[0] / _MAX_GAIN
     peak = np.zeros(n)
+    for t in range(n_frames):
+        s = _LAMBDA_POWER * s + (1 - _LAMBDA_POWER) * power[t]
+        smooth[t] = s
+        a = np.where(s >= noise, _LAMBDA_A, _LAMBDA_B)
+        noise = a * noise + (1 - a) * s
+        sig = np.maximum(s - noise, 1.0)
+        a = np.where(sig >= floor, _LAMBDA_A, _LAMBDA_B)
+        floor = a * floor + (1 - a) * sig
+        peak *= _LAMBDA_T
+        masked = np.where(sig < _LAMBDA_T * peak, peak * _MU_T, sig)
+        np.maximum(peak, sig, out=peak)
+        np.maximum(masked, floor, out=signal[t])
+    gain = np.where(signal < _MAX_GAIN * smooth, signal / np.maximum(smooth, 1e-300), _MAX_GAIN)
+    gain = np.maximum(gain, 1.0 / _MAX_GAIN)
+    cum = np.concatenate([np.zeros((n_frames, 1)), np.cumsum(gain, 1)], 1)
     lo = np.maximum(np.arange(n) - _SMOOTH, 0)
     hi = np.minimum(np.arange(n) + _SMOOTH, n - 1) + 1
-    count = (hi - lo).astype(float)
-    for t in range(len(power)):
-        x = power[t]
-        smooth = _LAMBDA_POWER * smooth + (1 - _LAMBDA_POWER) * x
-        noise = np.where(smooth >= noise, _LAMBDA_A * noise + (1 - _LAMBDA_A) * smooth,
-                         _LAMBDA_B * noise + (1 - _LAMBDA_B) * smooth)
-        signal = np.maximum(smooth - noise, 1.0)
-        floor = np.where(signal >= floor, _LAMBDA_A * floor + (1 - _LAMBDA_A) * signal,
-                         _LAMBDA_B * floor + (1 - _LAMBDA_B) * signal)
-        peak = peak * _LAMBDA_T
-        masked = np.where(signal < _LAMBDA_T * peak, peak * _MU_T, signal)
-        peak = np.maximum(peak, signal)
-        signal = np.maximum(masked, floor)
-        gain = np.where(signal < _MAX_GAIN * smooth, signal / np.maximum(smooth, 1e-300), _MAX_GAIN)
-        gain = np.maximum(gain, 1.0 / _MAX_GAIN)
-        cum = np.concatenate([[0.0], np.cumsum(gain)])
-        out[t] = x * ((cum[hi] - cum[lo]) / count)
-    return out
+    return power * ((cum[:, hi] - cum[:, lo]) / (hi - lo))
 
 
 def cepstra(pcm: np.ndarray, hop: int = HOP) -> np.ndarray:

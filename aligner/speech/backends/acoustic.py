@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..acoustic_model import AcousticModel, MeanTransform, model
+from ..acoustic_model import AcousticModel, MeanTransform, Mixtures, model
 from ..dictionary import dictionary_variants
 from ..features import HOP, RATE, WINDOW, cepstra, features
 from ..signal import dither
@@ -55,6 +55,7 @@ _PAUSE_AGAIN = np.log(0.5)  # another pause model after a pause
 _OFFSET = (WINDOW - HOP) / 2 / RATE  # a boundary between two frames, in seconds after the later
 _LONG = 30.0  # seconds: longer clips are cut at pauses and aligned piece by piece
 _PIECE = 15.0  # seconds a piece aims at
+_KEPT = 1000  # frames: a longer piece's adaptation statistics are gathered block by block
 _GOP_SCALE = 0.5  # nats per frame of pronunciation score that change the odds of a fit e-fold
 _GOP_CENTRE = -2.0  # nats per frame (against a free phone loop) at which confidence is 0.5
 
@@ -320,19 +321,22 @@ def _phone_loop(m: AcousticModel, ci: np.ndarray, moves: np.ndarray | None = Non
     default every phone is as likely, ``-log(phones)``.
     """
     n = len(m.phone_names)
-    if moves is None:
-        moves = np.full((n, n), -np.log(n))
     e = ci.reshape(len(ci), n, 3)
     stay = m.ci_transitions[:, np.arange(3), np.arange(3)]
     go = m.ci_transitions[:, np.arange(3), np.arange(1, 4)]
     v = np.full((n, 3), -np.inf)
-    v[:, 0] = moves[m.SIL] + e[0, :, 0]
+    v[:, 0] = (-np.log(n) if moves is None else moves[m.SIL]) + e[0, :, 0]
     back = np.zeros((len(e), n, 3), np.int16)  # 0: stayed, 1: came from the state before,
     cols = np.arange(n)                      # 2 + p: entered after phone p's exit
     for t in range(1, len(e)):
-        ways = (v[:, 2] + go[:, 2])[:, None] + moves
-        came_from = ways.argmax(0)
-        entered = ways[came_from, cols]
+        if moves is None:  # every phone as likely: the best exit serves every entry
+            leave = v[:, 2] + go[:, 2]
+            came_from = int(leave.argmax())
+            entered = np.full(n, leave[came_from] - np.log(n))
+        else:
+            ways = (v[:, 2] + go[:, 2])[:, None] + moves
+            came_from = ways.argmax(0)
+            entered = ways[came_from, cols]
         new = np.empty_like(v)
         came = v[:, :2] + go[:, :2]
         kept = v + stay
@@ -439,21 +443,22 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     edges = _edges_of(g)
     ci_senones = m.ci_senones.reshape(-1)
     adapted = False
+    keep = learn and len(feats) <= _KEPT  # the mixtures, for the statistics (memory bounded)
     if transform is None:
-        base, ci = m.scores(feats, uniq, ci_senones)
+        base, ci, *kept = m.scores(feats, uniq, ci_senones, keep=keep)
         post, loglik = _forward_backward(g, base[:, inv], edges)
     elif not guard:  # a stream that has found the transform fits its voice
-        base, ci = m.scores(feats, uniq, ci_senones, transform=transform)
+        base, ci, *kept = m.scores(feats, uniq, ci_senones, transform=transform, keep=keep)
         post, loglik = _forward_backward(g, base[:, inv], edges)
         adapted = True
     else:  # the guard: the voice's transform only where it explains the clip better
-        base, ci = m.scores(feats, uniq, ci_senones, transform=transform)
+        base, ci, *kept = m.scores(feats, uniq, ci_senones, transform=transform, keep=keep)
         post, loglik = _forward_backward(g, base[:, inv], edges)
-        (plain,) = m.scores(feats, uniq)
+        plain, *plain_kept = m.scores(feats, uniq, keep=keep)
         _, plain_loglik = _forward_backward(g, plain[:, inv], edges, backward=False)
         adapted = loglik > plain_loglik
         if not adapted:
-            base, (ci,) = plain, m.scores(feats, ci_senones)
+            base, kept, (ci,) = plain, plain_kept, m.scores(feats, ci_senones)
             post, loglik = _forward_backward(g, base[:, inv], edges)
     emit = base[:, inv]
     if post is None:
@@ -500,14 +505,30 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
 
     stats = None
     if learn:
-        from ..adaptation import accumulate
-
         occ = np.zeros((frames, len(uniq)))
         np.add.at(occ.T, inv, post.T)
-        stats = accumulate(m, feats, uniq, occ)
+        stats = _statistics(m, feats, uniq, occ, transform if adapted else None,
+                            kept[0] if kept else None)
     result = Result([s if s is not None else (0.0, 0.0) for s in spans], phones, confidence,
                     loglik / max(frames, 1), stats, adapted, frames)
     return result, {"segments": segments}
+
+
+def _statistics(m: AcousticModel, feats: np.ndarray, senones: np.ndarray, occupancy: np.ndarray,
+                transform: MeanTransform | None, kept: Mixtures | None) -> dict:
+    """Adaptation statistics of an aligned piece: from the mixtures its scoring kept, or for a
+    long piece, block by block (its mixtures would take hundreds of megabytes at once)."""
+    from ..adaptation import accumulate, add_stats
+
+    if kept is not None:
+        return accumulate(m, feats, kept, occupancy)
+    stats = None
+    for a in range(0, len(feats), _KEPT):
+        block = slice(a, a + _KEPT)
+        _, mixtures = m.scores(feats[block], senones, transform=transform, keep=True)
+        more = accumulate(m, feats[block], mixtures, occupancy[block])
+        stats = more if stats is None else add_stats(stats, more)
+    return stats
 
 
 def align_tokens(pcm16k: np.ndarray, tokens: tuple[Token, ...],
