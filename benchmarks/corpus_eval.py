@@ -14,6 +14,10 @@ Systems, side by side in one run:
   utterances of its voice (leave one out: what a call's later chunks, or the next call of the
   same agent, get); its speed is that of a live stream's chunks: aligning with the profile (and
   the guard that checks it fits) while learning from the clip, in one pass;
+- speed of a voice's utterances aligned in turn with one profile that learns from each (as the
+  calls of one agent are): the profile's guard checks each clip until the transform has fitted
+  :data:`~aligner.speech.adaptation.TRUSTED_AFTER` in a row, then now and then, where the
+  leave-one-out profiles above are new for every clip and so always checked;
 - ``pocketsphinx``: raw pocketsphinx forced alignment (the whole clip, its two passes), on the
   tokens it reaches;
 - ``uniform``: tokens spread over the clip by their characters.
@@ -41,6 +45,8 @@ import numpy as np
 
 __all__ = ["run"]
 
+#: a voice's utterances in turn, one profile learning from each (its guard sampled once trusted)
+_IN_TURN = "ours, utterances in turn with one learning profile"
 #: TIMIT's symbols as ARPAbet (closures and pauses are handled apart)
 TIMIT = {"ax": "AH", "ix": "IH", "axr": "ER", "ax-h": "AH", "ux": "UW", "hv": "HH", "el": "L",
          "em": "M", "en": "N", "eng": "NG", "nx": "N", "dx": "D", "q": None}
@@ -209,6 +215,12 @@ def run(folder: str, limit: int = 0) -> None:
                                   learn=True)
             cpu["ours (adapted)"] += time.process_time() - t0
             errors["ours (adapted)"] += _boundaries(it, adapted.spans)
+        turn = VoiceProfile(voice)  # the voice's utterances aligned in turn, one profile
+        for it, (pcm, rate, tokens, prons, _) in zip(its, clips, strict=True):  # learning
+            t0 = time.process_time()
+            done = time_tokens(pcm, rate, it["text"], tokens, prons, profile=turn, learn=True)
+            turn.learn(done.stats)
+            cpu[_IN_TURN] += time.process_time() - t0
         call = VoiceProfile(voice)  # a call of the voice: its utterances one after the other,
         for it, (pcm, rate, *_rest) in zip(its, clips, strict=True):  # the profile learning
             if len(pcm) / rate >= 2.0:
@@ -229,6 +241,7 @@ def run(folder: str, limit: int = 0) -> None:
         print(f"{name:18s} {len(e):6d} | {_figures([x for x, _ in e])} | "
               f"{_figures([x for x, k in e if k == 'interior'])} | "
               f"{_figures([x for x, k in e if k == 'edge'])} | {speed}")
+    print(f"speed of {_IN_TURN}: {seconds / cpu[_IN_TURN]:.0f} x real time (CPU)")
     if feeds:
         ms = np.array(feeds) * 1000
         print(f"\nstreaming, 1 s chunks, a voice profile learning as a call goes: {len(ms)} "
