@@ -266,3 +266,18 @@ def test_a_long_pieces_statistics_gathered_block_by_block_are_the_same(monkeypat
     for key in ("G", "k"):
         scale = np.abs(whole.stats[key]).max()
         assert np.abs(blocks.stats[key] - whole.stats[key]).max() < 1e-4 * scale
+
+
+@pytest.mark.parametrize("text", ["They sailed around the hull.", "Call me tomorrow."])
+def test_a_last_word_ends_where_its_sound_does_not_where_its_echo_fades(text):
+    """The last word's sound goes on, 25 dB down, for 0.4 s (a room's tail, a fading voice): the
+    model hears more of the same phone there, and the word must still end where its energy
+    falls, even when that is before the middle of the phone the model stretched."""
+    s = speak(text, "hibari")
+    pcm = resample(s.samples, s.sample_rate, 16000).astype(np.float64)
+    end = s.words[-1].end
+    tail = pcm[int((end - 0.08) * 16000):int(end * 16000)]
+    clip = np.concatenate([pcm[:int(end * 16000)], np.tile(tail, 5) * 10 ** (-25 / 20),
+                           np.zeros(1600)])
+    result = align(clip.astype(np.int16), 16000, text, backend="acoustic")
+    assert abs(result.words[-1].end - end) < 0.06

@@ -26,7 +26,8 @@ What the search gives besides times:
 The edges of an utterance: breaths, lip smacks and room noise before the first word and after
 the last look to the model like its first or last phone. :func:`_edges` moves the first start
 (last end) to where the energy of that phone rises within :data:`EDGE_DB` dB of the phone's own
-level, on a 2.5 ms grid.
+level (falls below it: the last frame above it anywhere in the phone, since the model may
+stretch a final phone over a fading tail to twice its length), on a 2.5 ms grid.
 """
 
 from __future__ import annotations
@@ -427,7 +428,7 @@ def _edges(spans: list[tuple[float, float]], phones: list[list[tuple[str, float,
     _, a, b = phones[-1][-1]
     level = db[(centre >= a) & (centre <= (a + b) / 2)]
     if len(level):
-        hit = np.flatnonzero((centre >= (a + b) / 2) & (centre <= end)
+        hit = np.flatnonzero((centre >= a) & (centre <= end)
                              & (db > np.median(level) - EDGE_DB))
         if len(hit):
             out[-1] = (start, max(start, min(end, centre[hit[-1]] + hop / 2)))
