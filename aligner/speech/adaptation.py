@@ -75,9 +75,11 @@ def accumulate(m: AcousticModel, feats: np.ndarray, mixtures: Mixtures,
     k = np.zeros((_STREAMS, _DIM, _DIM + 1))
     means, outer, (iu, ju) = _mean_products(m)
     for s in range(_STREAMS):
-        weight = occ[s].reshape(-1, 1) * m.precisions[:, s].reshape(-1, _DIM)  # (gaussians, 13)
-        G[s][:, iu, ju] = G[s][:, ju, iu] = weight.T @ outer[s]
-        k[s] = (m.precisions[:, s].reshape(-1, _DIM) * sx[s].reshape(-1, _DIM)).T @ means[s]
+        used = np.flatnonzero(occ[s])  # the Gaussians the clip reached (a few in ten)
+        precision = m.precisions[:, s].reshape(-1, _DIM)[used]
+        weight = occ[s].reshape(-1)[used, None] * precision  # (gaussians, 13)
+        G[s][:, iu, ju] = G[s][:, ju, iu] = weight.T @ outer[s][used]
+        k[s] = (precision * sx[s].reshape(-1, _DIM)[used]).T @ means[s][used]
     return {"G": G, "k": k, "frames": len(feats)}
 
 
