@@ -35,8 +35,8 @@ import numpy as np
 
 from .acoustic_model import AcousticModel, MeanTransform, Mixtures, model
 
-__all__ = ["CHECK_EVERY", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "ProfileStore", "VoiceProfile", "accumulate", "add_stats",
-           "profile_path", "solve"]
+__all__ = ["CHECK_EVERY", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "ProfileStore",
+           "VoiceProfile", "accumulate", "add_stats", "profile_path", "solve"]
 
 #: Frames (10 ms) of aligned speech before a profile's transform is used at all.
 MIN_FRAMES = 300
