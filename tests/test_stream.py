@@ -136,3 +136,34 @@ def test_any_chunking_is_monotonic_and_covers(text, cuts, noise):
     for w in r.words:
         assert t - 1e-9 <= w.start <= w.end <= r.duration + 1e-9
         t = w.end
+
+
+def test_a_chunk_too_short_to_align_alone_is_aligned_with_the_chunk_before():
+    """A fast neural voice's chunk holding one short word ("the", well under a quarter of a
+    second) is aligned with the chunk before it as context: its word gets a confidence like
+    every other word's and stays inside its chunk, near where the voice says it."""
+    from aligner.audio import resample
+    from aligner.speech.stream import SHORT_CHUNK
+    from aligner.speech.voices import synthesize as speak
+
+    text = "Thank you for calling the Riverside Dental office."
+    s = speak(text, "hibari")
+    pcm = resample(s.samples, s.sample_rate, 16000)
+    w = s.words
+
+    def cut(k: int) -> int:  # between word k - 1 and word k
+        return int(round((w[k - 1].end + w[k].start) / 2 * 16000))
+
+    the = [text[x.char_start:x.char_end] for x in w].index("the")
+    bounds = [0, cut(the), cut(the + 1), len(pcm)]
+    texts = [text[:w[the].char_start], text[w[the].char_start:w[the + 1].char_start],
+             text[w[the + 1].char_start:]]
+    assert (bounds[2] - bounds[1]) / 16000 < SHORT_CHUNK
+    stream = StreamAligner(16000)
+    for a, b, t in zip(bounds, bounds[1:], texts, strict=False):
+        stream.feed(pcm[a:b], t)
+    words = stream.finish().words
+    assert all(x.confidence is not None for x in words)
+    got = words[the]
+    assert got.word == "the" and bounds[1] / 16000 <= got.start < got.end <= bounds[2] / 16000
+    assert abs(got.start - w[the].start) < 0.05 and got.confidence > 0.3

@@ -1,8 +1,9 @@
 """Streaming alignment: one :class:`StreamAligner` per agent utterance, fed chunk by chunk.
 
 Each alignment chunk brings audio and the text it speaks; chunk text may start or end inside a
-word (``"Hel"`` + ``"lo there"``). Every chunk is aligned as it arrives, on its own audio: chunk
-edges are hard anchors, so each piece of a word lies inside the chunk whose text holds it, and a
+word (``"Hel"`` + ``"lo there"``). Every chunk is aligned as it arrives, on its own audio (one
+shorter than :data:`SHORT_CHUNK`, a word or two of a fast voice, with the chunk before it as
+context, its words kept inside it): chunk edges are hard anchors, so each piece of a word lies inside the chunk whose text holds it, and a
 word split over chunks becomes one word spanning both. A new chunk changes only the word left
 unfinished at the end of the previous one; everything before :attr:`StreamResult.final_until`
 is final. The stream judges its voice on its first second or so of whole words
@@ -35,7 +36,7 @@ import numpy as np
 from ..audio import as_int16
 from ..errors import AlignmentError
 from ..timeline import Char, Phone, Word
-from .alignment import Alignment, aligner_rate, assemble, time_tokens, voice_verdict
+from .alignment import Alignment, Timing, aligner_rate, assemble, time_tokens, voice_verdict
 from .durations import monotonic_spans
 from .pronounce import token_phones
 from .text import tokenize
@@ -43,7 +44,11 @@ from .text import tokenize
 if TYPE_CHECKING:
     from .adaptation import VoiceProfile
 
-__all__ = ["StreamAligner", "StreamResult"]
+__all__ = ["SHORT_CHUNK", "StreamAligner", "StreamResult"]
+
+#: Seconds under which a chunk is aligned with the chunk before it as context (the backends
+#: need a quarter of a second of audio to fit words on their own).
+SHORT_CHUNK = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,7 @@ class StreamAligner:
         self._last: StreamResult | None = None
         self._voice = (0.0, 0.0)  # reference warp cost x seconds, seconds: see time_tokens
         self._reference_voice: str | None = None  # chosen on the first chunk with a pitch
+        self._previous: tuple[np.ndarray, str] | None = None  # the last chunk: context
 
     @property
     def text(self) -> str:
@@ -138,10 +144,12 @@ class StreamAligner:
             # Pieces of words split with the previous or the next chunk ("Hel" + "lo").
             partial = (bool(self._text) and not self._text[-1].isspace()
                        and local[0].token_start == 0, local[-1].token_end == len(text))
-            timing = time_tokens(pcm, self.sample_rate, text, local, prons, backend=self.backend,
-                                 voice=self._voice, partial=partial,
-                                 reference_voice=self._reference_voice, profile=self.voice,
-                                 learn=self.voice is not None)
+            timing = self._in_context(pcm, text, local, partial)
+            if timing is None:
+                timing = time_tokens(pcm, self.sample_rate, text, local, prons,
+                                     backend=self.backend, voice=self._voice, partial=partial,
+                                     reference_voice=self._reference_voice, profile=self.voice,
+                                     learn=self.voice is not None)
             if self.voice is not None:
                 self.voice.learn(timing.stats)
             self._reference_voice = self._reference_voice or timing.reference_voice
@@ -156,8 +164,44 @@ class StreamAligner:
                 for t, (s, e), ph, c in zip(local, timing.spans, phones, confidence, strict=True)]
         self._text += text
         self._samples += len(pcm)
+        self._previous = (pcm, text)
         self._last = self._result(final=False)
         return self._last
+
+    def _in_context(self, pcm: np.ndarray, text: str, local: tuple, partial: tuple[bool, bool],
+                    ) -> Timing | None:
+        """The timing of a chunk too short to align on its own (under :data:`SHORT_CHUNK` s: a
+        word or two of a fast voice), aligned with the chunk before it as context, its words kept
+        inside the chunk; None when there is no such context (the first chunk, a word split with
+        the previous chunk) or it did not help (no backend but the fallback fits)."""
+        seconds = len(pcm) / self.sample_rate
+        if seconds >= SHORT_CHUNK or self._previous is None or partial[0]:
+            return None
+        before, before_text = self._previous
+        both = before_text + text
+        tokens = tokenize(both)
+        n = len(local)
+        if len(tokens) < n or [t.word for t in tokens[len(tokens) - n:]] != [t.word for t in local]:
+            return None
+        timing = time_tokens(np.concatenate([before, pcm]), self.sample_rate, both, tokens,
+                             [token_phones(t.word) for t in tokens], backend=self.backend,
+                             voice=self._voice, partial=(False, partial[1]),
+                             reference_voice=self._reference_voice, profile=self.voice)
+        if timing.backend not in ("acoustic", "reference"):
+            return None
+        shift = len(before) / self.sample_rate
+
+        def inside(t: float) -> float:
+            return min(max(t - shift, 0.0), seconds)
+
+        spans = [(inside(a), inside(b)) for a, b in timing.spans[-n:]]
+        if any(b <= a for a, b in spans):  # a word the context put outside the chunk
+            return None
+        return replace(
+            timing, spans=spans,
+            phones=[[(p, inside(a), inside(b)) for p, a, b in ph]
+                    for ph in (timing.phones or [[] for _ in tokens])[-n:]],
+            confidence=timing.confidence[-n:] if timing.confidence else None, cost=None)
 
     def finish(self) -> StreamResult:
         """End of the utterance: everything becomes final. Idempotent."""
