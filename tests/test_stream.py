@@ -140,13 +140,14 @@ def test_any_chunking_is_monotonic_and_covers(text, cuts, noise):
 
 def test_a_chunk_too_short_to_align_alone_is_aligned_with_the_chunk_before():
     """A fast neural voice's chunk holding one short word ("the", well under a quarter of a
-    second) is aligned with the chunk before it as context: its word gets a confidence like
-    every other word's and stays inside its chunk, near where the voice says it."""
+    second) is aligned with the last second of the chunk before it as context: its word gets a
+    confidence like every other word's and stays inside its chunk, near where the voice says
+    it."""
     from aligner.audio import resample
     from aligner.speech.stream import SHORT_CHUNK
     from aligner.speech.voices import synthesize as speak
 
-    text = "Thank you for calling the Riverside Dental office."
+    text = "Thank you so much for calling the Riverside Dental office."
     s = speak(text, "hibari")
     pcm = resample(s.samples, s.sample_rate, 16000)
     w = s.words

@@ -2,8 +2,8 @@
 
 Each alignment chunk brings audio and the text it speaks; chunk text may start or end inside a
 word (``"Hel"`` + ``"lo there"``). Every chunk is aligned as it arrives, on its own audio (one
-shorter than :data:`SHORT_CHUNK`, a word or two of a fast voice, with the chunk before it as
-context, its words kept inside it): chunk edges are hard anchors, so each piece of a word lies inside the chunk whose text holds it, and a
+shorter than :data:`SHORT_CHUNK`, a word or two of a fast voice, with the last :data:`CONTEXT`
+seconds of the chunk before it, its words kept inside it): chunk edges are hard anchors, so each piece of a word lies inside the chunk whose text holds it, and a
 word split over chunks becomes one word spanning both. A new chunk changes only the word left
 unfinished at the end of the previous one; everything before :attr:`StreamResult.final_until`
 is final. The stream judges its voice on its first second or so of whole words
@@ -44,11 +44,13 @@ from .text import tokenize
 if TYPE_CHECKING:
     from .adaptation import VoiceProfile
 
-__all__ = ["SHORT_CHUNK", "StreamAligner", "StreamResult"]
+__all__ = ["CONTEXT", "SHORT_CHUNK", "StreamAligner", "StreamResult"]
 
 #: Seconds under which a chunk is aligned with the chunk before it as context (the backends
 #: need a quarter of a second of audio to fit words on their own).
 SHORT_CHUNK = 0.25
+#: Seconds of the chunk before that such a chunk is aligned with (its last words).
+CONTEXT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,21 @@ class StreamAligner:
         self._last = self._result(final=False)
         return self._last
 
+    def _context(self) -> tuple[np.ndarray, str]:
+        """The last chunk's audio and text, from the first of its words that start within
+        :data:`CONTEXT` s of its end (cut midway between that word and the one before)."""
+        before, before_text = self._previous
+        t0 = self._samples / self.sample_rate - len(before) / self.sample_rate
+        c0 = len(self._text) - len(before_text)
+        mine = [f for f in self._fragments if f.char_start >= c0]
+        late = [i for i, f in enumerate(mine) if f.start >= t0 + len(before) / self.sample_rate
+                - CONTEXT]
+        k = late[0] if late else len(mine) - 1
+        if k <= 0:
+            return before, before_text
+        cut = (mine[k - 1].end + mine[k].start) / 2 - t0
+        return before[int(cut * self.sample_rate):], before_text[mine[k].char_start - c0:]
+
     def _in_context(self, pcm: np.ndarray, text: str, local: tuple, partial: tuple[bool, bool],
                     ) -> Timing | None:
         """The timing of a chunk too short to align on its own (under :data:`SHORT_CHUNK` s: a
@@ -177,7 +194,7 @@ class StreamAligner:
         seconds = len(pcm) / self.sample_rate
         if seconds >= SHORT_CHUNK or self._previous is None or partial[0]:
             return None
-        before, before_text = self._previous
+        before, before_text = self._context()
         both = before_text + text
         tokens = tokenize(both)
         n = len(local)
