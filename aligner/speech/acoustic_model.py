@@ -260,7 +260,7 @@ class AcousticModel:
         ends = np.cumsum([len(s) for s in sets])
         parts = list(zip(np.split(rows, ends[:-1]), np.split(slots, ends[:-1]), strict=True))
         out: list = [np.zeros((len(feats), len(s))) for s in sets]
-        kept = Mixtures(sets[0], books, *parts[0]) if keep else None
+        kept = Mixtures(books, *parts[0]) if keep else None
         for stream in range(_STREAMS):
             ll = self.densities(feats, stream, transform, books)
             # (codebooks, frames, 128) mixture terms relative to each codebook's best, float32
@@ -283,12 +283,11 @@ class AcousticModel:
 @dataclass
 class Mixtures:
     """The mixtures of a senone set over a clip's frames, as :meth:`AcousticModel.scores` computed
-    them: the codebooks involved (``books``, maybe more than the set's), where each senone sits
-    among them (``rows``, ``slots``), and per stream the Gaussians' densities relative to each
-    frame's best in their codebook (books, frames, 128), the mixture weights laid out per
-    codebook (books, 128, slots) and the mixtures (books, frames, slots)."""
+    them: the codebooks involved (``books``, maybe more than the set's), where each of the set's
+    senones sits among them (``rows``, ``slots``), and per stream the Gaussians' densities
+    relative to each frame's best in their codebook (books, frames, 128), the mixture weights
+    laid out per codebook (books, 128, slots) and the mixtures (books, frames, slots)."""
 
-    senones: np.ndarray
     books: np.ndarray
     rows: np.ndarray
     slots: np.ndarray
