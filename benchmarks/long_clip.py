@@ -32,7 +32,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from speech_helpers import long_speech, wav_bytes, word_errors  # noqa: E402
+from speech_helpers import long_speech, word_errors  # noqa: E402
+
+from aligner.audio import wav_bytes  # noqa: E402
 
 
 def run_align(wav: Path, text: Path, rate: int, backend: str, out: Path,

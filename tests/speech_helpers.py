@@ -3,9 +3,6 @@ alignment's words are from them. Shared by the long-clip tests and ``benchmarks/
 
 from __future__ import annotations
 
-import io
-import wave
-
 import numpy as np
 
 from aligner.speech.synthesis import Synthesis, synthesize
@@ -82,14 +79,3 @@ def word_errors(spans: list[tuple[float, float]], synth: Synthesis,
     assert len(spans) == len(gt), (len(spans), len(gt))
     return np.array([abs(a - b) for s, g in zip(spans, gt, strict=True)
                      for a, b in zip(s, g, strict=True) if b is not None])
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    """A 16-bit mono WAV file holding ``samples``."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(np.asarray(samples, "<i2").tobytes())
-    return buf.getvalue()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from speech_helpers import long_speech, truth, wav_bytes, word_errors
+from speech_helpers import long_speech, truth, word_errors
 
 from aligner import align
-from aligner.audio import resample
+from aligner.audio import resample, wav_bytes
 from aligner.cli import main
 from aligner.errors import AlignmentError
 from aligner.speech.pronounce import espeak_to_arpabet
