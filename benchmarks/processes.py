@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-__all__ = ["cpu_pressure", "open_files", "rss_mb", "start", "wait_ready"]
+__all__ = ["cpu_pressure", "open_files", "rss_mb", "start", "stop", "wait_ready"]
 
 
 async def start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
@@ -31,6 +31,18 @@ async def start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
             return proc, f"http://127.0.0.1:{m.group(1)}"
     proc.kill()
     raise RuntimeError(f"{cmd[:4]} did not start")
+
+
+def stop(*procs: subprocess.Popen | None) -> None:
+    """Terminate the processes still running (None: never started), killing any that take
+    over a minute."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 async def wait_ready(base: str) -> None:

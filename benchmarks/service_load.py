@@ -36,14 +36,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-from processes import cpu_pressure, rss_mb, start, wait_ready
+from processes import cpu_pressure, rss_mb, start, stop, wait_ready
 
 from aligner.wire import capture
 from aligner.wire.events import AgentAudio, AlignedAudio
@@ -254,13 +253,7 @@ async def main() -> int:
             print(f"machine: {cpu_pressure()}")
         return 0
     finally:
-        for proc in (svc, emu):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(svc, emu)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-from processes import cpu_pressure, open_files, rss_mb, start, wait_ready
+from processes import cpu_pressure, open_files, rss_mb, start, stop, wait_ready
 
 from aligner.wire import capture
 from aligner.wire.events import AgentAudio, AlignedAudio
@@ -284,13 +284,7 @@ async def main() -> int:
                           "fds": [warm["fds_all"], last["fds_all"]]}), file=sys.stderr)
         return 0 if ok else 1
     finally:
-        for proc in (svc, emu):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(svc, emu)
 
 
 if __name__ == "__main__":
