@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["serve", "serve_app"]
+__all__ = ["serve", "serve_app", "sink"]
 
 
 async def serve_app(app: web.Application, **runner_options: Any) -> tuple[web.AppRunner, str]:
@@ -28,3 +28,12 @@ async def serve(path: str, handler: Any) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_get(path, handler)
     return await serve_app(app)
+
+
+async def sink(request: web.Request) -> web.WebSocketResponse:
+    """A websocket peer that sends nothing and reads every message until the client closes."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for _ in ws:
+        pass
+    return ws

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from aiohttp import WSMsgType, web
-from loopback import serve
+from loopback import serve, sink
 
 from aligner import audio
 from aligner.wire import capture
@@ -118,14 +118,7 @@ async def test_stream_yields_live_events_in_both_directions_matching_the_capture
 
 
 async def test_mic_frames_follow_the_clock_exactly_at_any_rate(tmp_path):
-    async def handler(request):
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        async for _ in ws:
-            pass
-        return ws
-
-    runner, base = await serve("/audio-websocket/{call_id}", handler)
+    runner, base = await serve("/audio-websocket/{call_id}", sink)
     try:  # 11025 Hz, 20 ms frames: 220.5 samples a frame
         await record(audio_websocket_url(base, "c4"), SilenceSource(None),
                      tmp_path / "cap", sample_rate=11025, chunk_ms=20, max_duration=1.0)

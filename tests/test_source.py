@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 from aiohttp import WSMsgType, web
-from loopback import serve
+from loopback import serve, sink
 
 from aligner import audio
 from aligner.errors import AudioError, MissingBackendError
@@ -175,14 +175,7 @@ async def test_a_failing_source_ends_the_call_with_its_error_and_a_closed_captur
                 raise AudioError("device unplugged")
             return bytes(2 * nsamples)
 
-    async def handler(request):
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        async for _ in ws:
-            pass
-        return ws
-
-    runner, base = await serve("/audio-websocket/{call_id}", handler)
+    runner, base = await serve("/audio-websocket/{call_id}", sink)
     try:
         with pytest.raises(AudioError, match="unplugged"):
             await record(audio_websocket_url(base, "b"), Broken(), tmp_path / "cap")
