@@ -97,6 +97,48 @@ def test_triphones_and_scores_come_from_the_model():
     assert iy_score[vowel].max(1).mean() > aa_score[vowel].max(1).mean()
 
 
+def test_densities_match_the_gaussians_written_out_in_double_precision():
+    """The one-product float32 densities agree with log N(x; mean, variance) summed per
+    dimension in float64, for every Gaussian near enough to a frame to count in its mixture."""
+    m = model()
+    pcm, _ = _neural(SENTENCES[2])
+    feats = features(cepstra(pcm))
+    variances = 1.0 / m.precisions
+    for stream in range(3):
+        got = m.densities(feats, stream)  # (frames, codebooks, 128)
+        x = feats[::7, 13 * stream:13 * (stream + 1)].astype(np.float64)
+        mean, var = m.means[:, stream], variances[:, stream]  # (codebooks, 128, 13)
+        want = -0.5 * (np.log(2 * np.pi * var)[None]
+                       + (x[:, None, None, :] - mean[None]) ** 2 / var[None]).sum(-1)
+        near = want > want.max(2, keepdims=True) - 160  # what the mixtures count
+        assert np.abs(got[::7] - want)[near].max() < 0.01
+
+
+def test_adaptation_statistics_sum_every_gaussians_posterior():
+    """The statistics gathered from the (codebook, frame) pairs that hold a frame's posterior
+    equal the sums over every Gaussian of every frame, written out from their definition: each
+    senone's occupancy split over its Gaussians by their weighted densities."""
+    m = model()
+    pcm, _ = _neural(SENTENCES[3])
+    feats = features(cepstra(pcm))
+    senones = np.unique([s for ph in ("W", "IY", "HH", "AE", "V", "T", "UW", "OW", "P", "N")
+                         for s, _, _ in m.states(ph, "SIL", "SIL", "s")])
+    _, mixtures = m.scores(feats, senones, keep=True)
+    rng = np.random.default_rng(0)
+    occupancy = rng.dirichlet(np.full(len(senones), 0.05), len(feats))  # peaky, like posteriors
+    occ, sx = mixtures.gaussian_sums(occupancy, feats)
+    for s, (relative, table, mix) in enumerate(mixtures.streams):
+        share = np.zeros(mix.shape)
+        share[mixtures.rows, :, mixtures.slots] = occupancy.T / mix[mixtures.rows, :,
+                                                                     mixtures.slots]
+        per = relative * np.matmul(share, table.transpose(0, 2, 1))  # (books, frames, 128)
+        want_occ = per.sum(1)
+        want_sx = np.matmul(per.transpose(0, 2, 1), feats[:, 13 * s:13 * (s + 1)])
+        assert np.abs(occ[s] - want_occ).max() < 1e-3 * want_occ.max()
+        assert np.abs(sx[s] - want_sx).max() < 1e-3 * np.abs(want_sx).max()
+        assert abs(occ[s].sum() - len(feats)) < 1e-3 * len(feats)  # every frame's whole mass
+
+
 def test_a_neural_voice_is_timed_by_the_acoustic_backend_closely():
     text = SENTENCES[0]
     pcm, truth = _neural(text)

@@ -209,7 +209,8 @@ class AcousticModel:
     def _terms(self, transform: MeanTransform | None) -> list[np.ndarray]:
         """Per stream, the (13 + 13 + 1, codebooks x densities) matrix that turns a frame's
         ``[x, x * x, 1]`` into every Gaussian's log density in one product:
-        ``x . mean * precision - x * x . precision / 2 + constant`` (cached per transform)."""
+        ``x . mean * precision - x * x . precision / 2 + constant`` (cached per transform),
+        float32."""
         key = id(transform)
         if key not in self._mean_terms:
             if len(self._mean_terms) > 8:
@@ -221,16 +222,21 @@ class AcousticModel:
             for s in range(_STREAMS):
                 mats.append(np.concatenate([
                     scaled[:, s].reshape(-1, _DIM), self._half_precisions[s],
-                    const[:, s].reshape(-1, 1)], 1).T)
+                    const[:, s].reshape(-1, 1)], 1).T.astype(np.float32))
             self._mean_terms[key] = (transform, mats)
         return self._mean_terms[key][1]
 
     def densities(self, feats: np.ndarray, stream: int, transform: MeanTransform | None = None,
                   books: np.ndarray | None = None) -> np.ndarray:
-        """(frames, codebooks, 128) log densities of every Gaussian in one stream (float64: the
-        terms of a far Gaussian reach 1e8 and cancel); ``books``: of those codebooks only."""
-        x = np.asarray(feats[:, _DIM * stream:_DIM * (stream + 1)], np.float64)
-        xx = np.concatenate([x, x * x, np.ones((len(x), 1))], 1)
+        """(frames, codebooks, 128) log densities of every Gaussian in one stream; ``books``: of
+        those codebooks only.
+
+        float32: near a Gaussian the terms that cancel are about ``precision * mean ** 2``, a few
+        hundred for the Gaussians speech reaches (errors of 1e-4 nats); the Gaussians whose terms
+        reach 1e8 have every variance at the floor and lie far from any frame, where an error of
+        a few nats in a density a million nats down changes nothing."""
+        x = np.asarray(feats[:, _DIM * stream:_DIM * (stream + 1)], np.float32)
+        xx = np.concatenate([x, x * x, np.ones((len(x), 1), np.float32)], 1)
         terms = self._terms(transform)[stream]
         if books is not None and len(books) < self.means.shape[0]:
             terms = terms.reshape(len(terms), self.means.shape[0], -1)[:, books]
@@ -263,12 +269,12 @@ class AcousticModel:
         kept = Mixtures(books, *parts[0]) if keep else None
         for stream in range(_STREAMS):
             ll = self.densities(feats, stream, transform, books)
-            # (codebooks, frames, 128) mixture terms relative to each codebook's best, float32
-            # once relative (a voice far from the model has log densities of 1e7), raised by
+            # (codebooks, frames, 128) mixture terms relative to each codebook's best, raised by
             # _SHIFT so that Gaussians up to ~160 nats below the best still count
-            top = ll.max(2) - _SHIFT
+            top = ll.max(2)
+            top -= _SHIFT
             e = np.empty((len(books), len(feats), _DENSITIES), np.float32)
-            np.subtract(ll, top[:, :, None], out=e.transpose(1, 0, 2), casting="unsafe")
+            np.subtract(ll, top[:, :, None], out=e.transpose(1, 0, 2))
             np.exp(e, out=e)
             table = np.zeros((len(books), _DENSITIES, slots.max() + 1), np.float32)
             table[rows, :, slots] = self.weights32[stream][:, every].T
@@ -293,17 +299,34 @@ class Mixtures:
     slots: np.ndarray
     streams: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
-    def gaussian_posteriors(self, occupancy: np.ndarray) -> list[np.ndarray]:
-        """Per stream, (books, frames, 128) posterior of each Gaussian given (frames, senones)
-        ``occupancy`` of the set's senones: each senone's share split over its Gaussians in
-        proportion to their weighted densities."""
-        out = []
-        for relative, table, mix in self.streams:
-            share = np.zeros(mix.shape, np.float32)
-            share[self.rows, :, self.slots] = occupancy.T
-            share /= np.maximum(mix, np.finfo(np.float32).tiny)
-            out.append(relative * np.matmul(share, table.transpose(0, 2, 1)))
-        return out
+    def gaussian_sums(self, occupancy: np.ndarray, feats: np.ndarray,
+                      floor: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+        """Each Gaussian's occupancy and occupancy-weighted sum of its stream's features, given
+        (frames, senones) ``occupancy`` of the set's senones and the (frames, 39) ``feats``: each
+        senone's share of a frame split over its Gaussians in proportion to their weighted
+        densities. Returns ``(3, books, 128)`` occupancies and ``(3, books, 128, 13)`` sums.
+
+        A frame's posterior sits on a few states, so only the (codebook, frame) pairs whose
+        senones hold at least ``floor`` of the frame are summed: a few codebooks of the 42 in each
+        frame (what is left out is under ``floor`` per codebook and frame)."""
+        n_books, n_frames = len(self.books), len(occupancy)
+        by_book = np.zeros((n_books, n_frames))
+        np.add.at(by_book, self.rows, np.asarray(occupancy).T)
+        occ = np.zeros((_STREAMS, n_books, _DENSITIES))
+        sx = np.zeros((_STREAMS, n_books, _DENSITIES, _DIM))
+        x = np.asarray(feats, np.float32)
+        tiny = np.finfo(np.float32).tiny
+        for b in np.flatnonzero(by_book.max(1) >= floor):
+            frames = np.flatnonzero(by_book[b] >= floor)
+            mine = np.flatnonzero(self.rows == b)
+            slots = self.slots[mine]
+            held = np.asarray(occupancy[np.ix_(frames, mine)], np.float32)
+            for s, (relative, table, mix) in enumerate(self.streams):
+                share = held / np.maximum(mix[b][np.ix_(frames, slots)], tiny)
+                per = relative[b, frames] * (share @ table[b][:, slots].T)  # (frames, 128)
+                occ[s, b] = per.sum(0)
+                sx[s, b] = per.T @ x[frames, _DIM * s:_DIM * (s + 1)]
+        return occ, sx
 
 
 @functools.cache

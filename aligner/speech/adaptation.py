@@ -67,10 +67,7 @@ def accumulate(m: AcousticModel, feats: np.ndarray, mixtures: Mixtures,
     n_cb, _, n_dens, _ = m.means.shape
     occ = np.zeros((_STREAMS, n_cb, n_dens))
     sx = np.zeros((_STREAMS, n_cb, n_dens, _DIM))
-    for s, per in enumerate(mixtures.gaussian_posteriors(occupancy)):
-        occ[s, mixtures.books] = per.sum(1)
-        x = np.asarray(feats[:, _DIM * s:_DIM * (s + 1)], np.float32)
-        sx[s, mixtures.books] = np.matmul(per.transpose(0, 2, 1), x)
+    occ[:, mixtures.books], sx[:, mixtures.books] = mixtures.gaussian_sums(occupancy, feats)
     G = np.zeros((_STREAMS, _DIM, _DIM + 1, _DIM + 1))
     k = np.zeros((_STREAMS, _DIM, _DIM + 1))
     means, outer, (iu, ju) = _mean_products(m)
