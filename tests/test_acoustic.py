@@ -105,7 +105,7 @@ def test_densities_match_the_gaussians_written_out_in_double_precision():
     feats = features(cepstra(pcm))
     variances = 1.0 / m.precisions
     for stream in range(3):
-        got = m.densities(feats, stream)  # (frames, codebooks, 128)
+        got = m.densities(feats, stream).transpose(2, 0, 1)  # (frames, codebooks, 128)
         x = feats[::7, 13 * stream:13 * (stream + 1)].astype(np.float64)
         mean, var = m.means[:, stream], variances[:, stream]  # (codebooks, 128, 13)
         want = -0.5 * (np.log(2 * np.pi * var)[None]
@@ -128,12 +128,11 @@ def test_adaptation_statistics_sum_every_gaussians_posterior():
     occupancy = rng.dirichlet(np.full(len(senones), 0.05), len(feats))  # peaky, like posteriors
     occ, sx = mixtures.gaussian_sums(occupancy, feats)
     for s, (relative, table, mix) in enumerate(mixtures.streams):
-        share = np.zeros(mix.shape)
-        share[mixtures.rows, :, mixtures.slots] = occupancy.T / mix[mixtures.rows, :,
-                                                                     mixtures.slots]
-        per = relative * np.matmul(share, table.transpose(0, 2, 1))  # (books, frames, 128)
-        want_occ = per.sum(1)
-        want_sx = np.matmul(per.transpose(0, 2, 1), feats[:, 13 * s:13 * (s + 1)])
+        share = np.zeros(mix.shape)  # (books, slots, frames)
+        share[mixtures.rows, mixtures.slots] = occupancy.T / mix[mixtures.rows, mixtures.slots]
+        per = relative * np.matmul(table.transpose(0, 2, 1), share)  # (books, 128, frames)
+        want_occ = per.sum(2)
+        want_sx = np.matmul(per, feats[:, 13 * s:13 * (s + 1)])
         assert np.abs(occ[s] - want_occ).max() < 1e-3 * want_occ.max()
         assert np.abs(sx[s] - want_sx).max() < 1e-3 * np.abs(want_sx).max()
         assert abs(occ[s].sum() - len(feats)) < 1e-3 * len(feats)  # every frame's whole mass

@@ -154,8 +154,6 @@ class AcousticModel:
         variances = np.maximum(_gaussians(os.path.join(folder, "variances")), _VARIANCE_FLOOR)
         self.precisions = 1.0 / variances
         self._norm = -0.5 * np.log(2 * np.pi * variances).sum(-1)
-        self._half_precisions = [-0.5 * self.precisions[:, s].reshape(-1, _DIM)
-                                 for s in range(_STREAMS)]
         self.weights = _mixture_weights(os.path.join(folder, "sendump"), d["n_sen"])
         self.weights32 = self.weights.astype(np.float32)
         self.log_transitions = _transitions(os.path.join(folder, "transition_matrices"))
@@ -207,10 +205,9 @@ class AcousticModel:
                 for j in range(3)]
 
     def _terms(self, transform: MeanTransform | None) -> list[np.ndarray]:
-        """Per stream, the (13 + 13 + 1, codebooks x densities) matrix that turns a frame's
-        ``[x, x * x, 1]`` into every Gaussian's log density in one product:
-        ``x . mean * precision - x * x . precision / 2 + constant`` (cached per transform),
-        float32."""
+        """Per stream, the (codebooks, densities, 13 + 13 + 1) float32 matrices that turn a
+        frame's ``[x, x * x, 1]`` into every Gaussian's log density in one batched product:
+        ``x . mean * precision - x * x . precision / 2 + constant`` (cached per transform)."""
         key = id(transform)
         if key not in self._mean_terms:
             if len(self._mean_terms) > 8:
@@ -221,14 +218,14 @@ class AcousticModel:
             mats = []
             for s in range(_STREAMS):
                 mats.append(np.concatenate([
-                    scaled[:, s].reshape(-1, _DIM), self._half_precisions[s],
-                    const[:, s].reshape(-1, 1)], 1).T.astype(np.float32))
+                    scaled[:, s], -0.5 * self.precisions[:, s], const[:, s, :, None]],
+                    2).astype(np.float32))
             self._mean_terms[key] = (transform, mats)
         return self._mean_terms[key][1]
 
     def densities(self, feats: np.ndarray, stream: int, transform: MeanTransform | None = None,
                   books: np.ndarray | None = None) -> np.ndarray:
-        """(frames, codebooks, 128) log densities of every Gaussian in one stream; ``books``: of
+        """(codebooks, 128, frames) log densities of every Gaussian in one stream; ``books``: of
         those codebooks only.
 
         float32: near a Gaussian the terms that cancel are about ``precision * mean ** 2``, a few
@@ -236,11 +233,11 @@ class AcousticModel:
         reach 1e8 have every variance at the floor and lie far from any frame, where an error of
         a few nats in a density a million nats down changes nothing."""
         x = np.asarray(feats[:, _DIM * stream:_DIM * (stream + 1)], np.float32)
-        xx = np.concatenate([x, x * x, np.ones((len(x), 1), np.float32)], 1)
+        xx = np.concatenate([x, x * x, np.ones((len(x), 1), np.float32)], 1).T
         terms = self._terms(transform)[stream]
-        if books is not None and len(books) < self.means.shape[0]:
-            terms = terms.reshape(len(terms), self.means.shape[0], -1)[:, books]
-        return (xx @ terms.reshape(len(terms), -1)).reshape(len(x), -1, _DENSITIES)
+        if books is not None and len(books) < len(terms):
+            terms = terms[books]
+        return np.matmul(terms, xx[None])
 
     def _layout(self, senones: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each senone's mixture goes in a batched product: the codebooks involved, and
@@ -268,19 +265,18 @@ class AcousticModel:
         out: list = [np.zeros((len(feats), len(s))) for s in sets]
         kept = Mixtures(books, *parts[0]) if keep else None
         for stream in range(_STREAMS):
-            ll = self.densities(feats, stream, transform, books)
-            # (codebooks, frames, 128) mixture terms relative to each codebook's best, raised by
+            # (codebooks, 128, frames) mixture terms relative to each codebook's best, raised by
             # _SHIFT so that Gaussians up to ~160 nats below the best still count
-            top = ll.max(2)
+            e = self.densities(feats, stream, transform, books)
+            top = e.max(1)
             top -= _SHIFT
-            e = np.empty((len(books), len(feats), _DENSITIES), np.float32)
-            np.subtract(ll, top[:, :, None], out=e.transpose(1, 0, 2))
+            e -= top[:, None, :]
             np.exp(e, out=e)
-            table = np.zeros((len(books), _DENSITIES, slots.max() + 1), np.float32)
-            table[rows, :, slots] = self.weights32[stream][:, every].T
-            mix = np.matmul(e, table)  # (books, frames, slots)
+            table = np.zeros((len(books), slots.max() + 1, _DENSITIES), np.float32)
+            table[rows, slots] = self.weights32[stream][:, every].T
+            mix = np.matmul(table, e)  # (books, slots, frames)
             for o, (r, k) in zip(out, parts, strict=True):
-                o += top[:, r] + np.log(np.maximum(mix[r, :, k].T, _MIX_FLOOR))
+                o += (top[r] + np.log(np.maximum(mix[r, k], _MIX_FLOOR))).T
             if kept is not None:
                 kept.streams.append((e, table, mix))
         return out + [kept] if keep else out
@@ -291,8 +287,8 @@ class Mixtures:
     """The mixtures of a senone set over a clip's frames, as :meth:`AcousticModel.scores` computed
     them: the codebooks involved (``books``, maybe more than the set's), where each of the set's
     senones sits among them (``rows``, ``slots``), and per stream the Gaussians' densities
-    relative to each frame's best in their codebook (books, frames, 128), the mixture weights
-    laid out per codebook (books, 128, slots) and the mixtures (books, frames, slots)."""
+    relative to each frame's best in their codebook (books, 128, frames), the mixture weights
+    laid out per codebook (books, slots, 128) and the mixtures (books, slots, frames)."""
 
     books: np.ndarray
     rows: np.ndarray
@@ -322,8 +318,8 @@ class Mixtures:
             slots = self.slots[mine]
             held = np.asarray(occupancy[np.ix_(frames, mine)], np.float32)
             for s, (relative, table, mix) in enumerate(self.streams):
-                share = held / np.maximum(mix[b][np.ix_(frames, slots)], tiny)
-                per = relative[b, frames] * (share @ table[b][:, slots].T)  # (frames, 128)
+                share = held / np.maximum(mix[b][np.ix_(slots, frames)].T, tiny)
+                per = relative[b][:, frames].T * (share @ table[b][slots])  # (frames, 128)
                 occ[s, b] = per.sum(0)
                 sx[s, b] = per.T @ x[frames, _DIM * s:_DIM * (s + 1)]
         return occ, sx

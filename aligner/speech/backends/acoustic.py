@@ -455,11 +455,13 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     else:  # the guard: the voice's transform only where it explains the clip better
         base, ci, *kept = m.scores(feats, uniq, ci_senones, transform=transform, keep=keep)
         post, loglik = _forward_backward(g, base[:, inv], edges)
-        plain, *plain_kept = m.scores(feats, uniq, keep=keep)
+        # the model alone scored as a clip without a transform is (the same product, so the
+        # same rounding): where it wins, the result is the unadapted one exactly
+        plain, plain_ci, *plain_kept = m.scores(feats, uniq, ci_senones, keep=keep)
         _, plain_loglik = _forward_backward(g, plain[:, inv], edges, backward=False)
         adapted = loglik > plain_loglik
         if not adapted:
-            base, kept, (ci,) = plain, plain_kept, m.scores(feats, ci_senones)
+            base, ci, kept = plain, plain_ci, plain_kept
             post, loglik = _forward_backward(g, base[:, inv], edges)
     emit = base[:, inv]
     if post is None:
