@@ -201,6 +201,41 @@ def _edges_of(g: _Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(src), np.asarray(dst), np.exp(np.asarray(lp))
 
 
+def _steps(g: _Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Per state, the fewest frames after the first at which a path can be in it, and the
+    fewest before the last from which a path can still end: the states the forward (backward)
+    pass reaches in a frame. States are added in order, so every edge but a self-loop or a
+    pause's repeat runs forward."""
+    n = len(g.preds)
+    first = np.full(n, n, np.int64)
+    last = np.full(n, n, np.int64)
+    for s in g.start:
+        first[s] = 0
+    for s in g.final:
+        last[s] = 0
+    for b, ps in enumerate(g.preds):
+        for a, _ in ps:
+            if a < b:
+                first[b] = min(first[b], first[a] + 1)
+    for b in range(n - 1, -1, -1):
+        for a, _ in g.preds[b]:
+            if a < b:
+                last[a] = min(last[a], last[b] + 1)
+    return first, last
+
+
+def _relative(emit: np.ndarray, steps: np.ndarray, reverse: bool = False) -> np.ndarray:
+    """``exp(emit)`` relative to each frame's best among the states a pass reaches then (the
+    others capped at 1): what keeps the scaled sums in float range."""
+    n_frames = len(emit)
+    t = np.arange(n_frames)[:, None]
+    if reverse:
+        t = n_frames - 1 - t
+    reached = np.where(steps[None] <= t, emit, -np.inf).max(1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # a frame no state reaches: nan, caught by the pass
+        return np.exp(np.minimum(emit - reached, 0.0)), reached[:, 0]
+
+
 def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool = True,
                       ) -> tuple[np.ndarray | None, float]:
     """State posteriors (frames, states) and the log likelihood of the clip, by the scaled
@@ -211,43 +246,38 @@ def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool 
     edges). ``backward=False``: the likelihood only (posteriors None)."""
     src, dst, prob = edges
     n_frames, n = emit.shape
-    b = np.empty((n_frames, n))
+    first, last = _steps(g)
+    b, top = _relative(emit, first)
     alpha = np.empty((n_frames, n))
-    loglik = 0.0
     a = np.zeros(n)
     for s, lp in g.start.items():
         a[s] = np.exp(lp)
+    scales = np.empty(n_frames)
     for t in range(n_frames):
         if t:
             a = np.bincount(dst, alpha[t - 1][src] * prob, n)
-        reach = a > 0
-        if not reach.any():  # the mass left the float range: the exact sums decide
-            return _log_forward_backward(g, emit, edges, backward)
-        top = emit[t][reach].max()
-        b[t] = np.exp(np.minimum(emit[t] - top, 0.0))
-        a = a * b[t]
+        a *= b[t]
         scale = a.sum()
-        if not scale > 0:
+        if not scale > 0:  # the mass left the float range: the exact sums decide
             return _log_forward_backward(g, emit, edges, backward)
         alpha[t] = a / scale
-        loglik += np.log(scale) + top
+        scales[t] = scale
     fin = np.zeros(n)
     for s, lp in g.final.items():
         fin[s] = np.exp(lp)
     end = float(alpha[-1] @ fin)
     if not end > 0:
         return _log_forward_backward(g, emit, edges, backward)
-    loglik = float(loglik + np.log(end))
+    loglik = float(np.log(scales).sum() + top.sum() + np.log(end))
     if not backward:
         return None, loglik
+    # emissions relative to the best of the states the backward pass reaches (those the
+    # forward pass reached may all lie far below them: their relative values underflow)
+    bb, _ = _relative(emit, last, reverse=True)
     beta = np.empty((n_frames, n))
     beta[-1] = fin / fin.max()
     for t in range(n_frames - 2, -1, -1):
-        # emissions relative to the best of the states the backward pass reaches (those the
-        # forward pass reached may all lie far below them: their relative values underflow)
-        alive = beta[t + 1] > 0
-        bb = np.exp(np.minimum(emit[t + 1] - emit[t + 1][alive].max(), 0.0))
-        x = np.bincount(src, prob * (bb * beta[t + 1])[dst], n)
+        x = np.bincount(src, prob * (bb[t + 1] * beta[t + 1])[dst], n)
         beta[t] = x / max(x.max(), 1e-300)
     with np.errstate(divide="ignore"):  # their product may underflow where each does not
         post = np.log(alpha) + np.log(beta)
