@@ -160,8 +160,12 @@ async def test_a_job_that_keeps_failing_ends_failed_with_its_error(tmp_path, ser
 
 
 async def test_backfill_queues_recorded_calls_with_a_progress_bar(tmp_path, servers, procs):
+    """Recorded calls of a neural-voiced agent rendered by a worker that keeps the agents' voice
+    profiles in Redis: every call's timeline adds to its agent's profile."""
+    from aligner.service.profiles import RedisProfiles
+
     redis, s3 = servers
-    async with running_service(tmp_path) as svc:  # a backlog recorded by one process
+    async with running_service(tmp_path, emulator={"send_speed": 4.0, "voice": "hibari"}) as svc:
         for _ in range(2):
             call = await svc.register()
             async with svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/"
@@ -169,7 +173,8 @@ async def test_backfill_queues_recorded_calls_with_a_progress_bar(tmp_path, serv
                 await collect(ws, 2.0)
     recordings = tmp_path / "recordings"
     store_url = f"s3://{BUCKET}/backlog"
-    procs.append(start_worker(tmp_path, "W1", redis.url, store_url, s3.endpoint))
+    procs.append(start_worker(tmp_path, "W1", redis.url, store_url, s3.endpoint,
+                              ("--voice-profiles", redis.url)))
     done = subprocess.run([sys.executable, "-m", "aligner", "render", "--queue", redis.url,
                            str(recordings), "--store", store_url, "--store-endpoint",
                            s3.endpoint, "--to", "vtt,srt", "--progress", "yes"],
@@ -191,6 +196,8 @@ async def test_backfill_queues_recorded_calls_with_a_progress_bar(tmp_path, serv
     assert again.returncode == 0, again.stderr
     assert "2 render jobs queued (0 captures uploaded)" in again.stderr
     assert all(n == 1 for k, n in s3.versions("backlog/").items() if k.endswith(".vtt"))
+    profile = RedisProfiles(redis.url).load("test")  # the agent's: two calls, rendered once
+    assert profile.clips == 2 and profile.frames > 100, (profile.clips, profile.frames)
 
 
 def test_cluster_options_are_checked(capsys, tmp_path):

@@ -426,33 +426,48 @@ def test_live_visemes_are_refined_on_the_chunks_audio(monkeypatch):
         assert gain > 0.04, backend
 
 
-async def test_voice_profiles_learn_each_agents_voice_across_calls(tmp_path):
-    from aligner.speech.adaptation import VoiceProfile, profile_path
+@pytest.mark.parametrize("where", ["folder", "redis"])
+async def test_voice_profiles_learn_each_agents_voice_across_calls(tmp_path, where):
+    """Each call of an agent adds what its live chunks and its recording taught to the agent's
+    profile, in a folder or in Redis (where every instance and worker of a cluster shares it)."""
+    from cluster_helpers import RedisServer
 
-    voices = tmp_path / "voices"
-    async with running_service(tmp_path, lipsync=True, renderers=("vtt",), voice_profiles=voices,
-                               emulator={"send_speed": 4.0, "voice": "hibari"}) as svc:
-        learned = []
-        for _ in range(2):
-            call = await svc.register(agent_id="agent-7")
-            fe = await svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/{call['call_id']}"
-                                           "?enable_words=true")
-            got = await collect(fe, 20.0, until=lambda k, d: k == "json" and d.get("index") == 5)
-            assert [d for k, d in got if k == "json" and d.get("event_type") == "word"]
-            await fe.close()
-            info = await svc.call_info(call["call_id"], timeout=120,
-                                       state_not=("recording", "queued", "rendering"))
-            assert info["state"] == "done", info
-            path = profile_path(voices, "agent-7")
-            for _ in range(100):  # the live learner adds the call when its worker drops it
-                profile = VoiceProfile.load(path)
-                if profile.clips >= 2 * (len(learned) + 1):
-                    break
-                await asyncio.sleep(0.1)
-            learned.append((profile.clips, profile.frames))
-        assert not (voices / "test.json").exists()  # one profile per agent id, only this one
+    from aligner.service.profiles import RedisProfiles, open_profiles
+
+    redis = RedisServer(tmp_path).start() if where == "redis" else None
+    voices = redis.url if redis else str(tmp_path / "voices")
+    try:
+        async with running_service(tmp_path, lipsync=True, renderers=("vtt",),
+                                   voice_profiles=voices,
+                                   emulator={"send_speed": 4.0, "voice": "hibari"}) as svc:
+            learned = []
+            for _ in range(2):
+                call = await svc.register(agent_id="agent-7")
+                fe = await svc.http.ws_connect(f"{svc.ws_base}/audio-websocket/"
+                                               f"{call['call_id']}?enable_words=true")
+                got = await collect(fe, 20.0,
+                                    until=lambda k, d: k == "json" and d.get("index") == 5)
+                assert [d for k, d in got if k == "json" and d.get("event_type") == "word"]
+                await fe.close()
+                info = await svc.call_info(call["call_id"], timeout=120,
+                                           state_not=("recording", "queued", "rendering"))
+                assert info["state"] == "done", info
+                for _ in range(100):  # the live learner adds the call when its worker drops it
+                    profile = open_profiles(voices).load("agent-7")
+                    if profile.clips >= 2 * (len(learned) + 1):
+                        break
+                    await asyncio.sleep(0.1)
+                learned.append((profile.clips, profile.frames))
+        store = open_profiles(voices)
+        if isinstance(store, RedisProfiles):  # one profile per agent id, only this one
+            assert store.client.keys("aligner:voice:*") == [b"aligner:voice:agent-7"]
+        else:
+            assert sorted(p.name for p in store.folder.glob("*.json")) == ["agent-7.json"]
         # every call of the agent adds to its profile: its live chunks and its recording
         assert learned[0][1] > 0 and learned[1][0] > learned[0][0] and learned[1][1] > learned[0][1]
+    finally:
+        if redis:
+            redis.stop()
 
 
 async def _status(svc, path: str) -> int:

@@ -50,9 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="render jobs at once, each in a worker process (default 1)")
     parser.add_argument("--align-workers", type=int, default=2, metavar="N",
                         help="processes aligning agent chunks for word/viseme events (default 2)")
-    parser.add_argument("--voice-profiles", metavar="DIR",
-                        help="folder of voice profiles, one per agent id: calls are aligned "
-                             "with what earlier calls of their agent learned, and add to it")
+    parser.add_argument("--voice-profiles", metavar="DIR|URL",
+                        help="voice profiles, one per agent id, in a folder or in Redis "
+                             "(redis://..., shared by every instance and worker): calls are "
+                             "aligned with what earlier calls of their agent learned, and add "
+                             "to it")
     parser.add_argument("--viseme-set", default="oculus",
                         help="viseme set of the viseme events: oculus, talkinghead, azure, polly, rhubarb")
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024, metavar="N",
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout, redis=args.redis, store=args.store,
         store_endpoint=args.store_endpoint, spool=Path(args.spool),
         instance_id=args.instance_id, segment_interval=args.segment_interval,
-        voice_profiles=Path(args.voice_profiles) if args.voice_profiles else None)
+        voice_profiles=args.voice_profiles)
     one_blas_thread()  # the align and render workers have the cores
     try:
         asyncio.run(_serve(config, args.host, args.port))

@@ -10,6 +10,8 @@ HELP = "render queued calls (captions, visemes, video) for the service instances
 EXAMPLES = """examples:
   aligner worker --redis redis://redis.internal:6379/0 --store s3://calls/prod --concurrency 4
   aligner worker --redis redis://127.0.0.1:6379/0 --store file:///srv/recordings
+  aligner worker --redis redis://redis.internal:6379/0 --store s3://calls/prod \
+      --voice-profiles redis://redis.internal:6379/0
 
 Each job names its call and store; the worker fetches the capture, builds the timeline, runs the
 renderers the instance asked for, uploads the outputs and updates the call's render.json. Run as
@@ -31,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep", type=int, default=5, metavar="S",
                         help="seconds between sweeps for jobs whose worker died (their "
                              "heartbeat is older than the job's: 10 s) (default 5)")
+    parser.add_argument("--voice-profiles", metavar="DIR|URL",
+                        help="voice profiles, one per agent id, in a folder or in Redis "
+                             "(redis://..., as the instances' --voice-profiles): each call's "
+                             "timeline is aligned with its agent's and adds to it")
     parser.add_argument("--id", metavar="NAME", help="this worker's name (default host-pid)")
     parser.add_argument("--shutdown-timeout", type=float, default=60.0, metavar="S",
                         help="seconds SIGTERM leaves running renders (default 60)")
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise AlignerError("--concurrency and --sweep must be >= 1")
     worker = RenderWorker(args.redis, args.store, args.concurrency, args.store_endpoint,
                           JobPolicy(sweep=args.sweep),
-                          args.id, args.shutdown_timeout)
+                          args.id, args.shutdown_timeout, args.voice_profiles)
     one_blas_thread()
     print(f"aligner worker: {worker.id} rendering jobs from {args.redis} "
           f"({args.concurrency} at once; stores {', '.join(worker.stores)})", file=sys.stderr,

@@ -117,9 +117,11 @@ class ServiceConfig:
         segment_interval: with ``redis``, seconds between uploads of a live call's capture.
         heartbeat_ttl: with ``redis``, seconds of silence after which an instance is dead.
         job_policy: retries and heartbeats of the render jobs queued.
-        voice_profiles: a folder of voice profiles, one per agent id: a call's agent audio is
-            aligned with what earlier calls of its agent learned, and adds what it learns
-            (live word/viseme events and the recording's timeline). None: no adaptation.
+        voice_profiles: where the voice profiles are, one per agent id: a folder, or a Redis URL
+            that every instance and worker shares (:mod:`aligner.service.profiles`). A call's
+            agent audio is aligned with what earlier calls of its agent learned, and adds what
+            it learns (live word/viseme events and the recording's timeline). None: no
+            adaptation.
     """
 
     upstream: str | None = None
@@ -143,7 +145,7 @@ class ServiceConfig:
     segment_interval: float = 1.0
     heartbeat_ttl: float = 10.0
     job_policy: JobPolicy = field(default_factory=JobPolicy)
-    voice_profiles: Path | None = None
+    voice_profiles: str | Path | None = None
 
 
 class _Service:

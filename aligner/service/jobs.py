@@ -157,12 +157,16 @@ class RenderWorker:
         endpoint: the S3 endpoint URL (``--store-endpoint``).
         policy: its ``sweep`` (a job's retries and heartbeat are the queueing side's).
         worker_id: this worker's name in logs and ``render.json``.
+        voice_profiles: where the agents' voice profiles are (a folder or a Redis URL: see
+            :func:`aligner.service.recordings.render_call`); None: timelines unadapted.
     """
 
     def __init__(self, redis_url: str, stores: list[str], concurrency: int = 1,
                  endpoint: str | None = None, policy: JobPolicy = JobPolicy(),
-                 worker_id: str | None = None, shutdown_timeout: float = 60.0) -> None:
+                 worker_id: str | None = None, shutdown_timeout: float = 60.0,
+                 voice_profiles: str | None = None) -> None:
         self.redis = connect(redis_url)
+        self.voice_profiles = voice_profiles
         self.policy = policy
         self.concurrency = max(1, concurrency)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -251,7 +255,7 @@ class RenderWorker:
         with tempfile.TemporaryDirectory(prefix="aligner-render-") as tmp:
             await asyncio.to_thread(fetch_capture, store, call_id, Path(tmp))
             result = await loop.run_in_executor(self._pool, render_call, tmp, list(renderers),
-                                                None, call_id)
+                                                self.voice_profiles, call_id)
             if "timeline" in result["errors"]:  # nothing to render: try again, then fail
                 raise AlignerError(f"timeline of {call_id}: {result['errors']['timeline']}")
             written = await asyncio.to_thread(_upload_outputs, store, call_id, Path(tmp),

@@ -350,37 +350,29 @@ def _new_sentence(before: str, text: str) -> bool:
 _STATES: dict[str, ChunkEvents] = {}  # filled at run time, in whichever process aligns
 
 
-_PROFILES: dict[tuple[str, str], Any] = {}  # a worker's voice profiles: (folder, voice) -> profile
 _LEARNED: dict[str, tuple[Any, dict | None]] = {}  # call -> (its profile, the stats it began with)
 
 
-def _voice(key: str, folder: str | None, voice: str | None) -> Any:
-    """Call ``key``'s profile: a copy of the worker's profile of its voice (loaded from the
-    folder the first time), which learns from the call's chunks."""
-    if not folder or not voice:
+def _voice(key: str, profiles: str | None, voice: str | None) -> Any:
+    """Call ``key``'s profile: its voice's profile as stored now (what every earlier call of the
+    voice added, in any process), which learns from the call's chunks."""
+    if not profiles or not voice:
         return None
-    from ..speech.adaptation import ProfileStore, VoiceProfile
+    from .profiles import open_profiles
 
-    known = _PROFILES.get((folder, voice))
-    if known is None:
-        known = _PROFILES[(folder, voice)] = ProfileStore(folder).load(voice)
-    mine = VoiceProfile(voice, known.stats, known.clips)
-    _LEARNED[key] = (mine, known.stats)
+    mine = open_profiles(profiles).load(voice)
+    _LEARNED[key] = (mine, mine.stats)
     return mine
 
 
-def _keep_learned(key: str, folder: str | None) -> None:
-    """Add what call ``key`` learned to its voice's profile on disk (and in this worker)."""
+def _keep_learned(key: str, profiles: str | None) -> None:
+    """Add what call ``key`` learned to its voice's stored profile."""
     mine, before = _LEARNED.pop(key, (None, None))
-    if mine is None or mine.stats is None or not folder:
-        return
-    from ..speech.adaptation import ProfileStore
+    learned = mine.learned_since(before) if mine is not None else None
+    if learned is not None and profiles:
+        from .profiles import open_profiles
 
-    learned = mine.stats if before is None else {
-        "G": mine.stats["G"] - before["G"], "k": mine.stats["k"] - before["k"],
-        "frames": mine.stats["frames"] - before["frames"]}
-    if learned["frames"] > 0:
-        _PROFILES[(folder, mine.key)] = ProfileStore(folder).merge(mine.key, learned)
+        open_profiles(profiles).merge(mine.key, learned)
 
 
 def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
@@ -461,9 +453,10 @@ class LipSync:
         viseme_set: the viseme set of the viseme events.
         backend: the aligner backend.
         outputs: more events to compute (:data:`OUTPUTS`).
-        profiles: a folder of voice profiles (:class:`aligner.speech.adaptation.ProfileStore`)
-            and ``voice``: the key of the call's voice in it (its agent id): the call starts
-            with what earlier calls of the voice learned and adds what it learns when it ends.
+        profiles: where the voice profiles are (a folder or a Redis URL:
+            :func:`aligner.service.profiles.open_profiles`) and ``voice``: the key of the call's
+            voice there (its agent id): the call starts with what earlier calls of the voice
+            learned and adds what it learns when it ends.
     """
 
     def __init__(self, key: str, sample_rate: int, encoding: str, executor: Executor | None, *,

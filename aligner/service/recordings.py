@@ -73,8 +73,9 @@ def render_call(call_dir: str, names: list[str], voice_profiles: str | None = No
     Args:
         call_dir: the call's folder (holding ``capture/``).
         names: renderer names, e.g. ``["vtt", "visemes"]``.
-        voice_profiles: a folder of voice profiles: the agent's (by the capture's ``agent_id``)
-            aligns the call, and what the call teaches it is added to it.
+        voice_profiles: where the voice profiles are (a folder or a Redis URL:
+            :func:`aligner.service.profiles.open_profiles`): the agent's (by the capture's
+            ``agent_id``) aligns the call, and what the call teaches it is added to it.
         call_id: the call's id, for the logs (default: the folder's name).
 
     Returns:
@@ -97,17 +98,14 @@ def _render_call(folder: Path, names: list[str], voice_profiles: str | None) -> 
         agent = capture.info.get("agent_id") if voice_profiles else None
         store = profile = None
         if agent:
-            from ..speech.adaptation import ProfileStore, VoiceProfile
+            from .profiles import open_profiles
 
-            store = ProfileStore(voice_profiles)
-            known = store.load(str(agent))
-            profile = VoiceProfile(known.key, known.stats, known.clips)
+            store = open_profiles(voice_profiles)
+            profile = store.load(str(agent))
+            before = profile.stats
         timeline = build_timeline(capture, audio_dir=folder, voice=profile)
-        if store is not None and profile.stats is not None:
-            before = known.stats
-            store.merge(profile.key, profile.stats if before is None else {
-                "G": profile.stats["G"] - before["G"], "k": profile.stats["k"] - before["k"],
-                "frames": profile.stats["frames"] - before["frames"]})
+        if store is not None and (learned := profile.learned_since(before)) is not None:
+            store.merge(profile.key, learned)
         timeline.save(folder / "timeline.json")
         outputs += [name for name in ("timeline.json", "agent.wav", "user.wav")
                     if (folder / name).is_file()]
@@ -148,7 +146,8 @@ class RecordingStore:
         workers: render jobs running at once (worker processes).
         max_pending: render jobs allowed to wait; more are refused and marked in call.json.
         executor: an executor to use instead of the process pool (tests, embedding).
-        voice_profiles: a folder of voice profiles for the timelines (see :func:`render_call`).
+        voice_profiles: a folder or Redis URL of voice profiles for the timelines (see
+            :func:`render_call`).
 
     Attributes:
         io: the threads that do the recordings' file work (call.json, captures; they fsync).

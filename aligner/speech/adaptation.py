@@ -35,8 +35,8 @@ import numpy as np
 
 from .acoustic_model import AcousticModel, MeanTransform, Mixtures, model
 
-__all__ = ["CHECK_EVERY", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "ProfileStore",
-           "VoiceProfile", "accumulate", "add_stats", "profile_path", "solve"]
+__all__ = ["CHECK_EVERY", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "VoiceProfile",
+           "accumulate", "add_stats", "profile_path", "solve"]
 
 #: Frames (10 ms) of aligned speech before a profile's transform is used at all.
 MIN_FRAMES = 300
@@ -174,6 +174,17 @@ class VoiceProfile:
         self.stats = stats if self.stats is None else add_stats(self.stats, stats)
         self.clips += 1
 
+    def learned_since(self, before: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The statistics this profile gathered after it held ``before`` (None: nothing new)."""
+        if self.stats is None:
+            return None
+        if before is None:
+            return self.stats
+        if self.stats["frames"] <= before["frames"]:
+            return None
+        return {"G": self.stats["G"] - before["G"], "k": self.stats["k"] - before["k"],
+                "frames": self.stats["frames"] - before["frames"]}
+
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-ready data."""
         return {"version": _VERSION, "key": self.key, "clips": self.clips,
@@ -224,43 +235,6 @@ def profile_path(folder: str | Path, key: str) -> Path:
     """Where the profile of voice ``key`` lives in a folder of profiles (a safe file name)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:120].lstrip(".") or "voice"
     return Path(folder) / f"{safe}.json"
-
-
-class ProfileStore:
-    """A folder of voice profiles shared by processes (the service's alignment and render
-    workers): :meth:`load` a voice's profile to align with, and :meth:`merge` what a call
-    learned into it. Merging re-reads the file under an exclusive lock, adds the statistics
-    and writes it back atomically, so calls of one voice ending at once in different processes
-    all count."""
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    def path(self, key: str) -> Path:
-        """The file of voice ``key``."""
-        return profile_path(self.folder, key)
-
-    def load(self, key: str) -> VoiceProfile:
-        """Voice ``key``'s profile (empty if it has none yet, or if its file is unreadable)."""
-        try:
-            return VoiceProfile.load(self.path(key), key)
-        except (OSError, ValueError):
-            return VoiceProfile(key)
-
-    def merge(self, key: str, stats: dict[str, Any] | None, clips: int = 1) -> VoiceProfile:
-        """Add one call's statistics to voice ``key``'s profile on disk; returns it."""
-        import fcntl
-
-        path = self.path(key)
-        with open(path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            profile = self.load(key)
-            if stats is not None:
-                profile.learn(stats)
-                profile.clips += clips - 1
-                profile.save(path)
-            return profile
 
 
 def warm() -> None:

@@ -1,0 +1,163 @@
+"""Where the service keeps its voice profiles (``aligner serve --voice-profiles``, ``aligner worker
+--voice-profiles``): one :class:`aligner.speech.adaptation.VoiceProfile` per agent id, that a
+call's live events and its recording's timeline start from, and that what each call learned is
+added to when it ends.
+
+- a **folder** (:class:`FolderProfiles`): one JSON file per voice, for one machine: the service's
+  alignment and render processes share it through a file lock;
+- **Redis** (:class:`RedisProfiles`, a ``redis://`` URL): every instance and render worker of a
+  cluster learns each agent's voice together. A profile is one key, ``aligner:voice:{key}``, the
+  same JSON as the file; merging is an optimistic transaction (``WATCH``/``MULTI``), retried when
+  another process merged in between, so calls of one voice ending at once anywhere all count.
+
+Neither ``load`` nor ``merge`` raises: an unreadable or unreachable profile is an empty one (the
+aligner then runs unadapted, as for a new voice), and a merge that cannot be stored is logged and
+counted (``failed``; that call's learning is lost, the profile keeps what it had); the call itself
+goes on either way.
+
+>>> import tempfile
+>>> store = open_profiles(tempfile.mkdtemp())
+>>> store.load("agent_7").clips
+0
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import AlignerError
+from ..logs import fields
+from ..speech.adaptation import VoiceProfile, profile_path
+
+__all__ = ["FolderProfiles", "RedisProfiles", "open_profiles"]
+
+log = logging.getLogger(__name__)
+
+_KEY = "aligner:voice:"
+_RETRIES = 50  # merges that lost a race in a row before one gives up
+
+
+@functools.lru_cache(maxsize=16)
+def open_profiles(location: str | Path) -> FolderProfiles | RedisProfiles:
+    """The profile store at ``location``: a ``redis://`` (``rediss://``, ``unix://``) URL, or a
+    folder (made if missing). One store per location in a process (a Redis store holds a
+    connection pool)."""
+    text = str(location)
+    if text.startswith(("redis://", "rediss://", "unix://")):
+        return RedisProfiles(text)
+    return FolderProfiles(text)
+
+
+class FolderProfiles:
+    """A folder of voice profiles shared by the processes of one machine. Merging re-reads the
+    file under an exclusive lock, adds the statistics and writes it back atomically."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.failed = 0
+
+    def path(self, key: str) -> Path:
+        """The file of voice ``key``."""
+        return profile_path(self.folder, key)
+
+    def load(self, key: str) -> VoiceProfile:
+        """Voice ``key``'s profile (empty if it has none yet, or if its file is unreadable)."""
+        try:
+            return VoiceProfile.load(self.path(key), key)
+        except (OSError, ValueError) as exc:
+            log.warning("voice profile unreadable", extra=fields(voice=key, error=str(exc)))
+            return VoiceProfile(key)
+
+    def merge(self, key: str, stats: dict[str, Any] | None, clips: int = 1) -> VoiceProfile:
+        """Add one call's statistics (of ``clips`` clips) to voice ``key``'s profile; returns the
+        profile as stored."""
+        import fcntl
+
+        path = self.path(key)
+        try:
+            with open(path.with_suffix(".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                profile = self.load(key)
+                if stats is not None:
+                    _add(profile, stats, clips)
+                    profile.save(path)
+                return profile
+        except OSError as exc:
+            self.failed += 1
+            log.error("voice profile not saved", extra=fields(voice=key, error=str(exc)))
+            return self.load(key)
+
+
+class RedisProfiles:
+    """Voice profiles in Redis, shared by every process that reaches it."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import redis
+        except ImportError as exc:
+            raise AlignerError("voice profiles in Redis need the cluster extra: "
+                               "pip install 'aligner[cluster]'") from exc
+        self.url = url
+        self._redis = redis
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self.failed = 0
+
+    def key(self, voice: str) -> str:
+        """The Redis key of voice ``voice``."""
+        return _KEY + voice
+
+    def load(self, key: str) -> VoiceProfile:
+        """Voice ``key``'s profile (empty if it has none yet, is unreadable or Redis is away)."""
+        try:
+            raw = self.client.get(self.key(key))
+        except self._redis.RedisError as exc:
+            log.warning("voice profile unavailable", extra=fields(voice=key, error=str(exc)))
+            return VoiceProfile(key)
+        return _parse(raw, key)
+
+    def merge(self, key: str, stats: dict[str, Any] | None, clips: int = 1) -> VoiceProfile:
+        """Add one call's statistics (of ``clips`` clips) to voice ``key``'s profile; returns the
+        profile as stored."""
+        name = self.key(key)
+        try:
+            with self.client.pipeline() as pipe:
+                for _ in range(_RETRIES):
+                    try:
+                        pipe.watch(name)
+                        profile = _parse(pipe.get(name), key)
+                        if stats is None:
+                            pipe.unwatch()
+                            return profile
+                        _add(profile, stats, clips)
+                        pipe.multi()
+                        pipe.set(name, json.dumps(profile.to_dict()))
+                        pipe.execute()
+                        return profile
+                    except self._redis.WatchError:
+                        continue  # another process merged first: read its result again
+                raise self._redis.RedisError(f"{_RETRIES} merges in a row lost the race")
+        except self._redis.RedisError as exc:
+            self.failed += 1
+            log.error("voice profile not saved", extra=fields(voice=key, error=str(exc)))
+            return self.load(key)
+
+
+def _parse(raw: bytes | None, key: str) -> VoiceProfile:
+    if raw is None:
+        return VoiceProfile(key)
+    try:
+        return VoiceProfile.from_dict(json.loads(raw))
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("voice profile unreadable", extra=fields(voice=key, error=str(exc)))
+        return VoiceProfile(key)
+
+
+def _add(profile: VoiceProfile, stats: dict[str, Any] | None, clips: int) -> None:
+    if stats is not None:
+        profile.learn(stats)
+        profile.clips += clips - 1
