@@ -263,10 +263,10 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "acoustic")
             phone bigram, decoded by the aligner's own search
             (:func:`aligner.speech.backends.acoustic.recognize_phones`; the best on human
             speech and on voices made from recordings of people: TIMIT 84% in Rhubarb's shapes
-            against Rhubarb's own 79%, Flite's voices 83% OVR; 50x real time); ``"model"``: the
+            against Rhubarb's own 79%, Flite's voices 83% OVR; 160x real time); ``"model"``: the
             small phone model shipped with the package (:mod:`aligner.visemes.model`; trained on
             espeak-ng voices: the best on espeak-like synthetic speech, 86% OVR, but 60% on
-            Flite's; 350x real time, and it streams: :class:`aligner.visemes.model.PhoneStream`);
+            Flite's; 680x real time, and it streams: :class:`aligner.visemes.model.PhoneStream`);
             ``"pocketsphinx"``: pocketsphinx's own phone-loop decoder with its en-us phone LM.
 
     Returns:
