@@ -224,9 +224,11 @@ def _steps(g: _Graph) -> tuple[np.ndarray, np.ndarray]:
     return first, last
 
 
-def _relative(emit: np.ndarray, steps: np.ndarray, reverse: bool = False) -> np.ndarray:
+def _relative(emit: np.ndarray, steps: np.ndarray, reverse: bool = False,
+              ) -> tuple[np.ndarray, np.ndarray]:
     """``exp(emit)`` relative to each frame's best among the states a pass reaches then (the
-    others capped at 1): what keeps the scaled sums in float range."""
+    others capped at 1), and that best per frame: what keeps the scaled sums in float range.
+    ``steps``: :func:`_steps`' first (forward) or last (``reverse``, backward)."""
     n_frames = len(emit)
     t = np.arange(n_frames)[:, None]
     if reverse:
