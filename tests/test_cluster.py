@@ -201,6 +201,8 @@ async def test_backfill_queues_recorded_calls_with_a_progress_bar(tmp_path, serv
 
 
 def test_cluster_options_are_checked(capsys, tmp_path):
+    a_file = tmp_path / "a-file"  # no folder of voice profiles can be made inside it
+    a_file.write_text("")
     for argv, needle in ((["serve", "--redis", "redis://127.0.0.1:1/0"], "needs --secret"),
                          (["serve", "--redis", "http://x", "--secret", "s"], "redis:// URL"),
                          (["serve", "--store", "s3://calls/x"], "needs --redis"),
@@ -208,7 +210,12 @@ def test_cluster_options_are_checked(capsys, tmp_path):
                            tmp_path.as_uri(), "--concurrency", "0"], ">= 1"),
                          (["render", "a", "b", "--to", "vtt"], "several only with --queue"),
                          (["render", str(tmp_path), "--queue", "redis://127.0.0.1:1/0",
-                           "--to", "vtt"], "no capture, recording or folder")):
+                           "--to", "vtt"], "no capture, recording or folder"),
+                         (["serve", "--voice-profiles", str(a_file / "voices"), "--port",
+                           "0"], "cannot use the folder"),
+                         (["worker", "--redis", "redis://127.0.0.1:1/0", "--store",
+                           tmp_path.as_uri(), "--voice-profiles", str(a_file / "voices")],
+                          "cannot use the folder")):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1, err

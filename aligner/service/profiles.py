@@ -58,7 +58,10 @@ class FolderProfiles:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AlignerError(f"voice profiles: cannot use the folder {folder}: {exc}") from exc
         self.failed = 0
 
     def path(self, key: str) -> Path:
