@@ -175,6 +175,25 @@ def test_clear_truncates_what_was_heard(agent, cuts, midword, delays, jitter, cl
         assert all(a.end <= b.start + 1e-6 for a, b in zip(seq, seq[1:], strict=False))
 
 
+def test_neighbours_that_meet_never_overlap_once_rounded_to_the_microsecond():
+    """A word's end and the next word's start, equal but computed along different float paths
+    (across a chunk edge), straddle a 16 kHz sample time, which sits on a half microsecond:
+    rounded on their own they would overlap by a microsecond (a hypothesis example of the
+    clear test found it)."""
+    from aligner.session.playback import _microseconds
+
+    edge = 23267 / 16000  # 1.4541875 s
+    starts = np.array([1.0, edge - 2e-13, 1.7, 1.9])
+    ends = np.array([edge + 2e-13, 1.6, 1.95, 2.0])  # meet; a gap; a real 50 ms overlap
+    assert np.round(ends[0], 6) > np.round(starts[1], 6)  # each rounded alone: they overlap
+    s, e = _microseconds(starts, ends)
+    assert e[0] <= s[1] and e[0] - s[0] > 0.45
+    assert (e[1], s[2]) == (1.6, 1.7)  # a gap stays
+    assert e[2] - s[3] > 0.049  # a real overlap is not hidden
+    assert np.array_equal(s, np.round(starts, 6)) and (e >= s).all()
+    assert all(round(float(x), 6) == x for x in (*s, *e))  # what timeline.json keeps
+
+
 def test_clear_before_playback_leaves_all_words_unplayed(agent):
     session = Session(SR, jitter_buffer=0.5, backend="fallback")
     feed_chunks(session, agent.chunks([5]), [1.0, 1.1])

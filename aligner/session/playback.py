@@ -296,10 +296,27 @@ class AgentUtterance:
         items = list(items)
         if not items:
             return []
-        s = self._map(np.array([i.start for i in items], dtype=np.float64), "start")
-        e = self._map(np.array([i.end for i in items], dtype=np.float64), "end")
-        e = np.maximum(e, s)
+        s, e = _microseconds(
+            self._map(np.array([i.start for i in items], dtype=np.float64), "start"),
+            self._map(np.array([i.end for i in items], dtype=np.float64), "end"))
         return list(zip(items, s.tolist(), e.tolist(), strict=True))
+
+
+def _microseconds(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends of consecutive items rounded to the microsecond (what ``timeline.json``
+    keeps), each item ending no later than the next one starts where the two meet.
+
+    Two times that are equal but were computed along different float paths (across a chunk
+    edge, or the aligner's own sums) can lie on either side of a half microsecond, where the
+    sample times of 16 kHz audio often sit; rounded apart, neighbours that met would overlap
+    by a microsecond.
+    """
+    s = np.round(np.asarray(starts, np.float64), 6)
+    e = np.maximum(np.round(np.asarray(ends, np.float64), 6), s)
+    if len(s) > 1:
+        meet = e[:-1] - s[1:] <= 1.5e-6  # apart, touching, or overlapping by the rounding
+        e[:-1] = np.where(meet, np.maximum(np.minimum(e[:-1], s[1:]), s[:-1]), e[:-1])
+    return s, e
 
 
 def _r(x: float) -> float:
