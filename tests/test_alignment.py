@@ -304,3 +304,23 @@ def test_what_is_not_audio_is_refused_with_a_clear_error(bad):
 
     with pytest.raises(AudioError):
         align(bad, 16000, "hello")
+
+
+def test_characters_and_phones_of_words_that_meet_never_overlap():
+    """A word's characters split its span evenly and its phones by their durations; the last of
+    each ends exactly where the word does (``start + n * (span / n)`` can land a float step
+    after it), so the next word's first character and phone never start before it ends (live
+    events in samples round such a step into a whole sample)."""
+    from aligner.speech.alignment import assemble
+    from aligner.speech.pronounce import token_phones
+
+    text = "yesterday afternoon"  # 9 letters: 0.0425 + 9 * (0.3179 / 9) > 0.3604
+    tokens = tokenize(text)
+    spans = [(0.0425, 0.3604), (0.3604, 0.9)]
+    d = (spans[0][1] - spans[0][0]) / (tokens[0].char_end - tokens[0].char_start)
+    assert spans[0][0] + (tokens[0].char_end - tokens[0].char_start) * d != spans[0][1]
+    al = assemble(text, tokens, [token_phones(t.word) for t in tokens], spans, 1.0)
+    for seq in (al.chars, al.phones):
+        assert all(a.end <= b.start for a, b in zip(seq, seq[1:], strict=False))
+    assert al.chars[tokens[0].char_end - 1].end == al.words[0].end
+    assert [p.end for p in al.phones if p.word_index == 0][-1] == al.words[0].end

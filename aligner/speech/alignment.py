@@ -500,7 +500,7 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
             n = w.char_end - w.char_start
             k = i - w.char_start
             d = (w.end - w.start) / n
-            chars.append(Char(c, w.start + k * d, w.start + (k + 1) * d))
+            chars.append(Char(c, w.start + k * d, w.end if k == n - 1 else w.start + (k + 1) * d))
         else:
             prev_end = words[wi - 1].end if wi > 0 else (w.start if w else 0.0)
             nxt = w.start if w else prev_end
@@ -523,6 +523,7 @@ def assemble(text: str, tokens: tuple[Token, ...], prons: list[tuple[tuple[str, 
             weights = np.array([PHONE_SECONDS.get(p, 0.05) for p in seq])
             edges = w.start + (np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
                                * (w.end - w.start))
+            edges[-1] = w.end  # exactly: the next word's phones may start right there
             phones += [Phone(p, float(edges[j]), float(edges[j + 1]), k)
                        for j, p in enumerate(seq)]
         t = w.end
