@@ -620,7 +620,9 @@ class ProxyCall:
             entry = [task, offset, generation, False]
             pending.append(entry)
             try:  # alignments finish in chunk order: this one last
-                await asyncio.wait_for(asyncio.shield(task), max(budget, 0.001))
+                if budget <= 0:  # no time left: the audio goes now, whatever the loop's load
+                    raise TimeoutError
+                await asyncio.wait_for(asyncio.shield(task), budget)
             except TimeoutError:
                 self.counts["late_chunks"] += 1
                 self.stats.late_chunks += 1
