@@ -368,7 +368,9 @@ def _interval(d: ImageDraw.ImageDraw, lay: Layout, r: Row, lane: tuple[int, int]
     if confidence is not None:
         c = min(1.0, max(0.0, float(confidence)))
         ramp = (round(220 * (1 - c) + 40 * c), round(60 + 150 * c), 50)
-        d.rectangle((a + 1, y1 - 5, a + 1 + (b - a - 2) * c, y1 - 2), fill=ramp)
+        length = (b - a - 2) * c
+        if length > 0:  # a word narrower than its two boundary lines has no room for a bar
+            d.rectangle((a + 1, y1 - 5, a + 1 + length, y1 - 2), fill=ramp)
 
 
 def _fit(d: ImageDraw.ImageDraw, text: str, font: Any, room: float) -> str:

@@ -121,6 +121,21 @@ def test_confidence_is_drawn_under_a_word_when_the_timeline_has_it(call):
     assert back.utterances[0].words[high].confidence == 0.95
 
 
+def test_a_word_narrower_than_a_pixel_with_a_confidence_is_drawn(call, tmp_path):
+    """A word of a millisecond (a word the aligner squeezed, or one a clear cut) still has a
+    confidence: its box is drawn and the picture is written (its bar once failed to draw)."""
+    agent = call.utterances[0]
+    words = list(agent.words)
+    w = words[3]
+    words[3] = dataclasses.replace(w, end=w.start + 0.001, confidence=0.9)
+    tl = dataclasses.replace(call, utterances=(dataclasses.replace(agent, words=tuple(words)),
+                                               *call.utterances[1:]))
+    box = next(b for b in Picture().layout(tl).words if b.text == w.word)
+    assert box.x1 - box.x0 < 2
+    paths = renderers.get("picture")().render(tl, tmp_path)
+    assert (tmp_path / "call.png").stat().st_size > 0 and len(paths) >= 1
+
+
 def _long_call(minutes: float) -> Timeline:
     words, phones, text, t = [], [], [], 0.3
     while t < minutes * 60 - 1:
