@@ -155,10 +155,6 @@ def run(args: argparse.Namespace) -> int:
         store_endpoint=args.store_endpoint, spool=Path(args.spool),
         instance_id=args.instance_id, segment_interval=args.segment_interval,
         voice_profiles=args.voice_profiles)
-    if args.voice_profiles:  # a bad location or a missing Redis client: said now, not per call
-        from ..service.profiles import open_profiles
-
-        open_profiles(args.voice_profiles)
     one_blas_thread()  # the align and render workers have the cores
     try:
         asyncio.run(_serve(config, args.host, args.port))

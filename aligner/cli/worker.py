@@ -56,10 +56,6 @@ def run(args: argparse.Namespace) -> int:
     worker = RenderWorker(args.redis, args.store, args.concurrency, args.store_endpoint,
                           JobPolicy(sweep=args.sweep),
                           args.id, args.shutdown_timeout, args.voice_profiles)
-    if args.voice_profiles:  # a bad location or a missing Redis client: said now, not per call
-        from ..service.profiles import open_profiles
-
-        open_profiles(args.voice_profiles)
     one_blas_thread()
     print(f"aligner worker: {worker.id} rendering jobs from {args.redis} "
           f"({args.concurrency} at once; stores {', '.join(worker.stores)})", file=sys.stderr,

@@ -69,6 +69,7 @@ from .jobs import JobPolicy
 from .lipsync import AlignWorkers, LipSync
 from .observers import ObserverHub, TokenIssuer
 from .options import CallOptions, Limits, ProxyStats
+from .profiles import open_profiles
 from .proxy import ProxyCall
 from .recorder import CallRecorder
 from .recordings import RecordingStore, recover_calls, valid_call_id
@@ -152,6 +153,8 @@ class _Service:
     """State of one running app (created in the app's cleanup context, not at import)."""
 
     def __init__(self, config: ServiceConfig) -> None:
+        if config.voice_profiles:  # a bad location, or Redis without its client: now, not per call
+            open_profiles(config.voice_profiles)
         self.config = config
         self.tokens = TokenIssuer(config.secret)
         self.stats = ProxyStats()

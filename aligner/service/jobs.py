@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import AlignerError
 from ..logs import fields
+from .profiles import open_profiles
 from .recordings import render_call, valid_call_id
 from .store import ObjectStore, StoreError, open_store
 from .stored import RENDER, update_record
@@ -165,6 +166,8 @@ class RenderWorker:
                  endpoint: str | None = None, policy: JobPolicy = JobPolicy(),
                  worker_id: str | None = None, shutdown_timeout: float = 60.0,
                  voice_profiles: str | None = None) -> None:
+        if voice_profiles:  # a bad location, or Redis without its client: now, not per job
+            open_profiles(voice_profiles)
         self.redis = connect(redis_url)
         self.voice_profiles = voice_profiles
         self.policy = policy
