@@ -475,20 +475,13 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     uniq, inv = np.unique(senone, return_inverse=True)
     edges = _edges_of(g)
     ci_senones = m.ci_senones.reshape(-1)
-    adapted = False
     keep = learn and len(feats) <= _KEPT  # the mixtures, for the statistics (memory bounded)
-    if transform is None:
-        base, ci, *kept = m.scores(feats, uniq, ci_senones, keep=keep)
-        post, loglik = _forward_backward(g, base[:, inv], edges)
-    elif not guard:  # a stream that has found the transform fits its voice
-        base, ci, *kept = m.scores(feats, uniq, ci_senones, transform=transform, keep=keep)
-        post, loglik = _forward_backward(g, base[:, inv], edges)
-        adapted = True
-    else:  # the guard: the voice's transform only where it explains the clip better
-        base, ci, *kept = m.scores(feats, uniq, ci_senones, transform=transform, keep=keep)
-        post, loglik = _forward_backward(g, base[:, inv], edges)
-        # the model alone scored as a clip without a transform is (the same product, so the
-        # same rounding): where it wins, the result is the unadapted one exactly
+    base, ci, *kept = m.scores(feats, uniq, ci_senones, transform=transform, keep=keep)
+    post, loglik = _forward_backward(g, base[:, inv], edges)
+    adapted = transform is not None  # unchecked: a stream that has found it fits its voice
+    if adapted and guard:  # the guard: the voice's transform only where it explains the clip
+        # better; the model alone scored as a clip without a transform is (the same product,
+        # so the same rounding): where it wins, the result is the unadapted one exactly
         plain, plain_ci, *plain_kept = m.scores(feats, uniq, ci_senones, keep=keep)
         _, plain_loglik = _forward_backward(g, plain[:, inv], edges, backward=False)
         adapted = loglik > plain_loglik
