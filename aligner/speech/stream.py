@@ -3,8 +3,9 @@
 Each alignment chunk brings audio and the text it speaks; chunk text may start or end inside a
 word (``"Hel"`` + ``"lo there"``). Every chunk is aligned as it arrives, on its own audio (one
 shorter than :data:`SHORT_CHUNK`, a word or two of a fast voice, with the last :data:`CONTEXT`
-seconds of the chunk before it, its words kept inside it): chunk edges are hard anchors, so each piece of a word lies inside the chunk whose text holds it, and a
-word split over chunks becomes one word spanning both. A new chunk changes only the word left
+seconds of the chunk before it, its words kept inside it): chunk edges are hard anchors, so
+each piece of a word lies inside the chunk whose text holds it, and a word split over chunks
+becomes one word spanning both. A new chunk changes only the word left
 unfinished at the end of the previous one; everything before :attr:`StreamResult.final_until`
 is final. The stream judges its voice on its first second or so of whole words
 (:attr:`StreamAligner.voice_like_espeak`) and keeps the verdict: chunks of a voice like
@@ -174,11 +175,11 @@ class StreamAligner:
         """The last chunk's audio and text, from the first of its words that start within
         :data:`CONTEXT` s of its end (cut midway between that word and the one before)."""
         before, before_text = self._previous
-        t0 = self._samples / self.sample_rate - len(before) / self.sample_rate
+        end = self._samples / self.sample_rate
+        t0 = end - len(before) / self.sample_rate
         c0 = len(self._text) - len(before_text)
         mine = [f for f in self._fragments if f.char_start >= c0]
-        late = [i for i, f in enumerate(mine) if f.start >= t0 + len(before) / self.sample_rate
-                - CONTEXT]
+        late = [i for i, f in enumerate(mine) if f.start >= end - CONTEXT]
         k = late[0] if late else len(mine) - 1
         if k <= 0:
             return before, before_text
