@@ -12,20 +12,22 @@ Missed frames are split by cause (:func:`misses`): phone identity (our pronuncia
 recognised phones differ from espeak's in that word), boundary timing, the motion rules, and
 pauses (one side silent). ``--quick`` runs every fifth sentence.
 
-"audio only" uses the small phone model shipped in ``aligner/data``, trained on random
-dictionary words in 26 espeak-ng voices, none of the 8 below (``aligner.visemes.model``);
-"audio only (acoustic)" is the phone loop of pocketsphinx's acoustic model decoded by the
-aligner's own search with the English phone bigram (:func:`aligner.speech.backends.acoustic.
-recognize_phones`); "audio only (pocketsphinx)" is pocketsphinx's own phone-loop decoder; neither
-knows anything of espeak.
+"audio only (words)", the default, places the phones of the words pocketsphinx recognises with
+its language model (:func:`aligner.visemes.heard_phones`; on a voice the aligner finds
+espeak-like, the phone model's phones); "audio only" uses the small phone model shipped in
+``aligner/data``, trained on random dictionary words in 26 espeak-ng voices, none of the 8 below
+(``aligner.visemes.model``); "audio only (acoustic)" is the phone loop of pocketsphinx's acoustic
+model decoded by the aligner's own search with the English phone bigram
+(:func:`aligner.speech.backends.acoustic.recognize_phones`); "audio only (pocketsphinx)" is
+pocketsphinx's own phone-loop decoder; none knows anything of espeak.
 
 Rhubarb Lip Sync 1.14 beside ``aligner-rhubarb``, when Rhubarb is at hand (``--rhubarb PATH``,
 or ``rhubarb`` on PATH; else the section says it was not found): both run as programs, one
 process per clip as the animation plugins run them, on the same clips written as 16 kHz WAV
 files with their text as the dialog file: end-to-end wall time and CPU time per file, with a
-dialog file (the default recognizer) and without one with ``-r phonetic`` (both programs' fast
-recognizer), run in
-turn so the shared machine's load falls on both alike. Both programs' JSON cues are scored by
+dialog file, and without one by the default recognizer (words recognised, then aligned) and
+with ``-r phonetic`` (both programs' fast recognizer), run in turn so the shared machine's
+load falls on both alike. Both programs' JSON cues are scored by
 the same frame rule, in Rhubarb's shapes; Rhubarb's own animation rules (in-between shapes such
 as C from D to B, its own anticipation) are not what this truth, one shape per espeak-ng phone,
 rewards, so its figure is a lower bound of how good it looks. The agreement table keeps
@@ -267,8 +269,8 @@ def _other_voices(items, motion: Motion) -> None:
         print(f"\nother voices: SKIPPED, Flite is not available: {why} (apt-get install libflite1)")
         return
     results: dict[str, list] = {"with text": [], "with text (aligner timing)": [],
-                                "audio only": [], "audio only (acoustic)": [],
-                                "audio only (pocketsphinx)": []}
+                                "audio only (words)": [], "audio only": [],
+                                "audio only (acoustic)": [], "audio only (pocketsphinx)": []}
     total = t_align = t_refine = 0.0
     for i, (text, _voice, _rate) in enumerate(items):
         voice, stretch = flite_speech.CONDITIONS[i % len(flite_speech.CONDITIONS)]
@@ -285,6 +287,7 @@ def _other_voices(items, motion: Motion) -> None:
         t_align, t_refine = t_align + t1 - t0, t_refine + time.process_time() - t1
         for key, phones in (("with text", refined),
                             ("with text (aligner timing)", list(result.phones)),
+                            ("audio only (words)", estimate_phones(pcm, 16000)),
                             ("audio only", estimate_phones(pcm, 16000, method="model")),
                             ("audio only (acoustic)",
                              estimate_phones(pcm, 16000, method="acoustic")),
@@ -332,6 +335,7 @@ def _programs(clips, rhubarb: str | None, motion: Motion) -> None:
         version = subprocess.run([found, "--version"], capture_output=True, text=True)
         print(f"  Rhubarb Lip Sync: {found} ({version.stdout.strip()})")
     modes = (("with dialog", ["-d", "dialog.txt"], ["-d", "dialog.txt"]),
+             ("recognition", [], []),
              ("phonetic", ["-r", "phonetic"], ["-r", "phonetic"]))
     header = "  ".join(f"{m + ': ours':>18} {'rhubarb':>13}" for m, *_ in modes)
     print(f"  {'clip':<5} {'audio s':>7}  {header}")
@@ -416,12 +420,13 @@ def main() -> int:
     PhoneModel.load()
     dictionary_variants("a")
     align(clips[0][2][:16000], 16000, clips[0][0])
-    t_audio = {"model": 0.0, "acoustic": 0.0, "pocketsphinx": 0.0}
+    t_audio = {"words": 0.0, "model": 0.0, "acoustic": 0.0, "pocketsphinx": 0.0}
     by_backend: dict[str, list[float]] = {}  # aligner backend -> [audio s, align s, refine s]
     startup = {}
     results: dict[str, list] = {"truth phones": [], "with text": [],
-                                "with text (aligner timing)": [], "audio only": [],
-                                "audio only (acoustic)": [], "audio only (pocketsphinx)": []}
+                                "with text (aligner timing)": [], "audio only (words)": [],
+                                "audio only": [], "audio only (acoustic)": [],
+                                "audio only (pocketsphinx)": []}
     for method in t_audio:  # start-up once (model load), timed apart
         t0 = time.process_time()
         estimate_phones(clips[0][2][:1600], 16000, method=method)
@@ -444,6 +449,7 @@ def main() -> int:
             t_audio[method] += time.process_time() - t0
         for key, phones in (("truth phones", truth), ("with text", refined),
                             ("with text (aligner timing)", aligned),
+                            ("audio only (words)", heard["words"]),
                             ("audio only", heard["model"]),
                             ("audio only (acoustic)", heard["acoustic"]),
                             ("audio only (pocketsphinx)", heard["pocketsphinx"])):
@@ -497,9 +503,9 @@ def main() -> int:
           f"{'MET' if total / t_audio['model'] >= 30 else 'MISSED'}; "
           f"Rhubarb 1.14: ~{RHUBARB['x real time (recognition)']:.0f}x recognition, "
           f"~{RHUBARB['x real time (phonetic)']:.0f}x phonetic, +{RHUBARB['start-up s']} s/file)")
-    print(f"  audio only, pocketsphinx phone loop {total / t_audio['pocketsphinx']:.1f}x real time")
-    print(f"  start-up once per process: model {startup['model']:.2f} s, pocketsphinx "
-          f"{startup['pocketsphinx']:.2f} s")
+    for method in ("words", "acoustic", "pocketsphinx"):
+        print(f"  audio only, {method:<12} {total / t_audio[method]:6.1f}x real time")
+    print("  start-up once per process: " + ", ".join(f"{m} {t:.2f} s" for m, t in startup.items()))
     _programs(clips, args.rhubarb, motion)
     return 0
 

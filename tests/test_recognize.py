@@ -139,6 +139,10 @@ def test_recognize_general_language_model():
     heard = recognize(pcm, 16000).split()
     assert heard and all(w in vocab for w in heard)
     assert recognize(np.zeros(16000, np.int16), 16000) == ""
+    # audio too short for one frame of features: nothing heard, not an error
+    for n, rate in ((100, 8000), (1, 16000), (0, 16000)):
+        assert recognize_words(np.zeros(n, np.int16), rate) == []
+        assert recognize_words(np.zeros(n, np.int16), rate, vocabulary=LINES) == []
 
 
 def test_word_overlap():

@@ -123,18 +123,18 @@ def test_web_binary_audio_recognised_and_text_chunks_unchanged():
     end = start + len(pcm) / SR
     assert (second.start, second.end) == (pytest.approx(start), pytest.approx(end))
     check_estimated(second, (start, end), speech_spans(spoken.words, start))
-    # the phones are the audio-only viseme path's (better shapes than the recognised words')
+    # the phones are the heard words' (the audio-only viseme path's default)
     assert [(p.phone, p.start, p.end) for p in second.phones] == shifted(
-        estimate_phones(pcm, SR), start)
+        estimate_phones(pcm, SR, "words"), start)
 
 
 def test_nothing_recognised_keeps_the_audio_only_phones():
-    """A hum: no words, but the phones of the audio-only viseme path so a mouth still moves."""
+    """A hum: no words, but the phones of the acoustic phone loop so a mouth still moves."""
     hum = (np.sin(np.arange(SR // 2) / 3) * 6000).astype(np.int16)
     session = Session(SR, backend="fallback")
     session.receive(Stamped(1.0, "in", AgentAudio(encode(hum, "s16le"))))
     (u,) = session.finish().speaker("agent")
-    expected = estimate_phones(hum, SR)
+    expected = estimate_phones(hum, SR, "acoustic")
     assert expected and estimate(hum, SR).words == ()
     assert (u.source, u.text, u.words) == ("audio", "", ())
     assert [(p.phone, p.start, p.end) for p in u.phones] == shifted(expected, 1.0)

@@ -24,12 +24,14 @@ from aligner.cli import main
 from aligner.speech.synthesis import synthesize
 from aligner.timeline import AudioTrack, Phone, Timeline, TimelineEvent, Utterance, Word
 from aligner.visemes import (
+    METHODS,
     Cue,
     Motion,
     VisemeStream,
     blendshape_frames,
     cues,
     estimate_phones,
+    heard_phones,
     pause_after,
     pronunciation_variants,
     refine_alignment,
@@ -415,10 +417,44 @@ def test_estimate_phones_from_audio_alone():
     assert speech[0].start == pytest.approx(t_speech[0].start, abs=0.15)
     assert speech[-1].end == pytest.approx(t_speech[-1].end, abs=0.15)
     assert all(b.start >= a.start for a, b in zip(est, est[1:], strict=False))
-    for method in ("model", "acoustic", "pocketsphinx"):
+    for method in METHODS:
         assert {p.phone for p in estimate_phones(np.zeros(16000, np.int16), 16000, method)} \
             == {"sil"}
+        for n, r in ((100, 8000), (16005, 16000), (len(samples) - 7, rate)):  # inside the audio
+            assert all(0 <= p.start < p.end <= n / r for p in estimate_phones(samples[:n], r,
+                                                                               method)), method
     assert len({p.phone for p in estimate_phones(samples, rate, "pocketsphinx")}) > 5
+
+
+@cache
+def _neural(text: str):
+    """(16 kHz samples, the phones of aligning its text) of ``text`` in hibari's neural voice."""
+    from aligner.speech.voices import synthesize as speak
+
+    s = speak(text, "hibari")
+    pcm = resample(s.samples, s.sample_rate, 16000)
+    return pcm, text_phones(pcm, 16000, text)
+
+
+def test_audio_only_phones_come_from_the_words_heard():
+    """The default audio-only path places the phones of the words pocketsphinx recognises: on a
+    neural voice its mouth shapes follow those of the known text far more closely than a free
+    phone loop's; a voice the aligner finds espeak-like is read by the shipped phone model."""
+    from aligner.speech.recognize import recognize_words
+
+    for text in (TEXT, TEXT3):
+        pcm, with_text = _neural(text)
+        heard = estimate_phones(pcm, 16000)
+        words = " ".join(w.word for w in recognize_words(pcm, 16000))
+        assert heard == heard_phones(pcm, 16000, words) != estimate_phones(pcm, 16000, "model")
+        got, loop = (_agreement(with_text, x, "oculus")
+                     for x in (heard, estimate_phones(pcm, 16000, "acoustic")))
+        assert got > 0.9 and got > loop + 0.04, (got, loop)
+    samples, rate, _ = _spoken(TEXT2)  # espeak-ng itself
+    words = " ".join(w.word for w in recognize_words(samples, rate))
+    assert heard_phones(samples, rate, words) == estimate_phones(samples, rate, "model")
+    # nothing heard: the phone loop
+    assert heard_phones(samples, rate, " ") == estimate_phones(samples, rate, "acoustic")
 
 
 def _agreement(truth, phones, vset="rhubarb", lead=0.06):

@@ -6,12 +6,13 @@ layout (``-f tsv|xml|json|dat``, :mod:`renderers.rhubarb`), the same ``--machine
 JSON lines on stderr (``start``, ``progress``, ``success``, ``failure``, ``log``), the same
 ``--logFile`` lines and exit codes (0, or 1 on any error). Only the cues are ours: with
 ``-d/--dialogFile`` the audio is aligned with its text (:func:`aligner.visemes.text_phones`),
-without it phones are recognised from the sound (:func:`aligner.visemes.estimate_phones`): by
-the acoustic model's phone loop (``-r pocketSphinx``, the default: the better on human and
-neural voices), or, as Rhubarb's faster recognizer, by the small shipped phone model
-(``-r phonetic``: fast, the better on espeak-like synthetic voices); ``--threads`` caps the
-threads of numpy's BLAS (default 1: a per-file run of a few seconds of audio is fastest on one,
-where a BLAS spinning on every core costs CPU time that batch jobs of several files need).
+without it phones are recognised from the sound (:func:`aligner.visemes.estimate_phones`): as
+Rhubarb's own default recognizer does (``-r pocketSphinx``), from the words pocketsphinx
+recognises with its English language model, aligned on the audio, or, as Rhubarb's faster
+recognizer, by the small shipped phone model (``-r phonetic``: fast, the better on espeak-like
+synthetic voices); ``--threads`` caps the threads of numpy's BLAS (default 1: a per-file run of
+a few seconds of audio is fastest on one, where a BLAS spinning on every core costs CPU time
+that batch jobs of several files need).
 
 ``--version`` says ``Rhubarb Lip Sync version 1.14.0-aligner.<version>``: the plugins check for
 a 1.x version of at least 1.9. Inputs are any audio file FFmpeg reads (Rhubarb: WAV and Ogg);
@@ -77,9 +78,9 @@ def _short_usage(prog: str) -> str:
 # Rhubarb's long usage table (two columns, 20 and 56 wide, each line padded to 78 when printed),
 # with what this drop-in does.
 _LONG_USAGE = """\
--r <pocketSphinx      Accepted for compatibility: the aligner chooses (text
-  |phonetic>,           alignment with a dialog file, else phone recognition).
-  --recognizer
+-r <pocketSphinx      Without a dialog file: pocketSphinx recognises words
+  |phonetic>,           and aligns them (default), phonetic recognises
+  --recognizer          phones (fast). A dialog file's text is aligned.
   <pocketSphinx
   |phonetic>
 -f <dat|tsv|xml       The export format.
@@ -435,7 +436,7 @@ def _animate(opts: dict[str, Any], shapes: frozenset[str], log: _Log,
             phones = text_phones(pcm, 16000, text)
         else:
             method = "model" if str(opts.get("recognizer", "")).lower() == "phonetic" \
-                else "acoustic"
+                else "words"
             phones = estimate_phones(pcm, 16000, method=method)
     except AlignerError as exc:
         raise _Failure(str(exc)) from exc

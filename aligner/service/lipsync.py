@@ -42,7 +42,7 @@ reach the page before that audio plays. After a ``clear``, :meth:`clear` starts 
 
 Agent audio that comes without its text (a Twilio call) is estimated an utterance at a time
 (:func:`utterance_events`, :meth:`LipSync.estimate`): words recognised from the audio (marked
-``"source": "recognized"``), visemes from the audio-only phone path (:mod:`aligner.session.textless`).
+``"source": "recognized"``), visemes from their phones (:mod:`aligner.session.textless`).
 
 >>> import numpy as np
 >>> ls = ChunkEvents(16000, "s16le", backend="fallback")
@@ -301,8 +301,8 @@ def utterance_events(audio: bytes, encoding: str, sample_rate: int, *, first_ind
                      backend: str = "auto") -> list[dict[str, Any]]:
     """Word and viseme events of a whole agent utterance that came without its text.
 
-    Words are recognised from the audio and aligned on it, visemes come from the audio-only
-    phone path (:func:`aligner.session.textless.estimate`). Word indexes start at ``first_index``;
+    Words are recognised from the audio and aligned on it, visemes come from their phones
+    (:func:`aligner.session.textless.estimate`). Word indexes start at ``first_index``;
     offsets are relative to the utterance's first sample; every event is final.
 
     >>> utterance_events(bytes(1600), "s16le", 8000)[0]["viseme"]   # 0.1 s of silence

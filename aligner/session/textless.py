@@ -2,22 +2,22 @@
 
 A pure function of samples, in two parts:
 
-- **phones** (always): the audio-only viseme path, :func:`aligner.visemes.estimate_phones` (the
-  small phone model shipped with the package; a few hundred times faster than real time), so an
-  avatar's mouth follows the speech;
 - **words** (``recognize=True``): like Rhubarb Lip Sync's recognition mode, pocketsphinx
   recognises the words with its general English language model
   (:func:`aligner.speech.recognize.recognize_words`, at 16 kHz), then :func:`aligner.align`
   times the recognised words and their characters on the audio (where it cannot fit them, a
   word heard where the audio was cut, say, they keep the recogniser's own times, backend
-  ``"recognizer"``). Each phone is linked (``word_index``) to the word it falls in.
+  ``"recognizer"``);
+- **phones**: with words, the phones of the heard words (:func:`aligner.visemes.heard_phones`:
+  most recognised words are wrong on unknown speech, but a wrong word mostly sounds like the
+  right one, and its dictionary phones give better mouth shapes than a free phone loop on human
+  speech and on voices made from recordings of people; an espeak-like voice is read by the
+  shipped phone model); without words (``recognize=False``, or nothing recognised), the
+  acoustic model's phone loop (:func:`aligner.visemes.estimate_phones`, ``"acoustic"``: fast).
+  Each phone is linked (``word_index``) to the word it falls in.
 
-Why the phones do not come from aligning the recognised words: most recognised words are wrong
-on unknown speech, and their phones with them; measured on espeak-ng speech
-(``benchmarks/textless.py``), the phone model's shapes agree with the truth far more often. The
-words are estimates whose *times* lie on the speech. No I/O, no clock, no threads; the
-recogniser loads its model on first use (about a second) and is slow (see the benchmark), so a
-live caller should run it off its event loop.
+No I/O, no clock, no threads; the recogniser loads its model on first use (about a second) and
+is slow (see ``benchmarks/textless.py``), so a live caller should run it off its event loop.
 
 >>> import numpy as np
 >>> estimate(np.zeros(0, np.int16), 8000).words
@@ -64,22 +64,23 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
     duration = len(pcm) / sample_rate
     if not len(pcm):
         return Alignment(0.0, backend="audio")
-    from ..visemes import estimate_phones
+    from ..visemes import estimate_phones, heard_phones
 
-    phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
-              for p in estimate_phones(pcm, sample_rate) if p.start < duration]
     heard = []
     if recognize:
         from ..speech.recognize import recognize_words
 
         heard = recognize_words(pcm, sample_rate)
+    text = " ".join(w.word for w in heard)
+    phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
+              for p in (heard_phones(pcm, sample_rate, text) if heard
+                        else estimate_phones(pcm, sample_rate, "acoustic"))
+              if p.start < duration]
     if not heard:
         return Alignment(duration, phones=tuple(phones), backend="audio")
-    words = align(pcm, sample_rate, " ".join(w.word for w in heard),
-                  backend="pocketsphinx" if backend == "auto" else backend)
+    words = align(pcm, sample_rate, text, backend="pocketsphinx" if backend == "auto" else backend)
     words = _placed(words, heard)
     return replace(words, phones=_linked(phones, words.words))
-
 
 def _placed(found: Alignment, heard: list) -> Alignment:
     """``found``, or where its forced alignment left a word without time (it could not fit the

@@ -299,7 +299,7 @@ def _words(text: str) -> str:
 def _segments(decoder) -> list[RecognizedWord]:
     """The words of the decoder's last utterance, fillers and silences dropped."""
     words = []
-    for seg in decoder.seg():
+    for seg in decoder.seg() or ():  # None when the audio held no frame of features
         word = re.sub(r"\(\d+\)$", "", seg.word)  # alternative pronunciations: "the(2)"
         if word in _FILLERS or word.startswith("["):
             continue

@@ -409,8 +409,9 @@ def _phone_moves(m: AcousticModel, weight: float, penalty: float) -> np.ndarray:
 def recognize_phones(pcm16k: np.ndarray, weight: float = PHONE_LM_WEIGHT,
                      penalty: float = PHONE_PENALTY) -> list[tuple[str, float, float]]:
     """ARPAbet phones heard in 16 kHz ``pcm16k`` without its text: the model's phone loop with
-    the English phone bigram. ``"sil"`` for silence and noise."""
+    the English phone bigram. ``"sil"`` for silence and noise; times inside the audio."""
     m = model()
+    total = len(pcm16k) / RATE
     feats = features(cepstra(dither(pcm16k)))
     if not len(feats):
         return []
@@ -422,7 +423,9 @@ def recognize_phones(pcm16k: np.ndarray, weight: float = PHONE_LM_WEIGHT,
         name = m.phone_names[path[a]]
         name = "sil" if name in ("SIL", "+NSN+", "+SPN+") else name
         start = a * HOP / RATE + (_OFFSET if a else 0.0)
-        end = b * HOP / RATE + _OFFSET
+        end = min(b * HOP / RATE + _OFFSET, total)
+        if start >= end:
+            continue
         if out and out[-1][0] == name:
             out[-1] = (name, out[-1][1], end)
         else:
