@@ -4,9 +4,10 @@
 (:func:`refine_alignment`): where espeak-ng's own speech of the text says they sound when the
 aligner warped it onto the clip (:func:`by_sound`), else re-timed on the frame scores of
 :class:`aligner.visemes.model.PhoneModel`; :func:`retime` re-times phones already aligned (a
-recorded timeline with its audio, or live chunk by chunk), and
-:func:`estimate_phones` recognises phones from audio alone (no text). :mod:`aligner.visemes`
-turns them into mouth shapes.
+recorded timeline with its audio, or live chunk by chunk); :func:`estimate_phones` recognises
+phones from audio alone (no text): by default those of the words a recogniser heard
+(:func:`heard_phones`), else by a phone loop. :mod:`aligner.visemes` turns them into mouth
+shapes.
 """
 
 from __future__ import annotations
