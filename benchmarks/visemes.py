@@ -21,6 +21,12 @@ model decoded by the aligner's own search with the English phone bigram
 (:func:`aligner.speech.backends.acoustic.recognize_phones`); "audio only (pocketsphinx)" is
 pocketsphinx's own phone-loop decoder; none knows anything of espeak.
 
+The same sentences are then spoken by other kinds of voice and scored alike: Flite's voices,
+made from recordings of people (truth = Flite's own segment times; when Debian's ``libflite1``
+is installed), and hibari's neural voice (truth = the phone times of its duration predictor,
+in 25 ms units, its phones mapped to ARPAbet; hibari's lexicon is not the CMU dictionary, so
+some of its pronunciations differ from ours).
+
 Rhubarb Lip Sync 1.14 beside ``aligner-rhubarb``, when Rhubarb is at hand (``--rhubarb PATH``,
 or ``rhubarb`` on PATH; else the section says it was not found): both run as programs, one
 process per clip as the animation plugins run them, on the same clips written as 16 kHz WAV
@@ -77,8 +83,10 @@ from aligner.audio import resample  # noqa: E402
 from aligner.speech.alignment import align  # noqa: E402
 from aligner.speech.dictionary import dictionary_variants  # noqa: E402
 from aligner.speech.synthesis import synthesize  # noqa: E402
+from aligner.speech.voices import synthesize as speak  # noqa: E402
 from aligner.timeline import Phone, Timeline, Utterance  # noqa: E402
 from aligner.visemes import (  # noqa: E402
+    METHODS,
     Cue,
     Motion,
     cues,
@@ -254,54 +262,86 @@ def _table(results: dict[str, list], motion: Motion) -> dict[str, list[dict[str,
 
 
 _FLITE_NAMES = {"AX": "AH", "PAU": "sil"}  # Flite's phones not spelt as ARPAbet
+# hibari's phones (misaki's alphabet, stress marks dropped) as ARPAbet: its diphthongs are
+# capitals, T is the flap, the small schwa and barred i are reduced vowels; pauses are silence
+_HIBARI_NAMES = {"A": "EY", "I": "AY", "O": "OW", "W": "AW", "Y": "OY", "T": "D", "ɐ": "AH",
+                 "ə": "AH", "ᵊ": "AH", "ʌ": "AH", "ɑ": "AA", "ɔ": "AO", "ɛ": "EH", "æ": "AE",
+                 "ɪ": "IH", "ᵻ": "IH", "i": "IY", "u": "UW", "ʊ": "UH", "ɜ": "ER", "ɡ": "G",
+                 "ɹ": "R", "ʃ": "SH", "ʒ": "ZH", "ʤ": "JH", "ʧ": "CH", "ð": "DH", "θ": "TH",
+                 "ŋ": "NG", "j": "Y"}
 
 
-def _other_voices(items, motion: Motion) -> None:
-    """The same sentences and scoring on Flite's voices made from recordings of people (the
-    phone model never heard them; truth = Flite's own segment times), when Flite loads."""
-    try:
-        import flite_speech
-    except ImportError as exc:
-        print(f"\nother voices: SKIPPED, flite_speech did not import ({exc})")
-        return
-    why = flite_speech.available()
-    if why is not None:
-        print(f"\nother voices: SKIPPED, Flite is not available: {why} (apt-get install libflite1)")
-        return
+def _hibari_phone(name: str) -> str:
+    name = name.lstrip("ˈˌ")
+    if name in _HIBARI_NAMES:
+        return _HIBARI_NAMES[name]
+    return name.upper() if name.isalpha() and name.isascii() else "sil"
+
+
+def _voice_table(items, motion: Motion, speak, what: str) -> None:
+    """The same sentences and scoring on another kind of voice: ``speak(i, text)`` gives
+    ``(16 kHz samples, truth phones)``; with text and every audio-only method."""
     results: dict[str, list] = {"with text": [], "with text (aligner timing)": [],
-                                "audio only (words)": [], "audio only": [],
-                                "audio only (acoustic)": [], "audio only (pocketsphinx)": []}
+                                **{f"audio only ({m})": [] for m in METHODS}}
     total = t_align = t_refine = 0.0
+    t_audio = dict.fromkeys(METHODS, 0.0)
     for i, (text, _voice, _rate) in enumerate(items):
-        voice, stretch = flite_speech.CONDITIONS[i % len(flite_speech.CONDITIONS)]
-        syn = flite_speech.synthesize(text, voice, stretch)
-        pcm = resample(syn.samples, syn.sample_rate, 16000)
+        pcm, truth = speak(i, text)
         dur = len(pcm) / 16000
         total += dur
-        truth = [Phone(_FLITE_NAMES.get(p.phone.upper(), p.phone.upper()), p.start, p.end,
-                       p.word_index) for p in syn.phones]
         t0 = time.process_time()
         result = align(pcm, 16000, text)
         t1 = time.process_time()
         refined = refine_alignment(pcm, 16000, result)
         t_align, t_refine = t_align + t1 - t0, t_refine + time.process_time() - t1
-        for key, phones in (("with text", refined),
-                            ("with text (aligner timing)", list(result.phones)),
-                            ("audio only (words)", estimate_phones(pcm, 16000)),
-                            ("audio only", estimate_phones(pcm, 16000, method="model")),
-                            ("audio only (acoustic)",
-                             estimate_phones(pcm, 16000, method="acoustic")),
-                            ("audio only (pocketsphinx)",
-                             estimate_phones(pcm, 16000, method="pocketsphinx"))):
-            results[key].append((dur, truth, phones))
-    print(f"\nother voices: Flite ({', '.join(v for v, _ in flite_speech.CONDITIONS)}; voices made from "
-          f"recordings of people, never heard by the phone model), the same sentences, "
-          f"{total:.1f} s; truth = Flite's segment times")
+        results["with text"].append((dur, truth, refined))
+        results["with text (aligner timing)"].append((dur, truth, list(result.phones)))
+        for method in METHODS:
+            t0 = time.process_time()
+            results[f"audio only ({method})"].append(
+                (dur, truth, estimate_phones(pcm, 16000, method=method)))
+            t_audio[method] += time.process_time() - t0
+    print(f"\n{what}, the same sentences, {total:.1f} s")
     _table(results, motion)
-    print(f"speed with text (CPU time): aligner alone {total / t_align:.1f}x, with the phones "
-          f"refined {total / (t_align + t_refine):.1f}x ({t_align / (t_align + t_refine):.0%} of "
-          f"the aligner: these voices are timed by the acoustic backend, whose phones go where "
-          f"they sound)")
+    print(f"speed (CPU time): with text {total / (t_align + t_refine):.1f}x (the aligner alone "
+          f"{total / t_align:.1f}x); audio only "
+          + ", ".join(f"{m} {total / t:.1f}x" for m, t in t_audio.items()))
+
+
+def _other_voices(items, motion: Motion) -> None:
+    """Flite's voices made from recordings of people (the phone model never heard them; truth =
+    Flite's own segment times), when Flite loads; hibari's neural voice (truth = the phone times
+    of its duration predictor, in 25 ms units)."""
+    try:
+        import flite_speech
+    except ImportError as exc:
+        flite_speech, why = None, f"flite_speech did not import ({exc})"
+    else:
+        why = flite_speech.available()
+        why = why and f"Flite is not available: {why} (apt-get install libflite1)"
+    if why is not None:
+        print(f"\nother voices: Flite SKIPPED, {why}")
+    else:
+        def flite(i: int, text: str):
+            voice, stretch = flite_speech.CONDITIONS[i % len(flite_speech.CONDITIONS)]
+            syn = flite_speech.synthesize(text, voice, stretch)
+            return resample(syn.samples, syn.sample_rate, 16000), [
+                Phone(_FLITE_NAMES.get(p.phone.upper(), p.phone.upper()), p.start, p.end,
+                      p.word_index) for p in syn.phones]
+
+        _voice_table(items, motion, flite,
+                     f"other voices: Flite ({', '.join(v for v, _ in flite_speech.CONDITIONS)}; "
+                     "voices made from recordings of people, never heard by the phone model); "
+                     "truth = Flite's segment times")
+
+    def hibari(_i: int, text: str):
+        syn = speak(text, "hibari")
+        return resample(syn.samples, syn.sample_rate, 16000), [
+            Phone(_hibari_phone(p.phone), p.start, p.end, p.word_index) for p in syn.phones]
+
+    _voice_table(items, motion, hibari,
+                 "neural voice: hibari (a distillation of Kokoro's af_heart); truth = its "
+                 "duration predictor's phone times (25 ms units)")
 
 
 def _timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
