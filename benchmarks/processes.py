@@ -1,18 +1,30 @@
-"""The service benchmarks' processes: start a server command, wait for its aligner, read what the
-machine's /proc says about it (memory, open files, CPU pressure)."""
+"""The benchmarks' processes: start a server command, wait for its aligner, read what the
+machine's /proc says about it (memory, open files, CPU pressure); time a program run."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import resource
 import subprocess
 import time
 from pathlib import Path
 
 import aiohttp
 
-__all__ = ["cpu_pressure", "open_files", "rss_mb", "start", "stop", "wait_ready"]
+__all__ = ["cpu_pressure", "open_files", "rss_mb", "start", "stop", "timed_run", "wait_ready"]
+
+
+def timed_run(cmd: list[str], cwd: Path) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Run a program to its end: (wall s, CPU s of the child, the finished process with its
+    text output)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, done
 
 
 async def start(cmd: list[str]) -> tuple[subprocess.Popen, str]:

@@ -67,7 +67,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -78,6 +77,7 @@ import wave  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from processes import timed_run  # noqa: E402
 
 from aligner.audio import resample  # noqa: E402
 from aligner.speech.alignment import align  # noqa: E402
@@ -315,7 +315,7 @@ def _other_voices(items, motion: Motion) -> None:
     try:
         import flite_speech
     except ImportError as exc:
-        flite_speech, why = None, f"flite_speech did not import ({exc})"
+        why = f"flite_speech did not import ({exc})"
     else:
         why = flite_speech.available()
         why = why and f"Flite is not available: {why} (apt-get install libflite1)"
@@ -345,15 +345,10 @@ def _other_voices(items, motion: Motion) -> None:
 
 
 def _timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(wall s, CPU s of the child, stdout) of one program run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """(wall s, CPU s of the child, stdout) of one program run that must succeed."""
+    wall, cpu, done = timed_run(cmd, cwd)
     if done.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed: {done.stderr.strip()[-300:]}")
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return wall, cpu, done.stdout
 
 
@@ -460,7 +455,7 @@ def main() -> int:
     PhoneModel.load()
     dictionary_variants("a")
     align(clips[0][2][:16000], 16000, clips[0][0])
-    t_audio = {"words": 0.0, "model": 0.0, "acoustic": 0.0, "pocketsphinx": 0.0}
+    t_audio = dict.fromkeys(METHODS, 0.0)
     by_backend: dict[str, list[float]] = {}  # aligner backend -> [audio s, align s, refine s]
     startup = {}
     results: dict[str, list] = {"truth phones": [], "with text": [],

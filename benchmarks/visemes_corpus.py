@@ -26,9 +26,7 @@ Two scores per frame (100 fps):
 from __future__ import annotations
 
 import json
-import resource
 import shutil
-import subprocess
 import tempfile
 import time
 import wave
@@ -108,8 +106,10 @@ def ovr_score(truth: np.ndarray, ours: np.ndarray, lead: float) -> tuple[int, in
 
 
 def run(folder: str, rhubarb: str | None, limit: int = 0) -> None:
+    from processes import timed_run
+
     from aligner.speech.alignment import align
-    from aligner.visemes import Motion, cues, estimate_phones, refine_alignment
+    from aligner.visemes import METHODS, Motion, cues, estimate_phones, refine_alignment
     from aligner.visemes.model import PhoneModel
 
     root = Path(folder)
@@ -123,8 +123,7 @@ def run(folder: str, rhubarb: str | None, limit: int = 0) -> None:
     motion = Motion()
     PhoneModel.load()
     program = shutil.which(rhubarb) if rhubarb else None
-    ours = ["with text", "audio only (words)", "audio only (acoustic)", "audio only (model)",
-            "audio only (pocketsphinx)"]
+    ours = ["with text", *(f"audio only ({m})" for m in METHODS)]
     systems = ours + (["Rhubarb with dialog", "Rhubarb recognition", "Rhubarb phonetic"]
                       if program else [])
     score = {s: [0.0, 0] for s in systems}
@@ -143,10 +142,8 @@ def run(folder: str, rhubarb: str | None, limit: int = 0) -> None:
             t0 = time.process_time()
             phones = {"with text": refine_alignment(pcm, rate, align(pcm, rate, it["text"]))}
             cpu["with text"] += time.process_time() - t0
-            for method, key in (("words", "audio only (words)"),
-                                ("model", "audio only (model)"),
-                                ("acoustic", "audio only (acoustic)"),
-                                ("pocketsphinx", "audio only (pocketsphinx)")):
+            for method in METHODS:
+                key = f"audio only ({method})"
                 t0 = time.process_time()
                 phones[key] = estimate_phones(pcm, rate, method=method)
                 cpu[key] += time.process_time() - t0
@@ -170,11 +167,9 @@ def run(folder: str, rhubarb: str | None, limit: int = 0) -> None:
                 for key, extra in (("Rhubarb with dialog", ["-d", "dialog.txt"]),
                                    ("Rhubarb recognition", []),
                                    ("Rhubarb phonetic", ["-r", "phonetic"])):
-                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    out = subprocess.run([program, "-q", "-f", "json", *extra, "clip.wav"],
-                                         cwd=d, capture_output=True, text=True, timeout=300)
-                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    cpu[key] += after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                    _, spent, out = timed_run([program, "-q", "-f", "json", *extra, "clip.wav"],
+                                              d)
+                    cpu[key] += spent
                     got = [c for c in json.loads(out.stdout)["mouthCues"]] if \
                         out.returncode == 0 else []
                     frames = np.full(int(dur * FPS), "X", dtype=object)

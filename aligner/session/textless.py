@@ -82,6 +82,7 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
     words = _placed(words, heard)
     return replace(words, phones=_linked(phones, words.words))
 
+
 def _placed(found: Alignment, heard: list) -> Alignment:
     """``found``, or where its forced alignment left a word without time (it could not fit the
     recognised words: one heard where the audio was cut, say) the recogniser's own times, which
