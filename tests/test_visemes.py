@@ -825,3 +825,50 @@ def test_retiming_says_dictionary_words_in_the_variant_that_fits_the_audio():
     got = model.force_align(samples, rate, part, span=(part[0].start, part[-1].end),
                             variants=variants)
     assert [p.phone for p in got if p.phone != "sil"] == [p.phone for p in part]
+
+
+LINES = [TEXT, TEXT2, TEXT3, "Your appointment is confirmed for Tuesday morning at nine.",
+         "We have two openings next week, on Monday and on Friday."]
+
+
+@cache
+def _shifted(text: str, shift: float = 0.8):
+    """(16 kHz samples, truth phones) of espeak-ng speech with its formants and pitch moved by
+    ``shift`` (played slower): one voice unlike the acoustic model's average speaker."""
+    syn = synthesize(text, "en+m3", 150)
+    pcm = resample(syn.samples, int(round(syn.sample_rate * shift)), 16000)
+    return pcm, [dataclasses.replace(p, start=p.start / shift, end=p.end / shift)
+                 for p in espeak_phones(syn.phones)]
+
+
+def test_visemes_of_a_voice_use_what_its_profile_learned(tmp_path, capsys):
+    """Phones for visemes are timed on the acoustic model adapted to a voice's profile (with
+    text, and from the words heard), the profile learns from each clip, and the command keeps
+    the profile in a file."""
+    from aligner.speech.adaptation import VoiceProfile
+
+    profile = VoiceProfile("narrator")
+    for text in LINES[1:]:
+        text_phones(_shifted(text)[0], 16000, text, voice=profile)
+    assert profile.clips == len(LINES) - 1 and profile.transform is not None
+    saved = profile.save(tmp_path / "narrator.json")
+    pcm, truth = _shifted(LINES[0])
+    cold = text_phones(pcm, 16000, LINES[0])
+    warm = text_phones(pcm, 16000, LINES[0], voice=profile)
+    assert warm != cold and profile.clips == len(LINES)
+    assert _agreement(truth, warm, "oculus") > _agreement(truth, cold, "oculus") + 0.1
+    heard = estimate_phones(pcm, 16000, voice=profile)  # audio only: the words heard
+    assert heard and profile.clips == len(LINES) + 1
+    with pytest.raises(ValueError, match="words"):
+        estimate_phones(pcm, 16000, "acoustic", voice=profile)
+
+    wav = _wav(tmp_path / "line.wav", pcm, 16000)
+    for extra, phones in ((["--voice-profile", str(saved)], warm),
+                          (["--adapt"], text_phones(pcm, 16000, LINES[0], adapt=True))):
+        assert main(["visemes", str(wav), "--text", LINES[0], *extra]) == 0
+        got = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert got == [c.event() for c in cues(phones, "oculus", end=len(pcm) / 16000)]
+    assert VoiceProfile.load(saved).clips == len(LINES)  # learned from the line, saved back
+    assert main(["visemes", str(wav), "--voice-profile", str(saved), "--audio-only",
+                 "acoustic"]) == 2
+    assert "--audio-only words" in capsys.readouterr().err

@@ -66,6 +66,25 @@ def voice_profile(path: str | None):
         raise AlignmentError(f"cannot read voice profile {path}: {exc}") from exc
 
 
+def save_voice_profile(profile, path: str | None, command: str) -> None:
+    """Save what ``profile`` (from :func:`voice_profile`; None: no option) learned back to
+    ``path``, atomically, and say how much speech it holds.
+
+    Raises:
+        AlignmentError: the file cannot be written.
+    """
+    if profile is None or not path:
+        return
+    from ..errors import AlignmentError
+
+    try:
+        profile.save(path)
+    except OSError as exc:
+        raise AlignmentError(f"cannot write voice profile {path}: {exc}") from exc
+    print(f"aligner {command}: voice profile {path} ({profile.frames / 100:.0f} s of speech "
+          f"learned)", file=sys.stderr)
+
+
 def _parser(modules: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aligner",

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     def progress(t: float, total: float) -> None:
         print(f"aligner timeline: {t:6.1f} / {total:.1f} s", file=sys.stderr)
 
-    from . import voice_profile
+    from . import save_voice_profile, voice_profile
 
     profile = voice_profile(args.voice_profile)
     timeline = build_timeline(
@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
         utterance_gap=DEFAULT_UTTERANCE_GAP if args.utterance_gap is None else args.utterance_gap,
         align=not args.no_align, recognize=not args.no_recognize, backend=args.backend,
         voice=profile, adapt=args.adapt, progress=progress)
-    if profile is not None:
-        profile.save(args.voice_profile)
+    save_voice_profile(profile, args.voice_profile, "timeline")
     try:
         path = save_timeline(timeline, out)
     except OSError as exc:

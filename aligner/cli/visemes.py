@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   aligner visemes call.mp3 --audio-only acoustic # audio only, fast: a phone loop
   aligner visemes clip.wav --text-file clip.txt --set rhubarb --lead 0.05
   aligner visemes clip.wav --set azure --out clip.visemes.jsonl
+  aligner visemes line7.wav --text-file line7.txt --voice-profile voices/narrator.json
 
 Each line is {"t": seconds from the start of the audio, "viseme": name (id for azure),
 "weight": 0..1}. Sets: oculus (default; OVR sil PP FF TH DD kk CH SS nn RR aa E ih oh ou),
@@ -33,7 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-refine", action="store_true",
                         help="with text: keep the aligner's phone times (default: espeak-ng's "
                              "own phone times where the aligner warped its speech onto the "
-                             "audio, else re-timed on the shipped phone model)")
+                             "audio, and phones the aligner spread by a duration model "
+                             "re-timed on the shipped phone model)")
+    parser.add_argument("--voice-profile", metavar="FILE",
+                        help="the voice's profile (created if missing, updated after the run): "
+                             "the phones are timed on the acoustic model adapted to the voice "
+                             "learned from its other clips (with text, or the words heard)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="adapt to the clip's own voice first (two passes; for a recording "
+                             "of one voice with no profile yet)")
     parser.add_argument("--audio-only", default="words",
                         choices=("words", "acoustic", "model", "pocketsphinx"),
                         help="without text: the phones of the words recognised in the audio "
@@ -44,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import blas_threads
+    from . import blas_threads, save_voice_profile, voice_profile
 
     blas_threads(1)  # before numpy loads: a per-file run is fastest on one thread
     import json
@@ -71,14 +80,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"aligner visemes: decoding {args.audio}", file=sys.stderr)
     pcm = load(args.audio, rate)
     duration = len(pcm) / rate
+    profile = voice_profile(args.voice_profile)
     t0 = time.perf_counter()
     if text is not None and text.strip():
         print(f"aligner visemes: aligning {duration:.2f} s of audio with its text", file=sys.stderr)
-        phones = text_phones(pcm, rate, text, refine=not args.no_refine)
+        phones = text_phones(pcm, rate, text, refine=not args.no_refine, voice=profile,
+                             adapt=args.adapt)
     else:
         print(f"aligner visemes: recognising {duration:.2f} s of audio (no text)",
               file=sys.stderr)
-        phones = estimate_phones(pcm, rate, method=args.audio_only)
+        try:
+            phones = estimate_phones(pcm, rate, method=args.audio_only, voice=profile,
+                                     adapt=args.adapt)
+        except ValueError as exc:
+            raise AlignmentError(f"--voice-profile and --adapt need --audio-only words: "
+                                 f"{exc}") from exc
+    save_voice_profile(profile, args.voice_profile, "visemes")
     result = cues(phones, args.set, motion=motion, end=duration)
     lines = "".join(json.dumps(c.event()) + "\n" for c in result)
     print(f"aligner visemes: {len(result)} visemes in {time.perf_counter() - t0:.2f} s",
