@@ -121,6 +121,21 @@ def test_recognize_words_have_times_inside_the_audio():
     assert not any(w.word.startswith(("<", "(", "[")) for w in words)
 
 
+def test_a_voice_transform_moves_the_recognisers_model():
+    """A voice's transform reaches pocketsphinx as its MLLR file: the identity hears exactly
+    what the model alone does, a transform that moves the means hears otherwise."""
+    from aligner.speech.acoustic_model import MeanTransform
+
+    def moved(bias: float) -> MeanTransform:
+        return MeanTransform(tuple(np.hstack([np.full((13, 1), bias), np.eye(13)])
+                                   for _ in range(3)))
+
+    pcm = _speech(LINES[0])
+    alone = recognize_words(pcm, 16000)
+    assert alone and recognize_words(pcm, 16000, transform=moved(0.0)) == alone
+    assert recognize_words(pcm, 16000, transform=moved(1.5)) != alone
+
+
 def test_recognize_general_language_model():
     # The general model is weak on espeak's synthetic speech, and espeak's output differs by a
     # few samples from call to call, so which words it hears is a coin toss (measured: "Yes

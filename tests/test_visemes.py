@@ -872,3 +872,35 @@ def test_visemes_of_a_voice_use_what_its_profile_learned(tmp_path, capsys):
     assert main(["visemes", str(wav), "--voice-profile", str(saved), "--audio-only",
                  "acoustic"]) == 2
     assert "--audio-only words" in capsys.readouterr().err
+
+
+def test_audio_only_words_are_heard_on_the_model_adapted_to_the_voice():
+    """With a voice's profile, learned from the words heard in its other clips (no text), the
+    words are recognised on the acoustic model adapted to the voice; a profile of another voice,
+    which the aligner's guard finds does not fit, leaves the phones as they are without it;
+    ``adapt`` learns a long recording's voice from a first hearing."""
+    from aligner.speech.adaptation import VoiceProfile
+    from aligner.speech.backends.acoustic import transform_fits
+
+    profile, other = VoiceProfile("narrator"), VoiceProfile("other")
+    for text in LINES[1:]:
+        estimate_phones(_shifted(text)[0], 16000, voice=profile)
+        estimate_phones(_shifted(text, 1.3)[0], 16000, voice=other)
+    assert profile.clips == other.clips == len(LINES) - 1 and profile.transform is not None
+    pcm, truth = _shifted(LINES[0])
+    plain = estimate_phones(pcm, 16000)
+    adapted = estimate_phones(pcm, 16000, voice=profile)
+    assert _agreement(truth, adapted, "oculus") > _agreement(truth, plain, "oculus") + 0.1
+    assert not transform_fits(pcm, other.transform)  # the other voice's profile: not used
+    assert estimate_phones(pcm, 16000, voice=other) == plain
+
+    clips = [_shifted(text) for text in LINES]
+    gap = np.zeros(8000, np.int16)
+    long = np.concatenate([x for p, _ in clips for x in (p, gap)])
+    starts = np.cumsum([0] + [(len(p) + len(gap)) / 16000 for p, _ in clips[:-1]])
+    truth = [dataclasses.replace(t, start=t.start + s, end=t.end + s)
+             for (_, ts), s in zip(clips, starts, strict=True) for t in ts]
+    once = estimate_phones(long, 16000)
+    twice = estimate_phones(long, 16000, adapt=True, voice=(learner := VoiceProfile("n")))
+    assert _agreement(truth, twice, "oculus") > _agreement(truth, once, "oculus") + 0.1
+    assert learner.clips == 1

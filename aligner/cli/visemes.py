@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "re-timed on the shipped phone model)")
     parser.add_argument("--voice-profile", metavar="FILE",
                         help="the voice's profile (created if missing, updated after the run): "
-                             "the phones are timed on the acoustic model adapted to the voice "
-                             "learned from its other clips (with text, or the words heard)")
+                             "the phones are timed, and without text the words recognised, on "
+                             "the acoustic model adapted to the voice learned from its other "
+                             "clips (from their text, or from the words heard in them)")
     parser.add_argument("--adapt", action="store_true",
                         help="adapt to the clip's own voice first (two passes; for a recording "
                              "of one voice with no profile yet)")

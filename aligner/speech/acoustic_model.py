@@ -139,6 +139,17 @@ class MeanTransform:
             out[:, s] = means[:, s] @ w[:, 1:].T + w[:, 0]
         return out
 
+    def sphinx_mllr(self) -> str:
+        """The transform as a pocketsphinx MLLR file (its ``mllr`` setting): one regression
+        class, the model's three 13-dimensional streams (``-svspec 0-12/13-25/26-38``), each
+        ``A``, ``b`` and variances unscaled."""
+        lines = ["1", str(len(self.matrices))]
+        for w in self.matrices:
+            lines.append(str(len(w)))
+            lines += [" ".join(f"{x:.8g}" for x in row) for row in (*w[:, 1:], w[:, 0])]
+            lines.append(" ".join(["1"] * len(w)))
+        return "\n".join(lines) + "\n"
+
 
 class AcousticModel:
     """The en-us model in memory (about 30 MB; load it once with :func:`model`)."""

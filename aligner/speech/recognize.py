@@ -30,13 +30,19 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .acoustic_model import MeanTransform
 
 from ..audio import as_int16, check_rate, resample
 
@@ -215,6 +221,7 @@ class RecognizedWord:
 
 
 _decoders: dict = {}  # per process: vocabulary key -> (Decoder, its initial cepstral mean)
+_adapted: dict = {}  # per process: vocabulary key -> (transform's MLLR text, Decoder, mean)
 _idle: dict = {}  # per process: vocabulary key -> decoders free for a stream
 _lock = threading.Lock()
 _PRIMING = 3  # passes over the features priming the cepstral mean of a whole utterance
@@ -241,20 +248,35 @@ def _pronunciations(words: frozenset[str]) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def _new_decoder(vocabulary: tuple[str, ...] | None):
-    """A fresh decoder for normalised hint phrases (None: the general language model).
+def _new_decoder(vocabulary: tuple[str, ...] | None, mllr: str | None = None):
+    """A fresh decoder for normalised hint phrases (None: the general language model), its
+    model's means moved by ``mllr`` (an MLLR file's text) if given.
 
     With hints it loads no language model and only the hinted words' pronunciations (5 MB and
     30 ms instead of 100 MB and a second), so each live stream can have its own."""
+    extra = {}
+    if mllr is not None:  # pocketsphinx reads the transform from a file as it loads the model
+        with tempfile.NamedTemporaryFile("w", suffix=".mllr", delete=False) as f:
+            f.write(mllr)
+        extra["mllr"] = f.name
+    try:
+        return _new_decoder_with(vocabulary, extra)
+    finally:
+        if mllr is not None:
+            os.unlink(extra["mllr"])
+
+
+def _new_decoder_with(vocabulary: tuple[str, ...] | None, extra: dict):
+    """:func:`_new_decoder`'s decoder, with ``extra`` pocketsphinx settings."""
     from pocketsphinx import Decoder
 
     if not vocabulary:
-        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL")
+        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", **extra)
         decoder.add_jsgf_string(_PRIME_SEARCH, _PRIME_GRAMMAR)
         return decoder
     # The default two-pass search only slows a grammar.
     decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", lm=None, dict=None,
-                      fwdflat=False, bestpath=False)
+                      fwdflat=False, bestpath=False, **extra)
     entries = _pronunciations(frozenset(w for p in vocabulary for w in p.split()))
     for i, (entry, phones) in enumerate(entries):
         decoder.add_word(entry, phones, i == len(entries) - 1)
@@ -275,9 +297,18 @@ def _new_decoder(vocabulary: tuple[str, ...] | None):
     return decoder
 
 
-def _decoder(vocabulary: tuple[str, ...] | None):
-    """This process's shared decoder for a vocabulary, and its initial cepstral mean."""
+def _decoder(vocabulary: tuple[str, ...] | None, transform: MeanTransform | None = None):
+    """This process's shared decoder for a vocabulary (its model adapted by ``transform``),
+    and its initial cepstral mean. One adapted decoder per vocabulary is kept: a voice's
+    transform changes little from one clip to the next, but each is another model to load."""
     key = vocabulary or ()
+    if transform is not None:
+        mllr = transform.sphinx_mllr()
+        if key not in _adapted or _adapted[key][0] != mllr:
+            _adapted.pop(key, None)  # free the old model before loading the new one
+            decoder = _new_decoder(vocabulary, mllr)
+            _adapted[key] = (mllr, decoder, decoder.get_cmn())
+        return _adapted[key][1:]
     if key not in _decoders:
         decoder = _new_decoder(vocabulary)
         _decoders[key] = (decoder, decoder.get_cmn())
@@ -315,7 +346,8 @@ def prepare(vocabulary: Iterable[str] | None = None) -> None:
 
 
 def recognize_words(samples: np.ndarray, sample_rate: int,
-                    vocabulary: Iterable[str] | None = None) -> list[RecognizedWord]:
+                    vocabulary: Iterable[str] | None = None, *,
+                    transform: MeanTransform | None = None) -> list[RecognizedWord]:
     """Recognise an utterance with pocketsphinx and return its words with times.
 
     Args:
@@ -323,6 +355,11 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
         sample_rate: any rate 8000-48000 (8 kHz telephone audio is upsampled; accuracy drops).
         vocabulary: optional phrase hints (words or whole sentences); when given, only these
             words can be recognised, and a hinted sentence that fits is recognised whole.
+        transform: a voice's transform of the model's means
+            (:attr:`aligner.speech.adaptation.VoiceProfile.transform`): the speech is
+            recognised on the model adapted to the voice (a decoder loaded with it as
+            pocketsphinx's MLLR; about a second the first time a transform is used). Unguarded:
+            the caller checks that the transform fits the audio.
 
     Returns:
         Words (lower case, fillers and silences removed) with start/end seconds. The cepstral
@@ -334,7 +371,7 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     """
     pcm = resample(samples, check_rate(sample_rate), RECOGNITION_RATE)
     with _lock:
-        decoder, cmn = _decoder(_vocabulary(vocabulary))
+        decoder, cmn = _decoder(_vocabulary(vocabulary), transform)
         return _decode_primed(decoder, cmn, pcm)
 
 

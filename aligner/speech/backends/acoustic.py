@@ -433,6 +433,22 @@ def recognize_phones(pcm16k: np.ndarray, weight: float = PHONE_LM_WEIGHT,
     return out
 
 
+def transform_fits(pcm16k: np.ndarray, transform: MeanTransform) -> bool:
+    """Whether a voice's transform explains 16 kHz ``pcm16k`` better than the model alone, the
+    text unknown: the best path of the free phone loop (:func:`_phone_loop`) scores higher per
+    frame with it. Measured on espeak-ng voices moved 20% down and 30% up: a profile of the
+    clip's own voice gains 9-12 nats a frame, one of the other voice loses 1-4. Costs about 1%
+    of real time."""
+    m = model()
+    feats = features(cepstra(dither(pcm16k)))
+    if not len(feats):
+        return False
+    senones = m.ci_senones.reshape(-1)
+    (plain,) = m.scores(feats, senones)
+    (moved,) = m.scores(feats, senones, transform=transform)
+    return bool(_phone_loop(m, moved)[0].mean() > _phone_loop(m, plain)[0].mean())
+
+
 def _confidence(gop: float) -> float:
     """A word's goodness of pronunciation (nats per frame, <= 0 mostly) as 0..1."""
     return float(1.0 / (1.0 + np.exp(-(gop - _GOP_CENTRE) / _GOP_SCALE)))
