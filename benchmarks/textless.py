@@ -24,7 +24,12 @@ Rhubarb Lip Sync 1.14 is not run here (``benchmarks/visemes.py --rhubarb`` runs 
 published figures on synthetic voices (82% audio only, ~8x real time in recognition mode) are
 printed beside ours.
 
-Run: ``python benchmarks/textless.py [--quick]``
+With ``--corpus PATH`` (e.g. ``../shared/corpora/timit-dev``), each speaker instead is an agent
+that never sends text, its clips in turn the utterances of its calls: ours with and without
+the agent's voice profile learning from the words heard (recall, precision, the Rhubarb-set
+viseme agreement of ``benchmarks/visemes_corpus.py``, speed).
+
+Run: ``python benchmarks/textless.py [--quick] [--corpus PATH]``
 """
 
 from __future__ import annotations
@@ -89,10 +94,67 @@ def on(spans: list[tuple[float, float]], a: float, b: float) -> float:
     return sum(max(0.0, min(b, e) - max(a, s)) for s, e in spans)
 
 
+def corpus(folder: str) -> None:
+    """Each speaker of a corpus (the evaluation corpora's format) as an agent that never sends
+    text: its clips in turn as the text-less utterances (web binary, 16 kHz) of its calls, each
+    call a session; ours without a profile, and with the agent's profile learning from the
+    words heard in every call before (``Session(voice=...)``, as ``--voice-profiles`` keeps)."""
+    import json
+    import wave
+
+    from visemes_corpus import _cue_frames, _frames, rhubarb_score, truth_phones
+
+    from aligner.speech.adaptation import VoiceProfile
+    from aligner.visemes import cues
+
+    root = Path(folder)
+    agents: dict[str, list] = {}
+    for key, it in json.loads((root / "truth.json").read_text()).items():
+        if it.get("phones"):
+            agents.setdefault(key.rsplit("/", 1)[0], []).append(it)
+    motion = Motion()
+    names = ("ours, no profile", "ours, the agent's profile learning")
+    rows = {n: np.zeros(6) for n in names}  # spoken, right, heard, agreement, frames, cpu
+    seconds = 0.0
+    for n, its in enumerate(agents.values()):
+        profile = VoiceProfile("agent")
+        for it in its:
+            with wave.open(str(root / it["wav"])) as w:
+                pcm = resample(np.frombuffer(w.readframes(w.getnframes()), np.int16),
+                               w.getframerate(), 16000)
+            dur = len(pcm) / 16000
+            seconds += dur
+            truth = _frames(truth_phones(it["phones"]), "rhubarb", dur)
+            for name, voice in zip(names, (None, profile), strict=True):
+                t0 = time.process_time()
+                session = Session(16000, voice=voice)
+                session.receive_all(events(pcm, 16000, "s16le", 0.2, AgentAudio))
+                (u,) = session.finish().speaker("agent")
+                cpu = time.process_time() - t0
+                agree, frames = rhubarb_score(truth, _cue_frames(
+                    cues(list(u.phones), "rhubarb", motion=motion), dur, "X"))
+                rows[name] += (len(tokens(it["text"])),
+                               word_overlap(it["text"], u.text) * len(tokens(it["text"])),
+                               len(tokens(u.text)), agree, frames, cpu)
+        print(f"  {n + 1}/{len(agents)} agents", file=sys.stderr, flush=True)
+    print(f"\n{folder}: {len(agents)} agents (speakers), their clips in turn as text-less "
+          f"utterances, {seconds:.0f} s")
+    print(f"{'system':<36} {'recall':>7} {'precis.':>7} {'Rhubarb set':>11} {'x real time':>11}")
+    for name, (spoken, right, heard, agree, frames, cpu) in rows.items():
+        print(f"{name:<36} {right / spoken:7.1%} {right / max(heard, 1):7.1%} "
+              f"{agree / frames:11.2%} {seconds / cpu:11.1f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 sentences instead of 12")
+    ap.add_argument("--corpus", metavar="PATH",
+                    help="instead: a folder of speech with known phones (truth.json), each "
+                         "speaker an agent without text, with and without its voice profile")
     args = ap.parse_args()
+    if args.corpus:
+        corpus(args.corpus)
+        return 0
     items = SENTENCES[::8] if args.quick else SENTENCES[::8] + SENTENCES[3::8] + SENTENCES[5::8]
     motion = Motion()
     print(f"synthesising {len(items)} sentences with espeak-ng ...", file=sys.stderr)

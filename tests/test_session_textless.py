@@ -152,3 +152,31 @@ def test_words_heard_where_the_audio_was_cut_keep_some_time():
         times = [t for w in found.words for t in (w.start, w.end)]
         assert times == sorted(times) and times[-1] <= cut / 8000 + 1e-6, cut
         assert all(w.end > w.start for w in found.words), (cut, found.words)
+
+
+def test_an_agent_heard_without_text_is_learned_and_heard_on_its_voice():
+    """Text-less agent utterances teach the agent voice's profile from the words recognised in
+    them, and a profile that has learned the voice makes its speech heard on the adapted model,
+    as the audio-only viseme path does."""
+    import copy
+
+    from test_visemes import LINES, _shifted
+
+    from aligner.speech.adaptation import VoiceProfile
+
+    assert SR == 16000  # the voice below is made at 16 kHz
+    profile = VoiceProfile("agent_7")
+    events, t = [], 1.0
+    for text in LINES[1:]:
+        pcm = _shifted(text)[0]
+        events.append(Stamped(t, "in", AgentAudio(encode(pcm, "s16le"))))
+        t = math.ceil(t + len(pcm) / SR + 1.5)
+    session = Session(SR, voice=profile)
+    session.receive_all(events)
+    assert [u.source for u in session.finish().speaker("agent")] == ["recognized"] * 4
+    assert profile.clips == len(LINES) - 1 and profile.transform is not None
+    pcm = _shifted(LINES[0])[0]
+    got = estimate(pcm, SR, voice=copy.deepcopy(profile))
+    assert [(p.phone, p.start, p.end) for p in got.phones] == [
+        (p.phone, p.start, p.end) for p in estimate_phones(pcm, SR, voice=copy.deepcopy(profile))]
+    assert got.text != estimate(pcm, SR).text  # heard on the voice's model, not the average's

@@ -109,7 +109,8 @@ class Session:
             (fast).
         backend: the aligner backend (see :func:`aligner.align`), e.g. ``"fallback"``.
         voice: the agent voice's profile (:class:`aligner.speech.adaptation.VoiceProfile`):
-            every agent utterance uses it where it fits and it learns from each.
+            every agent utterance uses it where it fits and it learns from each (one without
+            text from the words recognised in it, which are heard on the adapted model).
         info: call facts for ``Timeline.metadata`` (call_id, protocol, ...; JSON values).
 
     Raises:
@@ -131,7 +132,7 @@ class Session:
         self.finished = False
         self.malformed = 0  # frames that could not be used (logged, counted, kept as events)
         self._factory = _stream_aligner(backend, voice) if align else None
-        self._estimator = _estimator(backend, recognize) if align else None
+        self._estimator = _estimator(backend, recognize, voice) if align else None
         self._info = {k: v for k, v in (info or {}).items() if _is_json_scalar(v)}
         self._agent: list[AgentUtterance] = []
         self._current: AgentUtterance | None = None
@@ -349,11 +350,12 @@ def _stream_aligner(backend: str, voice: Any = None) -> Callable[[int], Any]:
     return factory
 
 
-def _estimator(backend: str, recognize: bool) -> Callable[[np.ndarray, int], Any]:
+def _estimator(backend: str, recognize: bool, voice: Any = None
+               ) -> Callable[[np.ndarray, int], Any]:
     def estimate(pcm: np.ndarray, sample_rate: int) -> Any:
         from .textless import estimate as _estimate
 
-        return _estimate(pcm, sample_rate, recognize=recognize, backend=backend)
+        return _estimate(pcm, sample_rate, recognize=recognize, backend=backend, voice=voice)
 
     return estimate
 

@@ -27,6 +27,7 @@ is slow (see ``benchmarks/textless.py``), so a live caller should run it off its
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,11 +38,14 @@ from ..speech.pronounce import token_phones
 from ..speech.text import tokenize
 from ..timeline import Phone, Word
 
+if TYPE_CHECKING:
+    from ..speech.adaptation import VoiceProfile
+
 __all__ = ["estimate"]
 
 
 def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
-             backend: str = "auto") -> Alignment:
+             backend: str = "auto", voice: VoiceProfile | None = None) -> Alignment:
     """Phones of ``pcm`` from the audio alone, and (``recognize``) its recognised words.
 
     Args:
@@ -53,6 +57,10 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
             and its decoder stretches them over the speech as the recogniser heard it, where the
             acoustic backend, free to put pauses where a guessed word does not fit, leaves part
             of the speech without a word for the captions.
+        voice: the speaker's profile: with ``recognize``, the words are recognised on the model
+            adapted to the voice where it fits the audio
+            (:meth:`~aligner.speech.adaptation.VoiceProfile.fitting_transform`), their phones
+            placed on it, and the profile learns from them (no text needed).
 
     Returns:
         An :class:`~aligner.speech.alignment.Alignment`, times in seconds from the start of ``pcm``:
@@ -70,10 +78,11 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
     if recognize:
         from ..speech.recognize import recognize_words
 
-        heard = recognize_words(pcm, sample_rate)
+        transform = voice.fitting_transform(pcm, sample_rate) if voice is not None else None
+        heard = recognize_words(pcm, sample_rate, transform=transform)
     text = " ".join(w.word for w in heard)
     phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
-              for p in (heard_phones(pcm, sample_rate, text) if heard
+              for p in (heard_phones(pcm, sample_rate, text, voice=voice) if heard
                         else estimate_phones(pcm, sample_rate, "acoustic"))
               if p.start < duration]
     if not heard:

@@ -301,30 +301,27 @@ def _hear_and_place(pcm: np.ndarray, sample_rate: int, voice: VoiceProfile | Non
     first learned the clip's own voice from the words heard in it), their phones placed by
     :func:`heard_phones`. The guard: the transform is used for recognition only where it
     explains the clip better than the model alone without the text
-    (:func:`aligner.speech.backends.acoustic.transform_fits`), and the aligner checks it again
-    on the words heard."""
+    (:meth:`aligner.speech.adaptation.VoiceProfile.fitting_transform`), and the aligner checks
+    it again on the words heard."""
     from ..speech.adaptation import VoiceProfile
     from ..speech.alignment import align
-    from ..speech.backends.acoustic import transform_fits
     from ..speech.recognize import recognize_words
 
-    x16 = pcm if sample_rate == 16000 else resample(pcm, sample_rate, 16000)
-
-    def hear(transform) -> str:
-        if transform is not None and not transform_fits(x16, transform):
-            transform = None
-        words = recognize_words(pcm, sample_rate, transform=transform) if len(pcm) else []
-        return " ".join(w.word for w in words)
+    def hear(profile: VoiceProfile | None) -> str:
+        if not len(pcm):
+            return ""
+        transform = profile.fitting_transform(pcm, sample_rate) if profile is not None else None
+        return " ".join(w.word for w in recognize_words(pcm, sample_rate, transform=transform))
 
     before = voice.stats if voice is not None else None
     profile, learned = voice, None
     if adapt:  # a first hearing teaches a profile the clip's voice, on top of what voice knew
         profile = VoiceProfile("clip", before)
-        first = hear(profile.transform)
+        first = hear(profile)
         if first.strip():
             align(pcm, sample_rate, first, voice=profile)
         learned = profile.learned_since(before)
-    text = hear(profile.transform if profile is not None else None)
+    text = hear(profile)
     result = align(pcm, sample_rate, text, voice=profile) if text.strip() else None
     if adapt and voice is not None:
         voice.learn(learned)
@@ -376,11 +373,12 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "words", *,
         from .model import PhoneModel
 
         return PhoneModel.load().phones(pcm, sample_rate)
+    total = len(pcm) / sample_rate  # at 16 kHz the audio may last a fraction of a sample more
     if method == "acoustic":
         from ..speech.backends.acoustic import recognize_phones
 
         x = pcm if sample_rate == 16000 else resample(pcm, sample_rate, 16000)
-        return [Phone(p, a, b) for p, a, b in recognize_phones(x)]
+        return [Phone(p, a, min(b, total)) for p, a, b in recognize_phones(x) if a < total]
     if method != "pocketsphinx":
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     if sample_rate != 16000:
@@ -400,7 +398,7 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "words", *,
         name = name if name in SETS["oculus"].mapping else "sil"
         if level[start_frame:end_frame + 1].max(initial=-200.0) < _QUIET_DB:
             name = "sil"  # the phone loop hears phones in digital silence
-        s, e = start_frame / 100, min((end_frame + 1) / 100, len(pcm) / 16000)
+        s, e = start_frame / 100, min((end_frame + 1) / 100, total)
         if out and out[-1].phone == "sil" == name:
             out[-1] = Phone("sil", out[-1].start, e)
         elif e > s:
