@@ -470,6 +470,26 @@ async def test_voice_profiles_learn_each_agents_voice_across_calls(tmp_path, whe
             redis.stop()
 
 
+async def test_an_agent_without_text_teaches_its_profile_from_the_words_heard(tmp_path):
+    """A call whose agent audio comes without text (Twilio, binary frames): each utterance's
+    words are recognised with the agent's profile, which learns the voice from them, and the
+    call adds what it learned to the stored profile when it ends."""
+    from test_visemes import LINES, _shifted
+
+    from aligner.audio import encode
+    from aligner.service.lipsync import LipSync
+    from aligner.service.profiles import open_profiles
+
+    voices = str(tmp_path / "voices")
+    lip = LipSync("call-1", 16000, "s16le", None, profiles=voices, voice="agent-9")
+    for i, text in enumerate(LINES[1:]):
+        events = await lip.estimate(encode(_shifted(text)[0], "s16le"), i, 0)
+        assert any(e["event_type"] == "word" and e["source"] == "recognized" for e in events)
+    await lip.close()
+    stored = open_profiles(voices).load("agent-9")
+    assert stored.clips == 1 and stored.transform is not None  # one call, seconds of speech
+
+
 async def _status(svc, path: str) -> int:
     async with svc.http.get(svc.base + path) as resp:
         await resp.read()

@@ -298,12 +298,14 @@ class ChunkEvents:
 
 def utterance_events(audio: bytes, encoding: str, sample_rate: int, *, first_index: int = 0,
                      utterance: int = 0, viseme_set: str = "oculus",
-                     backend: str = "auto") -> list[dict[str, Any]]:
+                     backend: str = "auto", voice: Any = None) -> list[dict[str, Any]]:
     """Word and viseme events of a whole agent utterance that came without its text.
 
     Words are recognised from the audio and aligned on it, visemes come from their phones
-    (:func:`aligner.session.textless.estimate`). Word indexes start at ``first_index``;
-    offsets are relative to the utterance's first sample; every event is final.
+    (:func:`aligner.session.textless.estimate`; with the agent voice's profile ``voice``, on
+    the model adapted to it where it fits, and the profile learns from them). Word indexes
+    start at ``first_index``; offsets are relative to the utterance's first sample; every event
+    is final.
 
     >>> utterance_events(bytes(1600), "s16le", 8000)[0]["viseme"]   # 0.1 s of silence
     'sil'
@@ -311,7 +313,7 @@ def utterance_events(audio: bytes, encoding: str, sample_rate: int, *, first_ind
     from ..session.textless import estimate
 
     pcm = decode(audio, encoding)
-    found = estimate(pcm, sample_rate, backend=backend)
+    found = estimate(pcm, sample_rate, backend=backend, voice=voice)
     events = [{**_word_event(first_index + i, w, found.text, utterance, sample_rate, 0, True),
                "source": "recognized"} for i, w in enumerate(found.words)]
     visemes = VisemeStream(viseme_set)
@@ -379,19 +381,33 @@ def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
             text: str = "", utterance: int = 0) -> tuple[list[dict[str, Any]], bool]:
     """Run ``op`` (``feed``, ``flush``, ``drop``) on call ``key``'s state; returns (events,
     pending_tail)."""
-    rate, encoding, viseme_set, backend, outputs, profiles, voice = params
     if op == "drop":
         _STATES.pop(key, None)
-        _keep_learned(key, profiles)
+        _keep_learned(key, params[5])
         return [], False
-    state = _STATES.get(key)
-    if state is None:
-        state = _STATES[key] = ChunkEvents(rate, encoding, viseme_set=viseme_set, backend=backend,
-                                           outputs=outputs, voice=_voice(key, profiles, voice))
+    state = _state(key, params)
     if cleared:
         state.clear()
     events = state.align_now(audio, text, utterance) if op == "feed" else state.flush()
     return events, state.pending_tail
+
+
+def _state(key: str, params: tuple) -> ChunkEvents:
+    """Call ``key``'s state in this process (made on first use, with its voice's profile)."""
+    state = _STATES.get(key)
+    if state is None:
+        rate, encoding, viseme_set, backend, outputs, profiles, voice = params
+        state = _STATES[key] = ChunkEvents(rate, encoding, viseme_set=viseme_set, backend=backend,
+                                           outputs=outputs, voice=_voice(key, profiles, voice))
+    return state
+
+
+def _remote_estimate(key: str, params: tuple, audio: bytes, utterance: int,
+                     first_index: int) -> list[dict[str, Any]]:
+    """:func:`utterance_events` for call ``key``, with its voice's profile (which learns)."""
+    rate, encoding, viseme_set, backend, *_ = params
+    return utterance_events(audio, encoding, rate, first_index=first_index, utterance=utterance,
+                            viseme_set=viseme_set, backend=backend, voice=_state(key, params).voice)
 
 
 def warm_up(viseme_set: str = "oculus") -> bool:
@@ -495,11 +511,10 @@ class LipSync:
 
     async def estimate(self, audio: bytes, utterance: int,
                        first_index: int) -> list[dict[str, Any]]:
-        """The events of a whole utterance without text (:func:`utterance_events`)."""
-        rate, encoding, viseme_set, backend, *_ = self._params
-        work = functools.partial(utterance_events, audio, encoding, rate,
-                                 first_index=first_index, utterance=utterance,
-                                 viseme_set=viseme_set, backend=backend)
+        """The events of a whole utterance without text (:func:`utterance_events`), with the
+        call's voice profile."""
+        work = functools.partial(_remote_estimate, self.key, self._params, audio, utterance,
+                                 first_index)
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
