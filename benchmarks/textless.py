@@ -98,7 +98,8 @@ def corpus(folder: str) -> None:
     """Each speaker of a corpus (the evaluation corpora's format) as an agent that never sends
     text: its clips in turn as the text-less utterances (web binary, 16 kHz) of its calls, each
     call a session; ours without a profile, and with the agent's profile learning from the
-    words heard in every call before (``Session(voice=...)``, as ``--voice-profiles`` keeps)."""
+    words heard in every call before (``Session(voice=...)``, as ``--voice-profiles`` keeps).
+    Visemes are scored where the truth has phones."""
     import json
     import wave
 
@@ -110,8 +111,7 @@ def corpus(folder: str) -> None:
     root = Path(folder)
     agents: dict[str, list] = {}
     for key, it in json.loads((root / "truth.json").read_text()).items():
-        if it.get("phones"):
-            agents.setdefault(key.rsplit("/", 1)[0], []).append(it)
+        agents.setdefault(key.rsplit("/", 1)[0], []).append(it)
     motion = Motion()
     names = ("ours, no profile", "ours, the agent's profile learning")
     rows = {n: np.zeros(6) for n in names}  # spoken, right, heard, agreement, frames, cpu
@@ -124,14 +124,15 @@ def corpus(folder: str) -> None:
                                w.getframerate(), 16000)
             dur = len(pcm) / 16000
             seconds += dur
-            truth = _frames(truth_phones(it["phones"]), "rhubarb", dur)
+            truth = _frames(truth_phones(it["phones"]), "rhubarb", dur) if it.get("phones") \
+                else None  # words only
             for name, voice in zip(names, (None, profile), strict=True):
                 t0 = time.process_time()
                 session = Session(16000, voice=voice)
                 session.receive_all(events(pcm, 16000, "s16le", 0.2, AgentAudio))
                 (u,) = session.finish().speaker("agent")
                 cpu = time.process_time() - t0
-                agree, frames = rhubarb_score(truth, _cue_frames(
+                agree, frames = (0.0, 0) if truth is None else rhubarb_score(truth, _cue_frames(
                     cues(list(u.phones), "rhubarb", motion=motion), dur, "X"))
                 rows[name] += (len(tokens(it["text"])),
                                word_overlap(it["text"], u.text) * len(tokens(it["text"])),
@@ -141,8 +142,9 @@ def corpus(folder: str) -> None:
           f"utterances, {seconds:.0f} s")
     print(f"{'system':<36} {'recall':>7} {'precis.':>7} {'Rhubarb set':>11} {'x real time':>11}")
     for name, (spoken, right, heard, agree, frames, cpu) in rows.items():
-        print(f"{name:<36} {right / spoken:7.1%} {right / max(heard, 1):7.1%} "
-              f"{agree / frames:11.2%} {seconds / cpu:11.1f}")
+        visemes = f"{agree / frames:11.2%}" if frames else f"{'-':>11}"  # no truth phones
+        print(f"{name:<36} {right / spoken:7.1%} {right / max(heard, 1):7.1%} {visemes} "
+              f"{seconds / cpu:11.1f}")
 
 
 def main() -> int:
