@@ -11,7 +11,7 @@ the same motion as every renderer. The text path and the words heard are also sc
 *adapted*: each clip with a voice profile learned from its speaker's other clips (from their
 text; from the words heard in them), as ``aligner visemes --voice-profile`` keeps one. Audio
 only, adapted, the words are recognised on the model adapted to the profile: a new profile for
-every clip here, so its speed includes loading a decoder per clip (about a second), which a
+every clip here, so its speed includes loading a decoder per clip (about 0.2 s), which a
 profile learning across a narrator's clips pays only when its transform moves. Last, each
 speaker's clips joined into one recording, aligned or heard once and with ``adapt`` (two
 passes: the second on the voice learned from the first, as ``aligner visemes --adapt``).

@@ -59,7 +59,7 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
             of the speech without a word for the captions.
         voice: the speaker's profile: with ``recognize``, the words are recognised on the model
             adapted to the voice where it fits the audio
-            (:meth:`~aligner.speech.adaptation.VoiceProfile.fitting_transform`), their phones
+            (:func:`~aligner.speech.backends.acoustic.fitting_transform`), their phones
             placed on it, and the profile learns from them (no text needed).
 
     Returns:
@@ -76,10 +76,11 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
 
     heard = []
     if recognize:
+        from ..speech.backends.acoustic import fitting_transform
         from ..speech.recognize import recognize_words
 
-        transform = voice.fitting_transform(pcm, sample_rate) if voice is not None else None
-        heard = recognize_words(pcm, sample_rate, transform=transform)
+        heard = recognize_words(pcm, sample_rate,
+                                transform=fitting_transform(voice, pcm, sample_rate))
     text = " ".join(w.word for w in heard)
     phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
               for p in (heard_phones(pcm, sample_rate, text, voice=voice) if heard

@@ -155,20 +155,6 @@ class VoiceProfile:
             self._solved_at = self.frames
         return self._transform
 
-    def fitting_transform(self, pcm: np.ndarray, sample_rate: int) -> MeanTransform | None:
-        """The transform, if it explains ``pcm`` better than the model alone with the text
-        unknown (:func:`aligner.speech.backends.acoustic.transform_fits`), else None: what
-        recognising this voice's speech may use
-        (:func:`aligner.speech.recognize.recognize_words`'s ``transform``)."""
-        transform = self.transform
-        if transform is None:
-            return None
-        from ..audio import resample
-        from .backends.acoustic import transform_fits
-
-        x = pcm if sample_rate == 16000 else resample(pcm, sample_rate, 16000)
-        return transform if transform_fits(x, transform) else None
-
     def should_check(self) -> bool:
         """Whether the next clip's alignment should check that the transform fits it."""
         return self._fits < TRUSTED_AFTER or self._unchecked >= CHECK_EVERY - 1

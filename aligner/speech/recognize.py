@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..audio import as_int16, check_rate, resample
+
 if TYPE_CHECKING:
     from .acoustic_model import MeanTransform
-
-from ..audio import as_int16, check_rate, resample
 
 __all__ = [
     "CONTINUATIONS",
@@ -358,7 +358,7 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
         transform: a voice's transform of the model's means
             (:attr:`aligner.speech.adaptation.VoiceProfile.transform`): the speech is
             recognised on the model adapted to the voice (a decoder loaded with it as
-            pocketsphinx's MLLR; about a second the first time a transform is used). Unguarded:
+            pocketsphinx's MLLR; about 0.2 s the first time a transform is used). Unguarded:
             the caller checks that the transform fits the audio.
 
     Returns:

@@ -301,16 +301,17 @@ def _hear_and_place(pcm: np.ndarray, sample_rate: int, voice: VoiceProfile | Non
     first learned the clip's own voice from the words heard in it), their phones placed by
     :func:`heard_phones`. The guard: the transform is used for recognition only where it
     explains the clip better than the model alone without the text
-    (:meth:`aligner.speech.adaptation.VoiceProfile.fitting_transform`), and the aligner checks
+    (:func:`aligner.speech.backends.acoustic.fitting_transform`), and the aligner checks
     it again on the words heard."""
     from ..speech.adaptation import VoiceProfile
     from ..speech.alignment import align
+    from ..speech.backends.acoustic import fitting_transform
     from ..speech.recognize import recognize_words
 
     def hear(profile: VoiceProfile | None) -> str:
         if not len(pcm):
             return ""
-        transform = profile.fitting_transform(pcm, sample_rate) if profile is not None else None
+        transform = fitting_transform(profile, pcm, sample_rate)
         return " ".join(w.word for w in recognize_words(pcm, sample_rate, transform=transform))
 
     before = voice.stats if voice is not None else None
@@ -341,8 +342,8 @@ def estimate_phones(pcm: np.ndarray, sample_rate: int, method: str = "words", *,
             phones placed by :func:`heard_phones` (the most accurate on human speech and on
             voices made from recordings of people: TIMIT 88% in Rhubarb's shapes against
             84% for Rhubarb's own recognizer, Flite's voices 93% OVR; about 6x real time, as
-            Rhubarb's recognizer); ``"acoustic"``: the phone loop of pocketsphinx's acoustic model with
-            the English phone bigram, decoded by the aligner's own search
+            Rhubarb's recognizer); ``"acoustic"``: the phone loop of pocketsphinx's acoustic
+            model with the English phone bigram, decoded by the aligner's own search
             (:func:`aligner.speech.backends.acoustic.recognize_phones`; TIMIT 83%, Flite's
             voices 83% OVR; 160x real time); ``"model"``: the small phone model shipped with the
             package (:mod:`aligner.visemes.model`; trained on espeak-ng voices: the best on

@@ -34,14 +34,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...audio import resample
 from ..acoustic_model import AcousticModel, MeanTransform, Mixtures, model
 from ..dictionary import dictionary_variants
 from ..features import HOP, RATE, WINDOW, cepstra, features
 from ..signal import dither
 from ..text import Token, spoken
+
+if TYPE_CHECKING:
+    from ..adaptation import VoiceProfile
 
 __all__ = ["EDGE_DB", "PHONE_LM_WEIGHT", "PHONE_PENALTY", "Result", "align_tokens",
            "recognize_phones"]
@@ -447,6 +452,18 @@ def transform_fits(pcm16k: np.ndarray, transform: MeanTransform) -> bool:
     (plain,) = m.scores(feats, senones)
     (moved,) = m.scores(feats, senones, transform=transform)
     return bool(_phone_loop(m, moved)[0].mean() > _phone_loop(m, plain)[0].mean())
+
+
+def fitting_transform(voice: VoiceProfile | None, pcm: np.ndarray, sample_rate: int
+                      ) -> MeanTransform | None:
+    """The transform of ``voice``'s profile if it explains ``pcm`` better than the model alone
+    with the text unknown (:func:`transform_fits`), else None: what recognising the voice's
+    speech may use (:func:`aligner.speech.recognize.recognize_words`'s ``transform``)."""
+    transform = voice.transform if voice is not None else None
+    if transform is None:
+        return None
+    x = pcm if sample_rate == RATE else resample(pcm, sample_rate, RATE)
+    return transform if transform_fits(x, transform) else None
 
 
 def _confidence(gop: float) -> float:
