@@ -65,6 +65,37 @@ async def test_a_worker_killed_mid_render_its_job_runs_again_elsewhere_outputs_o
     assert "Riverside" in open_store(store, s3.endpoint).get(f"{call_id}/call.vtt").decode()
 
 
+async def test_a_job_a_sweep_aborts_to_run_again_has_not_ended(tmp_path):
+    """A sweep aborts a job it took for lost and queues it again: the worker that was running
+    it acknowledges the abort by finishing it (seen when a sweep raced a retry on a loaded
+    machine), but the job has not ended, so its call is not recorded failed; an aborted job
+    with no attempt left has ended."""
+    from cluster_helpers import RedisServer
+    from saq import Job
+    from saq.job import Status
+
+    from aligner.service.jobs import QUEUE, _finishing_queue, connect
+
+    redis = RedisServer(tmp_path).start()
+    try:
+        queue = _finishing_queue()(connect(redis.url), name=QUEUE)
+        ended = []
+
+        async def finished(job, status):
+            ended.append((job.attempts, str(getattr(status, "value", status))))
+
+        queue.finished = finished
+        for attempts in (2, 4):
+            job = Job("render", kwargs={"call_id": "call_x"}, retries=4, attempts=attempts,
+                      queue=queue, key=f"render:{attempts}")
+            await queue.enqueue(job)
+            await queue.finish(job, Status.ABORTED, error="worker lost (no heartbeat)")
+        await queue.disconnect()
+    finally:
+        redis.stop()
+    assert ended == [(4, "aborted")]
+
+
 async def test_an_instance_killed_mid_call_its_call_ends_and_what_reached_the_store_renders(
         tmp_path, servers, procs):
     redis, s3 = servers

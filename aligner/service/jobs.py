@@ -319,7 +319,10 @@ def _finishing_queue():
 
         async def finish(self, job, status, **kwargs: Any) -> None:
             await super().finish(job, status, **kwargs)
-            if self.finished is not None:
+            # A sweep aborts a job it took for lost (the worker running it acknowledges with
+            # this finish) and then queues it again while it has attempts left: not its end.
+            swept = str(getattr(status, "value", status)) == "aborted" and job.retryable
+            if self.finished is not None and not swept:
                 await self.finished(job, status)
 
         async def listen(self, *args: Any, **kwargs: Any) -> None:
