@@ -442,7 +442,7 @@ def transform_fits(pcm16k: np.ndarray, transform: MeanTransform) -> bool:
     """Whether a voice's transform explains 16 kHz ``pcm16k`` better than the model alone, the
     text unknown: the best path of the free phone loop (:func:`_phone_loop`) scores higher per
     frame with it. Measured on espeak-ng voices moved 20% down and 30% up: a profile of the
-    clip's own voice gains 9-12 nats a frame, one of the other voice loses 1-4. Costs about 1%
+    clip's own voice gains 9-12 nats a frame, one of the other voice loses 1-4. Costs about 2.5%
     of real time."""
     m = model()
     feats = features(cepstra(dither(pcm16k)))
