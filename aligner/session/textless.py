@@ -57,10 +57,10 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
             and its decoder stretches them over the speech as the recogniser heard it, where the
             acoustic backend, free to put pauses where a guessed word does not fit, leaves part
             of the speech without a word for the captions.
-        voice: the speaker's profile: with ``recognize``, the words are recognised on the model
-            adapted to the voice where it fits the audio
-            (:func:`~aligner.speech.backends.acoustic.fitting_transform`), their phones
-            placed on it, and the profile learns from them (no text needed).
+        voice: the speaker's profile: with ``recognize``, where it fits the audio
+            (:func:`~aligner.speech.backends.acoustic.fitting_voice`), the words are recognised
+            on the model adapted to it, their phones placed on it, and the profile learns from
+            them (no text needed).
 
     Returns:
         An :class:`~aligner.speech.alignment.Alignment`, times in seconds from the start of ``pcm``:
@@ -76,11 +76,12 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
 
     heard = []
     if recognize:
-        from ..speech.backends.acoustic import fitting_transform
+        from ..speech.backends.acoustic import fitting_voice
         from ..speech.recognize import recognize_words
 
+        voice = fitting_voice(voice, pcm, sample_rate)  # None: the profile does not fit
         heard = recognize_words(pcm, sample_rate,
-                                transform=fitting_transform(voice, pcm, sample_rate))
+                                transform=voice.transform if voice is not None else None)
     text = " ".join(w.word for w in heard)
     phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
               for p in (heard_phones(pcm, sample_rate, text, voice=voice) if heard

@@ -299,31 +299,32 @@ def _hear_and_place(pcm: np.ndarray, sample_rate: int, voice: VoiceProfile | Non
     """:func:`estimate_phones`' ``"words"``: the words recognised on the model adapted to the
     voice (its profile's transform as pocketsphinx's MLLR; with ``adapt``, a profile that
     first learned the clip's own voice from the words heard in it), their phones placed by
-    :func:`heard_phones`. The guard: the transform is used for recognition only where it
-    explains the clip better than the model alone without the text
-    (:func:`aligner.speech.backends.acoustic.fitting_transform`), and the aligner checks
-    it again on the words heard."""
+    :func:`heard_phones`. The guard: a profile whose transform does not explain the clip
+    better than the model alone, the text unknown, is not used for it at all
+    (:func:`aligner.speech.backends.acoustic.fitting_voice`), and the aligner checks the
+    transform again on the words heard."""
     from ..speech.adaptation import VoiceProfile
     from ..speech.alignment import align
-    from ..speech.backends.acoustic import fitting_transform
+    from ..speech.backends.acoustic import fitting_voice
     from ..speech.recognize import recognize_words
 
-    def hear(profile: VoiceProfile | None) -> str:
-        if not len(pcm):
-            return ""
-        transform = fitting_transform(profile, pcm, sample_rate)
-        return " ".join(w.word for w in recognize_words(pcm, sample_rate, transform=transform))
+    def hear(profile: VoiceProfile | None) -> Alignment | None:
+        """The alignment of the words heard with ``profile`` where it fits (which learns from
+        them); None when nothing is heard."""
+        fits = fitting_voice(profile, pcm, sample_rate)
+        words = recognize_words(pcm, sample_rate,
+                                transform=fits.transform if fits is not None else None)
+        text = " ".join(w.word for w in words)
+        return align(pcm, sample_rate, text, voice=fits) if text.strip() else None
 
     before = voice.stats if voice is not None else None
     profile, learned = voice, None
     if adapt:  # a first hearing teaches a profile the clip's voice, on top of what voice knew
         profile = VoiceProfile("clip", before)
-        first = hear(profile)
-        if first.strip():
-            align(pcm, sample_rate, first, voice=profile)
+        if len(pcm):
+            hear(profile)
         learned = profile.learned_since(before)
-    text = hear(profile)
-    result = align(pcm, sample_rate, text, voice=profile) if text.strip() else None
+    result = hear(profile) if len(pcm) else None
     if adapt and voice is not None:
         voice.learn(learned)
     return _phones_heard(pcm, sample_rate, result)

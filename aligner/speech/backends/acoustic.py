@@ -454,16 +454,18 @@ def transform_fits(pcm16k: np.ndarray, transform: MeanTransform) -> bool:
     return bool(_phone_loop(m, moved)[0].mean() > _phone_loop(m, plain)[0].mean())
 
 
-def fitting_transform(voice: VoiceProfile | None, pcm: np.ndarray, sample_rate: int
-                      ) -> MeanTransform | None:
-    """The transform of ``voice``'s profile if it explains ``pcm`` better than the model alone
-    with the text unknown (:func:`transform_fits`), else None: what recognising the voice's
-    speech may use (:func:`aligner.speech.recognize.recognize_words`'s ``transform``)."""
+def fitting_voice(voice: VoiceProfile | None, pcm: np.ndarray, sample_rate: int
+                  ) -> VoiceProfile | None:
+    """``voice`` if its profile may hear ``pcm``, its text unknown: it has no transform yet (it
+    is still learning), or its transform explains the clip better than the model alone
+    (:func:`transform_fits`); else None, and the clip is heard and placed on the model alone,
+    and not learned from (it is not that voice). Recognition then uses the returned profile's
+    transform (:func:`aligner.speech.recognize.recognize_words`'s ``transform``)."""
     transform = voice.transform if voice is not None else None
     if transform is None:
-        return None
+        return voice
     x = pcm if sample_rate == RATE else resample(pcm, sample_rate, RATE)
-    return transform if transform_fits(x, transform) else None
+    return voice if transform_fits(x, transform) else None
 
 
 def _confidence(gop: float) -> float:
