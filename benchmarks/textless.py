@@ -103,10 +103,9 @@ def corpus(folder: str) -> None:
     import json
     import wave
 
-    from visemes_corpus import _cue_frames, _frames, rhubarb_score, truth_phones
+    from visemes_corpus import _frames, phones_score, truth_phones
 
     from aligner.speech.adaptation import VoiceProfile
-    from aligner.visemes import cues
 
     root = Path(folder)
     agents: dict[str, list] = {}
@@ -132,8 +131,8 @@ def corpus(folder: str) -> None:
                 session.receive_all(events(pcm, 16000, "s16le", 0.2, AgentAudio))
                 (u,) = session.finish().speaker("agent")
                 cpu = time.process_time() - t0
-                agree, frames = (0.0, 0) if truth is None else rhubarb_score(truth, _cue_frames(
-                    cues(list(u.phones), "rhubarb", motion=motion), dur, "X"))
+                agree, frames = (0.0, 0) if truth is None else phones_score(
+                    truth, list(u.phones), dur, motion)
                 rows[name] += (len(tokens(it["text"])),
                                word_overlap(it["text"], u.text) * len(tokens(it["text"])),
                                len(tokens(u.text)), agree, frames, cpu)

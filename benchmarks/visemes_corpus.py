@@ -105,6 +105,15 @@ def rhubarb_score(truth: np.ndarray, ours: np.ndarray) -> tuple[float, int]:
     return credit, n
 
 
+def phones_score(truth: np.ndarray, phones, duration: float, motion) -> tuple[float, int]:
+    """(credit, frames) of ``phones`` turned into Rhubarb's shapes by ``motion`` (as every
+    renderer does), by the Rhubarb-set rule against the ``truth`` frames (:func:`_frames`)."""
+    from aligner.visemes import cues
+
+    return rhubarb_score(truth, _cue_frames(cues(phones, "rhubarb", motion=motion), duration,
+                                            "X"))
+
+
 def ovr_score(truth: np.ndarray, ours: np.ndarray, lead: float) -> tuple[int, int]:
     k = int(round(lead * FPS))
     n = min(len(truth), len(ours))
@@ -119,7 +128,7 @@ def _recordings(voices: list[list[dict]], motion) -> dict[str, tuple[float, floa
     :func:`run` keeps them), with text and audio only, once and with ``adapt``: name ->
     (Rhubarb-set agreement, x real time)."""
     from aligner.timeline import Phone
-    from aligner.visemes import cues, estimate_phones, text_phones
+    from aligner.visemes import estimate_phones, text_phones
 
     ways = {"with text": lambda x, text: text_phones(x, 16000, text),
             "with text, --adapt": lambda x, text: text_phones(x, 16000, text, adapt=True),
@@ -141,8 +150,7 @@ def _recordings(voices: list[list[dict]], motion) -> dict[str, tuple[float, floa
             t = time.process_time()
             phones = way(pcm, text)
             got[key][2] += time.process_time() - t
-            c, f = rhubarb_score(_frames(truth, "rhubarb", dur),
-                                 _cue_frames(cues(phones, "rhubarb", motion=motion), dur, "X"))
+            c, f = phones_score(_frames(truth, "rhubarb", dur), phones, dur, motion)
             got[key][0] += c
             got[key][1] += f
     return {k: (c / max(f, 1), seconds / max(t, 1e-9)) for k, (c, f, t) in got.items()}
@@ -178,8 +186,7 @@ def run(folder: str, rhubarb: str | None, limit: int = 0) -> None:
     seconds = 0.0
 
     def tally(key: str, phones, clip: dict) -> None:
-        c, f = rhubarb_score(clip["rhubarb"], _cue_frames(cues(phones, "rhubarb", motion=motion),
-                                                          clip["duration"], "X"))
+        c, f = phones_score(clip["rhubarb"], phones, clip["duration"], motion)
         score[key][0] += c
         score[key][1] += f
         c, f = ovr_score(clip["oculus"], _cue_frames(cues(phones, "oculus", motion=motion),

@@ -382,8 +382,9 @@ def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",
     """Run ``op`` (``feed``, ``flush``, ``drop``) on call ``key``'s state; returns (events,
     pending_tail)."""
     if op == "drop":
+        *_, profiles, _voice_key = params
         _STATES.pop(key, None)
-        _keep_learned(key, params[5])
+        _keep_learned(key, profiles)
         return [], False
     state = _state(key, params)
     if cleared:

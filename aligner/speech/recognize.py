@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import tempfile
 import threading
@@ -248,35 +247,21 @@ def _pronunciations(words: frozenset[str]) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def _new_decoder(vocabulary: tuple[str, ...] | None, mllr: str | None = None):
-    """A fresh decoder for normalised hint phrases (None: the general language model), its
-    model's means moved by ``mllr`` (an MLLR file's text) if given.
+def _new_decoder(vocabulary: tuple[str, ...] | None, **settings: str):
+    """A fresh decoder for normalised hint phrases (None: the general language model), with
+    further pocketsphinx ``settings`` (``mllr``: a transform file's path).
 
     With hints it loads no language model and only the hinted words' pronunciations (5 MB and
     30 ms instead of 100 MB and a second), so each live stream can have its own."""
-    extra = {}
-    if mllr is not None:  # pocketsphinx reads the transform from a file as it loads the model
-        with tempfile.NamedTemporaryFile("w", suffix=".mllr", delete=False) as f:
-            f.write(mllr)
-        extra["mllr"] = f.name
-    try:
-        return _new_decoder_with(vocabulary, extra)
-    finally:
-        if mllr is not None:
-            os.unlink(extra["mllr"])
-
-
-def _new_decoder_with(vocabulary: tuple[str, ...] | None, extra: dict):
-    """:func:`_new_decoder`'s decoder, with ``extra`` pocketsphinx settings."""
     from pocketsphinx import Decoder
 
     if not vocabulary:
-        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", **extra)
+        decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", **settings)
         decoder.add_jsgf_string(_PRIME_SEARCH, _PRIME_GRAMMAR)
         return decoder
     # The default two-pass search only slows a grammar.
     decoder = Decoder(samprate=RECOGNITION_RATE, loglevel="FATAL", lm=None, dict=None,
-                      fwdflat=False, bestpath=False, **extra)
+                      fwdflat=False, bestpath=False, **settings)
     entries = _pronunciations(frozenset(w for p in vocabulary for w in p.split()))
     for i, (entry, phones) in enumerate(entries):
         decoder.add_word(entry, phones, i == len(entries) - 1)
@@ -306,7 +291,10 @@ def _decoder(vocabulary: tuple[str, ...] | None, transform: MeanTransform | None
         mllr = transform.sphinx_mllr()
         if key not in _adapted or _adapted[key][0] != mllr:
             _adapted.pop(key, None)  # free the old model before loading the new one
-            decoder = _new_decoder(vocabulary, mllr)
+            with tempfile.TemporaryDirectory(prefix="aligner-mllr-") as folder:
+                path = Path(folder) / "voice.mllr"  # read as the decoder loads its model
+                path.write_text(mllr)
+                decoder = _new_decoder(vocabulary, mllr=str(path))
             _adapted[key] = (mllr, decoder, decoder.get_cmn())
         return _adapted[key][1:]
     if key not in _decoders:

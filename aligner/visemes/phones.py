@@ -321,10 +321,9 @@ def _hear_and_place(pcm: np.ndarray, sample_rate: int, voice: VoiceProfile | Non
     profile, learned = voice, None
     if adapt:  # a first hearing teaches a profile the clip's voice, on top of what voice knew
         profile = VoiceProfile("clip", before)
-        if len(pcm):
-            hear(profile)
+        hear(profile)
         learned = profile.learned_since(before)
-    result = hear(profile) if len(pcm) else None
+    result = hear(profile)
     if adapt and voice is not None:
         voice.learn(learned)
     return _phones_heard(pcm, sample_rate, result)

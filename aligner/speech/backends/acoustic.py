@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..adaptation import VoiceProfile
 
 __all__ = ["EDGE_DB", "PHONE_LM_WEIGHT", "PHONE_PENALTY", "Result", "align_tokens",
-           "recognize_phones"]
+           "fitting_voice", "recognize_phones", "transform_fits"]
 
 log = logging.getLogger(__name__)
 
