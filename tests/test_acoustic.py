@@ -247,6 +247,38 @@ def test_cli_voice_profile_learns_and_is_saved(tmp_path, capsys):
                      "--backend", "acoustic"]) == 0
         assert VoiceProfile.load(profile).clips == i + 1
     assert "of speech learned" in capsys.readouterr().err
+    # the same recording aligned again uses the profile and teaches it nothing more
+    before = VoiceProfile.load(profile)
+    assert main(["align", str(path), "--text", text, "--voice-profile", str(profile),
+                 "--backend", "acoustic"]) == 0
+    after = VoiceProfile.load(profile)
+    assert (after.clips, after.frames) == (before.clips, before.frames) == (2, before.frames)
+    assert "learned from this audio already" in capsys.readouterr().err
+
+
+def test_cli_runs_at_once_on_one_voice_profile_all_count(tmp_path):
+    """Two ``aligner align`` processes end at once with the same profile: each adds its clip
+    (a run that saved the profile it read at its start would drop the other's)."""
+    import subprocess
+    import sys
+
+    profile = tmp_path / "agent.json"
+    runs = []
+    for i, text in enumerate(SENTENCES[:2]):
+        pcm, _ = _voice(text, 0.85)
+        path = tmp_path / f"{i}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(pcm.tobytes())
+        runs.append(subprocess.Popen(
+            [sys.executable, "-m", "aligner", "align", str(path), "--text", text,
+             "--voice-profile", str(profile), "--backend", "acoustic"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    assert [run.wait(120) for run in runs] == [0, 0], [run.stderr.read() for run in runs]
+    stored = VoiceProfile.load(profile)
+    assert stored.clips == 2 and len(stored.sources) == 2
 
 
 def test_adapt_aligns_twice_on_the_clips_own_voice():

@@ -11,7 +11,7 @@ from cluster_helpers import RedisServer, free_port
 
 from aligner.audio import resample
 from aligner.service.profiles import FolderProfiles, RedisProfiles, open_profiles
-from aligner.speech.adaptation import VoiceProfile
+from aligner.speech.adaptation import MAX_SOURCES, VoiceProfile
 from aligner.speech.alignment import time_tokens
 from aligner.speech.pronounce import token_phones
 from aligner.speech.text import tokenize
@@ -74,6 +74,29 @@ def test_what_a_call_learned_is_what_is_merged(location, stats):
     assert learned["frames"] == 2 * stats["frames"]
     assert np.allclose(learned["G"], 2 * stats["G"])
     assert store.merge("agent-7", learned, clips=2).clips == 3
+
+
+def test_a_call_teaches_its_voice_once(location, stats):
+    """A call learned from twice (its live events and its recording, a render retried or run
+    again for another renderer) adds to the profile once: the first merge under its id."""
+    store = open_profiles(location)
+    assert store.merge("agent-7", stats, source="call-1").clips == 1
+    again = store.merge("agent-7", stats, source="call-1")
+    assert again.clips == 1 and again.frames == stats["frames"]
+    assert store.merge("agent-7", stats, source="call-2").clips == 2
+    stored = store.load("agent-7")
+    assert stored.frames == 2 * stats["frames"] and stored.sources == ["call-1", "call-2"]
+    assert np.allclose(stored.stats["G"], 2 * stats["G"])
+    assert store.merge("agent-7", stats).clips == 3  # no id: always added
+
+
+def test_a_profile_remembers_its_latest_calls_only(stats):
+    profile = VoiceProfile("agent-7")
+    for i in range(MAX_SOURCES + 5):
+        profile.learn({"G": stats["G"], "k": stats["k"], "frames": 1}, source=f"call-{i}")
+    kept = VoiceProfile.from_dict(json.loads(json.dumps(profile.to_dict()))).sources
+    assert len(kept) == MAX_SOURCES and kept[-1] == f"call-{MAX_SOURCES + 4}"
+    assert "call-4" not in kept and "call-5" in kept
 
 
 def test_an_unreadable_profile_is_a_new_voice_and_is_replaced(location, stats):

@@ -20,6 +20,7 @@ from aligner.cli import main
 from aligner.errors import SessionError
 from aligner.session import Session, build_timeline, save_timeline
 from aligner.session.usertrack import UserAudio
+from aligner.speech.adaptation import VoiceProfile
 from aligner.speech.text import tokenize
 from aligner.timeline import Timeline
 from aligner.wire.events import (
@@ -508,6 +509,20 @@ def test_timeline_json_round_trip(tmp_path, agent, user):
     for a in back.audio:
         assert np.array_equal(a.load(tmp_path / "out"), tl.track(a.speaker).samples)
     assert Timeline.from_json(back.to_json()) == back
+
+
+def test_cli_timeline_teaches_the_voice_profile_once_per_call(tmp_path, agent, user, capsys):
+    write_capture(tmp_path / "cap", agent, user)
+    profile = tmp_path / "agent.json"
+    args = ["timeline", str(tmp_path / "cap"), "--out", str(tmp_path / "o"), "--backend",
+            "acoustic", "--voice-profile", str(profile)]
+    assert main(args) == 0
+    first = VoiceProfile.load(profile)
+    assert first.frames > 0 and first.sources == ["call_1"]
+    assert main(args) == 0  # the same call again: used, not learned from twice
+    again = VoiceProfile.load(profile)
+    assert (again.clips, again.frames) == (first.clips, first.frames)
+    assert "learned from this audio already" in capsys.readouterr().err
 
 
 def test_cli_timeline(tmp_path, agent, user, capsys):

@@ -11,6 +11,7 @@ stdout that goes away (``| head``) ends the command quietly with status 141, as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -19,7 +20,7 @@ import sys
 from ..errors import AlignerError
 from ..logs import setup
 
-__all__ = ["blas_threads", "main", "voice_profile"]
+__all__ = ["audio_id", "blas_threads", "main", "voice_profile"]
 
 # sub-command -> module in this package (constant table)
 COMMANDS = {
@@ -48,41 +49,44 @@ def blas_threads(n: int = 1) -> None:
         os.environ.setdefault(var, str(n))
 
 
-def voice_profile(path: str | None):
-    """The voice profile a ``--voice-profile FILE`` option names (a new one if the file does
-    not exist yet), or None without the option.
+@contextlib.contextmanager
+def voice_profile(path: str | None, command: str, source: str | None = None):
+    """The voice profile a ``--voice-profile FILE`` option names, for the ``with`` block that
+    aligns (a new one if the file does not exist yet; None without the option). What it learns
+    there is added to the file when the block ends, under the file's lock (runs at once all
+    count), unless the profile learned from ``source`` (the audio's or the call's id) already:
+    the same recording aligned again uses the profile and teaches it nothing more.
 
     Raises:
-        AlignmentError: the file is there but is not a voice profile.
+        AlignmentError: the file is there but is not a voice profile, or cannot be written.
     """
     if not path:
-        return None
-    from ..errors import AlignmentError
-    from ..speech.adaptation import VoiceProfile
-
-    try:
-        return VoiceProfile.load(path)
-    except (OSError, ValueError) as exc:
-        raise AlignmentError(f"cannot read voice profile {path}: {exc}") from exc
-
-
-def save_voice_profile(profile, path: str | None, command: str) -> None:
-    """Save what ``profile`` (from :func:`voice_profile`; None: no option) learned back to
-    ``path``, atomically, and say how much speech it holds.
-
-    Raises:
-        AlignmentError: the file cannot be written.
-    """
-    if profile is None or not path:
+        yield None
         return
     from ..errors import AlignmentError
+    from ..speech.adaptation import VoiceProfile, merge_file
 
     try:
-        profile.save(path)
-    except OSError as exc:
+        profile = VoiceProfile.load(path)
+    except (OSError, ValueError) as exc:
+        raise AlignmentError(f"cannot read voice profile {path}: {exc}") from exc
+    before, clips = profile.stats, profile.clips
+    yield profile
+    try:
+        stored, added = merge_file(path, profile.learned_since(before),
+                                   max(profile.clips - clips, 1), source)
+    except (OSError, ValueError) as exc:
         raise AlignmentError(f"cannot write voice profile {path}: {exc}") from exc
-    print(f"aligner {command}: voice profile {path} ({profile.frames / 100:.0f} s of speech "
-          f"learned)", file=sys.stderr)
+    said = "" if added or source not in stored.sources else "; it learned from this audio already"
+    print(f"aligner {command}: voice profile {path} ({stored.frames / 100:.0f} s of speech "
+          f"learned{said})", file=sys.stderr)
+
+
+def audio_id(pcm) -> str:
+    """What names a recording among a voice profile's sources: a digest of its samples."""
+    import hashlib
+
+    return "audio:" + hashlib.sha256(pcm.tobytes()).hexdigest()[:32]
 
 
 def _parser(modules: dict) -> argparse.ArgumentParser:

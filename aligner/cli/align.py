@@ -59,12 +59,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"aligner align: decoding {args.audio}", file=sys.stderr)
     pcm = load(args.audio, args.rate)
     print(f"aligner align: aligning {len(pcm) / args.rate:.2f} s of audio", file=sys.stderr)
-    from . import save_voice_profile, voice_profile
+    from . import audio_id, voice_profile
 
-    profile = voice_profile(args.voice_profile)
-    result = align(pcm, args.rate, text, backend=args.backend, voice=profile, adapt=args.adapt,
-                   progress=reporter("align", 1.0, args.progress, unit=None))
-    save_voice_profile(profile, args.voice_profile, "align")
+    with voice_profile(args.voice_profile, "align", audio_id(pcm)) as profile:
+        result = align(pcm, args.rate, text, backend=args.backend, voice=profile,
+                       adapt=args.adapt, progress=reporter("align", 1.0, args.progress, unit=None))
     if result.mismatch:
         print(f"aligner align: warning: the audio does not seem to say the text (confidence "
               f"{result.confidence:.2f}); check the text and the audio", file=sys.stderr)

@@ -59,15 +59,16 @@ def run(args: argparse.Namespace) -> int:
     def progress(t: float, total: float) -> None:
         print(f"aligner timeline: {t:6.1f} / {total:.1f} s", file=sys.stderr)
 
-    from . import save_voice_profile, voice_profile
+    from . import voice_profile
 
-    profile = voice_profile(args.voice_profile)
-    timeline = build_timeline(
-        capture, jitter_buffer=args.jitter_buffer,
-        utterance_gap=DEFAULT_UTTERANCE_GAP if args.utterance_gap is None else args.utterance_gap,
-        align=not args.no_align, recognize=not args.no_recognize, backend=args.backend,
-        voice=profile, adapt=args.adapt, progress=progress)
-    save_voice_profile(profile, args.voice_profile, "timeline")
+    call = capture.info.get("call_id")  # the id the service's profiles know the call by
+    with voice_profile(args.voice_profile, "timeline", str(call) if call else None) as profile:
+        timeline = build_timeline(
+            capture, jitter_buffer=args.jitter_buffer,
+            utterance_gap=(DEFAULT_UTTERANCE_GAP if args.utterance_gap is None
+                           else args.utterance_gap),
+            align=not args.no_align, recognize=not args.no_recognize, backend=args.backend,
+            voice=profile, adapt=args.adapt, progress=progress)
     try:
         path = save_timeline(timeline, out)
     except OSError as exc:

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import blas_threads, save_voice_profile, voice_profile
+    from . import audio_id, blas_threads, voice_profile
 
     blas_threads(1)  # before numpy loads: a per-file run is fastest on one thread
     import json
@@ -81,22 +81,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"aligner visemes: decoding {args.audio}", file=sys.stderr)
     pcm = load(args.audio, rate)
     duration = len(pcm) / rate
-    profile = voice_profile(args.voice_profile)
     t0 = time.perf_counter()
-    if text is not None and text.strip():
-        print(f"aligner visemes: aligning {duration:.2f} s of audio with its text", file=sys.stderr)
-        phones = text_phones(pcm, rate, text, refine=not args.no_refine, voice=profile,
-                             adapt=args.adapt)
-    else:
-        print(f"aligner visemes: recognising {duration:.2f} s of audio (no text)",
-              file=sys.stderr)
-        try:
-            phones = estimate_phones(pcm, rate, method=args.audio_only, voice=profile,
-                                     adapt=args.adapt)
-        except ValueError as exc:
-            raise AlignmentError(f"--voice-profile and --adapt need --audio-only words: "
-                                 f"{exc}") from exc
-    save_voice_profile(profile, args.voice_profile, "visemes")
+    with voice_profile(args.voice_profile, "visemes", audio_id(pcm)) as profile:
+        if text is not None and text.strip():
+            print(f"aligner visemes: aligning {duration:.2f} s of audio with its text",
+                  file=sys.stderr)
+            phones = text_phones(pcm, rate, text, refine=not args.no_refine, voice=profile,
+                                 adapt=args.adapt)
+        else:
+            print(f"aligner visemes: recognising {duration:.2f} s of audio (no text)",
+                  file=sys.stderr)
+            try:
+                phones = estimate_phones(pcm, rate, method=args.audio_only, voice=profile,
+                                         adapt=args.adapt)
+            except ValueError as exc:
+                raise AlignmentError(f"--voice-profile and --adapt need --audio-only words: "
+                                     f"{exc}") from exc
     result = cues(phones, args.set, motion=motion, end=duration)
     lines = "".join(json.dumps(c.event()) + "\n" for c in result)
     print(f"aligner visemes: {len(result)} visemes in {time.perf_counter() - t0:.2f} s",

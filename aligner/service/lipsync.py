@@ -368,13 +368,14 @@ def _voice(key: str, profiles: str | None, voice: str | None) -> Any:
 
 
 def _keep_learned(key: str, profiles: str | None) -> None:
-    """Add what call ``key`` learned to its voice's stored profile."""
+    """Add what call ``key`` learned to its voice's stored profile (once: its recording's
+    timeline, rendered from the same call, adds nothing more)."""
     mine, before = _LEARNED.pop(key, (None, None))
     learned = mine.learned_since(before) if mine is not None else None
     if learned is not None and profiles:
         from .profiles import open_profiles
 
-        open_profiles(profiles).merge(mine.key, learned)
+        open_profiles(profiles).merge(mine.key, learned, source=key)
 
 
 def _remote(op: str, key: str, params: tuple, cleared: bool, audio: bytes = b"",

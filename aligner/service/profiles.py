@@ -1,7 +1,9 @@
 """Where the service keeps its voice profiles (``aligner serve --voice-profiles``, ``aligner worker
 --voice-profiles``): one :class:`aligner.speech.adaptation.VoiceProfile` per agent id, that a
 call's live events and its recording's timeline start from, and that what each call learned is
-added to when it ends.
+added to when it ends. A call counts once: a merge names its call (``source``), and one from a
+call the profile already holds (the recording's after the live events', a render retried or run
+again for another renderer) adds nothing.
 
 - a **folder** (:class:`FolderProfiles`): one JSON file per voice, for one machine: the service's
   alignment and render processes share it through a file lock;
@@ -31,7 +33,7 @@ from typing import Any
 
 from ..errors import AlignerError
 from ..logs import fields
-from ..speech.adaptation import VoiceProfile, profile_path
+from ..speech.adaptation import VoiceProfile, merge_file, profile_path
 
 __all__ = ["FolderProfiles", "RedisProfiles", "open_profiles"]
 
@@ -76,20 +78,16 @@ class FolderProfiles:
             log.warning("voice profile unreadable", extra=fields(voice=key, error=str(exc)))
             return VoiceProfile(key)
 
-    def merge(self, key: str, stats: dict[str, Any] | None, clips: int = 1) -> VoiceProfile:
-        """Add one call's statistics (of ``clips`` clips) to voice ``key``'s profile; returns the
-        profile as stored."""
-        import fcntl
-
-        path = self.path(key)
+    def merge(self, key: str, stats: dict[str, Any] | None, clips: int = 1,
+              source: str | None = None) -> VoiceProfile:
+        """Add one call's statistics (of ``clips`` clips) to voice ``key``'s profile, unless it
+        already holds call ``source``'s; returns the profile as stored."""
         try:
-            with open(path.with_suffix(".lock"), "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                profile = self.load(key)
-                if stats is not None:
-                    _add(profile, stats, clips)
-                    profile.save(path)
-                return profile
+            profile, added = merge_file(self.path(key), stats, clips, source,
+                                        read=lambda _: self.load(key))
+            if not added:
+                _not_added(profile, stats, source)
+            return profile
         except OSError as exc:
             self.failed += 1
             log.error("voice profile not saved", extra=fields(voice=key, error=str(exc)))
@@ -123,9 +121,10 @@ class RedisProfiles:
             return VoiceProfile(key)
         return _parse(raw, key)
 
-    def merge(self, key: str, stats: dict[str, Any] | None, clips: int = 1) -> VoiceProfile:
-        """Add one call's statistics (of ``clips`` clips) to voice ``key``'s profile; returns the
-        profile as stored."""
+    def merge(self, key: str, stats: dict[str, Any] | None, clips: int = 1,
+              source: str | None = None) -> VoiceProfile:
+        """Add one call's statistics (of ``clips`` clips) to voice ``key``'s profile, unless it
+        already holds call ``source``'s; returns the profile as stored."""
         name = self.key(key)
         try:
             with self.client.pipeline() as pipe:
@@ -133,10 +132,10 @@ class RedisProfiles:
                     try:
                         pipe.watch(name)
                         profile = _parse(pipe.get(name), key)
-                        if stats is None:
+                        if not profile.add(stats, clips, source):
                             pipe.unwatch()
+                            _not_added(profile, stats, source)
                             return profile
-                        _add(profile, stats, clips)
                         pipe.multi()
                         pipe.set(name, json.dumps(profile.to_dict()))
                         pipe.execute()
@@ -160,7 +159,7 @@ def _parse(raw: bytes | None, key: str) -> VoiceProfile:
         return VoiceProfile(key)
 
 
-def _add(profile: VoiceProfile, stats: dict[str, Any] | None, clips: int) -> None:
-    if stats is not None:
-        profile.learn(stats)
-        profile.clips += clips - 1
+def _not_added(profile: VoiceProfile, stats: dict[str, Any] | None, source: str | None) -> None:
+    if stats is not None:  # nothing learned is nothing to say
+        log.info("voice profile holds the call already", extra=fields(voice=profile.key,
+                                                                       call_id=source))

@@ -75,17 +75,19 @@ def render_call(call_dir: str, names: list[str], voice_profiles: str | None = No
         names: renderer names, e.g. ``["vtt", "visemes"]``.
         voice_profiles: where the voice profiles are (a folder or a Redis URL:
             :func:`aligner.service.profiles.open_profiles`): the agent's (by the capture's
-            ``agent_id``) aligns the call, and what the call teaches it is added to it.
+            ``agent_id``) aligns the call, and what the call teaches it is added to it (unless
+            the call's live events, or an earlier render of it, added it already).
         call_id: the call's id, for the logs (default: the folder's name).
 
     Returns:
         ``{"outputs": [file names], "errors": {renderer: message}}``.
     """
     with call_scope(call_id or Path(call_dir).name):
-        return _render_call(Path(call_dir), names, voice_profiles)
+        return _render_call(Path(call_dir), names, voice_profiles, call_id)
 
 
-def _render_call(folder: Path, names: list[str], voice_profiles: str | None) -> dict[str, Any]:
+def _render_call(folder: Path, names: list[str], voice_profiles: str | None,
+                 call_id: str | None) -> dict[str, Any]:
     import renderers
 
     from ..session import build_timeline
@@ -105,7 +107,8 @@ def _render_call(folder: Path, names: list[str], voice_profiles: str | None) -> 
             before = profile.stats
         timeline = build_timeline(capture, audio_dir=folder, voice=profile)
         if store is not None and (learned := profile.learned_since(before)) is not None:
-            store.merge(profile.key, learned)
+            store.merge(profile.key, learned,
+                        source=str(call_id or capture.info.get("call_id") or folder.name))
         timeline.save(folder / "timeline.json")
         outputs += [name for name in ("timeline.json", "agent.wav", "user.wav")
                     if (folder / name).is_file()]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ import numpy as np
 
 from .acoustic_model import AcousticModel, MeanTransform, Mixtures, model
 
-__all__ = ["CHECK_EVERY", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "VoiceProfile",
-           "accumulate", "add_stats", "profile_path", "solve"]
+__all__ = ["CHECK_EVERY", "MAX_SOURCES", "MIN_FRAMES", "PRIOR_FRAMES", "TRUSTED_AFTER", "VoiceProfile",
+           "accumulate", "add_stats", "merge_file", "profile_path", "solve"]
 
 #: Frames (10 ms) of aligned speech before a profile's transform is used at all.
 MIN_FRAMES = 300
@@ -47,6 +48,9 @@ CHECK_EVERY = 8
 #: The transform is shrunk towards the identity as if this many frames followed the model as it
 #: is: with a few seconds of a voice it moves the means a little, with minutes as the data say.
 PRIOR_FRAMES = 500
+#: Ids of the latest calls (recordings) a profile learned from that it remembers, so that one
+#: call taught twice (its live events and its recording; a render run again) counts once.
+MAX_SOURCES = 1000
 _VERSION = 1
 _STREAMS, _DIM = 3, 13
 
@@ -126,15 +130,18 @@ class VoiceProfile:
     """What the aligner has learned of one voice (see the module docstring).
 
     ``key`` names the voice (an agent id, a voice name); ``frames`` and ``clips`` count what it
-    learned from. :meth:`learn` adds a clip's statistics (``Result.stats`` of the acoustic
-    backend); :attr:`transform` is the current transform, or None before :data:`MIN_FRAMES`.
+    learned from, ``sources`` are the ids of the latest calls it learned from (oldest first, at
+    most :data:`MAX_SOURCES`). :meth:`learn` adds a clip's statistics (``Result.stats`` of the
+    acoustic backend); :attr:`transform` is the current transform, or None before
+    :data:`MIN_FRAMES`.
     """
 
     def __init__(self, key: str = "voice", stats: dict[str, Any] | None = None,
-                 clips: int = 0) -> None:
+                 clips: int = 0, sources: list[str] | None = None) -> None:
         self.key = key
         self.stats = stats
         self.clips = clips
+        self.sources = list(sources or ())[-MAX_SOURCES:]
         self._transform: MeanTransform | None = None
         self._solved_at = 0  # frames the current transform was solved from
         self._fits = 0  # checks in a row that chose the transform
@@ -167,12 +174,25 @@ class VoiceProfile:
         else:
             self._fits, self._unchecked = (self._fits + 1 if chose else 0), 0
 
-    def learn(self, stats: dict[str, Any] | None) -> None:
-        """Add one aligned clip's statistics (None: nothing learned)."""
+    def learn(self, stats: dict[str, Any] | None, source: str | None = None) -> None:
+        """Add one aligned clip's statistics (None: nothing learned); ``source``: the id of the
+        call they came from, remembered in :attr:`sources`."""
         if stats is None:
             return
         self.stats = stats if self.stats is None else add_stats(self.stats, stats)
         self.clips += 1
+        if source is not None:
+            self.sources = [*self.sources, source][-MAX_SOURCES:]
+
+    def add(self, stats: dict[str, Any] | None, clips: int = 1,
+            source: str | None = None) -> bool:
+        """Add what one call (recording) of ``clips`` clips taught, unless the profile learned
+        from call ``source`` already; False if nothing was added."""
+        if stats is None or (source is not None and source in self.sources):
+            return False
+        self.learn(stats, source)
+        self.clips += clips - 1
+        return True
 
     def learned_since(self, before: dict[str, Any] | None) -> dict[str, Any] | None:
         """The statistics this profile gathered after it held ``before`` (None: nothing new)."""
@@ -188,7 +208,7 @@ class VoiceProfile:
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-ready data."""
         return {"version": _VERSION, "key": self.key, "clips": self.clips,
-                "frames": self.frames,
+                "frames": self.frames, "sources": self.sources,
                 "G": self.stats["G"].tolist() if self.stats else None,
                 "k": self.stats["k"].tolist() if self.stats else None}
 
@@ -207,10 +227,15 @@ class VoiceProfile:
             if G.shape != (_STREAMS, _DIM, _DIM + 1, _DIM + 1) or k.shape != (_STREAMS, _DIM, _DIM + 1):
                 raise ValueError("voice profile statistics have the wrong shape")
             stats = {"G": G, "k": k, "frames": int(d.get("frames", 0))}
-        return cls(str(d.get("key", "voice")), stats, int(d.get("clips", 0)))
+        sources = d.get("sources") or []
+        if not isinstance(sources, list):
+            raise ValueError("voice profile sources are not a list")
+        return cls(str(d.get("key", "voice")), stats, int(d.get("clips", 0)),
+                   [str(s) for s in sources])
 
     def save(self, path: str | Path) -> Path:
-        """Write the profile to ``path`` atomically (about 150 KB of JSON)."""
+        """Write the profile to ``path`` atomically (about 150 KB of JSON, and up to 40 KB of
+        call ids)."""
         from ..timeline import write_atomic
 
         return write_atomic(path, json.dumps(self.to_dict()))
@@ -229,6 +254,35 @@ class VoiceProfile:
             return cls.from_dict(json.loads(p.read_text()))
         except (json.JSONDecodeError, TypeError, KeyError) as exc:
             raise ValueError(f"{p} is not a voice profile: {exc}") from exc
+
+
+def merge_file(path: str | Path, stats: dict[str, Any] | None, clips: int = 1,
+               source: str | None = None,
+               read: Callable[[Path], VoiceProfile] = VoiceProfile.load) -> tuple[VoiceProfile, bool]:
+    """Add one call's statistics to the profile stored at ``path`` (:meth:`VoiceProfile.add`),
+    under an exclusive lock (``path`` with the suffix ``.lock``) so that processes merging into
+    one file at once all count; the file is re-read inside the lock and written atomically.
+
+    Args:
+        read: reads the stored profile (default :meth:`VoiceProfile.load`, a new one for a
+            missing file).
+
+    Returns:
+        The profile as stored, and whether it changed.
+
+    Raises:
+        OSError: the file or its lock cannot be written. ValueError: from ``read``.
+    """
+    import fcntl
+
+    path = Path(path)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        profile = read(path)
+        added = profile.add(stats, clips, source)
+        if added:
+            profile.save(path)
+        return profile, added
 
 
 def profile_path(folder: str | Path, key: str) -> Path:
