@@ -195,106 +195,181 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
     return g, segments
 
 
-def _edges_of(g: _Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The graph's transitions as arrays: source, destination, probability."""
+@dataclass(frozen=True)
+class _Edges:
+    """The graph's transitions as arrays ordered by source (``src``, ``dst``, ``prob``),
+    ``first[s]``: the index of state ``s``'s first one (one more entry: the count), and the
+    reach of a step: ``ahead[s]`` the furthest state one transition leads to from ``s`` or an
+    earlier state, ``behind[s]`` the nearest from ``s`` or a later one."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    prob: np.ndarray
+    first: np.ndarray
+    ahead: np.ndarray
+    behind: np.ndarray
+
+
+def _edges_of(g: _Graph) -> _Edges:
+    """The graph's transitions as :class:`_Edges`."""
     src, dst, lp = [], [], []
     for s, ps in enumerate(g.preds):
         for a, p in ps:
             src.append(a)
             dst.append(s)
             lp.append(p)
-    return np.asarray(src), np.asarray(dst), np.exp(np.asarray(lp))
-
-
-def _steps(g: _Graph) -> tuple[np.ndarray, np.ndarray]:
-    """Per state, the fewest frames after the first at which a path can be in it, and the
-    fewest before the last from which a path can still end: the states the forward (backward)
-    pass reaches in a frame. States are added in order, so every edge but a self-loop or a
-    pause's repeat runs forward."""
     n = len(g.preds)
-    first = np.full(n, n, np.int64)
-    last = np.full(n, n, np.int64)
-    for s in g.start:
-        first[s] = 0
-    for s in g.final:
-        last[s] = 0
-    for b, ps in enumerate(g.preds):
-        for a, _ in ps:
-            if a < b:
-                first[b] = min(first[b], first[a] + 1)
-    for b in range(n - 1, -1, -1):
-        for a, _ in g.preds[b]:
-            if a < b:
-                last[a] = min(last[a], last[b] + 1)
-    return first, last
+    order = np.argsort(np.asarray(src), kind="stable")
+    src, dst = np.asarray(src)[order], np.asarray(dst)[order]
+    ahead, behind = np.arange(n), np.arange(n)
+    np.maximum.at(ahead, src, dst)
+    np.minimum.at(behind, src, dst)
+    return _Edges(src, dst, np.exp(np.asarray(lp))[order],
+                  np.searchsorted(src, np.arange(n + 1)), np.maximum.accumulate(ahead),
+                  np.minimum.accumulate(behind[::-1])[::-1])
 
 
-def _relative(emit: np.ndarray, steps: np.ndarray, reverse: bool = False,
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """``exp(emit)`` relative to each frame's best among the states a pass reaches then (the
-    others capped at 1), and that best per frame: what keeps the scaled sums in float range.
-    ``steps``: :func:`_steps`' first (forward) or last (``reverse``, backward)."""
-    n_frames = len(emit)
-    t = np.arange(n_frames)[:, None]
-    if reverse:
-        t = n_frames - 1 - t
-    reached = np.where(steps[None] <= t, emit, -np.inf).max(1, keepdims=True)
-    with np.errstate(invalid="ignore"):  # a frame no state reaches: nan, caught by the pass
-        return np.exp(np.minimum(emit - reached, 0.0)), reached[:, 0]
+@dataclass(frozen=True)
+class _Posteriors:
+    """State posteriors of a clip where they are above zero, as (frame, state, value) triples:
+    a band of a few dozen states per frame, where the graph has hundreds or thousands."""
+
+    frame: np.ndarray
+    state: np.ndarray
+    value: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, post: np.ndarray) -> _Posteriors:
+        """The triples of a full (frames, states) matrix."""
+        frame, state = np.nonzero(post)
+        return cls(frame, state, post[frame, state], post.shape)
+
+    def dense(self) -> np.ndarray:
+        """The full (frames, states) matrix."""
+        out = np.zeros(self.shape)
+        out[self.frame, self.state] = self.value
+        return out
+
+    def by(self, group: np.ndarray, size: int) -> np.ndarray:
+        """(frames, size): each frame's posterior summed over the states of each group
+        (``group[state]``: a segment, a senone)."""
+        n = self.shape[0]
+        return np.bincount(self.frame * size + group[self.state], self.value,
+                           n * size).reshape(n, size)
+
+    def per_state(self) -> np.ndarray:
+        """Each state's posterior summed over the frames: its expected frames."""
+        return np.bincount(self.state, self.value, self.shape[1])
+
+    def expect(self, scores: np.ndarray, inv: np.ndarray) -> np.ndarray:
+        """Per frame, the expected score of the state: ``scores[t, inv[state]]`` weighted by
+        the posterior."""
+        return np.bincount(self.frame, self.value * scores[self.frame, inv[self.state]],
+                           self.shape[0])
 
 
-def _forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool = True,
-                      ) -> tuple[np.ndarray | None, float]:
-    """State posteriors (frames, states) and the log likelihood of the clip, by the scaled
-    forward-backward algorithm: each frame's emissions relative to the best of the states the
-    forward pass reaches, each frame's forward mass normalised (its scale kept for the
-    likelihood), each frame's backward values normalised to a maximum of 1 (posteriors are
-    normalised per frame anyway); transitions are a sparse product (``np.bincount`` over the
-    edges). ``backward=False``: the likelihood only (posteriors None)."""
-    src, dst, prob = edges
-    n_frames, n = emit.shape
-    first, last = _steps(g)
-    b, top = _relative(emit, first)
-    alpha = np.empty((n_frames, n))
-    a = np.zeros(n)
-    for s, lp in g.start.items():
-        a[s] = np.exp(lp)
-    scales = np.empty(n_frames)
-    for t in range(n_frames):
-        if t:
-            a = np.bincount(dst, alpha[t - 1][src] * prob, n)
-        a *= b[t]
-        scale = a.sum()
-        if not scale > 0:  # the mass left the float range: the exact sums decide
-            return _log_forward_backward(g, emit, edges, backward)
-        alpha[t] = a / scale
-        scales[t] = scale
-    fin = np.zeros(n)
+def _moves(edges: _Edges, low: int, size: int, to_low: int, to_size: int,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The transitions from the window of ``size`` states from ``low`` into the window of
+    ``to_size`` from ``to_low``: sources and destinations relative to their windows, and
+    probabilities."""
+    e0, e1 = edges.first[low], edges.first[low + size]
+    d = edges.dst[e0:e1] - to_low
+    inside = (d >= 0) & (d < to_size)
+    return edges.src[e0:e1][inside] - low, d[inside], edges.prob[e0:e1][inside]
+
+
+_FLOOR = 1e-300  # a frame's forward mass below this share is dropped (it underflows anyway)
+_BLOCK = 16  # frames per window of states
+
+
+def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Edges,
+                      backward: bool = True) -> tuple[_Posteriors | None, float]:
+    """State posteriors and the log likelihood of the clip (state ``s`` emits
+    ``scores[:, inv[s]]``), by the scaled forward-backward algorithm on windows of the graph:
+    each frame's emissions relative to the best in its window, each frame's forward mass
+    normalised (its scale kept for the likelihood), the backward values normalised to a
+    maximum of 1. Every :data:`_BLOCK` frames the window moves to the states that hold a share
+    of the forward mass above :data:`_FLOOR` and those the next frames can reach from them: a
+    few dozen states however long the clip, so the pass costs its frames times that, where the
+    graph has hundreds or thousands. Where the mass leaves the float range the log-domain sums
+    decide (:func:`_log_forward_backward`). ``backward=False``: the likelihood only."""
+    n_frames = len(scores)
+    starts = np.fromiter(g.start, np.int64)
+    lo = int(starts.min())
+    a = np.zeros(int(starts.max()) - lo + 1)
+    a[starts - lo] = np.exp(np.fromiter(g.start.values(), float))
+    blocks = []  # (first frame, window's first state, window's size, its alphas, emissions)
+    loglik = 0.0
+    for t0 in range(0, n_frames, _BLOCK):
+        steps = min(_BLOCK, n_frames - t0)
+        low, high = lo, lo + len(a) - 1
+        for _ in range(steps - (t0 == 0)):
+            low, high = int(edges.behind[low]), int(edges.ahead[high])
+        size = high - low + 1
+        s_in, d_in, p_in = _moves(edges, low, size, low, size)
+        emit = scores[t0:t0 + steps, inv[low:high + 1]]
+        top = emit.max(1)
+        b = np.exp(emit - top[:, None])
+        alpha = np.empty((steps, size))
+        x = np.zeros(size)
+        x[lo - low:lo - low + len(a)] = a
+        for k in range(steps):
+            if t0 or k:
+                x = np.bincount(d_in, x[s_in] * p_in, size)
+            x *= b[k]
+            scale = x.sum()
+            if not scale > 0:  # the mass left the float range: the exact sums decide
+                return _log_forward_backward(g, scores[:, inv], edges, backward)
+            x /= scale
+            alpha[k] = x
+            loglik += np.log(scale) + top[k]
+        kept = np.flatnonzero(x > _FLOOR)
+        lo, a = low + int(kept[0]), x[kept[0]:kept[-1] + 1]
+        blocks.append((t0, low, size, alpha, b))
+    fin = np.zeros(size)
     for s, lp in g.final.items():
-        fin[s] = np.exp(lp)
-    end = float(alpha[-1] @ fin)
-    if not end > 0:
-        return _log_forward_backward(g, emit, edges, backward)
-    loglik = float(np.log(scales).sum() + top.sum() + np.log(end))
+        if low <= s <= high:
+            fin[s - low] = np.exp(lp)
+    end = float(x @ fin)
+    if not end > 0:  # no final state holds mass at the last frame
+        return _log_forward_backward(g, scores[:, inv], edges, backward)
+    loglik += np.log(end)
     if not backward:
         return None, loglik
-    # emissions relative to the best of the states the backward pass reaches (those the
-    # forward pass reached may all lie far below them: their relative values underflow)
-    bb, _ = _relative(emit, last, reverse=True)
-    beta = np.empty((n_frames, n))
-    beta[-1] = fin / fin.max()
-    for t in range(n_frames - 2, -1, -1):
-        x = np.bincount(src, prob * (bb[t + 1] * beta[t + 1])[dst], n)
-        beta[t] = x / max(x.max(), 1e-300)
-    with np.errstate(divide="ignore"):  # their product may underflow where each does not
-        post = np.log(alpha) + np.log(beta)
-    top = post.max(1, keepdims=True)
-    if not np.isfinite(top).all():
-        # forward and backward mass met nowhere in float range in some frame (a long clip the
-        # model fits poorly): the same sums in the log domain, slower but exact
-        return _log_forward_backward(g, emit, edges)
-    post = np.exp(post - top)
-    return post / post.sum(1, keepdims=True), loglik
+    frame, state, value = [], [], []
+    beta_next = fin / fin.max()
+    nxt = None  # the next window: its first state, size, and its first frame's emissions
+    for t0, low, size, alpha, b in reversed(blocks):
+        steps = len(alpha)
+        beta = np.empty((steps, size))
+        inner = _moves(edges, low, size, low, size)
+        for k in range(steps - 1, -1, -1):
+            if k < steps - 1:
+                (s_in, d_in, p_in), v = inner, b[k + 1]
+            elif nxt is None:  # the clip's last frame
+                beta[k] = beta_next
+                continue
+            else:
+                nlow, nsize, v = nxt
+                s_in, d_in, p_in = _moves(edges, low, size, nlow, nsize)
+            x = np.bincount(s_in, p_in * (v * beta_next)[d_in], size)
+            top = x.max()
+            if not top > 0:  # forward and backward mass met nowhere in float range
+                return _log_forward_backward(g, scores[:, inv], edges)
+            beta[k] = beta_next = x / top
+        nxt = (low, size, b[0])
+        post = alpha * beta
+        total = post.sum(1, keepdims=True)
+        if not (total > 0).all():
+            return _log_forward_backward(g, scores[:, inv], edges)
+        rows, cols = np.nonzero(post)
+        frame.append(t0 + rows)
+        state.append(low + cols)
+        value.append((post / total)[rows, cols])
+    return _Posteriors(np.concatenate(frame[::-1]), np.concatenate(state[::-1]),
+                       np.concatenate(value[::-1]), (n_frames, len(inv))), loglik
 
 
 def _lse(x: np.ndarray) -> np.ndarray:
@@ -320,9 +395,10 @@ def _padded(index: np.ndarray, other: np.ndarray, lp: np.ndarray, n: int,
 
 def _log_forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool = True,
                           ) -> tuple[np.ndarray | None, float]:
-    """:func:`_forward_backward` in the log domain: exact whatever the dynamic range, slower.
-    The log likelihood is -inf when no path through the graph fits the frames."""
-    src, dst, prob = edges
+    """:func:`_forward_backward` in the log domain, on every state (``emit``: (frames, states)):
+    exact whatever the dynamic range, slower. The log likelihood is -inf when no path through
+    the graph fits the frames."""
+    src, dst, prob = edges.src, edges.dst, edges.prob
     n_frames, n = emit.shape
     lp = np.log(prob)
     pi, pl = _padded(dst, src, lp, n)  # predecessors
@@ -345,7 +421,7 @@ def _log_forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: b
         beta[t] = _lse(sl + (emit[t + 1] + beta[t + 1])[si])
     post = alpha + beta
     post = np.exp(post - post.max(1, keepdims=True))
-    return post / post.sum(1, keepdims=True), loglik
+    return _Posteriors.of(post / post.sum(1, keepdims=True)), loglik
 
 
 def _phone_loop(m: AcousticModel, ci: np.ndarray, moves: np.ndarray | None = None,
@@ -515,27 +591,26 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     ci_senones = m.ci_senones.reshape(-1)
     keep = learn and len(feats) <= _KEPT  # the mixtures, for the statistics (memory bounded)
     base, ci, *kept = m.scores(feats, uniq, ci_senones, transform=transform, keep=keep)
-    post, loglik = _forward_backward(g, base[:, inv], edges)
+    post, loglik = _forward_backward(g, base, inv, edges)
     adapted = transform is not None  # unchecked: a stream that has found it fits its voice
     if adapted and guard:  # the guard: the voice's transform only where it explains the clip
         # better; the model alone scored as a clip without a transform is (the same product,
         # so the same rounding): where it wins, the result is the unadapted one exactly
         plain, plain_ci, *plain_kept = m.scores(feats, uniq, ci_senones, keep=keep)
-        _, plain_loglik = _forward_backward(g, plain[:, inv], edges, backward=False)
+        _, plain_loglik = _forward_backward(g, plain, inv, edges, backward=False)
         adapted = loglik > plain_loglik
         if not adapted:
             base, ci, kept = plain, plain_ci, plain_kept
-            post, loglik = _forward_backward(g, base[:, inv], edges)
-    emit = base[:, inv]
+            post, loglik = _forward_backward(g, base, inv, edges)
     if post is None:
         raise ValueError("the clip is too short for the text")
     frames = len(feats)
     seg = np.asarray(g.segment)
-    occupancy = np.zeros((frames, len(segments)))
-    np.add.at(occupancy.T, seg, post.T)
+    occupancy = post.by(seg, len(segments))
     before = np.cumsum(occupancy, 1).sum(0)  # expected frames up to the end of each segment
     # the pronunciation score: against the best of the context-independent senones
-    frame_fit = (post * emit).sum(1) - _phone_loop(m, ci)[0]
+    frame_fit = post.expect(base, inv) - _phone_loop(m, ci)[0]
+    expected = post.per_state()
     spans: list[tuple[float, float] | None] = [None] * len(tokens)
     phones: list[list[tuple[str, float, float]]] = [[] for _ in tokens]
     fit = np.zeros(len(tokens))
@@ -554,11 +629,10 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
         weight[k] += float(in_word.sum())
         # the pronunciation that holds the most posterior, its phones at expected boundaries
         cols = np.flatnonzero(seg == si)
-        mass = np.bincount(variant[cols], post[:, cols].sum(0),
-                           minlength=len(sg.pronunciations))
+        mass = np.bincount(variant[cols], expected[cols], minlength=len(sg.pronunciations))
         pron = sg.pronunciations[int(np.argmax(mass))]
         n = len(pron)
-        mass_by_rank = post[:, cols].sum(0)
+        mass_by_rank = expected[cols]
         edges = [start]
         for j in range(n - 1):
             inside = mass_by_rank[rank[cols] <= (j + 1) / n].sum()
@@ -571,9 +645,7 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
 
     stats = None
     if learn:
-        occ = np.zeros((frames, len(uniq)))
-        np.add.at(occ.T, inv, post.T)
-        stats = _statistics(m, feats, uniq, occ, transform if adapted else None,
+        stats = _statistics(m, feats, uniq, post.by(inv, len(uniq)), transform if adapted else None,
                             kept[0] if kept else None)
     result = Result([s if s is not None else (0.0, 0.0) for s in spans], phones, confidence,
                     loglik / max(frames, 1), stats, adapted, frames)
