@@ -136,6 +136,35 @@ def test_a_voice_transform_moves_the_recognisers_model():
     assert recognize_words(pcm, 16000, transform=moved(1.5)) != alone
 
 
+def test_voices_taking_turns_keep_their_adapted_decoders():
+    """Agents that take turns on one worker each keep their adapted decoder (no reload at every
+    turn); a voice's newer transform replaces its own; the least recently used voice goes
+    first."""
+    from aligner.speech import recognize
+    from aligner.speech.acoustic_model import MeanTransform
+
+    def moved(bias: float) -> MeanTransform:
+        return MeanTransform(tuple(np.hstack([np.full((13, 1), bias), np.eye(13)])
+                                   for _ in range(3)))
+
+    pcm = _speech(LINES[0])
+    recognize._adapted.clear()
+
+    def decoder(voice: str, bias: float):
+        recognize_words(pcm, 16000, LINES, transform=moved(bias), voice=voice)
+        return recognize._adapted[(recognize._vocabulary(LINES), voice)][1]
+
+    first = decoder("agent-1", 0.5)
+    decoder("agent-2", 1.0)
+    assert decoder("agent-1", 0.5) is first  # kept while the other agent spoke
+    newer = decoder("agent-1", 0.6)  # the profile learned: its new transform replaces the old
+    assert newer is not first and len(recognize._adapted) == 2
+    for k in range(recognize.ADAPTED_VOICES):
+        decoder(f"agent-{k + 3}", 0.1 * k)
+    assert len(recognize._adapted) == recognize.ADAPTED_VOICES
+    assert all(voice != "agent-2" for _, voice in recognize._adapted)  # used longest ago
+
+
 def test_recognize_general_language_model():
     # The general model is weak on espeak's synthetic speech, and espeak's output differs by a
     # few samples from call to call, so which words it hears is a coin toss (measured: "Yes

@@ -81,7 +81,8 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
 
         voice = fitting_voice(voice, pcm, sample_rate)  # None: the profile does not fit
         heard = recognize_words(pcm, sample_rate,
-                                transform=voice.transform if voice is not None else None)
+                                transform=voice.transform if voice is not None else None,
+                                voice=voice.key if voice is not None else None)
     text = " ".join(w.word for w in heard)
     phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
               for p in (heard_phones(pcm, sample_rate, text, voice=voice) if heard

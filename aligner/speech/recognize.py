@@ -28,6 +28,7 @@ between pieces. One decoder per vocabulary is kept per process, used under a loc
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import re
@@ -220,7 +221,12 @@ class RecognizedWord:
 
 
 _decoders: dict = {}  # per process: vocabulary key -> (Decoder, its initial cepstral mean)
-_adapted: dict = {}  # per process: vocabulary key -> (transform's MLLR text, Decoder, mean)
+#: Voices whose adapted decoders a process keeps (the last used; about 90 MB each with the
+#: general language model, a few with hints): agents that take turns on one worker each keep
+#: theirs instead of loading it again (0.2 s) at every turn.
+ADAPTED_VOICES = 3
+# per process, last used last: (vocabulary key, voice) -> (transform's MLLR text, Decoder, mean)
+_adapted: collections.OrderedDict = collections.OrderedDict()
 _idle: dict = {}  # per process: vocabulary key -> decoders free for a stream
 _lock = threading.Lock()
 _PRIMING = 3  # passes over the features priming the cepstral mean of a whole utterance
@@ -282,21 +288,28 @@ def _new_decoder(vocabulary: tuple[str, ...] | None, **settings: str):
     return decoder
 
 
-def _decoder(vocabulary: tuple[str, ...] | None, transform: MeanTransform | None = None):
-    """This process's shared decoder for a vocabulary (its model adapted by ``transform``),
-    and its initial cepstral mean. One adapted decoder per vocabulary is kept: a voice's
-    transform changes little from one clip to the next, but each is another model to load."""
+def _decoder(vocabulary: tuple[str, ...] | None, transform: MeanTransform | None = None,
+             voice: str | None = None):
+    """This process's shared decoder for a vocabulary (its model adapted by ``transform``, the
+    transform of ``voice``), and its initial cepstral mean. The adapted decoders of the last
+    :data:`ADAPTED_VOICES` voices are kept, one per voice: a voice's transform changes little
+    from one clip to the next, but each is another model to load."""
     key = vocabulary or ()
     if transform is not None:
         mllr = transform.sphinx_mllr()
-        if key not in _adapted or _adapted[key][0] != mllr:
-            _adapted.pop(key, None)  # free the old model before loading the new one
+        slot = (key, voice if voice is not None else mllr)
+        if slot in _adapted and _adapted[slot][0] == mllr:
+            _adapted.move_to_end(slot)
+        else:
+            _adapted.pop(slot, None)  # free the old models before loading the new one
+            while len(_adapted) >= ADAPTED_VOICES:
+                _adapted.popitem(last=False)
             with tempfile.TemporaryDirectory(prefix="aligner-mllr-") as folder:
                 path = Path(folder) / "voice.mllr"  # read as the decoder loads its model
                 path.write_text(mllr)
                 decoder = _new_decoder(vocabulary, mllr=str(path))
-            _adapted[key] = (mllr, decoder, decoder.get_cmn())
-        return _adapted[key][1:]
+            _adapted[slot] = (mllr, decoder, decoder.get_cmn())
+        return _adapted[slot][1:]
     if key not in _decoders:
         decoder = _new_decoder(vocabulary)
         _decoders[key] = (decoder, decoder.get_cmn())
@@ -335,7 +348,8 @@ def prepare(vocabulary: Iterable[str] | None = None) -> None:
 
 def recognize_words(samples: np.ndarray, sample_rate: int,
                     vocabulary: Iterable[str] | None = None, *,
-                    transform: MeanTransform | None = None) -> list[RecognizedWord]:
+                    transform: MeanTransform | None = None,
+                    voice: str | None = None) -> list[RecognizedWord]:
     """Recognise an utterance with pocketsphinx and return its words with times.
 
     Args:
@@ -348,6 +362,9 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
             recognised on the model adapted to the voice (a decoder loaded with it as
             pocketsphinx's MLLR; about 0.2 s the first time a transform is used). Unguarded:
             the caller checks that the transform fits the audio.
+        voice: whose transform it is (its profile's key): the adapted decoders of the last
+            :data:`ADAPTED_VOICES` voices are kept, a voice's newer transform replacing its
+            older one (None: the transform is a voice of its own).
 
     Returns:
         Words (lower case, fillers and silences removed) with start/end seconds. The cepstral
@@ -359,7 +376,7 @@ def recognize_words(samples: np.ndarray, sample_rate: int,
     """
     pcm = resample(samples, check_rate(sample_rate), RECOGNITION_RATE)
     with _lock:
-        decoder, cmn = _decoder(_vocabulary(vocabulary), transform)
+        decoder, cmn = _decoder(_vocabulary(vocabulary), transform, voice)
         return _decode_primed(decoder, cmn, pcm)
 
 

@@ -313,7 +313,8 @@ def _hear_and_place(pcm: np.ndarray, sample_rate: int, voice: VoiceProfile | Non
         them); None when nothing is heard."""
         fits = fitting_voice(profile, pcm, sample_rate)
         words = recognize_words(pcm, sample_rate,
-                                transform=fits.transform if fits is not None else None)
+                                transform=fits.transform if fits is not None else None,
+                                voice=fits.key if fits is not None else None)
         text = " ".join(w.word for w in words)
         return align(pcm, sample_rate, text, voice=fits) if text.strip() else None
 
