@@ -27,7 +27,8 @@ printed beside ours.
 With ``--corpus PATH`` (e.g. ``../shared/corpora/timit-dev``), each speaker instead is an agent
 that never sends text, its clips in turn the utterances of its calls: ours with and without
 the agent's voice profile learning from the words heard (recall, precision, the Rhubarb-set
-viseme agreement of ``benchmarks/visemes_corpus.py``, speed).
+viseme agreement of ``benchmarks/visemes_corpus.py``, speed); then agents taking turns on one
+worker, two at a time, with the adapted decoders of the last few voices kept and with one.
 
 Run: ``python benchmarks/textless.py [--quick] [--corpus PATH]``
 """
@@ -144,6 +145,55 @@ def corpus(folder: str) -> None:
         visemes = f"{agree / frames:11.2%}" if frames else f"{'-':>11}"  # no truth phones
         print(f"{name:<36} {right / spoken:7.1%} {right / max(heard, 1):7.1%} {visemes} "
               f"{seconds / cpu:11.1f}")
+    taking_turns(root, list(agents.values()))
+
+
+def taking_turns(root: Path, agents: list[list[dict]]) -> None:
+    """Agents that take turns on one worker: two at a time, each with a profile learned from
+    the first half of its clips, their second halves' utterances alternating; x real time with
+    the adapted decoders of the last ``ADAPTED_VOICES`` voices kept, beside one kept (each turn
+    loads the other agent's again)."""
+    import copy
+    import wave
+
+    from aligner.session.textless import estimate
+    from aligner.speech import recognize
+    from aligner.speech.adaptation import VoiceProfile
+
+    def read(it: dict) -> np.ndarray:
+        with wave.open(str(root / it["wav"])) as w:
+            return resample(np.frombuffer(w.readframes(w.getnframes()), np.int16),
+                            w.getframerate(), 16000)
+
+    pairs = []
+    for a, b in zip(agents[::2], agents[1::2], strict=False):
+        profiles = []
+        for k, its in enumerate((a, b)):
+            profile = VoiceProfile(f"agent-{len(pairs)}-{k}")
+            for it in its[:len(its) // 2]:
+                estimate(read(it), 16000, voice=profile)
+            profiles.append(profile)
+        turns = [(profiles[k], read(its[i])) for i in range(len(a) // 2, min(len(a), len(b)))
+                 for k, its in enumerate((a, b))]
+        pairs.append(turns)
+    kept = recognize.ADAPTED_VOICES
+    speed = {}
+    for keep in (kept, 1):
+        recognize.ADAPTED_VOICES = keep
+        recognize._adapted.clear()
+        cpu = seconds = 0.0
+        for turns in pairs:
+            for profile, pcm in turns:
+                mine = copy.deepcopy(profile)  # the stored profile: one transform per agent
+                t0 = time.process_time()
+                estimate(pcm, 16000, voice=mine)
+                cpu += time.process_time() - t0
+                seconds += len(pcm) / 16000
+        speed[keep] = seconds / cpu
+    recognize.ADAPTED_VOICES = kept
+    print(f"\nagents taking turns on one worker ({len(pairs)} pairs, {seconds:.0f} s of "
+          f"alternating utterances): {speed[kept]:.1f}x real time with the last {kept} voices' "
+          f"adapted decoders kept, {speed[1]:.1f}x with one kept")
 
 
 def main() -> int:

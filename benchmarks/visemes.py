@@ -163,7 +163,7 @@ def _cue_frames(cue_list, duration: float) -> np.ndarray:
     return out
 
 
-def _agrees(truth: np.ndarray, ours: np.ndarray, lead: float) -> np.ndarray:
+def agrees(truth: np.ndarray, ours: np.ndarray, lead: float) -> np.ndarray:
     """Per frame: ours equals the truth now or within ``lead`` s after."""
     k = int(round(lead * FPS))
     n = min(len(truth), len(ours))
@@ -175,7 +175,7 @@ def _agrees(truth: np.ndarray, ours: np.ndarray, lead: float) -> np.ndarray:
 
 def agreement(truth: np.ndarray, ours: np.ndarray, lead: float) -> float:
     """Share of frames where ours equals the truth now or within ``lead`` s after."""
-    return float(_agrees(truth, ours, lead).mean())
+    return float(agrees(truth, ours, lead).mean())
 
 
 CAUSES = ("identity", "timing", "motion", "pause")
@@ -200,9 +200,9 @@ def misses(truth, phones, vset: str, duration: float, motion: Motion) -> dict[st
     tf = _frames(truth, vset, duration)
     full = _cue_frames(cues(phones, vset, motion=motion, end=duration), duration)
     lead = _frames(_anticipated(phones, motion.lead), vset, duration)
-    bad = ~_agrees(tf, full, motion.lead)
+    bad = ~agrees(tf, full, motion.lead)
     n = len(bad)
-    moved = bad & _agrees(tf, lead, motion.lead)[:n]
+    moved = bad & agrees(tf, lead, motion.lead)[:n]
     rest = str(vs.rest)
     ahead = np.concatenate([tf[k:], np.full(k, rest, dtype=object)])[:n]
     pause = bad & ~moved & ((ahead == rest) | (lead[:n] == rest))
@@ -411,7 +411,7 @@ def _programs(clips, rhubarb: str | None, motion: Motion) -> None:
         ok = frames = 0
         for dur, truth, cue_list in rows:
             t, c = _frames(truth, "rhubarb", dur), _cue_frames(cue_list, dur)
-            good = _agrees(t, c, motion.lead)
+            good = agrees(t, c, motion.lead)
             ok, frames = ok + int(good.sum()), frames + len(good)
         print(f"    {mode:<12} {'aligner-rhubarb' if who == 'ours' else 'Rhubarb 1.14':<16} "
               f"{ok / frames:6.1%}")

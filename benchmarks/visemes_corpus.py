@@ -40,12 +40,12 @@ import wave
 from pathlib import Path
 
 import numpy as np
+from visemes import FPS, agrees
 
 from aligner.audio import resample
 
 __all__ = ["run"]
 
-FPS = 100
 WINDOW = 0.06
 _NEIGHBOURS = {frozenset(p) for p in ("AB", "BC", "CD", "EF")}
 _TIMIT = {"ax": "AH", "ix": "IH", "axr": "ER", "ax-h": "AH", "ux": "UW", "hv": "HH", "el": "L",
@@ -115,12 +115,9 @@ def phones_score(truth: np.ndarray, phones, duration: float, motion) -> tuple[fl
 
 
 def ovr_score(truth: np.ndarray, ours: np.ndarray, lead: float) -> tuple[int, int]:
-    k = int(round(lead * FPS))
-    n = min(len(truth), len(ours))
-    ok = np.zeros(n, bool)
-    for d in range(k + 1):
-        ok[: n - d] |= ours[: n - d] == truth[d:n]
-    return int(ok.sum()), n
+    """Frames where ours equals the truth now or within ``lead`` s after, and frames."""
+    ok = agrees(truth, ours, lead)
+    return int(ok.sum()), len(ok)
 
 
 def _recordings(voices: list[list[dict]], motion) -> dict[str, tuple[float, float]]:
