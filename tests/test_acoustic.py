@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aligner import align
-from aligner.audio import resample
+from aligner.audio import resample, wav_bytes
 from aligner.cli import main
 from aligner.speech.acoustic_model import model
 from aligner.speech.adaptation import MIN_FRAMES, VoiceProfile, profile_path
@@ -221,11 +221,7 @@ def test_text_that_the_audio_does_not_say_is_flagged(tmp_path, capsys):
     german = synthesize("Guten Morgen, wie geht es Ihnen heute?", "de")
     assert align(german.samples, german.sample_rate, "Good morning, how are you today?").mismatch
     path = tmp_path / "clip.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(pcm.tobytes())
+    path.write_bytes(wav_bytes(pcm, 16000))
     assert main(["align", str(path), "--text", SENTENCES[6]]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["mismatch"] is True
@@ -238,11 +234,7 @@ def test_cli_voice_profile_learns_and_is_saved(tmp_path, capsys):
     for i, text in enumerate(SENTENCES[:2]):
         pcm, _ = _voice(text, 0.85)
         path = tmp_path / f"{i}.wav"
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes(pcm.tobytes())
+        path.write_bytes(wav_bytes(pcm, 16000))
         assert main(["align", str(path), "--text", text, "--voice-profile", str(profile),
                      "--backend", "acoustic"]) == 0
         assert VoiceProfile.load(profile).clips == i + 1
@@ -267,11 +259,7 @@ def test_cli_runs_at_once_on_one_voice_profile_all_count(tmp_path):
     for i, text in enumerate(SENTENCES[:2]):
         pcm, _ = _voice(text, 0.85)
         path = tmp_path / f"{i}.wav"
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes(pcm.tobytes())
+        path.write_bytes(wav_bytes(pcm, 16000))
         runs.append(subprocess.Popen(
             [sys.executable, "-m", "aligner", "align", str(path), "--text", text,
              "--voice-profile", str(profile), "--backend", "acoustic"],
