@@ -62,6 +62,7 @@ _OFFSET = (WINDOW - HOP) / 2 / RATE  # a boundary between two frames, in seconds
 _LONG = 30.0  # seconds: longer clips are cut at pauses and aligned piece by piece
 _PIECE = 15.0  # seconds a piece aims at
 _KEPT = 1000  # frames: a longer piece's adaptation statistics are gathered block by block
+_HELD = 1e-5  # ... from the senones holding at least this posterior in a frame of the block
 _GOP_SCALE = 0.5  # nats per frame of pronunciation score that change the odds of a fit e-fold
 _GOP_CENTRE = -2.0  # nats per frame (against a free phone loop) at which confidence is 0.5
 
@@ -655,16 +656,19 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
 def _statistics(m: AcousticModel, feats: np.ndarray, senones: np.ndarray, occupancy: np.ndarray,
                 transform: MeanTransform | None, kept: Mixtures | None) -> dict:
     """Adaptation statistics of an aligned piece: from the mixtures its scoring kept, or for a
-    long piece, block by block (its mixtures would take hundreds of megabytes at once)."""
+    long piece, block by block (its mixtures would take hundreds of megabytes at once), each
+    block scored on the senones its posterior reaches (a few dozen of the piece's hundreds)."""
     from ..adaptation import accumulate, add_stats
 
     if kept is not None:
         return accumulate(m, feats, kept, occupancy)
     stats = None
     for a in range(0, len(feats), _KEPT):
-        block = slice(a, a + _KEPT)
-        _, mixtures = m.scores(feats[block], senones, transform=transform, keep=True)
-        more = accumulate(m, feats[block], mixtures, occupancy[block])
+        held = occupancy[a:a + _KEPT]
+        used = np.flatnonzero(held.max(0) >= _HELD)
+        _, mixtures = m.scores(feats[a:a + _KEPT], senones[used], transform=transform,
+                               keep=True)
+        more = accumulate(m, feats[a:a + _KEPT], mixtures, held[:, used])
         stats = more if stats is None else add_stats(stats, more)
     return stats
 
