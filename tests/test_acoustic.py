@@ -343,6 +343,39 @@ def test_the_scaled_forward_backward_gives_the_exact_log_domain_sums(monkeypatch
         assert per_frame.min() >= 1 and per_frame.mean() < 0.25 * len(inv)
 
 
+def test_a_long_clip_is_cut_where_the_models_own_pass_finds_the_pauses(monkeypatch):
+    """A clip over the long limit is cut into pieces at the pauses the context-independent
+    phones' pass over the whole clip finds: no other aligner is asked (the anchors given are
+    only for when that pass finds no path), and the words are timed as well as uncut."""
+    import aligner.speech.backends.acoustic as acoustic
+
+    text = " ".join(SENTENCES[:4])
+    pcm, truth = _neural(text)
+    tokens = tokenize(text)
+    prons = [token_phones(t.word) for t in tokens]
+    whole = acoustic.align_tokens(pcm, tokens, prons)
+    pieces = []
+    real_piece = acoustic._align_piece
+    monkeypatch.setattr(acoustic, "_align_piece", lambda m, feats, *args, **kwargs: (
+        pieces.append(len(feats)) or real_piece(m, feats, *args, **kwargs)))
+    monkeypatch.setattr(acoustic, "_LONG", 8.0)  # this ~19 s clip is then long: ~4 s pieces
+    monkeypatch.setattr(acoustic, "_PIECE", 4.0)
+
+    def not_asked():
+        raise AssertionError("the anchors given were asked for")
+
+    cut = acoustic.align_tokens(pcm, tokens, prons, anchors=not_asked)
+    assert len(pieces) >= 3 and sum(pieces) <= len(pcm) / 160 + 2 * len(pieces)
+    errors = [np.abs(_starts(r.spans) - truth).mean() for r in (whole, cut)]
+    assert errors[1] < errors[0] + 0.005 and errors[1] < 0.05, errors
+    # where that pass finds no path, the anchors given decide the cuts
+    monkeypatch.setattr(acoustic, "_anchor_spans", lambda *args: None)
+    asked = []
+    given = acoustic.align_tokens(pcm, tokens, prons,
+                                  anchors=lambda: asked.append(1) or list(cut.spans))
+    assert asked == [1] and np.abs(_starts(given.spans) - truth).mean() < 0.05
+
+
 def test_a_long_pieces_statistics_gathered_block_by_block_are_the_same(monkeypatch):
     """Adaptation statistics of a piece too long to keep its mixtures are gathered block by
     block from the same alignment: the same normal equations."""

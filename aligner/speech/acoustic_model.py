@@ -36,6 +36,7 @@ _STREAMS, _DENSITIES, _DIM = 3, 128, 13
 #: e^88), and the floor of a senone's mixture: 1e-30 of the best Gaussian's density
 _SHIFT = 80.0
 _MIX_FLOOR = float(np.float32(1e-30 * np.exp(_SHIFT)))
+_FRAMES_AT_ONCE = 3000  # frames scored in one batch (the densities take 64 KB a frame)
 #: word positions of a triphone in the model definition
 POSITIONS = {"i": 0, "b": 1, "e": 2, "s": 3}
 
@@ -199,18 +200,19 @@ class AcousticModel:
                 return self._triphones[code]
         return base
 
-    def states(self, phone: str, left: str, right: str, position: str,
+    def states(self, phone: str, left: str, right: str, position: str, context: bool = True,
                ) -> list[tuple[int, float, float]]:
         """``(senone, log self-loop, log exit)`` of the three states of ``phone`` in context.
 
         ``left``/``right``: the neighbouring phones (``"SIL"`` at a pause); ``position``: ``b``,
-        ``i``, ``e`` or ``s`` (first, inside, last, only phone of its word).
+        ``i``, ``e`` or ``s`` (first, inside, last, only phone of its word); ``context=False``:
+        the context-independent phone's.
         """
         idx = self.phone_index
         if phone not in idx:
             raise KeyError(f"the acoustic model has no phone {phone!r}")
-        p = self._triphone(idx[phone], idx.get(left, self.SIL), idx.get(right, self.SIL),
-                           POSITIONS[position])
+        p = idx[phone] if not context else self._triphone(
+            idx[phone], idx.get(left, self.SIL), idx.get(right, self.SIL), POSITIONS[position])
         t = self.log_transitions[self._phone_tmat[p]]
         return [(int(self._phone_senones[p][j]), float(t[j, j]), float(t[j, j + 1]))
                 for j in range(3)]
@@ -268,6 +270,11 @@ class AcousticModel:
         over the Gaussians and one product per stream serve every set. ``keep``: also return,
         last, the :class:`Mixtures` (what adaptation statistics are gathered from) of the first
         set."""
+        if not keep and len(feats) > _FRAMES_AT_ONCE:  # a long clip: bounded memory
+            parts = [self.scores(feats[a:a + _FRAMES_AT_ONCE], *senone_sets,
+                                 transform=transform)
+                     for a in range(0, len(feats), _FRAMES_AT_ONCE)]
+            return [np.concatenate(ps) for ps in zip(*parts, strict=True)]
         sets = [np.asarray(s, np.int64) for s in senone_sets]
         every = np.concatenate(sets)
         books, rows, slots = self._layout(every)

@@ -417,13 +417,16 @@ def _acoustic(pcm: np.ndarray, sample_rate: int, tokens: tuple[Token, ...],
               reference_voice: str | None) -> Timing:
     """The acoustic backend's timing; when the clip cannot hold its text (too short for it), a
     Timing named ``"unfit"`` with no spans and zero confidence. A clip over 30 s is first timed
-    roughly by pocketsphinx, which gives the pieces it is cut into."""
+    roughly (by the acoustic model's context-independent phones, or where they find no path, by
+    pocketsphinx), which gives the pieces it is cut into."""
     from ..audio import resample
     from .backends.acoustic import align_tokens
 
     duration = len(pcm) / sample_rate
-    anchors = (_pocketsphinx_spans(pcm, sample_rate, tokens, prons, db) if duration > 30.0
-               else None)
+
+    def anchors() -> list[tuple[float, float] | None]:  # where the acoustic model finds no path
+        return _pocketsphinx_spans(pcm, sample_rate, tokens, prons, db)
+
     transform = profile.transform if profile is not None else None
     guard = transform is not None and profile.should_check()
     try:

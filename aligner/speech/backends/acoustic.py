@@ -33,6 +33,7 @@ stretch a final phone over a fading tail to twice its length), on a 2.5 ms grid.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -140,7 +141,8 @@ def _slots(tok: Token, pron: tuple[tuple[str, ...], ...]) -> list[list[tuple[str
 
 
 def _build(m: AcousticModel, tokens: tuple[Token, ...],
-           prons: list[tuple[tuple[str, ...], ...]]) -> tuple[_Graph, list[_Segment]]:
+           prons: list[tuple[tuple[str, ...], ...]], context: bool = True,
+           ) -> tuple[_Graph, list[_Segment]]:
     pause = [("SIL",), ("+NSN+",)]
     segments = [_Segment(-1, pause)]
     for k, (tok, pr) in enumerate(zip(tokens, prons, strict=True)):
@@ -163,7 +165,7 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
                 else:
                     position = "s" if n == 1 else ("b" if j == 0 else ("e" if j == n - 1 else "i"))
                     states = m.states(ph, pron[j - 1] if j else left,
-                                      pron[j + 1] if j + 1 < n else right, position)
+                                      pron[j + 1] if j + 1 < n else right, position, context)
                 ids = []
                 for q, (senone, stay, _go) in enumerate(states):
                     s = g.add(senone, si, v, (j + (q + 1) / 4) / n)
@@ -286,7 +288,8 @@ _BLOCK = 16  # frames per window of states
 
 
 def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Edges,
-                      backward: bool = True) -> tuple[_Posteriors | None, float]:
+                      backward: bool = True, exact: bool = True,
+                      ) -> tuple[_Posteriors | None, float]:
     """State posteriors and the log likelihood of the clip (state ``s`` emits
     ``scores[:, inv[s]]``), by the scaled forward-backward algorithm on windows of the graph:
     each frame's emissions relative to the best in its window, each frame's forward mass
@@ -295,8 +298,15 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
     of the forward mass above :data:`_FLOOR` and those the next frames can reach from them: a
     few dozen states however long the clip, so the pass costs its frames times that, where the
     graph has hundreds or thousands. Where the mass leaves the float range the log-domain sums
-    decide (:func:`_log_forward_backward`). ``backward=False``: the likelihood only."""
+    decide (:func:`_log_forward_backward`; ``exact=False``: the result is then None and -inf,
+    for a graph too large for the whole-graph sums). ``backward=False``: the likelihood only."""
     n_frames = len(scores)
+
+    def exact_sums(backward: bool = True) -> tuple[_Posteriors | None, float]:
+        if not exact:
+            return None, -np.inf
+        return _log_forward_backward(g, scores[:, inv], edges, backward)
+
     starts = np.fromiter(g.start, np.int64)
     lo = int(starts.min())
     a = np.zeros(int(starts.max()) - lo + 1)
@@ -322,7 +332,7 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
             x *= b[k]
             scale = x.sum()
             if not scale > 0:  # the mass left the float range: the exact sums decide
-                return _log_forward_backward(g, scores[:, inv], edges, backward)
+                return exact_sums(backward)
             x /= scale
             alpha[k] = x
             loglik += np.log(scale) + top[k]
@@ -335,7 +345,7 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
             fin[s - low] = np.exp(lp)
     end = float(x @ fin)
     if not end > 0:  # no final state holds mass at the last frame
-        return _log_forward_backward(g, scores[:, inv], edges, backward)
+        return exact_sums(backward)
     loglik += np.log(end)
     if not backward:
         return None, loglik
@@ -358,13 +368,13 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
             x = np.bincount(s_in, p_in * (v * beta_next)[d_in], size)
             top = x.max()
             if not top > 0:  # forward and backward mass met nowhere in float range
-                return _log_forward_backward(g, scores[:, inv], edges)
+                return exact_sums()
             beta[k] = beta_next = x / top
         nxt = (low, size, b[0])
         post = alpha * beta
         total = post.sum(1, keepdims=True)
         if not (total > 0).all():
-            return _log_forward_backward(g, scores[:, inv], edges)
+            return exact_sums()
         rows, cols = np.nonzero(post)
         frame.append(t0 + rows)
         state.append(low + cols)
@@ -608,7 +618,7 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     frames = len(feats)
     seg = np.asarray(g.segment)
     occupancy = post.by(seg, len(segments))
-    before = np.cumsum(occupancy, 1).sum(0)  # expected frames up to the end of each segment
+    before = np.cumsum(occupancy.sum(0))  # expected frames up to the end of each segment
     # the pronunciation score: against the best of the context-independent senones
     frame_fit = post.expect(base, inv) - _phone_loop(m, ci)[0]
     expected = post.per_state()
@@ -653,6 +663,29 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
     return result, {"segments": segments}
 
 
+def _anchor_spans(m: AcousticModel, pcm16k: np.ndarray, tokens: tuple[Token, ...],
+                  prons: list[tuple[tuple[str, ...], ...]]) -> list[tuple[float, float]] | None:
+    """Rough (start, end) of every token of a long clip, to cut it at: the forward-backward
+    pass over the whole clip with context-independent phones (their scores are a few hundred
+    senones whatever the text; the pass follows the speech on a window of the graph). None when
+    no path stays in float range (the text does not fit the audio somewhere)."""
+    feats = features(cepstra(dither(pcm16k)))
+    g, segments = _build(m, tokens, prons, context=False)
+    senones, inv = np.unique(np.asarray(g.senone), return_inverse=True)
+    (scores,) = m.scores(feats, senones)
+    post, _ = _forward_backward(g, scores, inv, _edges_of(g), exact=False)
+    if post is None:
+        return None
+    # expected frames up to the end of each segment
+    before = np.cumsum(np.bincount(np.asarray(g.segment)[post.state], post.value, len(segments)))
+    spans: list = [None] * len(tokens)
+    for si, sg in enumerate(segments):
+        if sg.token >= 0:
+            start, end = (before[si - 1] * HOP / RATE + _OFFSET, before[si] * HOP / RATE + _OFFSET)
+            spans[sg.token] = (start, end) if spans[sg.token] is None else (spans[sg.token][0], end)
+    return spans
+
+
 def _statistics(m: AcousticModel, feats: np.ndarray, senones: np.ndarray, occupancy: np.ndarray,
                 transform: MeanTransform | None, kept: Mixtures | None) -> dict:
     """Adaptation statistics of an aligned piece: from the mixtures its scoring kept, or for a
@@ -676,7 +709,7 @@ def _statistics(m: AcousticModel, feats: np.ndarray, senones: np.ndarray, occupa
 def align_tokens(pcm16k: np.ndarray, tokens: tuple[Token, ...],
                  prons: list[tuple[tuple[str, ...], ...]], *,
                  transform: MeanTransform | None = None, learn: bool = False,
-                 anchors: list[tuple[float, float] | None] | None = None,
+                 anchors: list[tuple[float, float] | None] | Callable | None = None,
                  guard: bool = True) -> Result:
     """Align ``tokens`` on 16 kHz int16 ``pcm16k``.
 
@@ -688,7 +721,9 @@ def align_tokens(pcm16k: np.ndarray, tokens: tuple[Token, ...],
             False uses it without the check (a stream whose first chunks chose it).
         learn: also return adaptation statistics (``Result.stats``).
         anchors: for clips over 30 s, rough (start, end) per token (None where unknown) at
-            which the clip is cut into pieces of about 15 s, at the widest gaps.
+            which the clip is cut into pieces of about 15 s, at the widest gaps, or what gives
+            them; used only when the model's own pass over the whole clip
+            (:func:`_anchor_spans`) finds no path.
 
     Raises:
         ValueError: no tokens, or a clip too short to hold them (a frame per HMM state).
@@ -697,9 +732,15 @@ def align_tokens(pcm16k: np.ndarray, tokens: tuple[Token, ...],
         raise ValueError("nothing to align")
     m = model()
     duration = len(pcm16k) / RATE
-    cuts = _cuts(anchors, duration) if anchors is not None and duration > _LONG else []
+    cuts, found = [], None
+    if duration > _LONG:
+        found = _anchor_spans(m, pcm16k, tokens, prons)
+        if found is None and anchors is not None:
+            log.info("the clip is cut where the anchors given say, not the model's own pass")
+            found = anchors() if callable(anchors) else anchors
+        cuts = _cuts(found, duration) if found is not None else []
     bounds = [0, *cuts, len(tokens)]
-    times = [0.0, *[_cut_time(anchors, c) for c in cuts], duration]
+    times = [0.0, *[_cut_time(found, c) for c in cuts], duration]
     parts = []
     for i in range(len(bounds) - 1):
         a, b = bounds[i], bounds[i + 1]
