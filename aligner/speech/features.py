@@ -30,6 +30,7 @@ _NFFT = 512
 _FILTERS, _LOWER, _UPPER = 25, 130.0, 6800.0
 _CEPSTRA, _LIFTER = 13, 22
 _LOG_FLOOR = 1e-4
+_FRAMES_AT_ONCE = 2000  # frames windowed and transformed in one batch
 # fe_remove_noise's constants (pocketsphinx src/fe/fe_noise.c)
 _LAMBDA_POWER, _LAMBDA_A, _LAMBDA_B, _LAMBDA_T, _MU_T, _MAX_GAIN, _SMOOTH = (
     0.7, 0.995, 0.5, 0.85, 0.2, 20.0, 4)
@@ -120,8 +121,11 @@ def cepstra(pcm: np.ndarray, hop: int = HOP) -> np.ndarray:
     y[1:] = x[1:] - 0.97 * x[:-1]
     n = 1 + max(0, -(-(len(y) - WINDOW) // hop))
     y = np.concatenate([y, np.zeros(max(0, (n - 1) * hop + WINDOW - len(y)))])
-    frames = np.lib.stride_tricks.sliding_window_view(y, WINDOW)[::hop][:n] * np.hamming(WINDOW)
-    power = np.abs(np.fft.rfft(frames, _NFFT)) ** 2 @ _filter_bank().T
+    frames = np.lib.stride_tricks.sliding_window_view(y, WINDOW)[::hop][:n]
+    window, bank = np.hamming(WINDOW), _filter_bank().T
+    power = np.concatenate([  # a block of frames at a time: 8 MB, not 8 KB a frame at once
+        np.abs(np.fft.rfft(frames[a:a + _FRAMES_AT_ONCE] * window, _NFFT)) ** 2 @ bank
+        for a in range(0, n, _FRAMES_AT_ONCE)])
     return np.log(_remove_noise(power) + _LOG_FLOOR) @ _dct().T
 
 

@@ -352,7 +352,8 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
     frame, state, value = [], [], []
     beta_next = fin / fin.max()
     nxt = None  # the next window: its first state, size, and its first frame's emissions
-    for t0, low, size, alpha, b in reversed(blocks):
+    while blocks:  # each window's values are let go once its posteriors are taken
+        t0, low, size, alpha, b = blocks.pop()
         steps = len(alpha)
         beta = np.empty((steps, size))
         inner = _moves(edges, low, size, low, size)
@@ -376,8 +377,8 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
         if not (total > 0).all():
             return exact_sums()
         rows, cols = np.nonzero(post)
-        frame.append(t0 + rows)
-        state.append(low + cols)
+        frame.append((t0 + rows).astype(np.int32))
+        state.append((low + cols).astype(np.int32))
         value.append((post / total)[rows, cols])
     return _Posteriors(np.concatenate(frame[::-1]), np.concatenate(state[::-1]),
                        np.concatenate(value[::-1]), (n_frames, len(inv))), loglik
