@@ -66,6 +66,14 @@ def run_align(wav: Path, text: Path, rate: int, backend: str, out: Path,
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, used[1] if used else "?"
 
 
+def _clip_files(folder: str, samples: np.ndarray, rate: int, text: str) -> tuple[Path, Path]:
+    """The clip as a WAV file and its text as a file in ``folder``."""
+    wav, txt = Path(folder) / "clip.wav", Path(folder) / "clip.txt"
+    wav.write_bytes(wav_bytes(samples, rate))
+    txt.write_text(text, encoding="utf-8")
+    return wav, txt
+
+
 _POCKETSPHINX_CUTS = ("import sys; import aligner.speech.backends.acoustic as a; "
                       "a._anchor_spans = lambda *args: None; from aligner.cli import main; "
                       "raise SystemExit(main(sys.argv[1:]))")
@@ -92,9 +100,7 @@ def corpus(folder: str, repeat: int = 1) -> None:
     print(f"{'system':48} {'mean':>7} {'median':>7} {'<=20ms':>7} {'worst':>7} {'CPU s':>6} "
           f"{'peak MB':>8}")
     with tempfile.TemporaryDirectory(prefix="aligner-long-") as tmp:
-        wav, text = Path(tmp) / "clip.wav", Path(tmp) / "clip.txt"
-        wav.write_bytes(wav_bytes(np.concatenate(pieces), rate))
-        text.write_text(" ".join(texts), encoding="utf-8")
+        wav, text = _clip_files(tmp, np.concatenate(pieces), rate, " ".join(texts))
         systems = [("acoustic", "acoustic", None),
                    ("acoustic, cut where pocketsphinx puts the words", "acoustic",
                     _POCKETSPHINX_CUTS), ("pocketsphinx", "pocketsphinx", None)]
@@ -130,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'backend':13} {'rate':>6} {'used':>13} {'median':>9} {'last 40':>9} {'<=50ms':>7} "
           f"{'CPU s':>6} {'peak MB':>8}")
     with tempfile.TemporaryDirectory(prefix="aligner-long-") as tmp:
-        wav, text = Path(tmp) / "clip.wav", Path(tmp) / "clip.txt"
-        wav.write_bytes(wav_bytes(synth.samples, synth.sample_rate))
-        text.write_text(synth.text, encoding="utf-8")
+        wav, text = _clip_files(tmp, synth.samples, synth.sample_rate, synth.text)
         for backend in backends:
             for rate in rates:
                 out = Path(tmp) / f"{backend}-{rate}.json"
