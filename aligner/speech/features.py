@@ -113,14 +113,15 @@ def cepstra(pcm: np.ndarray, hop: int = HOP) -> np.ndarray:
 
     The last frame is zero-padded, as pocketsphinx does at the end of an utterance.
     """
-    x = np.asarray(pcm, np.float64)
+    x = np.asarray(pcm)
     if len(x) == 0:
         return np.zeros((0, _CEPSTRA))
-    y = np.empty_like(x)
+    n = 1 + max(0, -(-(len(x) - WINDOW) // hop))
+    y = np.zeros(max(len(x), (n - 1) * hop + WINDOW))  # pre-emphasised, zero-padded, in place
     y[0] = x[0]
-    y[1:] = x[1:] - 0.97 * x[:-1]
-    n = 1 + max(0, -(-(len(y) - WINDOW) // hop))
-    y = np.concatenate([y, np.zeros(max(0, (n - 1) * hop + WINDOW - len(y)))])
+    y[1:len(x)] = x[:-1]
+    y[1:len(x)] *= -0.97
+    y[1:len(x)] += x[1:]
     frames = np.lib.stride_tricks.sliding_window_view(y, WINDOW)[::hop][:n]
     window, bank = np.hamming(WINDOW), _filter_bank().T
     power = np.concatenate([  # a block of frames at a time: 8 MB, not 8 KB a frame at once

@@ -299,8 +299,10 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
     few dozen states however long the clip, so the pass costs its frames times that, where the
     graph has hundreds or thousands. Where the mass leaves the float range the log-domain sums
     decide (:func:`_log_forward_backward`; ``exact=False``: the result is then None and -inf,
-    for a graph too large for the whole-graph sums). ``backward=False``: the likelihood only."""
+    for a graph too large for the whole-graph sums, and the windows keep their values in float32,
+    for a rough pass over a long clip). ``backward=False``: the likelihood only."""
     n_frames = len(scores)
+    kept_as = np.float64 if exact else np.float32  # what the windows keep for the backward pass
 
     def exact_sums(backward: bool = True) -> tuple[_Posteriors | None, float]:
         if not exact:
@@ -322,8 +324,8 @@ def _forward_backward(g: _Graph, scores: np.ndarray, inv: np.ndarray, edges: _Ed
         s_in, d_in, p_in = _moves(edges, low, size, low, size)
         emit = scores[t0:t0 + steps, inv[low:high + 1]]
         top = emit.max(1)
-        b = np.exp(emit - top[:, None])
-        alpha = np.empty((steps, size))
+        b = np.exp(emit - top[:, None]).astype(kept_as)
+        alpha = np.empty((steps, size), kept_as)
         x = np.zeros(size)
         x[lo - low:lo - low + len(a)] = a
         for k in range(steps):
