@@ -261,6 +261,13 @@ class _Posteriors:
         return np.bincount(self.frame * size + group[self.state], self.value,
                            n * size).reshape(n, size)
 
+    def per_segment(self, segment: np.ndarray, size: int,
+                    weight: np.ndarray | None = None) -> np.ndarray:
+        """Each segment's posterior summed over the frames (``segment[state]``), each frame's
+        weighted by ``weight[frame]`` if given."""
+        value = self.value if weight is None else self.value * weight[self.frame]
+        return np.bincount(segment[self.state], value, size)
+
     def per_state(self) -> np.ndarray:
         """Each state's posterior summed over the frames: its expected frames."""
         return np.bincount(self.state, self.value, self.shape[1])
@@ -407,8 +414,8 @@ def _padded(index: np.ndarray, other: np.ndarray, lp: np.ndarray, n: int,
     return idx, out
 
 
-def _log_forward_backward(g: _Graph, emit: np.ndarray, edges: tuple, backward: bool = True,
-                          ) -> tuple[np.ndarray | None, float]:
+def _log_forward_backward(g: _Graph, emit: np.ndarray, edges: _Edges, backward: bool = True,
+                          ) -> tuple[_Posteriors | None, float]:
     """:func:`_forward_backward` in the log domain, on every state (``emit``: (frames, states)):
     exact whatever the dynamic range, slower. The log likelihood is -inf when no path through
     the graph fits the frames."""
@@ -620,12 +627,13 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
         raise ValueError("the clip is too short for the text")
     frames = len(feats)
     seg = np.asarray(g.segment)
-    occupancy = post.by(seg, len(segments))
-    before = np.cumsum(occupancy.sum(0))  # expected frames up to the end of each segment
+    held = post.per_segment(seg, len(segments))
+    before = np.cumsum(held)  # expected frames up to the end of each segment
     # the pronunciation score: against the best of the context-independent senones
     frame_fit = post.expect(base, inv) - _phone_loop(m, ci)[0]
+    segment_fit = post.per_segment(seg, len(segments), frame_fit)
     expected = post.per_state()
-    spans: list[tuple[float, float] | None] = [None] * len(tokens)
+    spans = _token_spans(segments, before, len(tokens))
     phones: list[list[tuple[str, float, float]]] = [[] for _ in tokens]
     fit = np.zeros(len(tokens))
     weight = np.zeros(len(tokens))
@@ -635,12 +643,9 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
         if sg.token < 0:
             continue
         k = sg.token
-        start = before[si - 1] * HOP / RATE + _OFFSET
-        end = before[si] * HOP / RATE + _OFFSET
-        spans[k] = (start, end) if spans[k] is None else (spans[k][0], end)
-        in_word = occupancy[:, si]
-        fit[k] += float((in_word * frame_fit).sum())
-        weight[k] += float(in_word.sum())
+        start, end = _seconds(before[si - 1]), _seconds(before[si])
+        fit[k] += segment_fit[si]
+        weight[k] += held[si]
         # the pronunciation that holds the most posterior, its phones at expected boundaries
         cols = np.flatnonzero(seg == si)
         mass = np.bincount(variant[cols], expected[cols], minlength=len(sg.pronunciations))
@@ -650,7 +655,7 @@ def _align_piece(m: AcousticModel, feats: np.ndarray, tokens: tuple[Token, ...],
         edges = [start]
         for j in range(n - 1):
             inside = mass_by_rank[rank[cols] <= (j + 1) / n].sum()
-            edges.append((before[si - 1] + inside) * HOP / RATE + _OFFSET)
+            edges.append(_seconds(before[si - 1] + inside))
         edges.append(end)
         edges = np.maximum.accumulate(np.clip(edges, start, end))
         phones[k] += [(p, float(edges[j]), float(edges[j + 1])) for j, p in enumerate(pron)]
@@ -679,13 +684,25 @@ def _anchor_spans(m: AcousticModel, pcm16k: np.ndarray, tokens: tuple[Token, ...
     post, _ = _forward_backward(g, scores, inv, _edges_of(g), exact=False)
     if post is None:
         return None
-    # expected frames up to the end of each segment
-    before = np.cumsum(np.bincount(np.asarray(g.segment)[post.state], post.value, len(segments)))
-    spans: list = [None] * len(tokens)
+    before = np.cumsum(post.per_segment(np.asarray(g.segment), len(segments)))
+    return _token_spans(segments, before, len(tokens))
+
+
+def _seconds(frames: float) -> float:
+    """Where a boundary after this many frames lies, in seconds (between two frames' windows)."""
+    return frames * HOP / RATE + _OFFSET
+
+
+def _token_spans(segments: list[_Segment], before: np.ndarray,
+                 n_tokens: int) -> list[tuple[float, float] | None]:
+    """Each token's (start, end) from its segments (``before``: the expected frames up to the
+    end of each segment); None for a token no segment holds."""
+    spans: list[tuple[float, float] | None] = [None] * n_tokens
     for si, sg in enumerate(segments):
         if sg.token >= 0:
-            start, end = (before[si - 1] * HOP / RATE + _OFFSET, before[si] * HOP / RATE + _OFFSET)
-            spans[sg.token] = (start, end) if spans[sg.token] is None else (spans[sg.token][0], end)
+            start, end = _seconds(before[si - 1]), _seconds(before[si])
+            k = sg.token
+            spans[k] = (start, end) if spans[k] is None else (spans[k][0], end)
     return spans
 
 
