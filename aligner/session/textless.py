@@ -76,13 +76,9 @@ def estimate(pcm: np.ndarray, sample_rate: int, *, recognize: bool = True,
 
     heard = []
     if recognize:
-        from ..speech.backends.acoustic import fitting_voice
-        from ..speech.recognize import recognize_words
+        from ..speech.backends.acoustic import heard_words
 
-        voice = fitting_voice(voice, pcm, sample_rate)  # None: the profile does not fit
-        heard = recognize_words(pcm, sample_rate,
-                                transform=voice.transform if voice is not None else None,
-                                voice=voice.key if voice is not None else None)
+        heard, voice = heard_words(voice, pcm, sample_rate)  # voice None: the profile does not fit
     text = " ".join(w.word for w in heard)
     phones = [replace(p, start=min(p.start, duration), end=min(p.end, duration))
               for p in (heard_phones(pcm, sample_rate, text, voice=voice) if heard

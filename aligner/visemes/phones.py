@@ -305,16 +305,12 @@ def _hear_and_place(pcm: np.ndarray, sample_rate: int, voice: VoiceProfile | Non
     transform again on the words heard."""
     from ..speech.adaptation import VoiceProfile
     from ..speech.alignment import align
-    from ..speech.backends.acoustic import fitting_voice
-    from ..speech.recognize import recognize_words
+    from ..speech.backends.acoustic import heard_words
 
     def hear(profile: VoiceProfile | None) -> Alignment | None:
         """The alignment of the words heard with ``profile`` where it fits (which learns from
         them); None when nothing is heard."""
-        fits = fitting_voice(profile, pcm, sample_rate)
-        words = recognize_words(pcm, sample_rate,
-                                transform=fits.transform if fits is not None else None,
-                                voice=fits.key if fits is not None else None)
+        words, fits = heard_words(profile, pcm, sample_rate)
         text = " ".join(w.word for w in words)
         return align(pcm, sample_rate, text, voice=fits) if text.strip() else None
 

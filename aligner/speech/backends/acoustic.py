@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from ..adaptation import VoiceProfile
 
 __all__ = ["EDGE_DB", "PHONE_LM_WEIGHT", "PHONE_PENALTY", "Result", "align_tokens",
-           "fitting_voice", "recognize_phones", "transform_fits"]
+           "fitting_voice", "heard_words", "recognize_phones", "transform_fits"]
 
 log = logging.getLogger(__name__)
 
@@ -563,6 +563,20 @@ def fitting_voice(voice: VoiceProfile | None, pcm: np.ndarray, sample_rate: int
         return voice
     x = pcm if sample_rate == RATE else resample(pcm, sample_rate, RATE)
     return voice if transform_fits(x, transform) else None
+
+
+def heard_words(voice: VoiceProfile | None, pcm: np.ndarray, sample_rate: int,
+                ) -> tuple[list, VoiceProfile | None]:
+    """The words pocketsphinx recognises in ``pcm``, on the model adapted to ``voice`` where
+    :func:`fitting_voice` lets it hear the clip, and the profile that did (None: the model
+    alone heard it; the clip is then neither placed on the profile nor learned from)."""
+    from ..recognize import recognize_words
+
+    fits = fitting_voice(voice, pcm, sample_rate)
+    words = recognize_words(pcm, sample_rate,
+                            transform=fits.transform if fits is not None else None,
+                            voice=fits.key if fits is not None else None)
+    return words, fits
 
 
 def _confidence(gop: float) -> float:
