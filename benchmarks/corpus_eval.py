@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run"]
+__all__ = ["read_clip", "run"]
 
 #: a voice's utterances in turn, one profile learning from each (its guard sampled once trusted)
 _IN_TURN = "ours, utterances in turn with one learning profile"
@@ -54,7 +54,8 @@ _CLOSURES = {"bcl": "B", "dcl": "D", "gcl": "G", "pcl": "P", "tcl": "T", "kcl": 
 _PAUSES = {"h#", "pau", "epi"}
 
 
-def _read(path: Path) -> tuple[np.ndarray, int]:
+def read_clip(path: Path) -> tuple[np.ndarray, int]:
+    """A corpus clip's samples (int16) and rate."""
     with wave.open(str(path)) as w:
         return np.frombuffer(w.readframes(w.getnframes()), np.int16), w.getframerate()
 
@@ -177,7 +178,7 @@ def run(folder: str, limit: int = 0) -> None:
     for n, (voice, its) in enumerate(voices.items()):
         clips = []
         for it in its:
-            pcm, rate = _read(root / it["wav"])
+            pcm, rate = read_clip(root / it["wav"])
             seconds += len(pcm) / rate
             tokens = tokenize(it["text"])
             prons = [token_phones(t.word) for t in tokens]

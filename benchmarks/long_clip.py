@@ -82,15 +82,13 @@ _POCKETSPHINX_CUTS = ("import sys; import aligner.speech.backends.acoustic as a;
 def corpus(folder: str, repeat: int = 1) -> None:
     """The corpus's clips joined into one recording (``repeat`` times over), aligned whole (see
     the module docstring); the peer cut where pocketsphinx puts the words runs once over."""
-    import wave
+    from corpus_eval import read_clip
 
     root = Path(folder)
     truth = json.loads((root / "truth.json").read_text())
     pieces, texts, times, offset = [], [], [], 0.0
     for it in list(truth.values()) * repeat:
-        with wave.open(str(root / it["wav"])) as w:
-            rate = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+        pcm, rate = read_clip(root / it["wav"])
         times += [(t["start"] + offset, t["end"] + offset) for t in it["tokens"]]
         pieces.append(pcm)
         texts.append(it["text"])

@@ -102,8 +102,8 @@ def corpus(folder: str) -> None:
     words heard in every call before (``Session(voice=...)``, as ``--voice-profiles`` keeps).
     Visemes are scored where the truth has phones."""
     import json
-    import wave
 
+    from corpus_eval import read_clip
     from visemes_corpus import _frames, phones_score, truth_phones
 
     from aligner.speech.adaptation import VoiceProfile
@@ -119,9 +119,7 @@ def corpus(folder: str) -> None:
     for n, its in enumerate(agents.values()):
         profile = VoiceProfile("agent")
         for it in its:
-            with wave.open(str(root / it["wav"])) as w:
-                pcm = resample(np.frombuffer(w.readframes(w.getnframes()), np.int16),
-                               w.getframerate(), 16000)
+            pcm = resample(*read_clip(root / it["wav"]), 16000)
             dur = len(pcm) / 16000
             seconds += dur
             truth = _frames(truth_phones(it["phones"]), "rhubarb", dur) if it.get("phones") \
@@ -154,16 +152,15 @@ def taking_turns(root: Path, agents: list[list[dict]]) -> None:
     the adapted decoders of the last ``ADAPTED_VOICES`` voices kept, beside one kept (each turn
     loads the other agent's again)."""
     import copy
-    import wave
+
+    from corpus_eval import read_clip
 
     from aligner.session.textless import estimate
     from aligner.speech import recognize
     from aligner.speech.adaptation import VoiceProfile
 
     def read(it: dict) -> np.ndarray:
-        with wave.open(str(root / it["wav"])) as w:
-            return resample(np.frombuffer(w.readframes(w.getnframes()), np.int16),
-                            w.getframerate(), 16000)
+        return resample(*read_clip(root / it["wav"]), 16000)
 
     pairs = []
     for a, b in zip(agents[::2], agents[1::2], strict=False):
