@@ -121,19 +121,20 @@ def test_recognize_words_have_times_inside_the_audio():
     assert not any(w.word.startswith(("<", "(", "[")) for w in words)
 
 
+def _moved(bias: float):
+    """A voice transform that moves every mean of the model by ``bias``."""
+    from aligner.speech.acoustic_model import MeanTransform
+
+    return MeanTransform(tuple(np.hstack([np.full((13, 1), bias), np.eye(13)]) for _ in range(3)))
+
+
 def test_a_voice_transform_moves_the_recognisers_model():
     """A voice's transform reaches pocketsphinx as its MLLR file: the identity hears exactly
     what the model alone does, a transform that moves the means hears otherwise."""
-    from aligner.speech.acoustic_model import MeanTransform
-
-    def moved(bias: float) -> MeanTransform:
-        return MeanTransform(tuple(np.hstack([np.full((13, 1), bias), np.eye(13)])
-                                   for _ in range(3)))
-
     pcm = _speech(LINES[0])
     alone = recognize_words(pcm, 16000)
-    assert alone and recognize_words(pcm, 16000, transform=moved(0.0)) == alone
-    assert recognize_words(pcm, 16000, transform=moved(1.5)) != alone
+    assert alone and recognize_words(pcm, 16000, transform=_moved(0.0)) == alone
+    assert recognize_words(pcm, 16000, transform=_moved(1.5)) != alone
 
 
 def test_voices_taking_turns_keep_their_adapted_decoders():
@@ -141,17 +142,11 @@ def test_voices_taking_turns_keep_their_adapted_decoders():
     turn); a voice's newer transform replaces its own; the least recently used voice goes
     first."""
     from aligner.speech import recognize
-    from aligner.speech.acoustic_model import MeanTransform
-
-    def moved(bias: float) -> MeanTransform:
-        return MeanTransform(tuple(np.hstack([np.full((13, 1), bias), np.eye(13)])
-                                   for _ in range(3)))
-
     pcm = _speech(LINES[0])
     recognize._adapted.clear()
 
     def decoder(voice: str, bias: float):
-        recognize_words(pcm, 16000, LINES, transform=moved(bias), voice=voice)
+        recognize_words(pcm, 16000, LINES, transform=_moved(bias), voice=voice)
         return recognize._adapted[(recognize._vocabulary(LINES), voice)][1]
 
     first = decoder("agent-1", 0.5)
