@@ -36,13 +36,13 @@ import json
 import shutil
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
+from corpus_eval import read_clip
 from visemes import FPS, agrees
 
-from aligner.audio import resample
+from aligner.audio import resample, wav_bytes
 
 __all__ = ["run"]
 
@@ -194,9 +194,7 @@ def run(folder: str, rhubarb: str | None, limit: int = 0) -> None:
     voices: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="visemes-corpus-") as tmp:
         for n, it in enumerate(items):
-            with wave.open(str(root / it["wav"])) as w:
-                rate = w.getframerate()
-                pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+            pcm, rate = read_clip(root / it["wav"])
             dur = len(pcm) / rate
             seconds += dur
             truth = truth_phones(it["phones"])
@@ -225,11 +223,7 @@ def run(folder: str, rhubarb: str | None, limit: int = 0) -> None:
             voices.setdefault(it["voice"], []).append(clip)
             if program:
                 d = Path(tmp)
-                with wave.open(str(d / "clip.wav"), "wb") as w:
-                    w.setnchannels(1)
-                    w.setsampwidth(2)
-                    w.setframerate(rate)
-                    w.writeframes(pcm.tobytes())
+                (d / "clip.wav").write_bytes(wav_bytes(pcm, rate))
                 (d / "dialog.txt").write_text(it["text"] + "\n", encoding="utf-8")
                 for key, extra in (("Rhubarb with dialog", ["-d", "dialog.txt"]),
                                    ("Rhubarb recognition", []),
