@@ -407,3 +407,26 @@ def test_a_last_word_ends_where_its_sound_does_not_where_its_echo_fades(text):
                            np.zeros(1600)])
     result = align(clip.astype(np.int16), 16000, text, backend="acoustic")
     assert abs(result.words[-1].end - end) < 0.06
+
+
+def test_a_pause_inside_a_clip_is_an_utterance_edge_too():
+    """Two sentences with a pause between them in one clip: the first one's last sound fades
+    on, 25 dB down, for 0.4 s (a room's tail), and the second is led in by 60 ms of its first
+    sound at the same level (a breath, a smack). The words beside the pause are timed as at a
+    clip's edges: the one before it ends where its sound does, the one after starts where its
+    sound does."""
+    first, second = (speak(t, "hibari") for t in ("They sailed around the hull.",
+                                                   "Always call me tomorrow."))
+    a = resample(first.samples, first.sample_rate, 16000).astype(np.float64)
+    b = resample(second.samples, second.sample_rate, 16000).astype(np.float64)
+    end, start = first.words[-1].end, second.words[0].start
+    tail = a[int((end - 0.08) * 16000):int(end * 16000)]
+    lead = b[int(start * 16000):int((start + 0.06) * 16000)]
+    before = np.concatenate([a[:int(end * 16000)], np.tile(tail, 5) * 10 ** (-25 / 20),
+                             np.zeros(3200), lead * 10 ** (-25 / 20)])
+    clip = np.concatenate([before, b[int(start * 16000):]])
+    result = align(clip.astype(np.int16), 16000, f"{first.text} {second.text}",
+                   backend="acoustic")
+    n = len(first.words)
+    assert abs(result.words[n - 1].end - end) < 0.04
+    assert abs(result.words[n].start - len(before) / 16000) < 0.04

@@ -24,8 +24,11 @@ What the search gives besides times:
   keeps adaptation from ever making a voice worse.
 
 The edges of an utterance: breaths, lip smacks and room noise before the first word and after
-the last look to the model like its first or last phone. :func:`_edges` moves the first start
-(last end) to where the energy of that phone rises within :data:`EDGE_DB` dB of the phone's own
+the last look to the model like its first or last phone, and so do those around a pause of
+:data:`PAUSE_EDGE` or more inside the clip (a recording of several sentences: on each TIMIT
+speaker's ten sentences joined into one recording this takes the mean word boundary error from
+18.6 to 17.4 ms, where each sentence alone scores 17.1). :func:`_edges` moves each such start
+(end) to where the energy of that phone rises within :data:`EDGE_DB` dB of the phone's own
 level (falls below it: the last frame above it anywhere in the phone, since the model may
 stretch a final phone over a fading tail to twice its length), on a 2.5 ms grid.
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,7 +53,7 @@ from ..text import Token, spoken
 if TYPE_CHECKING:
     from ..adaptation import VoiceProfile
 
-__all__ = ["EDGE_DB", "PHONE_LM_WEIGHT", "PHONE_PENALTY", "Result", "align_tokens",
+__all__ = ["EDGE_DB", "PAUSE_EDGE", "PHONE_LM_WEIGHT", "PHONE_PENALTY", "Result", "align_tokens",
            "fitting_voice", "heard_words", "recognize_phones", "transform_fits"]
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,10 @@ log = logging.getLogger(__name__)
 #: The first phone of an utterance starts where its energy comes within this many dB of the
 #: phone's own level (the median of its later half), the last one ends where it falls below it.
 EDGE_DB = 15.0
+#: A pause of at least this many seconds between two words is an utterance edge too: where a
+#: speaker stops for this long they may breathe (studies of pausing count silent pauses from
+#: 200-250 ms), and the search's pause is the shorter one, the breath given to the words.
+PAUSE_EDGE = 0.2
 _PAUSE = np.log(0.2)  # entering an optional pause between words
 _PAUSE_AGAIN = np.log(0.5)  # another pause model after a pause
 _OFFSET = (WINDOW - HOP) / 2 / RATE  # a boundary between two frames, in seconds after the later
@@ -586,33 +594,36 @@ def _confidence(gop: float) -> float:
 
 def _edges(spans: list[tuple[float, float]], phones: list[list[tuple[str, float, float]]],
            pcm: np.ndarray) -> list[tuple[float, float]]:
-    """The clip's first start and last end moved onto the energy of their phones (see the
-    module docstring). A span never grows. (Measured: doing the same at pauses inside the clip
-    gains nothing on human speech and costs neural voices 0.4 ms.)"""
+    """Every utterance edge moved onto the energy of its phone (see the module docstring): the
+    clip's first start and last end, and the end before and the start after every pause of
+    :data:`PAUSE_EDGE` or more. A span never grows."""
     from ..signal import frame_db
 
-    if not spans or not phones[0] or not phones[-1]:
+    if not spans:
         return spans
     hop = 0.0025
     db = frame_db(pcm, RATE, hop=hop)
     centre = (np.arange(len(db)) + 0.5) * hop
+    gaps = [np.inf, *(b[0] - a[1] for a, b in pairwise(spans)), np.inf]
     out = list(spans)
-    start, end = out[0]
-    _, a, b = phones[0][0]
-    level = db[(centre >= (a + b) / 2) & (centre <= b)]
-    if len(level):
-        hit = np.flatnonzero((centre >= start) & (centre <= (a + b) / 2)
-                             & (db > np.median(level) - EDGE_DB))
-        if len(hit):
-            out[0] = (max(start, min(end, centre[hit[0]] - hop / 2)), end)
-    start, end = out[-1]
-    _, a, b = phones[-1][-1]
-    level = db[(centre >= a) & (centre <= (a + b) / 2)]
-    if len(level):
-        hit = np.flatnonzero((centre >= a) & (centre <= end)
-                             & (db > np.median(level) - EDGE_DB))
-        if len(hit):
-            out[-1] = (start, max(start, min(end, centre[hit[-1]] + hop / 2)))
+    for k, (start, end) in enumerate(spans):
+        if not phones[k]:
+            continue
+        if gaps[k] >= PAUSE_EDGE:
+            _, a, b = phones[k][0]
+            level = db[(centre >= (a + b) / 2) & (centre <= b)]
+            hit = np.flatnonzero((centre >= start) & (centre <= (a + b) / 2)
+                                 & (db > np.median(level) - EDGE_DB)) if len(level) else []
+            if len(hit):
+                start = max(start, min(end, centre[hit[0]] - hop / 2))
+        if gaps[k + 1] >= PAUSE_EDGE:
+            _, a, b = phones[k][-1]
+            level = db[(centre >= a) & (centre <= (a + b) / 2)]
+            hit = np.flatnonzero((centre >= a) & (centre <= end)
+                                 & (db > np.median(level) - EDGE_DB)) if len(level) else []
+            if len(hit):
+                end = max(start, min(end, centre[hit[-1]] + hop / 2))
+        out[k] = (start, end)
     return out
 
 
