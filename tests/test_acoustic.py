@@ -343,6 +343,33 @@ def test_the_scaled_forward_backward_gives_the_exact_log_domain_sums(monkeypatch
         assert per_frame.min() >= 1 and per_frame.mean() < 0.25 * len(inv)
 
 
+def test_a_words_first_phone_is_in_the_context_of_what_it_follows():
+    """A word's first phone has a version for each phone it can follow, entered only from
+    there: the last phone of each pronunciation of the word before it, and silence (from a
+    pause). The clip's first word follows silence only."""
+    import aligner.speech.backends.acoustic as acoustic
+
+    m = model()
+    tokens = tokenize("Fine. Thanks")
+    g, segments = acoustic._build(m, tokens, [token_phones(t.word) for t in tokens])
+    _, fine, pause, thanks = segments[:4]
+    assert {last for _, _, last in fine.exits} == {"N", "AH"}  # F AY N, F IH N AH
+    assert m.states("TH", "N", "AE", "b")[0][0] != m.states("TH", "SIL", "AE", "b")[0][0]
+    followed = set()
+    for e, follows in thanks.entries:
+        if g.variant[e] != 0:  # TH AE NG K S (the others spell it)
+            continue
+        for left in follows:
+            assert g.senone[e] == m.states("TH", left, "AE", "b")[0][0]
+        came_from = {a for a, _ in g.preds[e] if a != e}
+        assert came_from == ({a for a, _, last in fine.exits if last in follows}
+                             | {a for a, _, _ in pause.exits if "SIL" in follows})
+        followed |= follows
+    assert followed == {"N", "AH", "SIL"}
+    first = {g.senone[e] for e, _ in fine.entries if g.variant[e] == 0}
+    assert first == {m.states("F", "SIL", "AY", "b")[0][0]}
+
+
 def test_a_long_clip_is_cut_where_the_models_own_pass_finds_the_pauses(monkeypatch):
     """A clip over the long limit is cut into pieces at the pauses the context-independent
     phones' pass over the whole clip finds: no other aligner is asked (the anchors given are

@@ -3,7 +3,12 @@
 The text becomes a left-to-right graph of triphone HMMs (:mod:`aligner.speech.acoustic_model`):
 each spoken word with every dictionary pronunciation and every other reading of its token
 (digits one by one, a name spelled: :func:`aligner.speech.backends.sphinx.other_readings`), an
-optional pause (silence or noise, repeatable) between words and around the clip. The clip's
+optional pause (silence or noise, repeatable) between words and around the clip. A word's first
+phone has a version for each phone it can follow: the last phone of each pronunciation of the
+word before it, and silence after a pause. Its last phone is in the context of the next word's
+first either way: the model's phones before silence learned the lengthening and the tail of an
+utterance's end, and stretch over a pause (measured: silence on that side too took TIMIT's
+sentences joined into one recording from 17.4 to 18.3 ms). The clip's
 frames (:mod:`aligner.speech.features`, 10 ms, of the clip dithered by one bit:
 :func:`aligner.speech.signal.dither`) are scored against the graph's senones, and the
 forward-backward algorithm gives each frame's posterior over the graph. A boundary is placed at
@@ -126,8 +131,8 @@ class _Segment:
 
     token: int
     pronunciations: list[tuple[str, ...]]
-    entries: list[int] = field(default_factory=list)
-    exits: list[tuple[int, float]] = field(default_factory=list)
+    entries: list[tuple[int, set[str] | None]] = field(default_factory=list)  # (state, follows)
+    exits: list[tuple[int, float, str]] = field(default_factory=list)  # (state, log exit, phone)
 
 
 def _slots(tok: Token, pron: tuple[tuple[str, ...], ...]) -> list[list[tuple[str, ...]]]:
@@ -162,31 +167,43 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
     for si, seg in enumerate(segments):
         before = [w for w in words if w < si]
         after = [w for w in words if w > si]
-        left = segments[before[-1]].pronunciations[0][-1] if before else "SIL"
+        # what a word's first phone can follow: each last phone of the word before, a pause
+        lefts = sorted({p[-1] for p in segments[before[-1]].pronunciations} | {"SIL"}
+                       if before else {"SIL"}) if context else [None]
         right = segments[after[0]].pronunciations[0][0] if after else "SIL"
         for v, pron in enumerate(seg.pronunciations):
-            previous: tuple[int, float] | None = None
+            previous: list[tuple[int, float]] = []  # the previous phone's last states, exits
             n = len(pron)
             for j, ph in enumerate(pron):
                 if seg.token < 0:
-                    states = m.states(ph, "SIL", "SIL", "s")
+                    versions = [(m.states(ph, "SIL", "SIL", "s"), None)]
                 else:
                     position = "s" if n == 1 else ("b" if j == 0 else ("e" if j == n - 1 else "i"))
-                    states = m.states(ph, pron[j - 1] if j else left,
-                                      pron[j + 1] if j + 1 < n else right, position, context)
-                ids = []
-                for q, (senone, stay, _go) in enumerate(states):
-                    s = g.add(senone, si, v, (j + (q + 1) / 4) / n)
-                    g.preds[s].append((s, stay))
-                    if q:
-                        g.preds[s].append((ids[-1], states[q - 1][2]))
-                    ids.append(s)
-                if previous is None:
-                    seg.entries.append(ids[0])
-                else:
-                    g.preds[ids[0]].append(previous)
-                previous = (ids[-1], states[-1][2])
-            seg.exits.append(previous)
+                    chains: dict[tuple[int, ...], tuple[list, set | None]] = {}
+                    for lp in lefts if j == 0 else [pron[j - 1]]:
+                        states = m.states(ph, lp or "SIL", pron[j + 1] if j + 1 < n else right,
+                                          position, context)
+                        key = tuple(q[0] for q in states)  # one chain where the contexts agree
+                        follows = chains.setdefault(key, (states, set() if lp else None))[1]
+                        if follows is not None:
+                            follows.add(lp)
+                    versions = list(chains.values())
+                current = []
+                for states, follows in versions:
+                    ids = []
+                    for q, (senone, stay, _go) in enumerate(states):
+                        s = g.add(senone, si, v, (j + (q + 1) / 4) / n)
+                        g.preds[s].append((s, stay))
+                        if q:
+                            g.preds[s].append((ids[-1], states[q - 1][2]))
+                        ids.append(s)
+                    g.preds[ids[0]].extend(previous)
+                    if j == 0:
+                        seg.entries.append((ids[0], follows))
+                    current.append((ids[-1], states[-1][2]))
+                previous = current
+            last = "SIL" if seg.token < 0 else pron[-1]
+            seg.exits.extend((s, x, last) for s, x in previous)
     for si, seg in enumerate(segments):
         targets = []
         if si + 1 < len(segments):
@@ -197,12 +214,13 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
         if seg.token < 0:
             targets.append((si, _PAUSE_AGAIN))
         for ti, lp in targets:
-            for e in segments[ti].entries:
-                g.preds[e].extend((src, x + lp) for src, x in seg.exits)
+            for e, follows in segments[ti].entries:
+                g.preds[e].extend((src, x + lp) for src, x, last in seg.exits
+                                  if follows is None or last in follows)
     for si in (0, 1):
-        g.start.update({e: 0.0 for e in segments[si].entries})
+        g.start.update({e: 0.0 for e, _ in segments[si].entries})
     for si in (len(segments) - 1, len(segments) - 2):
-        g.final.update(dict(segments[si].exits))
+        g.final.update({src: x for src, x, _ in segments[si].exits})
     return g, segments
 
 
