@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aligner.speech.dictionary import PHONES, dictionary_phones, dictionary_variants
-from aligner.speech.pronounce import guess_phones, phones, token_phones
+from aligner.speech.pronounce import connected_speech, guess_phones, phones, token_phones
 from aligner.speech.text import spoken, tokenize
 
 
@@ -90,3 +90,23 @@ def test_any_unicode_token_is_pronounced_without_error(text):
 def test_odd_digits_do_not_recurse():
     for word in ("x²", "①②", "٣", "½", "3²"):
         token_phones(word)
+
+
+def test_connected_speech_drops_final_stops_after_consonants_and_flaps_t():
+    assert connected_speech(("L", "AE", "S", "T")) == [("L", "AE", "S")]
+    assert connected_speech(("AE", "N", "D")) == [("AE", "N")]
+    assert connected_speech(("W", "AO", "T", "ER")) == [("W", "AO", "D", "ER")]
+    assert connected_speech(("P", "AA", "R", "T", "IY")) == [("P", "AA", "R", "D", "IY")]
+    # a stop after a vowel stays; a lone consonant is not dropped; no T between vowels
+    assert connected_speech(("K", "AE", "T")) == []
+    assert connected_speech(("N", "D")) == []
+    assert connected_speech(("S", "T", "AA", "P")) == []
+
+
+def test_the_acoustic_backend_offers_connected_speech_pronunciations():
+    from aligner.speech.backends.acoustic import _slots
+    from aligner.speech.text import tokenize
+
+    water, first = tokenize("water first")
+    assert ("W", "AO", "D", "ER") in _slots(water, token_phones("water"))[0]
+    assert ("F", "ER", "S") in _slots(first, token_phones("first"))[0]

@@ -32,7 +32,7 @@ import re
 from .dictionary import dictionary_phones, letter_phones
 from .text import spoken
 
-__all__ = ["espeak_to_arpabet", "guess_phones", "phones", "token_phones"]
+__all__ = ["connected_speech", "espeak_to_arpabet", "guess_phones", "phones", "token_phones"]
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +206,24 @@ def phones(word: str) -> tuple[str, ...]:
 def token_phones(word: str) -> tuple[tuple[str, ...], ...]:
     """The phones of each spoken word of one token's word (``"$5"`` -> five, dollars)."""
     return tuple(ph for ph in (phones(w) for w in spoken(word)) if ph)
+
+
+_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
+                     "UH", "UW"})
+
+
+def connected_speech(pron: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Other ways American English connected speech says ``pron``, each one change away: a
+    word-final T or D after another consonant dropped ("first", "and"), a T between vowels (or
+    after R, before a vowel) flapped, which sounds as a D ("water", "party"). Not ``pron``.
+
+    >>> connected_speech(("W", "AO", "T", "ER"))
+    [('W', 'AO', 'D', 'ER')]
+    """
+    out = []
+    if len(pron) >= 3 and pron[-1] in ("T", "D") and pron[-2] not in _VOWELS:
+        out.append(pron[:-1])
+    out += [pron[:i] + ("D",) + pron[i + 1:] for i in range(1, len(pron) - 1)
+            if pron[i] == "T" and (pron[i - 1] in _VOWELS or pron[i - 1] == "R")
+            and pron[i + 1] in _VOWELS]
+    return out

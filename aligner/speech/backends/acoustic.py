@@ -52,6 +52,7 @@ from ...audio import resample
 from ..acoustic_model import AcousticModel, MeanTransform, Mixtures, model
 from ..dictionary import dictionary_variants
 from ..features import HOP, RATE, WINDOW, cepstra, features
+from ..pronounce import connected_speech
 from ..signal import dither
 from ..text import Token, spoken
 
@@ -137,8 +138,9 @@ class _Segment:
 
 def _slots(tok: Token, pron: tuple[tuple[str, ...], ...]) -> list[list[tuple[str, ...]]]:
     """A token's word slots, each with its pronunciations: every spoken word with the
-    dictionary's variants and ours, or, for a token read in other ways, one slot with every
-    reading whole."""
+    dictionary's variants and ours, and the ways connected speech says them
+    (:func:`aligner.speech.pronounce.connected_speech`), or, for a token read in other ways, one
+    slot with every reading whole."""
     from .sphinx import other_readings
 
     ours = [tuple(p) for p in pron if p]
@@ -148,8 +150,9 @@ def _slots(tok: Token, pron: tuple[tuple[str, ...], ...]) -> list[list[tuple[str
         return [list(dict.fromkeys([whole, *others]))] if whole else [others]
     slots = []
     for w, ph in zip(spoken(tok.word), ours, strict=False):
-        variants = [tuple(v) for v in dictionary_variants(w)]
-        slots.append(list(dict.fromkeys([*variants, ph])) if variants else [ph])
+        variants = list(dict.fromkeys([*(tuple(v) for v in dictionary_variants(w)), ph]))
+        slots.append(list(dict.fromkeys([*variants, *(c for v in variants
+                                                      for c in connected_speech(v))])))
     return slots or [[("AH",)]]
 
 
