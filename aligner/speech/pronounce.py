@@ -29,7 +29,7 @@ import logging
 import os
 import re
 
-from .dictionary import dictionary_phones, letter_phones
+from .dictionary import VOWELS, dictionary_phones, letter_phones
 from .text import spoken
 
 __all__ = ["connected_speech", "espeak_to_arpabet", "guess_phones", "phones", "token_phones"]
@@ -208,10 +208,6 @@ def token_phones(word: str) -> tuple[tuple[str, ...], ...]:
     return tuple(ph for ph in (phones(w) for w in spoken(word)) if ph)
 
 
-_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
-                     "UH", "UW"})
-
-
 def connected_speech(pron: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Other ways American English connected speech says ``pron``, each one change away: a
     word-final T or D after another consonant dropped ("first", "and"), a T between vowels (or
@@ -221,9 +217,9 @@ def connected_speech(pron: tuple[str, ...]) -> list[tuple[str, ...]]:
     [('W', 'AO', 'D', 'ER')]
     """
     out = []
-    if len(pron) >= 3 and pron[-1] in ("T", "D") and pron[-2] not in _VOWELS:
+    if len(pron) >= 3 and pron[-1] in ("T", "D") and pron[-2] not in VOWELS:
         out.append(pron[:-1])
     out += [pron[:i] + ("D",) + pron[i + 1:] for i in range(1, len(pron) - 1)
-            if pron[i] == "T" and (pron[i - 1] in _VOWELS or pron[i - 1] == "R")
-            and pron[i + 1] in _VOWELS]
+            if pron[i] == "T" and (pron[i - 1] in VOWELS or pron[i - 1] == "R")
+            and pron[i + 1] in VOWELS]
     return out

@@ -41,6 +41,7 @@ stretch a final phone over a fading tail to twice its length), on a 2.5 ms grid.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -168,12 +169,11 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
     words = [i for i, s in enumerate(segments) if s.token >= 0]
     g = _Graph()
     for si, seg in enumerate(segments):
-        before = [w for w in words if w < si]
-        after = [w for w in words if w > si]
+        i, j = bisect_left(words, si), bisect_right(words, si)
         # what a word's first phone can follow: each last phone of the word before, a pause
-        lefts = sorted({p[-1] for p in segments[before[-1]].pronunciations} | {"SIL"}
-                       if before else {"SIL"}) if context else [None]
-        right = segments[after[0]].pronunciations[0][0] if after else "SIL"
+        lefts = sorted({p[-1] for p in segments[words[i - 1]].pronunciations} | {"SIL"}
+                       if i else {"SIL"}) if context else [None]
+        right = segments[words[j]].pronunciations[0][0] if j < len(words) else "SIL"
         for v, pron in enumerate(seg.pronunciations):
             previous: list[tuple[int, float]] = []  # the previous phone's last states, exits
             n = len(pron)
