@@ -169,11 +169,12 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
     words = [i for i, s in enumerate(segments) if s.token >= 0]
     g = _Graph()
     for si, seg in enumerate(segments):
-        i, j = bisect_left(words, si), bisect_right(words, si)
+        before, after = bisect_left(words, si), bisect_right(words, si)
         # what a word's first phone can follow: each last phone of the word before, a pause
-        lefts = sorted({p[-1] for p in segments[words[i - 1]].pronunciations} | {"SIL"}
-                       if i else {"SIL"}) if context else [None]
-        right = segments[words[j]].pronunciations[0][0] if j < len(words) else "SIL"
+        lefts = sorted({p[-1] for p in segments[words[before - 1]].pronunciations} | {"SIL"}
+                       if before else {"SIL"}) if context else [None]
+        right = (segments[words[after]].pronunciations[0][0] if after < len(words)
+                 else "SIL")
         for v, pron in enumerate(seg.pronunciations):
             previous: list[tuple[int, float]] = []  # the previous phone's last states, exits
             n = len(pron)
