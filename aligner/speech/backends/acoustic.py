@@ -171,8 +171,8 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
     for si, seg in enumerate(segments):
         before, after = bisect_left(words, si), bisect_right(words, si)
         # what a word's first phone can follow: each last phone of the word before, a pause
-        lefts = sorted({p[-1] for p in segments[words[before - 1]].pronunciations} | {"SIL"}
-                       if before else {"SIL"}) if context else [None]
+        lefts = (sorted({p[-1] for p in segments[words[before - 1]].pronunciations} | {"SIL"})
+                 if before and context else ["SIL"])
         right = (segments[words[after]].pronunciations[0][0] if after < len(words)
                  else "SIL")
         for v, pron in enumerate(seg.pronunciations):
@@ -183,14 +183,12 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
                     versions = [(m.states(ph, "SIL", "SIL", "s"), None)]
                 else:
                     position = "s" if n == 1 else ("b" if j == 0 else ("e" if j == n - 1 else "i"))
-                    chains: dict[tuple[int, ...], tuple[list, set | None]] = {}
+                    chains: dict[tuple[int, ...], tuple[list, set[str]]] = {}
                     for lp in lefts if j == 0 else [pron[j - 1]]:
-                        states = m.states(ph, lp or "SIL", pron[j + 1] if j + 1 < n else right,
-                                          position, context)
+                        states = m.states(ph, lp, pron[j + 1] if j + 1 < n else right, position,
+                                          context)
                         key = tuple(q[0] for q in states)  # one chain where the contexts agree
-                        follows = chains.setdefault(key, (states, set() if lp else None))[1]
-                        if follows is not None:
-                            follows.add(lp)
+                        chains.setdefault(key, (states, set()))[1].add(lp)
                     versions = list(chains.values())
                 current = []
                 for states, follows in versions:
@@ -202,8 +200,8 @@ def _build(m: AcousticModel, tokens: tuple[Token, ...],
                             g.preds[s].append((ids[-1], states[q - 1][2]))
                         ids.append(s)
                     g.preds[ids[0]].extend(previous)
-                    if j == 0:
-                        seg.entries.append((ids[0], follows))
+                    if j == 0:  # without context, a word's start follows anything
+                        seg.entries.append((ids[0], follows if context else None))
                     current.append((ids[-1], states[-1][2]))
                 previous = current
             last = "SIL" if seg.token < 0 else pron[-1]
