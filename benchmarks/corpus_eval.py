@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_clip", "run"]
+__all__ = ["boundary_errors", "read_clip", "run"]
 
 #: a voice's utterances in turn, one profile learning from each (its guard sampled once trusted)
 _IN_TURN = "ours, utterances in turn with one learning profile"
@@ -60,7 +60,7 @@ def read_clip(path: Path) -> tuple[np.ndarray, int]:
         return np.frombuffer(w.readframes(w.getnframes()), np.int16), w.getframerate()
 
 
-def _boundaries(item: dict, spans: list) -> list[tuple[float, str]]:
+def boundary_errors(item: dict, spans: list) -> list[tuple[float, str]]:
     """(|error| s, "edge"/"interior") per scored boundary; None spans are not scored."""
     toks = item["tokens"]
     out = []
@@ -186,10 +186,10 @@ def run(folder: str, limit: int = 0) -> None:
             cold = time_tokens(pcm, rate, it["text"], tokens, prons)
             cpu["ours (cold)"] += time.process_time() - t0
             cold = time_tokens(pcm, rate, it["text"], tokens, prons, learn=True)  # its statistics
-            errors["ours (cold)"] += _boundaries(it, cold.spans)
+            errors["ours (cold)"] += boundary_errors(it, cold.spans)
             clips.append((pcm, rate, tokens, prons, cold))
             n_tok = len(tokens)
-            errors["uniform"] += _boundaries(it, [(t.char_start / max(1, len(it["text"]))
+            errors["uniform"] += boundary_errors(it, [(t.char_start / max(1, len(it["text"]))
                                                    * len(pcm) / rate,
                                                    t.char_end / max(1, len(it["text"]))
                                                    * len(pcm) / rate) for t in tokens])
@@ -198,7 +198,7 @@ def run(folder: str, limit: int = 0) -> None:
             cpu["pocketsphinx"] += time.process_time() - t0
             reached[0] += sum(s is not None for s in raw)
             reached[1] += n_tok
-            errors["pocketsphinx"] += _boundaries(it, raw)
+            errors["pocketsphinx"] += boundary_errors(it, raw)
             if it.get("phones"):
                 onsets = _truth_onsets(it["phones"])
                 ours = np.array([a for ph in (cold.phones or []) for _, a, _ in ph])
@@ -215,7 +215,7 @@ def run(folder: str, limit: int = 0) -> None:
             adapted = time_tokens(pcm, rate, it["text"], tokens, prons, profile=profile,
                                   learn=True)
             cpu["ours (adapted)"] += time.process_time() - t0
-            errors["ours (adapted)"] += _boundaries(it, adapted.spans)
+            errors["ours (adapted)"] += boundary_errors(it, adapted.spans)
         turn = VoiceProfile(voice)  # the voice's utterances aligned in turn, one profile
         for it, (pcm, rate, tokens, prons, _) in zip(its, clips, strict=True):  # learning
             t0 = time.process_time()

@@ -82,27 +82,25 @@ _POCKETSPHINX_CUTS = ("import sys; import aligner.speech.backends.acoustic as a;
 def corpus(folder: str, repeat: int = 1) -> None:
     """The corpus's clips joined into one recording (``repeat`` times over), aligned whole (see
     the module docstring); the peer cut where pocketsphinx puts the words runs once over."""
-    from corpus_eval import read_clip
+    from corpus_eval import boundary_errors, read_clip
 
     root = Path(folder)
     truth = json.loads((root / "truth.json").read_text())
     rate = 16000  # the corpus's voices may each have their own rate
-    pieces, texts, times, offset = [], [], [], 0.0
-    for it in list(truth.values()) * repeat:
+    items, pieces, offsets, offset = list(truth.values()) * repeat, [], [], 0.0
+    for it in items:
         pcm, clip_rate = read_clip(root / it["wav"])
-        last = len(it["tokens"]) - 1
-        times += [(None if t["start"] is None else t["start"] + offset,
-                   None if t["end"] is None or (k == last and it.get("final_end_unreliable"))
-                   else t["end"] + offset) for k, t in enumerate(it["tokens"])]
         pieces.append(resample(pcm, clip_rate, rate))
-        texts.append(it["text"])
+        offsets.append(offset)
         offset += len(pieces[-1]) / rate
+    n_words = sum(len(it["tokens"]) for it in items)
     print(f"recording: {folder}'s {len(truth)} clips joined{f' {repeat} times' * (repeat > 1)}, "
-          f"{offset:.0f} s, {len(times)} words")
+          f"{offset:.0f} s, {n_words} words")
     print(f"{'system':48} {'mean':>7} {'median':>7} {'<=20ms':>7} {'worst':>7} {'CPU s':>6} "
           f"{'peak MB':>8}")
     with tempfile.TemporaryDirectory(prefix="aligner-long-") as tmp:
-        wav, text = _clip_files(tmp, np.concatenate(pieces), rate, " ".join(texts))
+        wav, text = _clip_files(tmp, np.concatenate(pieces), rate,
+                                " ".join(it["text"] for it in items))
         systems = [("acoustic", "acoustic", None),
                    ("acoustic, cut where pocketsphinx puts the words", "acoustic",
                     _POCKETSPHINX_CUTS), ("pocketsphinx", "pocketsphinx", None)]
@@ -110,9 +108,15 @@ def corpus(folder: str, repeat: int = 1) -> None:
             out = Path(tmp) / "out.json"
             cpu, peak, _ = run_align(wav, text, rate, backend, out, code)
             words = json.loads(out.read_text(encoding="utf-8"))["words"]
-            e = np.abs(np.array([w[key] - t for w, pair in zip(words, times, strict=True)
-                                 for key, t in zip(("start", "end"), pair, strict=True)
-                                 if t is not None])) * 1000
+            errors, k = [], 0
+            for it, at in zip(items, offsets, strict=True):  # each clip's words, as alignment.py
+                mine = words[k:k + len(it["tokens"])]
+                k += len(mine)
+                errors += [x for x, _ in boundary_errors(
+                    it, [(w["start"] - at, w["end"] - at) for w in mine])]
+            if k != len(words):
+                raise RuntimeError(f"{len(words)} words aligned for {k} tokens")
+            e = np.array(errors) * 1000
             print(f"{name:48} {e.mean():5.1f}ms {np.median(e):5.1f}ms {np.mean(e <= 20):6.1%} "
                   f"{e.max():5.0f}ms {cpu:6.1f} {peak:8.0f}", flush=True)
 
